@@ -1,0 +1,419 @@
+"""The simulated AmplifyBackend service: apps, auth resources, jobs, faults and the call log.
+
+Everything here is synchronous and runs on the server's event loop, so no locks are needed: a
+request is checked and carried out without an ``await`` in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from backendauth_operator.simulator import model
+
+logger = logging.getLogger("backendauth_operator.simulator")
+
+RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "FAILED"
+TERMINAL = frozenset({COMPLETED, FAILED})
+
+#: Injectable faults: HTTP status, error code, message.
+FAULTS: dict[str, tuple[int, str, str]] = {
+    "throttle": (429, "TooManyRequestsException", "Rate exceeded (simulated)"),
+    "timeout": (504, "GatewayTimeoutException", "Endpoint request timed out (simulated)"),
+    "ambiguous": (504, "GatewayTimeoutException", "Endpoint request timed out (simulated)"),
+    "bad_request": (400, "BadRequestException", "Bad request (simulated)"),
+    "access_denied": (403, "AccessDeniedException", "Access denied (simulated)"),
+    "not_found": (404, "NotFoundException", "Not found (simulated)"),
+    "internal": (500, "InternalServiceException", "Internal service error (simulated)"),
+    "pending_job": (400, "ValidationException", "pending"),  # message filled in per call
+}
+
+#: Settings that ``configure`` accepts at runtime, with their types.
+RUNTIME_SETTINGS: dict[str, type] = {
+    "job_seconds": float, "fail_rate": float, "throttle_rate": float, "timeout_rate": float,
+    "ambiguous_rate": float, "latency_ms": int, "auto_apps": bool,
+}
+
+
+@dataclass
+class SimulatorConfig:
+    """How the simulator behaves; rates are probabilities in 0..1 drawn per call (or per job)."""
+
+    auto_apps: bool = False
+    apps: list[tuple[str, str]] = field(default_factory=list)
+    job_seconds: float = 3.0
+    fail_rate: float = 0.0
+    throttle_rate: float = 0.0
+    timeout_rate: float = 0.0
+    ambiguous_rate: float = 0.0
+    latency_ms: int = 0
+    seed: int | None = None
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting out of range."""
+        for name in ("fail_rate", "throttle_rate", "timeout_rate", "ambiguous_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.job_seconds < 0 or self.latency_ms < 0:
+            raise ValueError("job_seconds and latency_ms must not be negative")
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, ``x-amzn-ErrorType`` code, and the JSON body's members."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def _pending_message(app: str, env: str) -> str:
+    return (f"There is already a pending job for the requested appId: {app} and "
+            f"backendEnvironmentName: {env}, wait for it to complete before creating a new job.")
+
+
+def _iso(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Job:
+    """A job; its status is computed from the monotonic clock when read, so no timers run."""
+
+    job_id: str
+    app_id: str
+    env: str
+    operation: str
+    resource_name: str
+    created: float  # monotonic
+    created_wall: float
+    started: float  # monotonic start of the run clock (moved when a held job is released)
+    duration: float
+    fails: bool  # decided at creation so that a seeded run is reproducible
+    held: bool
+    payload: dict[str, Any] | None  # the resourceConfig to apply; never exposed (may hold secrets)
+    forced_status: str | None = None
+    forced_error: str | None = None
+    forced_at: float = 0.0
+    settled: bool = False
+
+    def status(self, now: float) -> str:
+        """The job status at monotonic time ``now``."""
+        if self.forced_status is not None:
+            return self.forced_status
+        if self.held or now - self.started < self.duration:
+            return RUNNING
+        return FAILED if self.fails else COMPLETED
+
+    def to_wire(self, now: float) -> dict[str, Any]:
+        """The job as the model's ``BackendJobRespObj`` / ``GetBackendJobResponse``."""
+        status = self.status(now)
+        if self.forced_status is not None:
+            error, changed = self.forced_error, self.forced_at
+        else:
+            error = f"Simulated failure of {self.operation} for {self.resource_name}" \
+                if status == FAILED else None
+            changed = self.started + self.duration if status in TERMINAL else self.created
+        wire = {
+            "appId": self.app_id, "backendEnvironmentName": self.env, "jobId": self.job_id,
+            "operation": self.operation, "status": status,
+            "createTime": _iso(self.created_wall),
+            "updateTime": _iso(self.created_wall + (changed - self.created)),
+        }
+        if error:
+            wire["error"] = error
+        return wire
+
+
+@dataclass
+class _QueuedFault:
+    operation: str
+    fault: str
+    remaining: int
+
+
+def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
+    # Objects merge member by member, anything else (lists included) is replaced: that keeps
+    # the members the Update shape cannot carry (userPoolName, signInMethod, ...).
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+class Backend:
+    """The whole simulated service. ``handle`` answers one API call; the rest is test control."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        config.check()
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget jobs, resources, calls and queued faults; apps go back to the configured ones."""
+        self.apps: set[tuple[str, str]] = set(self.config.apps)
+        self.jobs: dict[str, Job] = {}
+        self.resources: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.calls: list[dict[str, Any]] = []
+        self.faults: list[_QueuedFault] = []
+        self.held = False
+
+    # ---- test control -------------------------------------------------------------------
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change runtime settings (see RUNTIME_SETTINGS); return the resulting settings."""
+        for key, value in settings.items():
+            kind = RUNTIME_SETTINGS.get(key)
+            if kind is None:
+                raise ValueError(f"unknown setting {key!r}; known: {', '.join(RUNTIME_SETTINGS)}")
+            ok = isinstance(value, bool) if kind is bool else (
+                isinstance(value, int | float) and not isinstance(value, bool)
+                and (kind is float or float(value).is_integer()))
+            if not ok:
+                raise ValueError(f"{key} must be a {kind.__name__}")
+        candidate = dataclasses.replace(
+            self.config, **{k: RUNTIME_SETTINGS[k](v) for k, v in settings.items()})
+        candidate.check()
+        self.config = candidate
+        return self.settings()
+
+    def settings(self) -> dict[str, Any]:
+        """The runtime settings, plus the hold flag and the seed."""
+        out = {k: getattr(self.config, k) for k in RUNTIME_SETTINGS}
+        out.update(held=self.held, seed=self.config.seed)
+        return out
+
+    def inject_fault(self, operation: str, fault: str, count: int = 1) -> list[dict[str, Any]]:
+        """Make the next ``count`` calls of ``operation`` (or ``*``) fail with ``fault``."""
+        if operation != "*" and operation not in model.OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}")
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+        if fault == "ambiguous" and operation not in model.MUTATING and operation != "*":
+            raise ValueError("the ambiguous fault applies to mutating operations only")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError("count must be a positive integer")
+        self.faults.append(_QueuedFault(operation, fault, count))
+        return [dataclasses.asdict(f) for f in self.faults]
+
+    def register_app(self, app_id: str, env: str) -> dict[str, list[str]]:
+        """Make an app and environment known; return all known ones as ``APPID:ENV``."""
+        if not (isinstance(app_id, str) and app_id and isinstance(env, str) and env):
+            raise ValueError("appId and backendEnvironmentName must be non-empty strings")
+        self.apps.add((app_id, env))
+        return {"apps": sorted(f"{a}:{e}" for a, e in self.apps)}
+
+    def force_job(self, job_id: str, status: str, error: str | None = None) -> dict[str, Any]:
+        """Set a job's status (and error) from now on; KeyError if there is no such job."""
+        if not isinstance(status, str) or not status or not isinstance(error, str | None):
+            raise ValueError("status must be a non-empty string and error a string")
+        job = self.jobs[job_id]
+        job.forced_status, job.forced_error, job.forced_at = status, error, time.monotonic()
+        return job.to_wire(time.monotonic())
+
+    def hold(self, held: bool) -> dict[str, Any]:
+        """While held, new jobs stay RUNNING; on release their run time starts counting."""
+        if not isinstance(held, bool):
+            raise ValueError("held must be a boolean")
+        if self.held and not held:
+            now = time.monotonic()
+            for job in self.jobs.values():
+                if job.held:
+                    job.held, job.started = False, now
+        self.held = held
+        return self.settings()
+
+    def summary(self) -> dict[str, Any]:
+        """The call log with counts per operation and per ``app/env/resource``."""
+        by_op: dict[str, int] = {}
+        by_res: dict[str, dict[str, int]] = {}
+        for call in self.calls:
+            op = call["operation"]
+            by_op[op] = by_op.get(op, 0) + 1
+            if call["resourceName"]:
+                key = f"{call['appId']}/{call['backendEnvironmentName']}/{call['resourceName']}"
+                by_res.setdefault(key, {})
+                by_res[key][op] = by_res[key].get(op, 0) + 1
+        return {"calls": self.calls, "byOperation": by_op, "byResource": by_res}
+
+    def state(self) -> dict[str, Any]:
+        """Apps, jobs and resources (secrets redacted), for debugging and tests."""
+        self._settle()
+        now = time.monotonic()
+        shape = model.operation("GetBackendAuth").output_shape
+        assert shape is not None
+        return {
+            "apps": sorted(f"{a}:{e}" for a, e in self.apps),
+            "jobs": [j.to_wire(now) for j in self.jobs.values()],
+            "resources": {"/".join(k): model.redact(shape.members["ResourceConfig"], v)
+                          for k, v in self.resources.items()},
+        }
+
+    # ---- the API --------------------------------------------------------------------------
+
+    def handle(self, op: str, params: dict[str, str], raw: bytes) -> tuple[int, str | None, dict[str, Any]]:
+        """Answer one API call: (HTTP status, error code or None, JSON body). Records and logs it."""
+        body: Any = None  # stays None when the body is not JSON: reported after fault injection
+        with contextlib.suppress(ValueError):
+            body = json.loads(raw) if raw.strip() else {}
+        fields = body if isinstance(body, dict) else {}
+        env = params.get("backendEnvironmentName", fields.get("backendEnvironmentName"))
+        res = fields.get("resourceName")
+        record: dict[str, Any] = {
+            "seq": len(self.calls) + 1, "time": time.time(), "operation": op,
+            "appId": params.get("appId"),
+            "backendEnvironmentName": env if isinstance(env, str) else None,
+            "resourceName": res if isinstance(res, str) else None,
+            "httpStatus": 200, "errorCode": None, "jobId": None, "fault": None,
+        }
+        try:
+            fault = self._next_fault(op)
+            record["fault"] = fault
+            if fault is not None and fault != "ambiguous":
+                f_status, f_code, message = FAULTS[fault]
+                if fault == "pending_job":
+                    message = _pending_message(params.get("appId", ""), record["backendEnvironmentName"])
+                extra = {"limitType": "simulated"} if f_status == 429 else {}
+                raise ApiError(f_status, f_code, message, **extra)
+            if not isinstance(body, dict):
+                raise ApiError(400, "BadRequestException", "The request body must be a JSON object")
+            try:
+                result = self._execute(op, params, body, record)
+            except ApiError:
+                if fault != "ambiguous":
+                    raise
+            if fault == "ambiguous":
+                # Carried out (successfully or not), but the answer is lost on the way back.
+                raise ApiError(*FAULTS["timeout"])
+            status, code, payload = 200, None, result
+        except ApiError as err:
+            status, code = err.status, err.code
+            payload = {"message": err.message, **err.extra}
+        record.update(httpStatus=status, errorCode=code)
+        self.calls.append(record)
+        logger.info("%s %s/%s/%s -> %s %s%s", op, record["appId"], record["backendEnvironmentName"],
+                    record["resourceName"] or "-", status, code or "OK",
+                    f" job={record['jobId']}" if record["jobId"] else "")
+        return status, code, payload
+
+    def _next_fault(self, op: str) -> str | None:
+        for queued in self.faults:
+            if queued.operation in ("*", op) and (queued.fault != "ambiguous" or op in model.MUTATING):
+                queued.remaining -= 1
+                if queued.remaining == 0:
+                    self.faults.remove(queued)
+                return queued.fault
+        cfg = self.config
+        if cfg.throttle_rate > 0 and self.rng.random() < cfg.throttle_rate:
+            return "throttle"
+        if cfg.timeout_rate > 0 and self.rng.random() < cfg.timeout_rate:
+            return "timeout"
+        if op in model.MUTATING and cfg.ambiguous_rate > 0 and self.rng.random() < cfg.ambiguous_rate:
+            return "ambiguous"
+        return None
+
+    def _settle(self) -> None:
+        """Apply the effects of jobs that have completed since the last call, in job order."""
+        now = time.monotonic()
+        for job in self.jobs.values():
+            if job.settled:
+                continue
+            status = job.status(now)
+            if status not in TERMINAL:
+                continue
+            key = (job.app_id, job.env, job.resource_name)
+            if status == COMPLETED:
+                if job.operation == "CreateBackendAuth":
+                    self.resources[key] = copy.deepcopy(job.payload or {})
+                elif job.operation == "UpdateBackendAuth" and key in self.resources:
+                    _merge(self.resources[key], job.payload or {})
+                elif job.operation == "DeleteBackendAuth":
+                    self.resources.pop(key, None)
+            job.settled, job.payload = True, None
+
+    def _execute(self, op: str, params: dict[str, str], body: dict[str, Any],
+                 record: dict[str, Any]) -> dict[str, Any]:
+        errors = model.validate_input(op, body)
+        if errors:
+            raise ApiError(400, "BadRequestException", "; ".join(errors))
+        app = params["appId"]
+        env = params.get("backendEnvironmentName") or body["backendEnvironmentName"]
+        if (app, env) not in self.apps:
+            if not self.config.auto_apps:
+                raise ApiError(404, "NotFoundException",
+                               f"App {app} has no backend environment named {env}",
+                               resourceType="BackendEnvironment")
+            self.apps.add((app, env))
+        self._settle()
+        now = time.monotonic()
+        if op in ("GetBackendJob", "UpdateBackendJob"):
+            job = self.jobs.get(params["jobId"])
+            if job is None or (job.app_id, job.env) != (app, env):
+                raise ApiError(404, "NotFoundException",
+                               f"No job {params['jobId']} for appId: {app} and backendEnvironmentName: {env}",
+                               resourceType="BackendJob")
+            record.update(jobId=job.job_id, resourceName=job.resource_name)
+            if op == "UpdateBackendJob":
+                if "status" in body:
+                    failed = body["status"] == FAILED
+                    self.force_job(job.job_id, body["status"], "Set by UpdateBackendJob" if failed else None)
+                if "operation" in body:
+                    job.operation = body["operation"]
+                self._settle()
+            return job.to_wire(time.monotonic())
+        if op == "ListBackendJobs":
+            return self._list_jobs(app, env, body, now)
+        name = body["resourceName"]
+        key = (app, env, name)
+        if op in model.MUTATING:
+            here = [j for j in self.jobs.values() if (j.app_id, j.env) == (app, env)]
+            if any(j.status(now) not in TERMINAL for j in here):
+                raise ApiError(400, "ValidationException", _pending_message(app, env))
+            if op == "CreateBackendAuth" and key in self.resources:
+                raise ApiError(400, "BadRequestException",
+                               f"An auth resource named {name} already exists for appId: {app} "
+                               f"and backendEnvironmentName: {env}")
+        if op != "CreateBackendAuth" and key not in self.resources:
+            raise ApiError(404, "NotFoundException",
+                           f"No auth resource named {name} for appId: {app} "
+                           f"and backendEnvironmentName: {env}",
+                           resourceType="BackendAuth")
+        if op == "GetBackendAuth":
+            return {"appId": app, "backendEnvironmentName": env, "resourceName": name,
+                    "resourceConfig": copy.deepcopy(self.resources[key])}
+        job = Job(
+            job_id=str(uuid.uuid4()), app_id=app, env=env, operation=op, resource_name=name,
+            created=now, created_wall=time.time(), started=now, duration=self.config.job_seconds,
+            fails=self.config.fail_rate > 0 and self.rng.random() < self.config.fail_rate,
+            held=self.held, payload=copy.deepcopy(body.get("resourceConfig")),
+        )
+        self.jobs[job.job_id] = job
+        record["jobId"] = job.job_id
+        self._settle()  # a zero-second job takes effect at once
+        wire = job.to_wire(now)
+        keys = ("appId", "backendEnvironmentName", "jobId", "operation", "status", "error")
+        return {k: wire[k] for k in keys if k in wire}
+
+    def _list_jobs(self, app: str, env: str, body: dict[str, Any], now: float) -> dict[str, Any]:
+        jobs = [j.to_wire(now) for j in reversed(self.jobs.values()) if (j.app_id, j.env) == (app, env)]
+        for member in ("jobId", "operation", "status"):
+            if member in body:
+                jobs = [j for j in jobs if j[member] == body[member]]
+        token = body.get("nextToken", "0")
+        if not token.isdigit():
+            raise ApiError(400, "BadRequestException", "nextToken: invalid pagination token")
+        start, size = int(token), body.get("maxResults", 25)
+        out: dict[str, Any] = {"jobs": jobs[start:start + size]}
+        if start + size < len(jobs):
+            out["nextToken"] = str(start + size)
+        return out
