@@ -1,0 +1,177 @@
+"""The BackendAuth CRD, generated from the pydantic models (``backendauth-operator crd``).
+
+pydantic's JSON schema is not a Kubernetes *structural* schema. :func:`structural` translates it:
+``$ref``/``$defs`` inlined, ``anyOf [X, null]`` collapsed to ``X``, ``const`` turned into a
+one-value ``enum``, and ``title``, ``default`` and ``additionalProperties: false`` dropped (the
+API server prunes unknown fields and, with kubectl's default strict field validation, refuses
+them). Every node keeps a ``type``; a test walks the result to make sure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from backendauth_operator import (
+    CATEGORIES,
+    CRD_NAME,
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAME,
+    SINGULAR,
+    VERSION,
+)
+from backendauth_operator.models import BackendAuthSpec, BackendAuthStatus
+
+_DROPPED_KEYS = {"title", "default", "$defs", "writeOnly"}
+
+
+def structural(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Translate one pydantic JSON schema node (and its children) into a structural schema."""
+    defs = schema.get("$defs", {}) if defs is None else defs
+    if "$ref" in schema:
+        target = defs[schema["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+        return structural(merged, defs)
+    if "anyOf" in schema:
+        options = [o for o in schema["anyOf"] if o.get("type") != "null"]
+        if len(options) != 1:
+            raise ValueError(f"cannot express a union in a structural schema: {schema['anyOf']}")
+        rest = {k: v for k, v in schema.items() if k != "anyOf"}
+        return structural({**options[0], **rest}, defs)
+
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _DROPPED_KEYS or (key == "additionalProperties" and value is False):
+            continue
+        if key == "const":
+            out["enum"] = [value]
+        elif key == "properties":
+            out[key] = {name: structural(sub, defs) for name, sub in value.items()}
+        elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
+            out[key] = structural(value, defs)
+        else:
+            out[key] = value
+    if "type" not in out:
+        raise ValueError(f"schema node without a type: {schema}")
+    return _ordered(out)
+
+
+# A stable, readable key order for the committed YAML.
+_KEY_ORDER = [
+    "description",
+    "type",
+    "enum",
+    "format",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "items",
+    "required",
+    "properties",
+    "additionalProperties",
+]
+
+
+def _ordered(node: dict[str, Any]) -> dict[str, Any]:
+    rank = {k: i for i, k in enumerate(_KEY_ORDER)}
+    return dict(sorted(node.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+
+
+def _status_schema() -> dict[str, Any]:
+    schema = structural(BackendAuthStatus.model_json_schema(by_alias=True))
+    conditions = schema["properties"]["conditions"]
+    # Conditions are a map keyed by type, as kstatus and `kubectl wait --for=condition=` expect.
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    conditions["items"]["required"] = ["type", "status"]
+    return schema
+
+
+def _printer_columns() -> list[dict[str, Any]]:
+    ready = '.status.conditions[?(@.type=="Ready")]'
+    return [
+        {"name": "App", "type": "string", "jsonPath": ".spec.appId"},
+        {"name": "Env", "type": "string", "jsonPath": ".spec.backendEnvironmentName"},
+        {
+            "name": "Status",
+            "type": "string",
+            "jsonPath": ".status.status",
+            "description": "The AWS job status, verbatim",
+        },
+        {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Job", "type": "string", "jsonPath": ".status.jobId", "priority": 1},
+        {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason", "priority": 1},
+        {"name": "Error", "type": "string", "jsonPath": ".status.error", "priority": 1},
+    ]
+
+
+def build_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition of BackendAuth, as a dict."""
+    spec_schema = structural(BackendAuthSpec.model_json_schema(by_alias=True))
+    spec_schema["description"] = "The desired Amplify backend auth resource (CONTRACT §4)."
+    status_schema = _status_schema()
+    status_schema["description"] = "What the operator last saw and did (CONTRACT §5)."
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": CRD_NAME},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": [SHORT_NAME],
+                "categories": list(CATEGORIES),
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": _printer_columns(),
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "description": "AWS Amplify backend authentication (Cognito user and "
+                            "identity pools), managed through the AmplifyBackend API.",
+                            "type": "object",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes shared sub-trees out in full: a CRD file is read by people, not by YAML anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render_crd_yaml() -> str:
+    """The CRD as the YAML text committed at ``crds/``."""
+    header = "# Generated by `backendauth-operator crd` from operator/backendauth_operator/models.py.\n"
+    header += "# Do not edit by hand: change the models and regenerate.\n"
+    body: str = yaml.dump(build_crd(), Dumper=_NoAliasDumper, sort_keys=False, width=100, allow_unicode=True)
+    return header + body

@@ -1,0 +1,593 @@
+"""The one typed description of a BackendAuth: spec, status, validation and the boto3 request.
+
+Everything that must agree is derived from the models below:
+
+* the CRD's ``openAPIV3Schema`` (``crd.py`` translates ``model_json_schema()``);
+* the CEL rules of the CRD and the operator's own checks: each :class:`Rule` and
+  :class:`CrossRule` is written once and yields both a ``x-kubernetes-validations`` entry and a
+  Python check, so ``kubectl apply`` and the operator refuse the same things with the same words;
+* the keyword arguments of ``create_backend_auth`` / ``update_backend_auth``
+  (:func:`create_backend_auth_kwargs`, :func:`update_backend_auth_kwargs`).
+
+Spec keys are the boto3 keys in lowerCamelCase (CONTRACT §4). The boto3 key of a field is its
+alias with the first letter upper-cased; ``mfaMode`` → ``MFAMode`` is the only exception.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+# --------------------------------------------------------------------------------------------
+# Rules written once, enforced twice (CEL in the CRD, Python in the operator)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule on one value: a CEL expression for the CRD and the same check in Python.
+
+    Used as ``Annotated[str, Rule(...)]``. The message names no field: the API server and the
+    operator both prefix it with the field's path.
+    """
+
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        def validate(value: Any) -> Any:
+            if not self.check(value):
+                raise PydanticCustomError("spec_rule", "{message}", {"message": self.message, "field": ""})
+            return value
+
+        return core_schema.no_info_after_validator_function(validate, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("x-kubernetes-validations", []).append(
+            {"rule": self.cel, "message": self.message}
+        )
+        return json_schema
+
+
+@dataclass(frozen=True)
+class CrossRule:
+    """A rule across fields of one object, reported at ``field`` (relative to that object)."""
+
+    cel: str
+    message: str
+    field: str
+    check: Callable[[Any], bool]
+
+
+IMMUTABLE = Rule(cel="self == oldSelf", message="is immutable", check=lambda _: True)
+"""A transition rule: only the API server can check it, as only it sees the old object."""
+
+
+class SpecModel(BaseModel):
+    """Base of every spec model: frozen, camelCase keys, unknown keys refused, cross-field rules."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        json_schema_extra=lambda schema, cls: _add_cross_rules(schema, cls),
+    )
+
+    cross_rules: ClassVar[tuple[CrossRule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_cross_rules(self) -> SpecModel:
+        for rule in self.cross_rules:
+            if not rule.check(self):
+                raise PydanticCustomError(
+                    "spec_rule", "{message}", {"message": rule.message, "field": rule.field}
+                )
+        return self
+
+
+def _add_cross_rules(schema: dict[str, Any], cls: Any) -> None:
+    rules: tuple[CrossRule, ...] = getattr(cls, "cross_rules", ())
+    if rules:
+        schema.setdefault("x-kubernetes-validations", []).extend(
+            {"rule": r.cel, "message": r.message, "fieldPath": "." + r.field} for r in rules
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Value rules (Cognito refuses these anyway; refusing them here names the field)
+# --------------------------------------------------------------------------------------------
+
+CODE_PLACEHOLDER = "{####}"
+
+HAS_CODE = Rule(
+    cel="self.contains('{####}')",
+    message="must contain the verification code placeholder {####}",
+    check=lambda v: CODE_PLACEHOLDER in v,
+)
+
+_LOCALHOST_RE = re.compile(r"^http://(localhost|127\.0\.0\.1)(:[0-9]+)?(/.*)?$")
+_CUSTOM_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.-]*://.+$")
+
+
+def _redirect_uri_ok(uri: str) -> bool:
+    if "#" in uri:  # Cognito refuses fragments in callback URLs
+        return False
+    if uri.startswith("https://"):
+        return len(uri) > len("https://")
+    if uri.startswith("http://"):
+        return bool(_LOCALHOST_RE.match(uri))
+    # Mobile apps use their own scheme (myapp://callback), which Cognito accepts.
+    return bool(_CUSTOM_SCHEME_RE.match(uri))
+
+
+REDIRECT_URI = Rule(
+    cel=(
+        "!self.contains('#') && (self.matches('^https://.+') "
+        "|| self.matches('^http://(localhost|127[.]0[.]0[.]1)(:[0-9]+)?(/.*)?$') "
+        "|| (!self.startsWith('http') && self.matches('^[a-z][a-z0-9+.-]*://.+')))"
+    ),
+    message=(
+        "must be an absolute URI without a fragment: https://..., http://localhost... for local "
+        "testing, or an app scheme such as myapp://callback"
+    ),
+    check=_redirect_uri_ok,
+)
+
+_USER_POOL_NAME_PATTERN = r"^[\w\s+=,.@-]+$"
+_PATTERN_HINTS = {
+    r"^[a-z]{2}(-[a-z]+)+-[0-9]+$": "must be an AWS region such as eu-west-1",
+    r"^[a-z0-9]+$": "must be lowercase letters and digits, as Amplify app ids are (e.g. d1a2b3c4d5e6f7)",
+    r"^[A-Za-z0-9]+$": "must be letters and digits only",
+    r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$": (
+        "must be a DNS label: lowercase letters, digits and hyphens, not starting or ending with a hyphen"
+    ),
+    _USER_POOL_NAME_PATTERN: "may contain only letters, digits, spaces and the characters + = , . @ -",
+    r"^[\w\s]+$": "may contain only letters, digits, underscores and spaces",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Enums, spelled exactly as AWS spells them
+# --------------------------------------------------------------------------------------------
+
+AuthResources = Literal["USER_POOL_ONLY", "IDENTITY_POOL_AND_USER_POOL"]
+DeliveryMethod = Literal["EMAIL", "SMS"]
+MfaMode = Literal["ON", "OFF", "OPTIONAL"]
+MfaType = Literal["SMS", "TOTP"]
+OAuthGrantType = Literal["CODE", "IMPLICIT"]
+OAuthScope = Literal["PHONE", "EMAIL", "OPENID", "PROFILE", "AWS_COGNITO_SIGNIN_USER_ADMIN"]
+PasswordConstraint = Literal["REQUIRE_DIGIT", "REQUIRE_LOWERCASE", "REQUIRE_SYMBOL", "REQUIRE_UPPERCASE"]
+SignUpAttribute = Literal[
+    "ADDRESS", "BIRTHDATE", "EMAIL", "FAMILY_NAME", "GENDER", "GIVEN_NAME", "LOCALE", "MIDDLE_NAME",
+    "NAME", "NICKNAME", "PHONE_NUMBER", "PICTURE", "PREFERRED_USERNAME", "PROFILE", "UPDATED_AT",
+    "WEBSITE", "ZONE_INFO",
+]  # fmt: skip
+SignInMethod = Literal["EMAIL", "EMAIL_AND_PHONE_NUMBER", "PHONE_NUMBER", "USERNAME"]
+DeletionPolicy = Literal["Retain", "Delete"]
+
+# --------------------------------------------------------------------------------------------
+# Spec
+# --------------------------------------------------------------------------------------------
+
+SmsMessage = Annotated[str, Field(min_length=6, max_length=140), HAS_CODE]
+EmailMessage = Annotated[str, Field(min_length=6, max_length=20000), HAS_CODE]
+EmailSubject = Annotated[str, Field(min_length=1, max_length=140)]
+_DNS_LABEL = r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
+DomainPrefix = Annotated[str, Field(min_length=1, max_length=63, pattern=_DNS_LABEL)]
+
+
+class SecretKeyRef(SpecModel):
+    """A key of a Secret in the BackendAuth's own namespace; read at call time, never copied."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret (same namespace).")
+    key: str = Field(min_length=1, max_length=253, description="Key within the Secret's data.")
+
+
+class EmailSettings(SpecModel):
+    """The email that carries a verification code."""
+
+    email_message: EmailMessage | None = Field(None, description="Body; must contain {####}.")
+    email_subject: EmailSubject | None = Field(None, description="Subject, 1-140 characters.")
+
+
+class SmsSettings(SpecModel):
+    """The SMS that carries a verification code."""
+
+    sms_message: SmsMessage | None = Field(None, description="6-140 characters; must contain {####}.")
+
+
+_SMS_NEEDS_SETTINGS = CrossRule(
+    cel="self.deliveryMethod != 'SMS' || has(self.smsSettings)",
+    message="smsSettings is required when deliveryMethod is SMS",
+    field="smsSettings",
+    check=lambda m: m.delivery_method != "SMS" or m.sms_settings is not None,
+)
+_EMAIL_NEEDS_SETTINGS = CrossRule(
+    cel="self.deliveryMethod != 'EMAIL' || has(self.emailSettings)",
+    message="emailSettings is required when deliveryMethod is EMAIL",
+    field="emailSettings",
+    check=lambda m: m.delivery_method != "EMAIL" or m.email_settings is not None,
+)
+
+
+class ForgotPassword(SpecModel):
+    """Deprecated by AWS (use verificationMessage), still accepted by the API."""
+
+    cross_rules = (_SMS_NEEDS_SETTINGS, _EMAIL_NEEDS_SETTINGS)
+
+    delivery_method: DeliveryMethod = Field(description="How the reset code is sent.")
+    email_settings: EmailSettings | None = None
+    sms_settings: SmsSettings | None = None
+
+
+class VerificationMessage(SpecModel):
+    """How sign-up verification codes are sent."""
+
+    cross_rules = (_SMS_NEEDS_SETTINGS, _EMAIL_NEEDS_SETTINGS)
+
+    delivery_method: DeliveryMethod = Field(description="How the verification code is sent.")
+    email_settings: EmailSettings | None = None
+    sms_settings: SmsSettings | None = None
+
+
+class MfaSettings(SpecModel):
+    """Which second factors are offered."""
+
+    mfa_types: list[MfaType] | None = Field(None, max_length=2, description="SMS and/or TOTP.")
+    sms_message: SmsMessage | None = Field(None, description="6-140 characters; must contain {####}.")
+
+
+class Mfa(SpecModel):
+    """Multi-factor authentication."""
+
+    cross_rules = (
+        CrossRule(
+            cel="self.mfaMode == 'OFF' || (has(self.settings) && has(self.settings.mfaTypes) "
+            "&& size(self.settings.mfaTypes) > 0)",
+            message="settings.mfaTypes is required when mfaMode is ON or OPTIONAL",
+            field="settings.mfaTypes",
+            check=lambda m: m.mfa_mode == "OFF" or bool(m.settings and m.settings.mfa_types),
+        ),
+    )
+
+    mfa_mode: MfaMode = Field(description="ON, OFF or OPTIONAL.")
+    settings: MfaSettings | None = None
+
+
+class PasswordPolicy(SpecModel):
+    """Password rules of the user pool."""
+
+    additional_constraints: list[PasswordConstraint] | None = Field(None, max_length=4)
+    minimum_length: int = Field(ge=6, le=99, description="6-99 characters (Cognito's bounds).")
+
+
+class SocialProvider(SpecModel):
+    """An OAuth identity provider (Facebook, Google, Login with Amazon)."""
+
+    cross_rules = (
+        CrossRule(
+            cel="has(self.clientSecret) != has(self.clientSecretRef)",
+            message="exactly one of clientSecret and clientSecretRef must be set",
+            field="clientSecretRef",
+            check=lambda m: (m.client_secret is None) != (m.client_secret_ref is None),
+        ),
+    )
+
+    client_id: str = Field(min_length=1, max_length=1024, description="The provider's app client id.")
+    client_secret: Annotated[SecretStr, Field(min_length=1, max_length=4096)] | None = Field(
+        None, description="Inline secret; prefer clientSecretRef so the secret stays out of Git."
+    )
+    client_secret_ref: SecretKeyRef | None = Field(None, description="Secret key holding the client secret.")
+
+
+class AppleProvider(SpecModel):
+    """Sign in with Apple."""
+
+    cross_rules = (
+        CrossRule(
+            cel="has(self.privateKey) != has(self.privateKeyRef)",
+            message="exactly one of privateKey and privateKeyRef must be set",
+            field="privateKeyRef",
+            check=lambda m: (m.private_key is None) != (m.private_key_ref is None),
+        ),
+    )
+
+    client_id: str = Field(min_length=1, max_length=1024, description="The Services ID.")
+    key_id: str = Field(min_length=1, max_length=256, description="The key's id.")
+    team_id: str = Field(min_length=1, max_length=256, description="The Apple team id.")
+    private_key: Annotated[SecretStr, Field(min_length=1, max_length=8192)] | None = Field(
+        None, description="Inline .p8 key; prefer privateKeyRef so the key stays out of Git."
+    )
+    private_key_ref: SecretKeyRef | None = Field(None, description="Secret key holding the .p8 key.")
+
+
+class SocialProviderSettings(SpecModel):
+    """Federated identity providers."""
+
+    facebook: SocialProvider | None = None
+    google: SocialProvider | None = None
+    login_with_amazon: SocialProvider | None = None
+    sign_in_with_apple: AppleProvider | None = None
+
+
+class OAuth(SpecModel):
+    """The hosted UI / OAuth 2.0 settings."""
+
+    domain_prefix: DomainPrefix | None = Field(
+        None, description="Hosted UI domain prefix: a DNS label of lowercase letters, digits and hyphens."
+    )
+    o_auth_grant_type: OAuthGrantType
+    o_auth_scopes: list[OAuthScope] = Field(min_length=1, max_length=5)
+    redirect_sign_in_uris: list[Annotated[str, Field(min_length=1, max_length=1024), REDIRECT_URI]] = Field(
+        alias="redirectSignInURIs", min_length=1, max_length=100
+    )
+    redirect_sign_out_uris: list[Annotated[str, Field(min_length=1, max_length=1024), REDIRECT_URI]] = Field(
+        alias="redirectSignOutURIs", min_length=1, max_length=100
+    )
+    social_provider_settings: SocialProviderSettings | None = None
+
+
+class UserPoolConfigs(SpecModel):
+    """The Cognito user pool."""
+
+    forgot_password: ForgotPassword | None = Field(None, description="Deprecated by AWS; still accepted.")
+    mfa: Mfa | None = None
+    o_auth: OAuth | None = None
+    password_policy: PasswordPolicy | None = None
+    required_sign_up_attributes: Annotated[list[SignUpAttribute], IMMUTABLE] = Field(
+        max_length=17, description="Immutable: Cognito cannot change required attributes."
+    )
+    sign_in_method: Annotated[SignInMethod, IMMUTABLE] = Field(description="Immutable.")
+    user_pool_name: Annotated[str, IMMUTABLE] = Field(
+        min_length=1, max_length=128, pattern=_USER_POOL_NAME_PATTERN,
+        description="Immutable. 1-128 characters of letters, digits, spaces and +=,.@-",
+    )  # fmt: skip
+    verification_message: VerificationMessage | None = None
+
+
+class IdentityPoolConfigs(SpecModel):
+    """The Cognito identity pool."""
+
+    identity_pool_name: Annotated[str, IMMUTABLE] = Field(
+        min_length=1, max_length=128, pattern=r"^[\w\s]+$",
+        description="Immutable. Letters, digits, underscores and spaces.",
+    )  # fmt: skip
+    unauthenticated_login: bool = Field(description="Allow guest (unauthenticated) identities.")
+
+
+class ResourceConfig(SpecModel):
+    """Mirrors boto3's ``ResourceConfig`` of ``create_backend_auth``."""
+
+    cross_rules = (
+        CrossRule(
+            cel="self.authResources != 'IDENTITY_POOL_AND_USER_POOL' || has(self.identityPoolConfigs)",
+            message="identityPoolConfigs is required when authResources is IDENTITY_POOL_AND_USER_POOL",
+            field="identityPoolConfigs",
+            check=lambda m: (
+                m.auth_resources != "IDENTITY_POOL_AND_USER_POOL" or m.identity_pool_configs is not None
+            ),
+        ),
+    )
+
+    auth_resources: AuthResources
+    identity_pool_configs: IdentityPoolConfigs | None = None
+    service: Literal["COGNITO"]
+    user_pool_configs: UserPoolConfigs
+
+
+class BackendAuthSpec(SpecModel):
+    """The desired state of one Amplify backend auth resource."""
+
+    cross_rules = (
+        CrossRule(
+            # A transition rule: evaluated by the API server only when an old object exists.
+            cel="has(self.region) == has(oldSelf.region)",
+            message="region cannot be added or removed once the BackendAuth exists",
+            field="region",
+            check=lambda _: True,
+        ),
+    )
+
+    app_id: Annotated[str, IMMUTABLE] = Field(
+        min_length=1, max_length=20, pattern=r"^[a-z0-9]+$", description="Amplify app id. Immutable."
+    )
+    backend_environment_name: Annotated[str, IMMUTABLE] = Field(
+        min_length=1, max_length=255, description="Amplify backend environment. Immutable."
+    )
+    resource_name: Annotated[str, IMMUTABLE] = Field(
+        min_length=1, max_length=128, pattern=r"^[A-Za-z0-9]+$",
+        description="Name of the auth resource in the Amplify project (letters and digits). Immutable.",
+    )  # fmt: skip
+    region: Annotated[str, Field(max_length=32, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"), IMMUTABLE] | None = (
+        Field(None, description="AWS region; defaults to the operator's AWS_REGION. Immutable.")
+    )
+    deletion_policy: DeletionPolicy | None = Field(
+        None,
+        description="Retain (keep the Cognito pools when the BackendAuth is deleted) or Delete; "
+        "defaults to the operator's BACKENDAUTH_DEFAULT_DELETION_POLICY.",
+    )
+    resource_config: ResourceConfig
+
+    def secret_refs(self) -> list[SecretKeyRef]:
+        """Every Secret key this spec reads, in a stable order."""
+        oauth = self.resource_config.user_pool_configs.o_auth
+        social = oauth.social_provider_settings if oauth else None
+        if social is None:
+            return []
+        refs = [p.client_secret_ref for p in (social.facebook, social.google, social.login_with_amazon) if p]
+        refs.append(social.sign_in_with_apple.private_key_ref if social.sign_in_with_apple else None)
+        return [r for r in refs if r is not None]
+
+
+# --------------------------------------------------------------------------------------------
+# Status
+# --------------------------------------------------------------------------------------------
+
+
+class StatusModel(BaseModel):
+    """Base of the status models: camelCase keys; unknown keys kept (older operators wrote them)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class Condition(StatusModel):
+    """A kstatus-style condition (Ready, Reconciling, Stalled)."""
+
+    type: str = Field(description="Ready, Reconciling or Stalled.")
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field("", description="A CamelCase word: why the condition has this status.")
+    message: str = ""
+    observed_generation: int | None = None
+    last_transition_time: str | None = Field(None, description="RFC 3339 time of the last status change.")
+
+
+class BackendAuthStatus(StatusModel):
+    """What the operator last saw and did (CONTRACT §5)."""
+
+    observed_generation: int | None = Field(None, description="The generation the status describes.")
+    app_id: str | None = Field(None, description="The app id as AWS returned it.")
+    backend_environment_name: str | None = Field(None, description="The environment as AWS returned it.")
+    job_id: str | None = Field(None, description="The latest AWS job.")
+    operation: str | None = Field(None, description="The latest job's operation, as AWS returned it.")
+    status: str | None = Field(None, description="The latest job's status, verbatim from AWS.")
+    error: str | None = Field(None, description="AWS's error, or the operator's own clear message.")
+    conditions: list[Condition] = Field(default_factory=list)
+    last_handled_reconcile_at: str | None = Field(
+        None, description="The last reconcile-requested-at annotation value handled."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing, with every problem named by its field path
+# --------------------------------------------------------------------------------------------
+
+
+class InvalidSpecError(ValueError):
+    """The spec cannot be used; ``problems`` are ``"spec.path: message"`` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def describe_validation_error(error: ValidationError, root: str = "spec") -> list[str]:
+    """Turn pydantic's errors into ``"spec.a.b[0].c: message"`` lines, without echoing input."""
+    lines = []
+    for err in error.errors(include_url=False, include_input=False):
+        path = [root, *err["loc"]]
+        message = err["msg"]
+        if err["type"] == "spec_rule":
+            ctx = err.get("ctx") or {}
+            message = ctx.get("message", message)
+            if ctx.get("field"):
+                path.extend(str(ctx["field"]).split("."))
+        elif err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "missing":
+            message = "required field is missing"
+        elif err["type"] == "string_pattern_mismatch":
+            pattern = (err.get("ctx") or {}).get("pattern", "")
+            message = _PATTERN_HINTS.get(pattern, message)
+        lines.append(f"{_join_path(path)}: {message}")
+    return lines
+
+
+def _join_path(parts: list[Any]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def parse_spec(spec: Mapping[str, Any]) -> BackendAuthSpec:
+    """Validate a BackendAuth's ``spec``; raise :class:`InvalidSpecError` naming each bad field."""
+    try:
+        return BackendAuthSpec.model_validate(dict(spec), by_alias=True, by_name=False)
+    except ValidationError as error:
+        raise InvalidSpecError(describe_validation_error(error)) from None
+
+
+# --------------------------------------------------------------------------------------------
+# The boto3 request
+# --------------------------------------------------------------------------------------------
+
+SecretResolver = Callable[[SecretKeyRef], str]
+"""Returns the value of a Secret key; raises if the Secret or key is missing."""
+
+_BOTO_KEY_EXCEPTIONS = {"mfaMode": "MFAMode"}
+# Refs exist only on our side: each is replaced by the value it points to.
+_REF_TARGETS = {"clientSecretRef": "ClientSecret", "privateKeyRef": "PrivateKey"}
+# Absent from UpdateBackendAuthResourceConfig: AWS cannot change them (research §4).
+_CREATE_ONLY = {"identityPoolName", "userPoolName", "signInMethod", "requiredSignUpAttributes"}
+
+
+def boto_key(alias: str) -> str:
+    """The boto3 key of a spec key: ``oAuthScopes`` → ``OAuthScopes``, ``mfaMode`` → ``MFAMode``."""
+    return _BOTO_KEY_EXCEPTIONS.get(alias, alias[:1].upper() + alias[1:])
+
+
+def _to_boto(model: BaseModel, resolve: SecretResolver, drop: frozenset[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        alias = field.alias or name
+        if value is None or alias in drop:
+            continue
+        if alias in _REF_TARGETS:
+            out[_REF_TARGETS[alias]] = resolve(value)
+        elif isinstance(value, SecretStr):  # kept hidden from repr() and logs until this moment
+            out[boto_key(alias)] = value.get_secret_value()
+        elif isinstance(value, BaseModel):
+            out[boto_key(alias)] = _to_boto(value, resolve, drop)
+        elif isinstance(value, list):
+            out[boto_key(alias)] = list(value)
+        elif alias == "minimumLength":
+            out[boto_key(alias)] = float(value)  # the model types it as a double
+        else:
+            out[boto_key(alias)] = value
+    return out
+
+
+def _request(spec: BackendAuthSpec, resolve: SecretResolver, drop: frozenset[str]) -> dict[str, Any]:
+    return {
+        "AppId": spec.app_id,
+        "BackendEnvironmentName": spec.backend_environment_name,
+        "ResourceName": spec.resource_name,
+        "ResourceConfig": _to_boto(spec.resource_config, resolve, drop),
+    }
+
+
+def create_backend_auth_kwargs(spec: BackendAuthSpec, resolve: SecretResolver) -> dict[str, Any]:
+    """The keyword arguments of ``client.create_backend_auth`` for this spec."""
+    return _request(spec, resolve, frozenset())
+
+
+def update_backend_auth_kwargs(spec: BackendAuthSpec, resolve: SecretResolver) -> dict[str, Any]:
+    """The keyword arguments of ``client.update_backend_auth``: the create-only fields left out."""
+    return _request(spec, resolve, frozenset(_CREATE_ONLY))
