@@ -493,3 +493,11 @@ def test_command_rejects_a_bad_app() -> None:
     proc = subprocess.run([*_command(), "simulator", "--port", "0", "--app", "no-colon"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "APPID:ENV" in proc.stderr
+
+
+def test_thread_start_failure_leaves_no_thread(sim: SimulatorThread) -> None:
+    port = int(sim.url.rsplit(":", 1)[1])
+    taken = SimulatorThread(SimulatorConfig(), port=port)
+    with pytest.raises(OSError):
+        taken.start()
+    assert not taken._thread.is_alive()

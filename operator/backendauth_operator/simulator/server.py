@@ -126,7 +126,12 @@ class SimulatorThread:
     def start(self) -> SimulatorThread:
         """Start the thread and wait until the server listens."""
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.simulator.start(self._host, self._port), self._loop).result(30)
+        try:
+            starting = self.simulator.start(self._host, self._port)
+            asyncio.run_coroutine_threadsafe(starting, self._loop).result(30)
+        except BaseException:
+            self.stop()  # e.g. the port is taken: do not leave the thread behind
+            raise
         return self
 
     def stop(self) -> None:
