@@ -29,6 +29,9 @@ def _json(status: int, payload: Any, code: str | None = None) -> web.Response:
                         headers=headers)
 
 
+
+STALL_SECONDS = 60.0  # how long a 'stall' fault holds the answer back
+
 class Simulator:
     """The AmplifyBackend simulator as an aiohttp server on the current event loop."""
 
@@ -82,6 +85,8 @@ class Simulator:
                 await asyncio.sleep(latency / 1000)
             raw = await request.read()
             status, code, payload = self.backend.handle(op, dict(request.match_info), raw)
+            if self.backend.calls and self.backend.calls[-1]["fault"] == "stall":
+                await asyncio.sleep(STALL_SECONDS)
             return _json(status, payload, code)
         return handler
 

@@ -35,6 +35,9 @@ FAULTS: dict[str, tuple[int, str, str]] = {
     "not_found": (404, "NotFoundException", "Not found (simulated)"),
     "internal": (500, "InternalServiceException", "Internal service error (simulated)"),
     "pending_job": (400, "ValidationException", "pending"),  # message filled in per call
+    # Carried out, then the answer is held back for STALL_SECONDS: a client that dies meanwhile
+    # never learns the outcome (the "operator killed after the call" case).
+    "stall": (200, "", ""),
 }
 
 #: Settings that ``configure`` accepts at runtime, with their types.
@@ -199,8 +202,8 @@ class Backend:
             raise ValueError(f"unknown operation {operation!r}")
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
-        if fault == "ambiguous" and operation not in model.MUTATING and operation != "*":
-            raise ValueError("the ambiguous fault applies to mutating operations only")
+        if fault in ("ambiguous", "stall") and operation not in model.MUTATING and operation != "*":
+            raise ValueError(f"the {fault} fault applies to mutating operations only")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError("count must be a positive integer")
         self.faults.append(_QueuedFault(operation, fault, count))
@@ -279,7 +282,7 @@ class Backend:
         try:
             fault = self._next_fault(op)
             record["fault"] = fault
-            if fault is not None and fault != "ambiguous":
+            if fault is not None and fault not in ("ambiguous", "stall"):
                 f_status, f_code, message = FAULTS[fault]
                 if fault == "pending_job":
                     message = _pending_message(params.get("appId", ""), record["backendEnvironmentName"])
@@ -308,7 +311,8 @@ class Backend:
 
     def _next_fault(self, op: str) -> str | None:
         for queued in self.faults:
-            if queued.operation in ("*", op) and (queued.fault != "ambiguous" or op in model.MUTATING):
+            mutating_only = queued.fault in ("ambiguous", "stall")
+            if queued.operation in ("*", op) and (not mutating_only or op in model.MUTATING):
                 queued.remaining -= 1
                 if queued.remaining == 0:
                     self.faults.remove(queued)

@@ -1,0 +1,130 @@
+"""The AmplifyBackend client: one factory for every boto3 client, and AWS answers → outcomes.
+
+Two kinds of client, with their retry behaviour set explicitly so a botocore upgrade cannot
+change it (botocore 1.44 switched the default mode from legacy to standard):
+
+* **mutating** calls (create/update/delete) are made once: botocore's own retry of an ambiguous
+  504 would create twice (shared/research/amplifybackend.md §3.2). The operator retries them
+  itself, after checking whether the first attempt took effect.
+* **read** calls (jobs, get) use botocore's ``standard`` mode with 3 attempts.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+MUTATING_CONFIG = botocore.config.Config(
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=10, read_timeout=60
+)
+READ_CONFIG = botocore.config.Config(
+    retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=10, read_timeout=30
+)
+
+
+class ClientFactory:
+    """Creates and caches boto3 clients per (region, kind). Thread-safe: handlers run in threads."""
+
+    def __init__(self, endpoint_url: str | None) -> None:
+        self._endpoint_url = endpoint_url
+        self._session = boto3.session.Session()
+        self._clients: dict[tuple[str, bool], Any] = {}
+        self._lock = threading.Lock()
+
+    def mutating(self, region: str) -> Any:
+        """A client whose calls are attempted exactly once."""
+        return self._client(region, mutating=True)
+
+    def reading(self, region: str) -> Any:
+        """A client whose calls botocore may retry (they change nothing)."""
+        return self._client(region, mutating=False)
+
+    def _client(self, region: str, *, mutating: bool) -> Any:
+        key = (region, mutating)
+        with self._lock:  # boto3 sessions are not safe to create clients from concurrently
+            if key not in self._clients:
+                self._clients[key] = self._session.client(
+                    "amplifybackend",
+                    region_name=region,
+                    endpoint_url=self._endpoint_url,
+                    config=MUTATING_CONFIG if mutating else READ_CONFIG,
+                )
+            return self._clients[key]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What an AWS error means for the BackendAuth: a condition reason and whether to retry.
+
+    ``ambiguous`` is true when the request may have been carried out anyway (5xx, timeouts).
+    """
+
+    reason: str
+    retryable: bool
+    message: str
+    ambiguous: bool = False
+
+
+_THROTTLING_CODES = {
+    "TooManyRequestsException",
+    "LimitExceededException",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+}
+_ACCESS_CODES = {
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "MissingAuthenticationToken",
+}
+
+
+def classify(error: BaseException) -> Failure:
+    """Map an exception from a boto3 call to the retry table of the README.
+
+    Matches on HTTP status as well as on error code: the API reference and the botocore model
+    name the 429 and 504 errors differently (research §2).
+    """
+    if isinstance(error, botocore.exceptions.ClientError):
+        err = error.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        message = str(err.get("Message", "")) or code
+        http = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        text = f"{code}: {message}" if code and code not in message else message
+        if http == 429 or code in _THROTTLING_CODES:
+            return Failure("Throttled", True, text)
+        if code == "ValidationException" and "pending job" in message.lower():
+            return Failure("JobPending", True, text)
+        if http == 404 or code == "NotFoundException":
+            return Failure("NotFound", True, text)
+        if http in (401, 403) or code in _ACCESS_CODES:
+            return Failure("AccessDenied", True, text)
+        if http >= 500 or http == 0:
+            return Failure("AWSUnavailable", True, text, ambiguous=True)
+        return Failure("BadRequest", False, text)
+    if isinstance(
+        error, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+    ):
+        return Failure("AccessDenied", True, f"no usable AWS credentials: {error}")
+    if isinstance(
+        error, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.EndpointConnectionError
+    ):
+        # The request never reached AWS.
+        return Failure("AWSUnavailable", True, f"cannot reach AWS: {error}")
+    if isinstance(error, botocore.exceptions.ParamValidationError):
+        return Failure("BadRequest", False, f"request refused by botocore: {error}")
+    if isinstance(error, botocore.exceptions.BotoCoreError | OSError):
+        # Read timeouts, dropped connections: the request may have been carried out.
+        return Failure("AWSUnavailable", True, f"AWS did not answer: {error}", ambiguous=True)
+    raise error

@@ -1,0 +1,57 @@
+"""Operator configuration from the environment (CONTRACT §3), read once at start-up."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """What the operator is told by its environment. Kept in Kopf's ``memo``."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    default_region: str | None = Field(
+        None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"), min_length=1
+    )
+    aws_endpoint_url: str | None = Field(None, validation_alias="BACKENDAUTH_AWS_ENDPOINT_URL")
+    job_poll_seconds: float = Field(10.0, gt=0, validation_alias="BACKENDAUTH_JOB_POLL_SECONDS")
+    retry_base_seconds: float = Field(5.0, gt=0, validation_alias="BACKENDAUTH_RETRY_BASE_SECONDS")
+    retry_max_seconds: float = Field(300.0, gt=0, validation_alias="BACKENDAUTH_RETRY_MAX_SECONDS")
+    default_deletion_policy: Literal["Retain", "Delete"] = Field(
+        "Retain", validation_alias="BACKENDAUTH_DEFAULT_DELETION_POLICY"
+    )
+
+    @model_validator(mode="after")
+    def _max_not_below_base(self) -> Settings:
+        if self.retry_max_seconds < self.retry_base_seconds:
+            raise ValueError("BACKENDAUTH_RETRY_MAX_SECONDS must not be below BACKENDAUTH_RETRY_BASE_SECONDS")
+        return self
+
+
+_ENV_NAMES = {
+    "default_region": "AWS_REGION",
+    "aws_endpoint_url": "BACKENDAUTH_AWS_ENDPOINT_URL",
+    "job_poll_seconds": "BACKENDAUTH_JOB_POLL_SECONDS",
+    "retry_base_seconds": "BACKENDAUTH_RETRY_BASE_SECONDS",
+    "retry_max_seconds": "BACKENDAUTH_RETRY_MAX_SECONDS",
+    "default_deletion_policy": "BACKENDAUTH_DEFAULT_DELETION_POLICY",
+}
+
+
+class ConfigError(Exception):
+    """Bad configuration: one line naming the variable."""
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment; raise :class:`ConfigError` with one clear line."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        loc = [str(part) for part in first["loc"]]
+        names = [_ENV_NAMES.get(part, part) for part in loc] or ["configuration"]
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"invalid {'.'.join(names)}: {message}") from None

@@ -1,0 +1,417 @@
+"""Kopf handlers: a BackendAuth's way from spec to a completed AWS job, one step per call.
+
+One handler, :func:`reconcile`, serves the create, update (spec) and resume causes. Each call
+reads the object fresh, takes one step and either returns (the current generation is done:
+Ready or Stalled) or raises :class:`Waiting` / ``kopf.TemporaryError`` to be called again:
+
+1. paused → show ``Paused``, no AWS call;
+2. invalid spec → ``Stalled/InvalidSpec``, no AWS call;
+3. a job in flight → poll ``get_backend_job``; COMPLETED → Ready, FAILED → Stalled;
+4. a pending marker without a job (an earlier call may have reached AWS) → recover the job from
+   ``list_backend_jobs`` / ``get_backend_auth`` instead of calling again;
+5. otherwise submit: wait for our turn on (region, app, env), resolve Secrets, write the pending
+   marker, call ``create_backend_auth`` (or ``update_backend_auth`` once created), record the job.
+
+State that must survive a crash lives in annotations under our prefix (Kopf excludes them from
+its change detection): the pending marker, the job, whether the auth was created, the failure
+count that drives the backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import kopf
+
+from backendauth_operator import GROUP, PLURAL, PREFIX, VERSION
+from backendauth_operator.aws import ClientFactory, Failure, classify
+from backendauth_operator.config import Settings
+from backendauth_operator.kube import KubeClient, SecretMissing
+from backendauth_operator.models import (
+    BackendAuthSpec,
+    InvalidSpecError,
+    SecretKeyRef,
+    create_backend_auth_kwargs,
+    parse_spec,
+    update_backend_auth_kwargs,
+)
+from backendauth_operator.reconcile import (
+    TERMINAL_FAILURE,
+    TERMINAL_SUCCESS,
+    State,
+    backoff_delay,
+    conditions_for,
+    current_reason,
+    is_terminal,
+    parse_aws_time,
+    pick_recovered_job,
+)
+
+PENDING = f"{PREFIX}/pending"
+JOB = f"{PREFIX}/job"
+CREATED = f"{PREFIX}/created"
+FAILURES = f"{PREFIX}/failures"
+PAUSED = f"{PREFIX}/paused"
+
+CREATE, UPDATE = "CreateBackendAuth", "UpdateBackendAuth"
+SECRET_RETRY_CAP = 30.0  # a Secret applied after its BackendAuth is picked up within this time
+ERROR_REASONS = {"Throttled", "AWSUnavailable", "JobPending", "NotFound", "AccessDenied", "SecretNotFound"}
+
+
+class Waiting(kopf.TemporaryError):
+    """Not a failure: the handler has nothing to do until ``delay`` has passed (a job runs,
+    the object is paused, another BackendAuth has the turn). Logged at INFO, not ERROR."""
+
+    def __init__(self, message: str, delay: float) -> None:
+        super().__init__(f"{WAITING_PREFIX}{message}", delay=delay)
+
+
+WAITING_PREFIX = "waiting: "
+
+
+class Turns:
+    """One job at a time per (region, appId, environment) inside this operator.
+
+    AWS refuses a second pending job on the same app and environment; holding a turn makes the
+    other BackendAuths wait quietly instead of collecting ``JobPending`` errors.
+    """
+
+    def __init__(self) -> None:
+        self._holders: dict[tuple[str, str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: tuple[str, str, str], uid: str) -> str | None:
+        """Take the turn; return None on success, else the holder's uid."""
+        with self._lock:
+            holder = self._holders.setdefault(key, uid)
+            return None if holder == uid else holder
+
+    def release(self, uid: str) -> None:
+        """Give back every turn held by ``uid``."""
+        with self._lock:
+            for key in [k for k, v in self._holders.items() if v == uid]:
+                del self._holders[key]
+
+    def force(self, key: tuple[str, str, str], uid: str) -> None:
+        """Take the turn whoever holds it: ``uid`` has a job running there, so AWS agrees."""
+        with self._lock:
+            self._holders[key] = uid
+
+
+@dataclass
+class OperatorContext:
+    """Shared by every handler call (Kopf's ``memo``); shallow-copied per object by Kopf."""
+
+    settings: Settings
+    clients: ClientFactory
+    kube: KubeClient
+    turns: Turns = field(default_factory=Turns)
+
+
+class _Step:
+    """One call of the reconcile handler for one object."""
+
+    def __init__(self, ctx: OperatorContext, obj: Mapping[str, Any], patch: kopf.Patch, logger: Any) -> None:
+        self.ctx = ctx
+        self.obj = obj
+        self.patch = patch
+        self.logger = logger
+        meta = obj.get("metadata", {})
+        self.namespace: str = meta["namespace"]
+        self.name: str = meta["name"]
+        self.uid: str = meta.get("uid", f"{self.namespace}/{self.name}")
+        self.generation: int | None = meta.get("generation")
+        self.annotations: dict[str, str] = dict(meta.get("annotations") or {})
+        self.status: dict[str, Any] = dict(obj.get("status") or {})
+        self.previous_reason = current_reason(self.status.get("conditions") or [])
+
+    # ---- status and events ------------------------------------------------------------------
+
+    def show(self, state: State, event: str | None = None, **fields: Any) -> None:
+        """Write the state into the status patch; post an event when asked and the reason changed."""
+        for key, value in fields.items():
+            self.patch.status[key] = value
+        self.patch.status["observedGeneration"] = self.generation
+        self.patch.status["conditions"] = conditions_for(
+            state, self.generation, self.status.get("conditions") or []
+        )
+        if event and (state.reason != self.previous_reason or event == "Normal"):
+            kopf.event(cast(kopf.Body, self.obj), type=event, reason=state.reason, message=state.message)
+        self.previous_reason = state.reason
+
+    def retry_later(self, failure: Failure, cap: float | None = None) -> kopf.TemporaryError:
+        """Show a retryable failure and return the error that schedules the retry with backoff."""
+        failures = int(self.annotations.get(FAILURES, "0") or 0)
+        self.patch.metadata.annotations[FAILURES] = str(failures + 1)
+        settings = self.ctx.settings
+        delay = backoff_delay(
+            failures, settings.retry_base_seconds, min(cap or 1e9, settings.retry_max_seconds)
+        )
+        self.show(
+            State("reconciling", failure.reason, failure.message), event="Warning", error=failure.message
+        )
+        return kopf.TemporaryError(
+            f"{failure.reason}: {failure.message}; retrying in {delay:.0f}s", delay=delay
+        )
+
+    def stall(self, reason: str, message: str) -> kopf.PermanentError:
+        """Show that nothing will change without a new spec, and end this generation's work."""
+        self.ctx.turns.release(self.uid)
+        self.patch.metadata.annotations[FAILURES] = None
+        self.show(State("stalled", reason, message), event="Warning", error=message)
+        return kopf.PermanentError(f"{reason}: {message}")
+
+    def wait(self, state: State, event: str | None = None, **fields: Any) -> Waiting:
+        self.show(state, event, **fields)
+        return Waiting(state.message, delay=self.ctx.settings.job_poll_seconds)
+
+    # ---- the step ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        if self.annotations.get(PAUSED, "").lower() == "true":
+            raise self.wait(
+                State("reconciling", "Paused", f"paused by the {PAUSED} annotation; no AWS calls")
+            )
+        try:
+            spec = parse_spec(self.obj.get("spec") or {})
+        except InvalidSpecError as error:
+            raise self.stall("InvalidSpec", str(error)) from None
+        region = spec.region or self.ctx.settings.default_region
+        if not region:
+            raise self.stall("InvalidSpec", "spec.region: required, as the operator has no AWS_REGION set")
+
+        job = json.loads(self.annotations[JOB]) if self.annotations.get(JOB) else None
+        if job is not None and not is_terminal(job.get("status")):
+            job = self.poll(job, region)
+        if job is not None and job.get("generation") == self.generation and is_terminal(job.get("status")):
+            self.finish(job)
+            return
+        if self.annotations.get(PENDING):
+            recovered = self.recover(json.loads(self.annotations[PENDING]), spec, region)
+            if recovered is not None:
+                self.record(recovered, region, recovered_job=True)
+                raise self.wait(self.in_progress(recovered))
+        self.submit(spec, region)
+
+    def poll(self, job: dict[str, Any], region: str) -> dict[str, Any]:
+        """Ask AWS about an unfinished job; return it updated, or raise to poll again later."""
+        self.take_turn(region, job)
+        try:
+            answer = self.ctx.clients.reading(region).get_backend_job(
+                AppId=job["appId"], BackendEnvironmentName=job["env"], JobId=job["id"]
+            )
+        except Exception as error:
+            failure = classify(error)
+            raise self.retry_later(failure) from None
+        job = {**job, "status": str(answer.get("Status") or ""), "error": str(answer.get("Error") or "")}
+        self.patch.metadata.annotations[JOB] = json.dumps(job, sort_keys=True)
+        self.patch.metadata.annotations[FAILURES] = None
+        if job["status"] == TERMINAL_SUCCESS and job["operation"] == CREATE:
+            self.patch.metadata.annotations[CREATED] = "true"
+            self.annotations[CREATED] = "true"
+        if not is_terminal(job["status"]):
+            raise self.wait(self.in_progress(job), status=job["status"], error=job["error"])
+        self.ctx.turns.release(self.uid)
+        return job
+
+    def finish(self, job: dict[str, Any]) -> None:
+        """The current generation's job has ended: Ready or Stalled, and nothing more to do."""
+        fields = {
+            "jobId": job["id"],
+            "status": job["status"],
+            "operation": job["operation"],
+            "appId": job["appId"],
+            "backendEnvironmentName": job["env"],
+            "error": job.get("error", ""),
+        }
+        already = self.status.get("jobId") == job["id"] and self.previous_reason in (
+            "JobCompleted",
+            "JobFailed",
+        )
+        if job["status"] == TERMINAL_SUCCESS:
+            message = f"{job['operation']} job {job['id']} completed".replace(" job  ", " ")
+            self.show(State("ready", "JobCompleted", message), None if already else "Normal", **fields)
+        elif job["status"] == TERMINAL_FAILURE:
+            message = job.get("error") or f"{job['operation']} job {job['id']} failed"
+            self.show(State("stalled", "JobFailed", message), None if already else "Warning", **fields)
+        self.patch.metadata.annotations[FAILURES] = None
+
+    def in_progress(self, job: Mapping[str, Any]) -> State:
+        return State("reconciling", "JobInProgress", f"{job['operation']} job {job['id']} is {job['status']}")
+
+    def take_turn(self, region: str, job: Mapping[str, Any]) -> None:
+        # After a restart, the object whose job is running takes its turn back.
+        self.ctx.turns.force((region, job["appId"], job["env"]), self.uid)
+
+    def recover(self, marker: Mapping[str, Any], spec: BackendAuthSpec, region: str) -> dict[str, Any] | None:
+        """An earlier call may have reached AWS before the operator stopped: find its job.
+
+        Looks for the newest job of the marked operation created since the marker; for a create,
+        also asks whether the auth exists. Returns None when nothing was done (safe to call).
+        """
+        operation = str(marker.get("operation", CREATE))
+        marked_at = parse_aws_time(marker.get("at")) or datetime.now(UTC)
+        client = self.ctx.clients.reading(region)
+        app, env = spec.app_id, spec.backend_environment_name
+        try:
+            answer = client.list_backend_jobs(AppId=app, BackendEnvironmentName=env, Operation=operation)
+            found = pick_recovered_job(answer.get("Jobs") or [], operation, marked_at)
+            if found is None and operation == CREATE:
+                exists = self._auth_exists(client, app, env, spec.resource_name)
+                if exists:
+                    found = {"JobId": "", "Status": TERMINAL_SUCCESS, "Operation": CREATE}
+        except Exception as error:
+            raise self.retry_later(classify(error)) from None
+        self.patch.metadata.annotations[PENDING] = None
+        if found is None:
+            self.logger.info(f"No {operation} reached AWS before the interruption; submitting it now.")
+            return None
+        self.logger.info(f"Recovered {operation} job {found.get('JobId')!r} instead of calling again.")
+        return {
+            "id": str(found.get("JobId") or ""),
+            "operation": operation,
+            "status": str(found.get("Status") or ""),
+            "error": str(found.get("Error") or ""),
+            "appId": app,
+            "env": env,
+            "generation": marker.get("generation"),
+        }
+
+    @staticmethod
+    def _auth_exists(client: Any, app: str, env: str, resource_name: str) -> bool:
+        try:
+            client.get_backend_auth(AppId=app, BackendEnvironmentName=env, ResourceName=resource_name)
+        except client.exceptions.NotFoundException:
+            return False
+        return True
+
+    def submit(self, spec: BackendAuthSpec, region: str) -> None:
+        operation = UPDATE if self.annotations.get(CREATED) == "true" else CREATE
+        key = (region, spec.app_id, spec.backend_environment_name)
+        holder = self.ctx.turns.acquire(key, self.uid)
+        if holder is not None:
+            raise self.wait(
+                State(
+                    "reconciling", "JobPending", f"waiting for another BackendAuth's job on {key[1]}/{key[2]}"
+                )
+            )
+        try:
+            kwargs = self.request(spec, operation)
+        except SecretMissing as error:
+            raise self.retry_later(
+                Failure("SecretNotFound", True, str(error)), cap=SECRET_RETRY_CAP
+            ) from None
+
+        # The marker goes to the API server *before* the call: if the operator dies after AWS
+        # accepted the call but before Kopf's patch lands, the next attempt finds it and recovers.
+        marker = {"operation": operation, "at": datetime.now(UTC).isoformat(), "generation": self.generation}
+        self.ctx.kube.set_annotations(
+            self.namespace, self.name, {PENDING: json.dumps(marker, sort_keys=True)}
+        )
+        self.logger.info(f"Calling {operation} for {spec.app_id}/{spec.backend_environment_name}.")
+        client = self.ctx.clients.mutating(region)
+        try:
+            answer = getattr(client, "create_backend_auth" if operation == CREATE else "update_backend_auth")(
+                **kwargs
+            )
+        except Exception as error:
+            failure = classify(error)
+            if not failure.ambiguous:  # AWS refused it: nothing to recover next time
+                self.patch.metadata.annotations[PENDING] = None
+            if not failure.retryable:
+                raise self.stall(failure.reason, failure.message) from None
+            raise self.retry_later(failure) from None
+        job: dict[str, Any] = {
+            "id": str(answer.get("JobId") or ""),
+            "operation": str(answer.get("Operation") or operation),
+            "status": str(answer.get("Status") or ""),
+            "error": str(answer.get("Error") or ""),
+            "appId": str(answer.get("AppId") or spec.app_id),
+            "env": str(answer.get("BackendEnvironmentName") or spec.backend_environment_name),
+            "generation": self.generation,
+        }
+        self.record(job, region)
+        if is_terminal(job["status"]):
+            self.ctx.turns.release(self.uid)
+            raise Waiting("job ended at once", delay=0.1)
+        raise self.wait(self.in_progress(job))
+
+    def record(self, job: dict[str, Any], region: str, recovered_job: bool = False) -> None:
+        """Keep the job in the same PATCH as Kopf's progress, and mirror it in status."""
+        self.patch.metadata.annotations[JOB] = json.dumps(job, sort_keys=True)
+        self.patch.metadata.annotations[PENDING] = None
+        self.patch.metadata.annotations[FAILURES] = None
+        verb = "Recovered" if recovered_job else "Submitted"
+        self.show(
+            self.in_progress(job),
+            None,
+            jobId=job["id"],
+            status=job["status"],
+            operation=job["operation"],
+            appId=job["appId"],
+            backendEnvironmentName=job["env"],
+            error=job["error"],
+        )
+        kopf.event(
+            cast(kopf.Body, self.obj),
+            type="Normal",
+            reason=verb,
+            message=f"{job['operation']} job {job['id']} {verb.lower()}",
+        )
+
+    def request(self, spec: BackendAuthSpec, operation: str) -> dict[str, Any]:
+        def resolve(ref: SecretKeyRef) -> str:
+            return self.ctx.kube.read_secret_key(self.namespace, ref)
+
+        if operation == CREATE:
+            return create_backend_auth_kwargs(spec, resolve)
+        return update_backend_auth_kwargs(spec, resolve)
+
+
+def reconcile(
+    memo: Any, namespace: str | None, name: str | None, patch: kopf.Patch, logger: Any, **_: Any
+) -> None:
+    """Take one step towards the current generation's job having ended (see module docstring)."""
+    ctx: OperatorContext = memo.ctx
+    obj = ctx.kube.get_backendauth(
+        str(namespace), str(name)
+    )  # fresh: annotations may be newer than the event
+    if obj.get("metadata", {}).get("deletionTimestamp"):
+        return
+    _Step(ctx, obj, patch, logger).run()
+
+
+def forget(memo: Any, uid: str | None, **_: Any) -> None:
+    """A deleted BackendAuth gives back its turn."""
+    memo.ctx.turns.release(str(uid))
+
+
+def register(registry: kopf.OperatorRegistry | None = None) -> None:
+    """Attach the handlers to Kopf's registry (the default one unless given)."""
+    resource = (GROUP, VERSION, PLURAL)
+    kw: dict[str, Any] = {"registry": registry} if registry is not None else {}
+    kopf.on.create(*resource, id="reconcile", **kw)(reconcile)
+    kopf.on.resume(*resource, id="reconcile", **kw)(reconcile)
+    kopf.on.update(*resource, id="reconcile", field="spec", **kw)(reconcile)
+    kopf.on.event(*resource, id="forget", when=lambda type, **_: type == "DELETED", **kw)(forget)
+
+
+class DowngradeWaiting(logging.Filter):
+    """Kopf logs every TemporaryError at ERROR; a :class:`Waiting` is routine, so show it at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR:
+            message = record.getMessage()
+            if f"failed temporarily: {WAITING_PREFIX}" in message:
+                record.msg, record.args = (
+                    message.replace(f"failed temporarily: {WAITING_PREFIX}", "is waiting: "),
+                    (),
+                )
+                record.levelno, record.levelname = logging.INFO, "INFO"
+        return True

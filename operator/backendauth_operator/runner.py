@@ -1,0 +1,72 @@
+"""``backendauth-operator run``: Kopf, configured once, with the handlers of ``handlers.py``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+import kopf
+
+from backendauth_operator import FINALIZER, PREFIX
+from backendauth_operator.aws import ClientFactory
+from backendauth_operator.config import ConfigError, Settings, load_settings
+from backendauth_operator.handlers import DowngradeWaiting, OperatorContext, register
+from backendauth_operator.kube import KubeClient
+
+
+def configure_kopf(settings: kopf.OperatorSettings, operator_settings: Settings) -> None:
+    """Kopf's settings for this operator; used by ``run`` and by tests that embed the operator."""
+    # Kopf state under our own prefix, chosen on day one: changing it later makes Kopf think
+    # every object is new (kopf docs, "Storage transition").
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = FINALIZER
+    settings.posting.loggers = False  # events are posted explicitly, once per reason change
+    settings.posting.reporting_component = "backendauth-operator"
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 310
+    settings.execution.max_workers = 16  # sync handlers: each holds a thread for one AWS call
+
+
+def build_context(operator_settings: Settings) -> OperatorContext:
+    """The shared context of every handler call."""
+    return OperatorContext(
+        settings=operator_settings,
+        clients=ClientFactory(operator_settings.aws_endpoint_url),
+        kube=KubeClient.from_environment(),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run until interrupted; bad configuration stops start-up with one line."""
+    try:
+        operator_settings = load_settings()
+    except ConfigError as error:
+        print(f"backendauth-operator: {error}", file=sys.stderr)
+        return 2
+    # Kopf's own log set-up: it prefixes object messages with [namespace/name].
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
+    logging.getLogger("kopf.objects").addFilter(DowngradeWaiting())
+    for noisy in ("botocore", "urllib3", "aiohttp.access", "kubernetes"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    @kopf.on.startup()
+    def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings, operator_settings)
+
+    register()
+    memo = kopf.Memo(ctx=build_context(operator_settings))
+    namespaces = list(args.namespace or [])
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=args.liveness,
+        lifecycle=kopf.lifecycles.one_by_one,
+        memo=memo,
+    )
+    return 0
