@@ -1,0 +1,139 @@
+"""``backendauth-operator dev``: the emulated API with the CRD, the simulator, and the operator.
+
+It serves until SIGINT/SIGTERM, then stops everything within seconds. A port in use is one clear
+error line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from backendauth_operator.sandbox.cluster import EmulatedCluster
+from backendauth_operator.sandbox.emulator import ApiError
+
+OperatorHandle = Callable[[], Awaitable[None]]  # awaited to stop the operator
+
+
+class DevError(Exception):
+    """A start-up problem reported as one line and exit code 2."""
+
+
+async def start_operator(kubeconfig_path: str, aws_endpoint_url: str | None) -> OperatorHandle:
+    """HOOK: start the operator against ``kubeconfig_path``; return a coroutine function stopping it.
+
+    ``aws_endpoint_url`` is the simulator's URL (or BACKENDAUTH_AWS_ENDPOINT_URL), None for real AWS.
+    Not wired yet: ``dev`` then serves as with ``--no-operator``.
+    """
+    raise NotImplementedError("operator not yet wired")
+
+
+def _crds() -> list[dict[str, Any]]:
+    from backendauth_operator.crd import build_crd
+
+    return [build_crd()]
+
+
+def _apply_files(cluster: EmulatedCluster, paths: list[str]) -> None:
+    for path in paths:
+        try:
+            documents = list(yaml.safe_load_all(Path(path).read_text(encoding="utf-8")))
+        except (OSError, yaml.YAMLError) as exc:
+            raise DevError(f"cannot read --apply {path}: {exc}") from exc
+        for document in documents:
+            items = document.get("items", []) if isinstance(document, dict) and "items" in document else [document]
+            for item in items:
+                if not item:
+                    continue
+                try:
+                    obj = cluster.api.apply_object(item)
+                except ApiError as exc:
+                    raise DevError(f"cannot apply {path}: {exc.message}") from exc
+                print(f"applied {obj['kind']} {obj['metadata'].get('namespace', '-')}/{obj['metadata']['name']}")
+
+
+def _next_steps(cluster: EmulatedCluster, kubeconfig: Path, aws_url: str | None, operator: bool) -> str:
+    lines = [f"Emulated Kubernetes API: {cluster.url} (CRD backendauths.amplifybackend.gitops.dev installed)"]
+    if aws_url:
+        lines.append(f"AmplifyBackend endpoint: {aws_url}")
+    lines += ["", "Next steps, in another shell:", f"  export KUBECONFIG={kubeconfig}"]
+    if aws_url:
+        lines.append(f"  export BACKENDAUTH_AWS_ENDPOINT_URL={aws_url}")
+    if not operator:
+        lines.append("  backendauth-operator run --verbose        # the operator, against this API")
+    lines += ["  kubectl apply -f <your-backendauth.yaml>", "  kubectl get backendauths -o wide", "",
+              "Press Ctrl+C to stop."]
+    return "\n".join(lines)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    cluster = EmulatedCluster(crds=_crds())
+    try:
+        await cluster.start(host="127.0.0.1", port=args.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise DevError(f"port {args.port} on 127.0.0.1 is already in use; choose another with --port") from exc
+        raise DevError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from exc
+
+    simulator: Any = None
+    stop_operator: OperatorHandle | None = None
+    try:
+        kubeconfig = cluster.write_kubeconfig(args.kubeconfig)
+        aws_url = os.environ.get("BACKENDAUTH_AWS_ENDPOINT_URL") or None
+        if aws_url is None and not args.real_aws:
+            from backendauth_operator.simulator import Simulator, SimulatorConfig
+
+            simulator = Simulator(SimulatorConfig(
+                auto_apps=True, apps=[], job_seconds=args.job_seconds, fail_rate=args.fail_rate,
+                throttle_rate=args.throttle_rate, timeout_rate=args.timeout_rate,
+                ambiguous_rate=args.ambiguous_rate, latency_ms=args.latency_ms, seed=None))
+            try:
+                await simulator.start(host="127.0.0.1", port=args.simulator_port)
+            except OSError as exc:
+                simulator = None
+                raise DevError(f"cannot start the simulator on port {args.simulator_port}: "
+                               f"{exc.strerror or exc}") from exc
+            aws_url = simulator.url
+        _apply_files(cluster, args.apply)
+        if not args.no_operator:
+            try:
+                stop_operator = await start_operator(str(kubeconfig), aws_url)
+            except NotImplementedError as exc:
+                print(f"warning: {exc}; serving the API only, as with --no-operator", file=sys.stderr)
+        print(_next_steps(cluster, kubeconfig, aws_url, operator=stop_operator is not None), flush=True)
+        await stop.wait()
+        print("stopping", flush=True)
+    finally:
+        if stop_operator is not None:
+            with contextlib.suppress(Exception):  # stopping must go on whatever the operator does
+                await asyncio.wait_for(stop_operator(), 10)
+        if simulator is not None:
+            await simulator.stop()
+        await cluster.stop()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sandbox until interrupted; the exit code (2 for start-up problems)."""
+    try:
+        return asyncio.run(_serve(args))
+    except DevError as exc:
+        print(f"backendauth-operator dev: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl+C while stopping
+        return 130
