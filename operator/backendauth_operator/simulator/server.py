@@ -42,7 +42,8 @@ class Simulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on ``host:port`` (port 0 picks a free one) and set ``url``."""
-        self._runner = web.AppRunner(self._app(), access_log=None)  # we log each call ourselves
+        # A short shutdown timeout: a "stall" fault holds a request for a minute on purpose.
+        self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)  # we log calls ourselves
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         bound_port = self._runner.addresses[0][1]
@@ -63,6 +64,7 @@ class Simulator:
             "config": lambda b, r: self.backend.configure(**b),
             "faults": lambda b, r: {"faults": self.backend.inject_fault(
                 b.get("operation", "*"), b.get("fault", ""), b.get("count", 1))},
+            "faults/clear": lambda b, r: {"faults": self.backend.clear_faults()},
             "apps": lambda b, r: self.backend.register_app(
                 b.get("appId", ""), b.get("backendEnvironmentName", "")),
             "jobs/{jobId}": lambda b, r: self.backend.force_job(r.match_info["jobId"], b.get("status", ""),

@@ -209,6 +209,11 @@ class Backend:
         self.faults.append(_QueuedFault(operation, fault, count))
         return [dataclasses.asdict(f) for f in self.faults]
 
+    def clear_faults(self) -> list[dict[str, Any]]:
+        """Drop every queued fault (rates are left as configured)."""
+        self.faults.clear()
+        return []
+
     def register_app(self, app_id: str, env: str) -> dict[str, list[str]]:
         """Make an app and environment known; return all known ones as ``APPID:ENV``."""
         if not (isinstance(app_id, str) and app_id and isinstance(env, str) and env):
