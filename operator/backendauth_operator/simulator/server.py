@@ -43,7 +43,8 @@ class Simulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on ``host:port`` (port 0 picks a free one) and set ``url``."""
         # A short shutdown timeout: a "stall" fault holds a request for a minute on purpose.
-        self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)  # we log calls ourselves
+        # access_log=None: each call is logged by the backend already.
+        self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         bound_port = self._runner.addresses[0][1]
