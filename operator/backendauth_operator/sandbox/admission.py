@@ -102,6 +102,10 @@ def prune(value: Any, schema: Mapping[str, Any], path: str = "", *, root: bool =
         for key in list(value):
             if keep_meta and key in _ROOT_META:
                 continue
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            if value[key] is None and sub is not None and not sub.get("nullable"):
+                del value[key]  # the server drops nulls of non-nullable fields (then defaults them)
+                continue
             if key in props:
                 pruned += prune(value[key], props[key], join_path(path, key), root=False)
             elif isinstance(extra, dict):

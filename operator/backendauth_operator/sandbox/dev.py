@@ -51,7 +51,11 @@ def _apply_files(cluster: EmulatedCluster, paths: list[str]) -> None:
         except (OSError, yaml.YAMLError) as exc:
             raise DevError(f"cannot read --apply {path}: {exc}") from exc
         for document in documents:
-            items = document.get("items", []) if isinstance(document, dict) and "items" in document else [document]
+            items = (
+                document.get("items", [])
+                if isinstance(document, dict) and "items" in document
+                else [document]
+            )
             for item in items:
                 if not item:
                     continue
@@ -59,7 +63,9 @@ def _apply_files(cluster: EmulatedCluster, paths: list[str]) -> None:
                     obj = cluster.api.apply_object(item)
                 except ApiError as exc:
                     raise DevError(f"cannot apply {path}: {exc.message}") from exc
-                print(f"applied {obj['kind']} {obj['metadata'].get('namespace', '-')}/{obj['metadata']['name']}")
+                print(
+                    f"applied {obj['kind']} {obj['metadata'].get('namespace', '-')}/{obj['metadata']['name']}"
+                )
 
 
 def _next_steps(cluster: EmulatedCluster, kubeconfig: Path, aws_url: str | None, operator: bool) -> str:
@@ -71,8 +77,12 @@ def _next_steps(cluster: EmulatedCluster, kubeconfig: Path, aws_url: str | None,
         lines.append(f"  export BACKENDAUTH_AWS_ENDPOINT_URL={aws_url}")
     if not operator:
         lines.append("  backendauth-operator run --verbose        # the operator, against this API")
-    lines += ["  kubectl apply -f <your-backendauth.yaml>", "  kubectl get backendauths -o wide", "",
-              "Press Ctrl+C to stop."]
+    lines += [
+        "  kubectl apply -f <your-backendauth.yaml>",
+        "  kubectl get backendauths -o wide",
+        "",
+        "Press Ctrl+C to stop.",
+    ]
     return "\n".join(lines)
 
 
@@ -87,7 +97,9 @@ async def _serve(args: argparse.Namespace) -> int:
         await cluster.start(host="127.0.0.1", port=args.port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise DevError(f"port {args.port} on 127.0.0.1 is already in use; choose another with --port") from exc
+            raise DevError(
+                f"port {args.port} on 127.0.0.1 is already in use; choose another with --port"
+            ) from exc
         raise DevError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from exc
 
     simulator: Any = None
@@ -98,16 +110,26 @@ async def _serve(args: argparse.Namespace) -> int:
         if aws_url is None and not args.real_aws:
             from backendauth_operator.simulator import Simulator, SimulatorConfig
 
-            simulator = Simulator(SimulatorConfig(
-                auto_apps=True, apps=[], job_seconds=args.job_seconds, fail_rate=args.fail_rate,
-                throttle_rate=args.throttle_rate, timeout_rate=args.timeout_rate,
-                ambiguous_rate=args.ambiguous_rate, latency_ms=args.latency_ms, seed=None))
+            simulator = Simulator(
+                SimulatorConfig(
+                    auto_apps=True,
+                    apps=[],
+                    job_seconds=args.job_seconds,
+                    fail_rate=args.fail_rate,
+                    throttle_rate=args.throttle_rate,
+                    timeout_rate=args.timeout_rate,
+                    ambiguous_rate=args.ambiguous_rate,
+                    latency_ms=args.latency_ms,
+                    seed=None,
+                )
+            )
             try:
                 await simulator.start(host="127.0.0.1", port=args.simulator_port)
             except OSError as exc:
                 simulator = None
-                raise DevError(f"cannot start the simulator on port {args.simulator_port}: "
-                               f"{exc.strerror or exc}") from exc
+                raise DevError(
+                    f"cannot start the simulator on port {args.simulator_port}: {exc.strerror or exc}"
+                ) from exc
             aws_url = simulator.url
         _apply_files(cluster, args.apply)
         if not args.no_operator:

@@ -39,6 +39,8 @@ Known gaps against a real API server:
   libraries such as ``lowerAscii``, ``url``, ``quantity``; no ``optionalOldSelf``); no CEL cost
   limits; ``x-kubernetes-list-type`` uniqueness is not checked; deleting a CRD removes its
   objects at once, ignoring their finalizers.
+- JSON only: protobuf request bodies are answered 415, so kubectl's generator commands
+  (``kubectl create secret|configmap|namespace``) fail; ``kubectl apply/create -f`` work.
 - Built-in kinds are stored as given: no defaulting or validation beyond ``metadata.name``; only
   namespaces, secrets, configmaps, events (core/v1 and events.k8s.io/v1, stored separately, not
   converted into each other), leases and CRDs are served. No garbage collection by
@@ -52,6 +54,7 @@ Known gaps against a real API server:
 from __future__ import annotations
 
 import asyncio
+import base64
 import bisect
 import copy
 import datetime
@@ -756,6 +759,13 @@ class KubernetesAPI(kmock.KubernetesEmulator):
         if kind.group == "" and kind.plural == "namespaces":
             phase = "Terminating" if obj["metadata"].get("deletionTimestamp") else "Active"
             obj["status"] = {**obj.get("status", {}), "phase": phase}
+        if kind.group == "" and kind.plural == "secrets":
+            # The server's Secret strategy: stringData is write-only, merged into base64 data.
+            string_data = obj.pop("stringData", None) or {}
+            if string_data:
+                encoded = {k: base64.b64encode(str(v).encode()).decode() for k, v in string_data.items()}
+                obj["data"] = {**(obj.get("data") or {}), **encoded}
+            obj.setdefault("type", "Opaque")
         if kind.plural == "customresourcedefinitions":
             names = obj["spec"]["names"]
             accepted = {
@@ -1027,6 +1037,14 @@ class KubernetesAPI(kmock.KubernetesEmulator):
     @staticmethod
     async def _body(request: aiohttp.web.BaseRequest, optional: bool = False) -> Any:
         raw = await request.read()
+        if "protobuf" in request.content_type:
+            # kubectl's generator commands (create secret/configmap/namespace) send protobuf.
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the sandbox API accepts JSON bodies only, not "
+                f"{request.content_type}; use kubectl apply -f or kubectl create -f with a manifest",
+            )
         if not raw.strip():
             if optional:
                 return {}
