@@ -58,6 +58,7 @@ JOB = f"{PREFIX}/job"
 CREATED = f"{PREFIX}/created"
 FAILURES = f"{PREFIX}/failures"
 PAUSED = f"{PREFIX}/paused"
+DELETE_JOB = f"{PREFIX}/delete-job"
 
 CREATE, UPDATE = "CreateBackendAuth", "UpdateBackendAuth"
 SECRET_RETRY_CAP = 30.0  # a Secret applied after its BackendAuth is picked up within this time
@@ -379,12 +380,88 @@ def reconcile(
 ) -> None:
     """Take one step towards the current generation's job having ended (see module docstring)."""
     ctx: OperatorContext = memo.ctx
-    obj = ctx.kube.get_backendauth(
-        str(namespace), str(name)
-    )  # fresh: annotations may be newer than the event
+    # Fresh: the pending marker may be newer than the event Kopf hands us.
+    obj = ctx.kube.get_backendauth(str(namespace), str(name))
     if obj.get("metadata", {}).get("deletionTimestamp"):
         return
     _Step(ctx, obj, patch, logger).run()
+
+
+def annotations_changed(memo: Any, body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+    """Show ``paused`` (and its end) on a BackendAuth that no handler is working on.
+
+    Kopf leaves our own annotations out of its change detection, so pausing an object that is
+    already Ready causes no update; this watcher catches it. Objects with work in flight are
+    left to :func:`reconcile`, which checks the annotation at each step. No AWS call is made.
+    """
+    meta = body.get("metadata", {})
+    annotations = meta.get("annotations") or {}
+    if meta.get("deletionTimestamp") or any(k.startswith(f"{PREFIX}/reconcile") for k in annotations):
+        return
+    paused = str(annotations.get(PAUSED, "")).lower() == "true"
+    shows_paused = current_reason(body.get("status", {}).get("conditions") or []) == "Paused"
+    if paused == shows_paused or (JOB not in annotations and not paused):
+        return
+    step = _Step(memo.ctx, body, patch, logger)
+    if paused:
+        step.show(State("reconciling", "Paused", f"paused by the {PAUSED} annotation; no AWS calls"))
+        return
+    job = json.loads(annotations[JOB])
+    if is_terminal(job.get("status")) and job.get("generation") == step.generation:
+        step.finish(job)
+
+
+def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+    """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
+    resource and waits for AWS's delete job before Kubernetes lets the object go."""
+    ctx: OperatorContext = memo.ctx
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    policy = spec.get("deletionPolicy") or ctx.settings.default_deletion_policy
+    ctx.turns.release(str(body.get("metadata", {}).get("uid")))
+    if policy != "Delete" or annotations.get(CREATED) != "true":
+        logger.info(f"Deletion policy {policy}: the Amplify auth resource is left in place.")
+        return
+    if str(annotations.get(PAUSED, "")).lower() == "true":
+        # Deleting must still work while paused; AWS is not called, so the resource stays.
+        kopf.warn(body, reason="Paused", message="paused: the Amplify auth resource is retained")
+        return
+    step = _Step(ctx, body, patch, logger)
+    region = spec.get("region") or ctx.settings.default_region or ""
+    job = json.loads(annotations[DELETE_JOB]) if annotations.get(DELETE_JOB) else None
+    try:
+        if job is None:
+            answer = ctx.clients.mutating(region).delete_backend_auth(
+                AppId=spec["appId"], BackendEnvironmentName=spec["backendEnvironmentName"],
+                ResourceName=spec["resourceName"],
+            )  # fmt: skip
+            job = {"id": str(answer.get("JobId") or ""), "status": str(answer.get("Status") or "")}
+            patch.metadata.annotations[DELETE_JOB] = json.dumps(job, sort_keys=True)
+            kopf.info(
+                body,
+                reason="Deleting",
+                message=f"DeleteBackendAuth job {job['id']} submitted",
+            )
+        if not is_terminal(job["status"]):
+            answer = ctx.clients.reading(region).get_backend_job(
+                AppId=spec["appId"], BackendEnvironmentName=spec["backendEnvironmentName"], JobId=job["id"]
+            )
+            job = {**job, "status": str(answer.get("Status") or ""), "error": str(answer.get("Error") or "")}
+            patch.metadata.annotations[DELETE_JOB] = json.dumps(job, sort_keys=True)
+    except Exception as error:
+        failure = classify(error)
+        if failure.reason == "NotFound":
+            logger.info("The Amplify auth resource is already gone.")
+            return
+        if not failure.retryable:
+            raise kopf.PermanentError(f"{failure.reason}: {failure.message}") from None
+        raise step.retry_later(failure) from None
+    if not is_terminal(job["status"]):
+        raise Waiting(
+            f"DeleteBackendAuth job {job['id']} is {job['status']}", delay=ctx.settings.job_poll_seconds
+        )
+    if job["status"] == TERMINAL_FAILURE:
+        # Keep the finalizer: letting go would orphan a resource the user asked to delete.
+        raise step.stall("DeleteFailed", job.get("error") or f"DeleteBackendAuth job {job['id']} failed")
 
 
 def forget(memo: Any, uid: str | None, **_: Any) -> None:
@@ -399,6 +476,10 @@ def register(registry: kopf.OperatorRegistry | None = None) -> None:
     kopf.on.create(*resource, id="reconcile", **kw)(reconcile)
     kopf.on.resume(*resource, id="reconcile", **kw)(reconcile)
     kopf.on.update(*resource, id="reconcile", field="spec", **kw)(reconcile)
+    kopf.on.delete(*resource, id="delete", **kw)(delete)
+    kopf.on.event(*resource, id="annotations", when=lambda type, **_: type == "MODIFIED", **kw)(
+        annotations_changed
+    )
     kopf.on.event(*resource, id="forget", when=lambda type, **_: type == "DELETED", **kw)(forget)
 
 

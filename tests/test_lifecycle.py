@@ -1,0 +1,74 @@
+"""After creation: spec updates, pausing a settled object, deletion policies."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from harness import Bed, backendauth, wait_until
+from specs import minimal_spec
+
+pytestmark = pytest.mark.integration
+
+PAUSED = "amplifybackend.gitops.dev/paused"
+
+
+def ready(bed: Bed, name: str, **spec_overrides: object) -> None:
+    bed.apply(backendauth(name, minimal_spec(resourceName=name, **spec_overrides)))
+    bed.wait_reason(name, "JobCompleted", status="True")
+
+
+def test_spec_change_after_creation_sends_an_update(bed: Bed) -> None:
+    ready(bed, "grown")
+    spec = minimal_spec(resourceName="grown")
+    spec["resourceConfig"]["userPoolConfigs"]["passwordPolicy"] = {"minimumLength": 14}
+    bed.apply(backendauth("grown", spec))
+    wait_until(lambda: bed.get("grown")["status"].get("operation") == "UpdateBackendAuth", what="the update")
+    bed.wait_reason("grown", "JobCompleted", status="True")
+    status = bed.get("grown")["status"]
+    assert status["observedGeneration"] == 2 and status["operation"] == "UpdateBackendAuth"
+    assert bed.condition("grown")["observedGeneration"] == 2
+    assert (bed.count("CreateBackendAuth"), bed.count("UpdateBackendAuth")) == (1, 1)
+
+
+def test_immutable_change_is_refused_at_apply(bed: Bed) -> None:
+    ready(bed, "fixed")
+    spec = minimal_spec(resourceName="fixed")
+    spec["resourceConfig"]["userPoolConfigs"]["userPoolName"] = "renamed"
+    result = bed.kubectl("apply", "-f", "-", input=yaml.safe_dump(backendauth("fixed", spec)), check=False)
+    assert result.returncode != 0
+    assert (
+        "spec.resourceConfig.userPoolConfigs.userPoolName" in result.stderr and "immutable" in result.stderr
+    )
+
+
+def test_pausing_a_settled_object_shows_paused_and_unpausing_restores_ready(bed: Bed) -> None:
+    ready(bed, "settled")
+    calls = len(bed.calls()["calls"])
+    bed.kubectl("annotate", "backendauth", "settled", f"{PAUSED}=true")
+    bed.wait_reason("settled", "Paused", status="False")
+    assert bed.condition("settled", "Reconciling")["status"] == "True"
+    bed.kubectl("annotate", "backendauth", "settled", f"{PAUSED}-")
+    bed.wait_reason("settled", "JobCompleted", status="True")
+    assert len(bed.calls()["calls"]) == calls, "pausing and unpausing a settled object calls no AWS"
+
+
+def test_delete_policy_removes_the_auth_resource_before_letting_go(bed: Bed) -> None:
+    ready(bed, "doomed", deletionPolicy="Delete")
+    bed.kubectl("delete", "backendauth", "doomed", "--timeout=60s")
+    assert bed.count("DeleteBackendAuth") == 1
+    assert bed.kubectl("get", "backendauth", "doomed", check=False).returncode != 0
+
+
+def test_retain_policy_leaves_aws_alone(bed: Bed) -> None:
+    ready(bed, "kept")
+    bed.kubectl("delete", "backendauth", "kept", "--timeout=60s")
+    assert bed.count("DeleteBackendAuth") == 0
+
+
+def test_deleting_a_paused_object_still_works_without_aws_calls(bed: Bed) -> None:
+    ready(bed, "frozen", deletionPolicy="Delete")
+    bed.kubectl("annotate", "backendauth", "frozen", f"{PAUSED}=true")
+    bed.wait_reason("frozen", "Paused")
+    bed.kubectl("delete", "backendauth", "frozen", "--timeout=60s")
+    assert bed.count("DeleteBackendAuth") == 0
