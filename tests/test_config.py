@@ -1,0 +1,209 @@
+"""Configuration from the environment (CONTRACT §3): defaults, regions, and one clear line per mistake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backendauth_operator.config import ConfigError, Settings, load_settings
+
+VARIABLES = (
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "BACKENDAUTH_AWS_ENDPOINT_URL",
+    "BACKENDAUTH_JOB_POLL_SECONDS",
+    "BACKENDAUTH_RETRY_BASE_SECONDS",
+    "BACKENDAUTH_RETRY_MAX_SECONDS",
+    "BACKENDAUTH_DEFAULT_DELETION_POLICY",
+)
+NUMERIC = ("BACKENDAUTH_JOB_POLL_SECONDS", "BACKENDAUTH_RETRY_BASE_SECONDS", "BACKENDAUTH_RETRY_MAX_SECONDS")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove every variable the settings read, in any letter case (pydantic-settings ignores case)."""
+    for name in list(os.environ):
+        if name.upper() in VARIABLES:
+            monkeypatch.delenv(name)
+
+
+def config_error(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    text = str(raised.value)
+    assert "\n" not in text, text
+    assert text.strip() == text and text
+    return text
+
+
+# ---- values ------------------------------------------------------------------------------------
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.job_poll_seconds == 10
+    assert settings.retry_base_seconds == 5
+    assert settings.retry_max_seconds == 300
+    assert settings.default_deletion_policy == "Retain"
+    assert settings.default_region is None
+    assert settings.aws_endpoint_url is None
+
+
+def test_aws_region_sets_default_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert load_settings().default_region == "eu-west-1"
+
+
+def test_aws_default_region_sets_default_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
+    assert load_settings().default_region == "us-east-2"
+
+
+def test_aws_region_wins_over_aws_default_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert load_settings().default_region == "eu-west-1"
+
+
+def test_endpoint_url_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKENDAUTH_AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert load_settings().aws_endpoint_url == "http://127.0.0.1:4566"
+
+
+def test_numbers_and_policy_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKENDAUTH_JOB_POLL_SECONDS", "2.5")
+    monkeypatch.setenv("BACKENDAUTH_RETRY_BASE_SECONDS", "1")
+    monkeypatch.setenv("BACKENDAUTH_RETRY_MAX_SECONDS", "60")
+    monkeypatch.setenv("BACKENDAUTH_DEFAULT_DELETION_POLICY", "Delete")
+    settings = load_settings()
+    numbers = (settings.job_poll_seconds, settings.retry_base_seconds, settings.retry_max_seconds)
+    assert numbers == (2.5, 1, 60)
+    assert settings.default_deletion_policy == "Delete"
+
+
+def test_retry_max_equal_to_base_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKENDAUTH_RETRY_BASE_SECONDS", "7")
+    monkeypatch.setenv("BACKENDAUTH_RETRY_MAX_SECONDS", "7")
+    settings = load_settings()
+    assert settings.retry_base_seconds == settings.retry_max_seconds == 7
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(ValueError):
+        settings.job_poll_seconds = 1  # type: ignore[misc]
+
+
+def test_settings_accept_field_names_for_tests() -> None:
+    settings = Settings(job_poll_seconds=0.1, retry_base_seconds=0.2, retry_max_seconds=0.4)
+    numbers = (settings.job_poll_seconds, settings.retry_base_seconds, settings.retry_max_seconds)
+    assert numbers == (0.1, 0.2, 0.4)
+
+
+# ---- mistakes ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", NUMERIC)
+@pytest.mark.parametrize("value", ["abc", "10s", "", "five"])
+def test_non_number_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    text = config_error(monkeypatch, **{variable: value})
+    assert variable in text
+    assert "number" in text
+
+
+@pytest.mark.parametrize("variable", NUMERIC)
+@pytest.mark.parametrize("value", ["0", "-1", "-0.5", "nan"])
+def test_zero_negative_or_nan_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    text = config_error(monkeypatch, **{variable: value})
+    assert variable in text
+
+
+def test_only_the_bad_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = config_error(monkeypatch, BACKENDAUTH_RETRY_BASE_SECONDS="x", BACKENDAUTH_JOB_POLL_SECONDS="3")
+    assert "BACKENDAUTH_RETRY_BASE_SECONDS" in text
+    assert "BACKENDAUTH_JOB_POLL_SECONDS" not in text
+
+
+@pytest.mark.parametrize("value", ["delete", "Orphan", "", "retain "])
+def test_bad_deletion_policy_names_the_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    text = config_error(monkeypatch, BACKENDAUTH_DEFAULT_DELETION_POLICY=value)
+    assert "BACKENDAUTH_DEFAULT_DELETION_POLICY" in text
+    assert "Retain" in text and "Delete" in text
+
+
+def test_retry_max_below_base_names_the_max(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = config_error(monkeypatch, BACKENDAUTH_RETRY_BASE_SECONDS="10", BACKENDAUTH_RETRY_MAX_SECONDS="5")
+    assert "BACKENDAUTH_RETRY_MAX_SECONDS" in text
+    assert "Value error" not in text
+
+
+def test_default_max_below_a_large_base_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = config_error(monkeypatch, BACKENDAUTH_RETRY_BASE_SECONDS="600")
+    assert "BACKENDAUTH_RETRY_MAX_SECONDS" in text
+
+
+def test_empty_aws_region_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = config_error(monkeypatch, AWS_REGION="")
+    assert "AWS_REGION" in text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: an empty AWS_DEFAULT_REGION (AWS_REGION unset) is refused with a message naming "
+    "AWS_REGION, a variable that is not set; the line must name AWS_DEFAULT_REGION (or accept it as unset)",
+)
+def test_empty_aws_default_region_is_named_as_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "")
+    try:
+        load_settings()
+    except ConfigError as error:
+        assert "AWS_DEFAULT_REGION" in str(error)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: 'inf' (or '1e400') is accepted as an interval: an infinite poll interval never polls, an "
+    "infinite cap lets retries wait for years, an infinite base makes backoff_delay return nan. "
+    "CONTRACT §3: a non-number stops start-up",
+)
+@pytest.mark.parametrize("variable", NUMERIC)
+@pytest.mark.parametrize("value", ["inf", "1e400"])
+def test_infinite_interval_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    if variable == "BACKENDAUTH_RETRY_BASE_SECONDS":
+        # Otherwise the "max below base" check refuses it, for another reason.
+        monkeypatch.setenv("BACKENDAUTH_RETRY_MAX_SECONDS", "inf")
+    text = config_error(monkeypatch, **{variable: value})
+    assert variable in text
+
+
+# ---- the command -------------------------------------------------------------------------------
+
+
+def test_run_with_bad_configuration_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k.upper() not in VARIABLES}
+    env["BACKENDAUTH_JOB_POLL_SECONDS"] = "abc"
+    env["KUBECONFIG"] = str(tmp_path / "no-kubeconfig")  # never reach a cluster, whatever happens
+    done = subprocess.run(
+        [sys.executable, "-m", "backendauth_operator.cli", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "BACKENDAUTH_JOB_POLL_SECONDS" in lines[0]
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
