@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import AliasChoices, Field, ValidationError, model_validator
@@ -17,9 +18,15 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"), min_length=1
     )
     aws_endpoint_url: str | None = Field(None, validation_alias="BACKENDAUTH_AWS_ENDPOINT_URL")
-    job_poll_seconds: float = Field(10.0, gt=0, validation_alias="BACKENDAUTH_JOB_POLL_SECONDS")
-    retry_base_seconds: float = Field(5.0, gt=0, validation_alias="BACKENDAUTH_RETRY_BASE_SECONDS")
-    retry_max_seconds: float = Field(300.0, gt=0, validation_alias="BACKENDAUTH_RETRY_MAX_SECONDS")
+    job_poll_seconds: float = Field(
+        10.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_JOB_POLL_SECONDS"
+    )
+    retry_base_seconds: float = Field(
+        5.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_RETRY_BASE_SECONDS"
+    )
+    retry_max_seconds: float = Field(
+        300.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_RETRY_MAX_SECONDS"
+    )
     default_deletion_policy: Literal["Retain", "Delete"] = Field(
         "Retain", validation_alias="BACKENDAUTH_DEFAULT_DELETION_POLICY"
     )
@@ -41,6 +48,12 @@ _ENV_NAMES = {
 }
 
 
+def _env_name(field: str) -> str:
+    if field in ("default_region", "AWS_REGION") and os.environ.get("AWS_REGION") is None:
+        return "AWS_DEFAULT_REGION"  # the one that was actually set
+    return _ENV_NAMES.get(field, field)
+
+
 class ConfigError(Exception):
     """Bad configuration: one line naming the variable."""
 
@@ -52,6 +65,6 @@ def load_settings() -> Settings:
     except ValidationError as error:
         first = error.errors(include_url=False, include_input=False)[0]
         loc = [str(part) for part in first["loc"]]
-        names = [_ENV_NAMES.get(part, part) for part in loc] or ["configuration"]
+        names = [_env_name(part) for part in loc] or ["configuration"]
         message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(f"invalid {'.'.join(names)}: {message}") from None

@@ -36,7 +36,7 @@ def is_terminal(job_status: str | None) -> bool:
 
 def now_rfc3339(now: datetime | None = None) -> str:
     """A Kubernetes-style timestamp (seconds, UTC, ``Z``)."""
-    return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def conditions_for(
@@ -107,7 +107,10 @@ def parse_aws_time(value: Any) -> datetime | None:
         except ValueError:
             return None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
+    try:
+        return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
+    except (ValueError, OverflowError, OSError):  # nan, inf, out of range: unreadable
+        return None
 
 
 CLOCK_SKEW = timedelta(minutes=2)
