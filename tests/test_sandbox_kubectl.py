@@ -236,10 +236,17 @@ def test_discovery_and_builtin_kinds(kubectl: Kubectl) -> None:
     kubectl.apply(
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"a": "b"}}
     )
-    generated = kubectl.run("create", "configmap", "generated", "--from-literal=a=b", check=False)
-    assert generated.returncode == 1 and "accepts JSON bodies only" in generated.stderr  # a known gap
-    assert table(kubectl.run("get", "cm", "settings").stdout)[1][:2] == ["settings", "1"]
-    assert table(kubectl.run("get", "namespaces").stdout)[1][:2] == ["default", "Active"]
+    # kubectl's generator commands send protobuf bodies.
+    kubectl.run("create", "namespace", "shop")
+    kubectl.run("create", "secret", "generic", "lwa", "-n", "shop", "--from-literal=secret=s3cret")
+    kubectl.run("create", "configmap", "generated", "--from-literal=a=b", "--from-literal=c=d")
+    data = json.loads(kubectl.run("get", "secret", "lwa", "-n", "shop", "-o", "json").stdout)["data"]
+    assert data == {"secret": "czNjcmV0"}
+    assert table(kubectl.run("get", "cm", "generated").stdout)[1][:2] == ["generated", "2"]
+    assert [row[:2] for row in table(kubectl.run("get", "namespaces").stdout)[1:]] == [
+        ["default", "Active"],
+        ["shop", "Active"],
+    ]
     assert "backendauths.amplifybackend.gitops.dev" in kubectl.run("get", "crd").stdout
 
 

@@ -31,20 +31,25 @@ Known gaps against a real API server:
 - No server-side apply (``application/apply-patch+yaml`` answers 415), no ``managedFields``.
   Strategic-merge-patch is a plain merge-patch: lists are replaced, ``$patch``-style directives
   are dropped.
-- No OpenAPI documents (``/openapi/v2``, ``/openapi/v3`` are 404), so kubectl cannot validate
-  client-side or ask for strict server-side field validation; unknown fields are pruned with a
-  ``Warning`` (``?fieldValidation=Strict`` is honoured when a client sends it).
+- OpenAPI: ``/openapi/v3`` holds only what kubectl needs (each kind's PATCH operation with the
+  ``fieldValidation`` parameter, so kubectl asks for strict server-side field validation, and
+  CRD schemas for ``kubectl explain``); ``/openapi/v2`` is 404. Unknown fields are refused with
+  ``fieldValidation=Strict``, otherwise pruned with a ``Warning`` header.
+- Subresources other than ``status`` (``scale``, ``finalize``, ...) are not served.
 - CRDs: one schema per served version and no conversion (each version stores its own objects);
   no validation ratcheting; CEL has celpy's standard library only (no Kubernetes extension
   libraries such as ``lowerAscii``, ``url``, ``quantity``; no ``optionalOldSelf``); no CEL cost
   limits; ``x-kubernetes-list-type`` uniqueness is not checked; deleting a CRD removes its
   objects at once, ignoring their finalizers.
-- JSON only: protobuf request bodies are answered 415, so kubectl's generator commands
-  (``kubectl create secret|configmap|namespace``) fail; ``kubectl apply/create -f`` work.
+- Protobuf request bodies are decoded only for namespaces, secrets and configmaps (what
+  ``kubectl create namespace|secret|configmap`` send); other protobuf bodies are answered 415.
+  Answers are always JSON.
 - Built-in kinds are stored as given: no defaulting or validation beyond ``metadata.name``; only
   namespaces, secrets, configmaps, events (core/v1 and events.k8s.io/v1, stored separately, not
   converted into each other), leases and CRDs are served. No garbage collection by
-  ``ownerReferences``; no controllers (nothing runs pods, nothing expires leases or events).
+  ``ownerReferences``; no controllers (nothing runs pods, nothing expires leases or events;
+  events are kept until deleted). Deleting a namespace deletes its objects at once (those with
+  finalizers are marked), and the namespace goes when it is empty.
 - Field selectors accept any dotted path (the real server allows only a few per kind); a watch
   with a label selector does not send ``DELETED`` when an object stops matching.
 - ``limit``/``continue`` are ignored: lists come whole. List ``resourceVersion`` parameters are
@@ -72,7 +77,7 @@ import jsonpatch
 import kmock
 from typing_extensions import override
 
-from backendauth_operator.sandbox import admission, tables
+from backendauth_operator.sandbox import admission, protobuf, tables
 
 BOOKMARK_SECONDS = 20.0  # Kopf reconnects a watch after 70 s of silence; real servers bookmark ~1/min
 WATCH_SECONDS = 1800.0  # the longest watch when the client sets no timeoutSeconds
@@ -357,7 +362,7 @@ class KubernetesAPI(kmock.KubernetesEmulator):
         self.resources[kind.resource] = kind.info()
 
     def unregister(self, resource: kmock.resource) -> None:
-        """Stop serving a resource and forget its objects (as when its CRD is deleted)."""
+        """Stop serving a resource (its objects stay in ``objects``; see ``_unregister_crd``)."""
         self._kinds.pop(resource, None)
         if resource in self.resources:
             del self.resources[resource]
@@ -1038,13 +1043,16 @@ class KubernetesAPI(kmock.KubernetesEmulator):
     async def _body(request: aiohttp.web.BaseRequest, optional: bool = False) -> Any:
         raw = await request.read()
         if "protobuf" in request.content_type:
-            # kubectl's generator commands (create secret/configmap/namespace) send protobuf.
-            raise ApiError(
-                415,
-                "UnsupportedMediaType",
-                "the sandbox API accepts JSON bodies only, not "
-                f"{request.content_type}; use kubectl apply -f or kubectl create -f with a manifest",
-            )
+            # kubectl's generator commands (create namespace/secret/configmap) send protobuf.
+            try:
+                return protobuf.decode(raw)
+            except (ValueError, IndexError) as exc:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the sandbox API cannot decode this protobuf "
+                    f"body ({exc}); send JSON, e.g. with kubectl apply -f",
+                ) from exc
         if not raw.strip():
             if optional:
                 return {}
