@@ -1,0 +1,171 @@
+"""Prometheus metrics of the operator, in a registry of its own (not the process-global one).
+
+Names and labels (README, deploy/README.md):
+
+- ``backendauth_aws_calls_total{operation, outcome}``: AmplifyBackend calls; ``outcome`` is ``ok``
+  or the failure reason (``Throttled``, ``AWSUnavailable``, ``BadRequest``, ...).
+- ``backendauth_retries_total{reason}``: retries scheduled after a retryable failure.
+- ``backendauth_job_duration_seconds{operation, result}``: how long AWS jobs ran until they ended
+  ``COMPLETED`` or ``FAILED``; buckets from a second to hours.
+- ``backendauth_resources{condition, reason}``: how many BackendAuths show each condition (the one
+  that is True: ``Ready``, ``Reconciling`` or ``Stalled``) with each reason. Objects are counted,
+  never labelled: the series stay bounded by the (small, fixed) set of reasons.
+
+Every function is safe to call from Kopf's handler threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+
+# Jobs take seconds on the simulator and minutes (sometimes hours) on AWS.
+JOB_BUCKETS: tuple[float, ...] = (
+    1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, float("inf"),
+)  # fmt: skip
+
+# The condition that is True for each phase of ``reconcile.State`` (kstatus: exactly one is).
+_CONDITIONS = {"ready": "Ready", "reconciling": "Reconciling", "stalled": "Stalled"}
+
+
+def condition_label(phase: str) -> str:
+    """``ready``/``Ready`` → ``Ready`` (and so on); anything else is a programming error."""
+    try:
+        return _CONDITIONS[phase.lower()]
+    except KeyError:
+        raise ValueError(f"unknown phase {phase!r}; expected one of {sorted(_CONDITIONS)}") from None
+
+
+class OperatorMetrics:
+    """One set of the operator's metrics in its own registry; the module keeps the process's one."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.aws_calls = Counter(
+            "backendauth_aws_calls",
+            "AmplifyBackend API calls, by operation and outcome (ok, or the failure reason).",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "backendauth_retries",
+            "Retries scheduled after a retryable failure, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "backendauth_job_duration_seconds",
+            "Duration of AmplifyBackend jobs until they ended, by operation and result.",
+            ["operation", "result"],
+            buckets=JOB_BUCKETS,
+            registry=self.registry,
+        )
+        self.resources = Gauge(
+            "backendauth_resources",
+            "BackendAuth objects by the condition that is True and its reason.",
+            ["condition", "reason"],
+            registry=self.registry,
+        )
+        self._states: dict[str, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+        self._servers: list[WSGIServer] = []
+
+    def record_aws_call(self, operation: str, outcome: str) -> None:
+        """Count one AmplifyBackend call; ``outcome`` is ``ok`` or the failure reason."""
+        self.aws_calls.labels(operation=operation, outcome=outcome).inc()
+
+    def record_retry(self, reason: str) -> None:
+        """Count one retry scheduled after a retryable failure with this reason."""
+        self.retries.labels(reason=reason).inc()
+
+    def observe_job(self, operation: str, result: str, seconds: float) -> None:
+        """Record how long a job ran until it ended with ``result`` (COMPLETED or FAILED)."""
+        self.job_duration.labels(operation=operation, result=result).observe(max(0.0, seconds))
+
+    def set_object_state(self, uid: str, phase: str | None, reason: str | None) -> None:
+        """Move object ``uid`` to (``phase``, ``reason``); ``phase=None`` forgets the object.
+
+        O(1): one decrement of the old series and one increment of the new one. Series that drop
+        to zero stay at zero (a state the dashboards can show), so their number is bounded by the
+        (phase, reason) pairs the operator uses, whatever the number of objects.
+        """
+        new = None if phase is None else (condition_label(phase), reason or "")
+        with self._lock:
+            old = self._states.pop(uid, None)
+            if new is not None:
+                self._states[uid] = new
+            if old == new:
+                return
+            if old is not None:
+                self.resources.labels(condition=old[0], reason=old[1]).dec()
+            if new is not None:
+                self.resources.labels(condition=new[0], reason=new[1]).inc()
+
+    def tracked_objects(self) -> int:
+        """How many objects are counted in ``backendauth_resources`` now."""
+        with self._lock:
+            return len(self._states)
+
+    def start_server(self, port: int, addr: str = "0.0.0.0") -> None:
+        """Serve ``/metrics`` of this registry on ``addr:port`` from a daemon thread."""
+        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        with self._lock:
+            self._servers.append(server)
+
+    def server_ports(self) -> list[int]:
+        """The ports the metrics servers listen on (useful when started on port 0)."""
+        with self._lock:
+            return [server.server_port for server in self._servers]
+
+    def stop_servers(self) -> None:
+        """Stop every metrics server this instance started."""
+        with self._lock:
+            servers, self._servers = self._servers, []
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+METRICS = OperatorMetrics()
+"""The process's metrics: what the module-level functions record and serve."""
+
+
+def record_aws_call(operation: str, outcome: str) -> None:
+    """Count one AmplifyBackend call; ``outcome`` is ``ok`` or the failure reason."""
+    METRICS.record_aws_call(operation, outcome)
+
+
+def record_retry(reason: str) -> None:
+    """Count one retry scheduled after a retryable failure with this reason."""
+    METRICS.record_retry(reason)
+
+
+def observe_job(operation: str, result: str, seconds: float) -> None:
+    """Record how long a job ran until it ended with ``result`` (COMPLETED or FAILED)."""
+    METRICS.observe_job(operation, result, seconds)
+
+
+def set_object_state(uid: str, phase: str | None, reason: str | None) -> None:
+    """Count object ``uid`` under (``phase``, ``reason``); ``phase=None`` removes it."""
+    METRICS.set_object_state(uid, phase, reason)
+
+
+def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:
+    """Serve the process's metrics on ``http://addr:port/metrics`` (daemon thread)."""
+    METRICS.start_server(port, addr)
+
+
+def stop_metrics_server() -> None:
+    """Stop the servers started by :func:`start_metrics_server` (tests, clean shutdown)."""
+    METRICS.stop_servers()
+
+
+def render() -> bytes:
+    """The process's metrics in the Prometheus text format."""
+    return METRICS.render()
