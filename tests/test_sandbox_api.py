@@ -221,6 +221,24 @@ def test_watch_resumes_at_a_resource_version_without_replay(crs: client.CustomOb
     assert {"before-list", "after-list"} <= names  # no resourceVersion: the current state first
 
 
+def test_watch_bookmarks_and_initial_events(
+    cluster: EmulatedClusterThread, crs: client.CustomObjectsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create(crs, backendauth("bookmarked"))
+    monkeypatch.setattr(emulator, "BOOKMARK_SECONDS", 0.2)
+    url = (
+        f"{cluster.url}/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}?watch=true&timeoutSeconds=1"
+        "&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+        "&fieldSelector=metadata.name%3Dbookmarked"
+    )
+    with urllib.request.urlopen(url, timeout=10) as response:
+        events = [json.loads(line) for line in response]
+    assert [e["type"] for e in events[:2]] == ["ADDED", "BOOKMARK"]
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert {e["type"] for e in events[2:]} == {"BOOKMARK"}  # idle: periodic bookmarks (Kopf's keep-alive)
+    assert int(events[-1]["object"]["metadata"]["resourceVersion"]) >= rv(events[0]["object"])
+
+
 def test_watch_too_old_resource_version_is_gone(
     cluster: EmulatedClusterThread, crs: client.CustomObjectsApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
