@@ -387,26 +387,31 @@ def reconcile(
     _Step(ctx, obj, patch, logger).run()
 
 
-def annotations_changed(memo: Any, body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-    """Show ``paused`` (and its end) on a BackendAuth that no handler is working on.
+def pause_flipped(body: kopf.Body, type: str | None = None, **_: Any) -> bool:
+    """True when a BackendAuth that no handler is working on must show, or stop showing, Paused.
 
     Kopf leaves our own annotations out of its change detection, so pausing an object that is
-    already Ready causes no update; this watcher catches it. Objects with work in flight are
-    left to :func:`reconcile`, which checks the annotation at each step. No AWS call is made.
+    already Ready causes no update. This filter runs on every watch event and is cheap; the
+    handler below runs only when it says so (and so logs only then).
     """
     meta = body.get("metadata", {})
     annotations = meta.get("annotations") or {}
-    if meta.get("deletionTimestamp") or any(k.startswith(f"{PREFIX}/reconcile") for k in annotations):
-        return
+    if type != "MODIFIED" or meta.get("deletionTimestamp"):
+        return False
+    if any(k.startswith(f"{PREFIX}/reconcile") for k in annotations):
+        return False  # work in flight: reconcile checks the annotation at each step
     paused = str(annotations.get(PAUSED, "")).lower() == "true"
     shows_paused = current_reason(body.get("status", {}).get("conditions") or []) == "Paused"
-    if paused == shows_paused or (JOB not in annotations and not paused):
-        return
+    return paused != shows_paused and (paused or JOB in annotations)
+
+
+def show_pause(memo: Any, body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+    """Show Paused on a settled BackendAuth, or its job's outcome again once unpaused. No AWS call."""
     step = _Step(memo.ctx, body, patch, logger)
-    if paused:
+    if str(step.annotations.get(PAUSED, "")).lower() == "true":
         step.show(State("reconciling", "Paused", f"paused by the {PAUSED} annotation; no AWS calls"))
         return
-    job = json.loads(annotations[JOB])
+    job = json.loads(step.annotations[JOB])
     if is_terminal(job.get("status")) and job.get("generation") == step.generation:
         step.finish(job)
 
@@ -477,9 +482,7 @@ def register(registry: kopf.OperatorRegistry | None = None) -> None:
     kopf.on.resume(*resource, id="reconcile", **kw)(reconcile)
     kopf.on.update(*resource, id="reconcile", field="spec", **kw)(reconcile)
     kopf.on.delete(*resource, id="delete", **kw)(delete)
-    kopf.on.event(*resource, id="annotations", when=lambda type, **_: type == "MODIFIED", **kw)(
-        annotations_changed
-    )
+    kopf.on.event(*resource, id="pause", when=pause_flipped, **kw)(show_pause)
     kopf.on.event(*resource, id="forget", when=lambda type, **_: type == "DELETED", **kw)(forget)
 
 

@@ -29,13 +29,46 @@ class DevError(Exception):
     """A start-up problem reported as one line and exit code 2."""
 
 
-async def start_operator(kubeconfig_path: str, aws_endpoint_url: str | None) -> OperatorHandle:
-    """HOOK: start the operator against ``kubeconfig_path``; return a coroutine function stopping it.
+# Snappy defaults for the sandbox; anything set in the environment wins.
+SANDBOX_ENV = {
+    "BACKENDAUTH_JOB_POLL_SECONDS": "1",
+    "BACKENDAUTH_RETRY_BASE_SECONDS": "1",
+    "BACKENDAUTH_RETRY_MAX_SECONDS": "30",
+}
+# The simulator needs a region and any credentials (it checks no signatures).
+SIMULATOR_ENV = {
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "sandbox",
+    "AWS_SECRET_ACCESS_KEY": "sandbox",
+}
 
-    ``aws_endpoint_url`` is the simulator's URL (or BACKENDAUTH_AWS_ENDPOINT_URL), None for real AWS.
-    Not wired yet: ``dev`` then serves as with ``--no-operator``.
+
+async def start_operator(kubeconfig_path: str, aws_endpoint_url: str | None) -> OperatorHandle:
+    """Start ``backendauth-operator run`` against ``kubeconfig_path``; return a function stopping it.
+
+    A separate process, as in a cluster: its log goes to this terminal, and it can be stopped or
+    killed without taking the emulated API (and its state) down. ``aws_endpoint_url`` is the
+    simulator's URL (or BACKENDAUTH_AWS_ENDPOINT_URL), None for real AWS.
     """
-    raise NotImplementedError("operator not yet wired")
+    env = {**SANDBOX_ENV, **os.environ, "KUBECONFIG": kubeconfig_path}
+    if aws_endpoint_url is not None:
+        env = {**SIMULATOR_ENV, **env, "BACKENDAUTH_AWS_ENDPOINT_URL": aws_endpoint_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "backendauth_operator.cli", "run", env=env
+    )
+
+    async def stop() -> None:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 8)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+
+    return stop
 
 
 def _crds() -> list[dict[str, Any]]:
@@ -72,14 +105,21 @@ def _next_steps(cluster: EmulatedCluster, kubeconfig: Path, aws_url: str | None,
     lines = [f"Emulated Kubernetes API: {cluster.url} (CRD backendauths.amplifybackend.gitops.dev installed)"]
     if aws_url:
         lines.append(f"AmplifyBackend endpoint: {aws_url}")
+        lines.append(
+            f"  faults at run time: curl -X POST {aws_url}/_sim/config -d '{{\"throttle_rate\": 0.5}}'"
+        )
+    else:
+        lines.append("AmplifyBackend endpoint: real AWS (your credentials and AWS_REGION)")
+    if operator:
+        lines.append("The operator runs here; its log follows.")
     lines += ["", "Next steps, in another shell:", f"  export KUBECONFIG={kubeconfig}"]
-    if aws_url:
-        lines.append(f"  export BACKENDAUTH_AWS_ENDPOINT_URL={aws_url}")
     if not operator:
+        if aws_url:
+            lines.append(f"  export BACKENDAUTH_AWS_ENDPOINT_URL={aws_url}")
         lines.append("  backendauth-operator run --verbose        # the operator, against this API")
     lines += [
-        "  kubectl apply -f <your-backendauth.yaml>",
-        "  kubectl get backendauths -o wide",
+        "  kubectl apply -f examples/minimal.yaml",
+        "  kubectl get backendauths -w",
         "",
         "Press Ctrl+C to stop.",
     ]
@@ -133,10 +173,7 @@ async def _serve(args: argparse.Namespace) -> int:
             aws_url = simulator.url
         _apply_files(cluster, args.apply)
         if not args.no_operator:
-            try:
-                stop_operator = await start_operator(str(kubeconfig), aws_url)
-            except NotImplementedError as exc:
-                print(f"warning: {exc}; serving the API only, as with --no-operator", file=sys.stderr)
+            stop_operator = await start_operator(str(kubeconfig), aws_url)
         print(_next_steps(cluster, kubeconfig, aws_url, operator=stop_operator is not None), flush=True)
         await stop.wait()
         print("stopping", flush=True)
