@@ -72,3 +72,12 @@ def test_deleting_a_paused_object_still_works_without_aws_calls(bed: Bed) -> Non
     bed.wait_reason("frozen", "Paused")
     bed.kubectl("delete", "backendauth", "frozen", "--timeout=60s")
     assert bed.count("DeleteBackendAuth") == 0
+
+
+def test_changing_only_operator_fields_makes_no_aws_call(bed: Bed) -> None:
+    ready(bed, "policy")
+    calls = len(bed.calls()["calls"])
+    bed.apply(backendauth("policy", minimal_spec(resourceName="policy", deletionPolicy="Delete")))
+    wait_until(lambda: bed.condition("policy").get("observedGeneration") == 2, what="generation 2 handled")
+    assert bed.condition("policy")["status"] == "True"
+    assert len(bed.calls()["calls"]) == calls, "deletionPolicy is not AWS's: nothing to send"

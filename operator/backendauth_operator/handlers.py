@@ -19,6 +19,7 @@ count that drives the backoff.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -198,7 +199,7 @@ class _Step:
             if recovered is not None:
                 self.record(recovered, region, recovered_job=True)
                 raise self.wait(self.in_progress(recovered))
-        self.submit(spec, region)
+        self.submit(spec, region, job)
 
     def poll(self, job: dict[str, Any], region: str) -> dict[str, Any]:
         """Ask AWS about an unfinished job; return it updated, or raise to poll again later."""
@@ -292,8 +293,16 @@ class _Step:
             return False
         return True
 
-    def submit(self, spec: BackendAuthSpec, region: str) -> None:
+    def submit(self, spec: BackendAuthSpec, region: str, last: dict[str, Any] | None) -> None:
         operation = UPDATE if self.annotations.get(CREATED) == "true" else CREATE
+        fingerprint = self.fingerprint(spec)
+        unchanged = last is not None and last.get("fingerprint") == fingerprint
+        if operation == UPDATE and unchanged and last and last.get("status") == TERMINAL_SUCCESS:
+            # Nothing AWS would see has changed (e.g. only deletionPolicy): no call.
+            same = {**last, "generation": self.generation}
+            self.patch.metadata.annotations[JOB] = json.dumps(same, sort_keys=True)
+            self.finish(same)
+            return
         key = (region, spec.app_id, spec.backend_environment_name)
         holder = self.ctx.turns.acquire(key, self.uid)
         if holder is not None:
@@ -336,6 +345,7 @@ class _Step:
             "appId": str(answer.get("AppId") or spec.app_id),
             "env": str(answer.get("BackendEnvironmentName") or spec.backend_environment_name),
             "generation": self.generation,
+            "fingerprint": fingerprint,
         }
         self.record(job, region)
         if is_terminal(job["status"]):
@@ -365,6 +375,13 @@ class _Step:
             reason=verb,
             message=f"{job['operation']} job {job['id']} {verb.lower()}",
         )
+
+    def fingerprint(self, spec: BackendAuthSpec) -> str:
+        """A digest of what AWS would be sent, salted with the object's uid; Secret values are
+        represented by their references, so none is read or stored for it."""
+        request = create_backend_auth_kwargs(spec, lambda ref: f"secretKeyRef:{ref.name}/{ref.key}")
+        canonical = json.dumps(request, sort_keys=True, default=str)
+        return hashlib.sha256(f"{self.uid}\n{canonical}".encode()).hexdigest()[:32]
 
     def request(self, spec: BackendAuthSpec, operation: str) -> dict[str, Any]:
         def resolve(ref: SecretKeyRef) -> str:
