@@ -31,6 +31,7 @@ OPERATOR_ENV = {
     "AWS_REGION": "eu-west-1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
+    "BACKENDAUTH_METRICS_PORT": "0",  # off unless a test asks: operators come and go between tests
 }
 
 
@@ -59,6 +60,13 @@ class Operator:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+
+    def metrics(self) -> str:
+        """The operator's /metrics page (the test must have set BACKENDAUTH_METRICS_PORT)."""
+        url = f"http://127.0.0.1:{self.env['BACKENDAUTH_METRICS_PORT']}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text: str = response.read().decode()
+        return text
 
     def start(self) -> Operator:
         self.starts += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -229,3 +230,26 @@ def test_plain_504_before_the_work_creates_once_after_checking(bed: Bed, attempt
     bed.wait_reason("retimed", "JobCompleted", status="True")
     creates = [c for c in bed.calls()["calls"] if c["operation"] == "CreateBackendAuth"]
     assert [c["httpStatus"] for c in creates] == [504, 200], "one refused attempt, one that did the work"
+
+
+def test_metrics_endpoint_counts_calls_retries_and_states(bed: Bed) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bed.operator.stop()
+    bed.operator.env["BACKENDAUTH_METRICS_PORT"] = str(port)
+    bed.operator.start()
+    bed.fault("throttle", count=2)
+    bed.apply(backendauth("measured", spec_named("measured")))
+    bed.wait_reason("measured", "JobCompleted", status="True")
+
+    def page_shows_ready() -> str | None:
+        text = bed.operator.metrics()
+        return text if 'backendauth_resources{condition="Ready",reason="JobCompleted"} 1.0' in text else None
+
+    text = wait_until(page_shows_ready, what="the metrics page")
+    assert 'backendauth_aws_calls_total{operation="CreateBackendAuth",outcome="Throttled"} 2.0' in text
+    assert 'backendauth_aws_calls_total{operation="CreateBackendAuth",outcome="ok"} 1.0' in text
+    assert 'backendauth_retries_total{reason="Throttled"} 2.0' in text
+    jobs = 'backendauth_job_duration_seconds_count{operation="CreateBackendAuth",result="COMPLETED"} 1.0'
+    assert jobs in text

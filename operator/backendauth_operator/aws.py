@@ -19,6 +19,8 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
+from backendauth_operator import metrics
+
 MUTATING_CONFIG = botocore.config.Config(
     retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=10, read_timeout=60
 )
@@ -128,3 +130,19 @@ def classify(error: BaseException) -> Failure:
         # Read timeouts, dropped connections: the request may have been carried out.
         return Failure("AWSUnavailable", True, f"AWS did not answer: {error}", ambiguous=True)
     raise error
+
+
+def call(client: Any, method: str, **kwargs: Any) -> dict[str, Any]:
+    """Make one AmplifyBackend call and count it by operation and outcome (metrics)."""
+    operation = client.meta.method_to_api_mapping.get(method, method)
+    try:
+        answer: dict[str, Any] = getattr(client, method)(**kwargs)
+    except Exception as error:
+        try:
+            outcome = classify(error).reason
+        except Exception:
+            outcome = type(error).__name__
+        metrics.record_aws_call(operation, outcome)
+        raise
+    metrics.record_aws_call(operation, "ok")
+    return answer

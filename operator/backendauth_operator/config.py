@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(
         300.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_RETRY_MAX_SECONDS"
     )
+    metrics_port: int = Field(9090, ge=0, le=65535, validation_alias="BACKENDAUTH_METRICS_PORT")
     default_deletion_policy: Literal["Retain", "Delete"] = Field(
         "Retain", validation_alias="BACKENDAUTH_DEFAULT_DELETION_POLICY"
     )
@@ -45,6 +46,7 @@ _ENV_NAMES = {
     "retry_base_seconds": "BACKENDAUTH_RETRY_BASE_SECONDS",
     "retry_max_seconds": "BACKENDAUTH_RETRY_MAX_SECONDS",
     "default_deletion_policy": "BACKENDAUTH_DEFAULT_DELETION_POLICY",
+    "metrics_port": "BACKENDAUTH_METRICS_PORT",
 }
 
 

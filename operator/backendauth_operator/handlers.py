@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,8 +31,8 @@ from typing import Any, cast
 
 import kopf
 
-from backendauth_operator import GROUP, PLURAL, PREFIX, VERSION
-from backendauth_operator.aws import ClientFactory, Failure, classify
+from backendauth_operator import GROUP, PLURAL, PREFIX, VERSION, metrics
+from backendauth_operator.aws import ClientFactory, Failure, call, classify
 from backendauth_operator.config import Settings
 from backendauth_operator.kube import KubeClient, SecretMissing
 from backendauth_operator.models import (
@@ -140,6 +141,7 @@ class _Step:
         for key, value in fields.items():
             self.patch.status[key] = value
         self.patch.status["observedGeneration"] = self.generation
+        metrics.set_object_state(self.uid, state.phase, state.reason)
         self.patch.status["conditions"] = conditions_for(
             state, self.generation, self.status.get("conditions") or []
         )
@@ -151,6 +153,7 @@ class _Step:
         """Show a retryable failure and return the error that schedules the retry with backoff."""
         failures = int(self.annotations.get(FAILURES, "0") or 0)
         self.patch.metadata.annotations[FAILURES] = str(failures + 1)
+        metrics.record_retry(failure.reason)
         settings = self.ctx.settings
         delay = backoff_delay(
             failures, settings.retry_base_seconds, min(cap or 1e9, settings.retry_max_seconds)
@@ -205,9 +208,10 @@ class _Step:
         """Ask AWS about an unfinished job; return it updated, or raise to poll again later."""
         self.take_turn(region, job)
         try:
-            answer = self.ctx.clients.reading(region).get_backend_job(
-                AppId=job["appId"], BackendEnvironmentName=job["env"], JobId=job["id"]
-            )
+            answer = call(
+                self.ctx.clients.reading(region), "get_backend_job",
+                AppId=job["appId"], BackendEnvironmentName=job["env"], JobId=job["id"],
+            )  # fmt: skip
         except Exception as error:
             failure = classify(error)
             raise self.retry_later(failure) from None
@@ -220,6 +224,8 @@ class _Step:
         if not is_terminal(job["status"]):
             raise self.wait(self.in_progress(job), status=job["status"], error=job["error"])
         self.ctx.turns.release(self.uid)
+        if job.get("submittedAt"):
+            metrics.observe_job(job["operation"], job["status"], time.time() - float(job["submittedAt"]))
         return job
 
     def finish(self, job: dict[str, Any]) -> None:
@@ -262,7 +268,9 @@ class _Step:
         client = self.ctx.clients.reading(region)
         app, env = spec.app_id, spec.backend_environment_name
         try:
-            answer = client.list_backend_jobs(AppId=app, BackendEnvironmentName=env, Operation=operation)
+            answer = call(
+                client, "list_backend_jobs", AppId=app, BackendEnvironmentName=env, Operation=operation
+            )
             found = pick_recovered_job(answer.get("Jobs") or [], operation, marked_at)
             if found is None and operation == CREATE:
                 exists = self._auth_exists(client, app, env, spec.resource_name)
@@ -288,7 +296,9 @@ class _Step:
     @staticmethod
     def _auth_exists(client: Any, app: str, env: str, resource_name: str) -> bool:
         try:
-            client.get_backend_auth(AppId=app, BackendEnvironmentName=env, ResourceName=resource_name)
+            call(
+                client, "get_backend_auth", AppId=app, BackendEnvironmentName=env, ResourceName=resource_name
+            )
         except client.exceptions.NotFoundException:
             return False
         return True
@@ -327,8 +337,8 @@ class _Step:
         self.logger.info(f"Calling {operation} for {spec.app_id}/{spec.backend_environment_name}.")
         client = self.ctx.clients.mutating(region)
         try:
-            answer = getattr(client, "create_backend_auth" if operation == CREATE else "update_backend_auth")(
-                **kwargs
+            answer = call(
+                client, "create_backend_auth" if operation == CREATE else "update_backend_auth", **kwargs
             )
         except Exception as error:
             failure = classify(error)
@@ -346,6 +356,7 @@ class _Step:
             "env": str(answer.get("BackendEnvironmentName") or spec.backend_environment_name),
             "generation": self.generation,
             "fingerprint": fingerprint,
+            "submittedAt": time.time(),
         }
         self.record(job, region)
         if is_terminal(job["status"]):
@@ -452,7 +463,8 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
     job = json.loads(annotations[DELETE_JOB]) if annotations.get(DELETE_JOB) else None
     try:
         if job is None:
-            answer = ctx.clients.mutating(region).delete_backend_auth(
+            answer = call(
+                ctx.clients.mutating(region), "delete_backend_auth",
                 AppId=spec["appId"], BackendEnvironmentName=spec["backendEnvironmentName"],
                 ResourceName=spec["resourceName"],
             )  # fmt: skip
@@ -464,9 +476,10 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
                 message=f"DeleteBackendAuth job {job['id']} submitted",
             )
         if not is_terminal(job["status"]):
-            answer = ctx.clients.reading(region).get_backend_job(
-                AppId=spec["appId"], BackendEnvironmentName=spec["backendEnvironmentName"], JobId=job["id"]
-            )
+            answer = call(
+                ctx.clients.reading(region), "get_backend_job",
+                AppId=spec["appId"], BackendEnvironmentName=spec["backendEnvironmentName"], JobId=job["id"],
+            )  # fmt: skip
             job = {**job, "status": str(answer.get("Status") or ""), "error": str(answer.get("Error") or "")}
             patch.metadata.annotations[DELETE_JOB] = json.dumps(job, sort_keys=True)
     except Exception as error:
@@ -489,6 +502,7 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
 def forget(memo: Any, uid: str | None, **_: Any) -> None:
     """A deleted BackendAuth gives back its turn."""
     memo.ctx.turns.release(str(uid))
+    metrics.set_object_state(str(uid), None, None)
 
 
 def register(registry: kopf.OperatorRegistry | None = None) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import kopf
 
-from backendauth_operator import FINALIZER, PREFIX
+from backendauth_operator import FINALIZER, PREFIX, metrics
 from backendauth_operator.aws import ClientFactory
 from backendauth_operator.config import ConfigError, Settings, load_settings
 from backendauth_operator.handlers import DowngradeWaiting, OperatorContext, register
@@ -55,8 +55,15 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     @kopf.on.startup()
-    def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    def _startup(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
         configure_kopf(settings, operator_settings)
+        if operator_settings.metrics_port:
+            try:
+                metrics.start_metrics_server(operator_settings.metrics_port)
+            except OSError as error:  # metrics are not worth failing the operator for
+                logger.warning(f"Metrics not served on port {operator_settings.metrics_port}: {error}")
+            else:
+                logger.info(f"Metrics served on :{operator_settings.metrics_port}/metrics")
 
     register()
     memo = kopf.Memo(ctx=build_context(operator_settings))
