@@ -81,3 +81,24 @@ def test_changing_only_operator_fields_makes_no_aws_call(bed: Bed) -> None:
     wait_until(lambda: bed.condition("policy").get("observedGeneration") == 2, what="generation 2 handled")
     assert bed.condition("policy")["status"] == "True"
     assert len(bed.calls()["calls"]) == calls, "deletionPolicy is not AWS's: nothing to send"
+
+
+def test_reconcile_request_checks_aws_once_and_is_echoed(bed: Bed) -> None:
+    ready(bed, "asked")
+    jobs_before = bed.count("GetBackendJob")
+    bed.kubectl("annotate", "backendauth", "asked", "amplifybackend.gitops.dev/reconcile-requested-at=first")
+    wait_until(lambda: bed.get("asked")["status"].get("lastHandledReconcileAt") == "first", what="the echo")
+    assert bed.count("GetBackendJob") == jobs_before + 1
+    assert bed.condition("asked")["status"] == "True"
+    bed.kubectl(
+        "annotate",
+        "--overwrite",
+        "backendauth",
+        "asked",
+        "amplifybackend.gitops.dev/reconcile-requested-at=2",
+    )
+    wait_until(
+        lambda: bed.get("asked")["status"].get("lastHandledReconcileAt") == "2", what="the second echo"
+    )
+    assert bed.count("GetBackendJob") == jobs_before + 2
+    assert [e["reason"] for e in bed.events("asked")].count("JobCompleted") == 1

@@ -61,6 +61,7 @@ CREATED = f"{PREFIX}/created"
 FAILURES = f"{PREFIX}/failures"
 PAUSED = f"{PREFIX}/paused"
 DELETE_JOB = f"{PREFIX}/delete-job"
+RECONCILE_REQUESTED = f"{PREFIX}/reconcile-requested-at"
 
 CREATE, UPDATE = "CreateBackendAuth", "UpdateBackendAuth"
 SECRET_RETRY_CAP = 30.0  # a Secret applied after its BackendAuth is picked up within this time
@@ -415,6 +416,13 @@ def reconcile(
     _Step(ctx, obj, patch, logger).run()
 
 
+def _in_flight(annotations: Mapping[str, str]) -> bool:
+    """Whether Kopf holds progress for one of our handlers (``<prefix>/reconcile``,
+    ``<prefix>/reconcile.spec``, ``<prefix>/delete``): then that handler owns the object."""
+    own = (f"{PREFIX}/reconcile", f"{PREFIX}/delete")
+    return any(k in own or k.startswith(f"{PREFIX}/reconcile.") for k in annotations)
+
+
 def pause_flipped(body: kopf.Body, type: str | None = None, **_: Any) -> bool:
     """True when a BackendAuth that no handler is working on must show, or stop showing, Paused.
 
@@ -426,7 +434,7 @@ def pause_flipped(body: kopf.Body, type: str | None = None, **_: Any) -> bool:
     annotations = meta.get("annotations") or {}
     if type != "MODIFIED" or meta.get("deletionTimestamp"):
         return False
-    if any(k.startswith(f"{PREFIX}/reconcile") for k in annotations):
+    if _in_flight(annotations):
         return False  # work in flight: reconcile checks the annotation at each step
     paused = str(annotations.get(PAUSED, "")).lower() == "true"
     shows_paused = current_reason(body.get("status", {}).get("conditions") or []) == "Paused"
@@ -442,6 +450,44 @@ def show_pause(memo: Any, body: kopf.Body, patch: kopf.Patch, logger: Any, **_: 
     job = json.loads(step.annotations[JOB])
     if is_terminal(job.get("status")) and job.get("generation") == step.generation:
         step.finish(job)
+
+
+def reconcile_requested(body: kopf.Body, type: str | None = None, **_: Any) -> bool:
+    """True when ``reconcile-requested-at`` holds a value not yet handled, and no handler is busy."""
+    meta = body.get("metadata", {})
+    annotations = meta.get("annotations") or {}
+    if type not in ("ADDED", "MODIFIED") or meta.get("deletionTimestamp"):
+        return False
+    if _in_flight(annotations):
+        return False  # work in flight: it talks to AWS anyway; the request is handled afterwards
+    requested = annotations.get(RECONCILE_REQUESTED)
+    return requested is not None and requested != body.get("status", {}).get("lastHandledReconcileAt")
+
+
+def handle_reconcile_request(memo: Any, body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+    """Check the latest job against AWS now (one read), show what it says, echo the request."""
+    ctx: OperatorContext = memo.ctx
+    step = _Step(ctx, body, patch, logger)
+    job = json.loads(step.annotations[JOB]) if step.annotations.get(JOB) else None
+    paused = str(step.annotations.get(PAUSED, "")).lower() == "true"
+    spec = body.get("spec") or {}
+    region = spec.get("region") or ctx.settings.default_region
+    if job and job.get("id") and region and not paused:
+        try:
+            answer = call(
+                ctx.clients.reading(region), "get_backend_job",
+                AppId=job["appId"], BackendEnvironmentName=job["env"], JobId=job["id"],
+            )  # fmt: skip
+        except Exception as error:
+            failure = classify(error)
+            patch.status["error"] = f"reconcile request: {failure.reason}: {failure.message}"
+        else:
+            job = {**job, "status": str(answer.get("Status") or ""), "error": str(answer.get("Error") or "")}
+            patch.metadata.annotations[JOB] = json.dumps(job, sort_keys=True)
+            if is_terminal(job["status"]) and job.get("generation") == step.generation:
+                step.finish(job)
+    patch.status["lastHandledReconcileAt"] = step.annotations[RECONCILE_REQUESTED]
+    logger.info(f"Reconcile request {step.annotations[RECONCILE_REQUESTED]!r} handled.")
 
 
 def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: Any, **_: Any) -> None:
@@ -514,6 +560,7 @@ def register(registry: kopf.OperatorRegistry | None = None) -> None:
     kopf.on.update(*resource, id="reconcile", field="spec", **kw)(reconcile)
     kopf.on.delete(*resource, id="delete", **kw)(delete)
     kopf.on.event(*resource, id="pause", when=pause_flipped, **kw)(show_pause)
+    kopf.on.event(*resource, id="reconcile-request", when=reconcile_requested, **kw)(handle_reconcile_request)
     kopf.on.event(*resource, id="forget", when=lambda type, **_: type == "DELETED", **kw)(forget)
 
 
