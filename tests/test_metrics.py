@@ -196,9 +196,12 @@ def test_the_server_serves_the_registry_over_http(m: OperatorMetrics) -> None:
 
 
 def test_module_functions_record_into_the_process_metrics() -> None:
-    before = metrics.METRICS.registry.get_sample_value(
-        "backendauth_aws_calls_total", {"operation": "DeleteBackendAuth", "outcome": "NotFound"}
-    ) or 0
+    before = (
+        metrics.METRICS.registry.get_sample_value(
+            "backendauth_aws_calls_total", {"operation": "DeleteBackendAuth", "outcome": "NotFound"}
+        )
+        or 0
+    )
     metrics.record_aws_call("DeleteBackendAuth", "NotFound")
     metrics.record_retry("AWSUnavailable")
     metrics.observe_job("DeleteBackendAuth", "COMPLETED", 12.0)
