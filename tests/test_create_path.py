@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
+from argocd_health import health
 from harness import Bed, backendauth, secret, wait_until
 from specs import AMAZON_SECRET, APPLE_KEY, FACEBOOK_SECRET, GOOGLE_SECRET, full_spec, minimal_spec
 
@@ -43,6 +44,7 @@ def test_happy_path_ends_ready_with_one_create(bed: Bed) -> None:
     ]
     assert conditions["Ready"]["reason"] == "JobCompleted"
     assert bed.count("CreateBackendAuth") == 1
+    assert health(bed.get("shop-auth"))[0] == "Healthy"
     reasons = [e["reason"] for e in bed.events("shop-auth")]
     assert "Submitted" in reasons and "JobCompleted" in reasons
 
@@ -53,6 +55,7 @@ def test_running_job_status_is_shown_verbatim(bed: Bed) -> None:
     obj = bed.wait_reason("held", "JobInProgress", status="False")
     assert obj["status"]["status"] == "RUNNING"
     assert bed.condition("held", "Reconciling")["status"] == "True"
+    assert health(obj) == ("Progressing", f"CreateBackendAuth job {obj['status']['jobId']} is RUNNING")
     job_id = obj["status"]["jobId"]
     bed.sim_post(f"jobs/{job_id}", {"status": "WAITING_FOR_CLOUDFORMATION"})
     wait_until(lambda: bed.get("held")["status"]["status"] == "WAITING_FOR_CLOUDFORMATION", what="odd status")
@@ -68,6 +71,7 @@ def test_failed_job_stalls_with_the_job_error(bed: Bed) -> None:
     obj = bed.wait_reason("doomed", "JobFailed")
     assert bed.condition("doomed", "Stalled")["status"] == "True"
     assert obj["status"]["error"] == "CloudFormation stack rolled back"
+    assert health(obj) == ("Degraded", "CloudFormation stack rolled back")
     assert any(e["type"] == "Warning" and e["reason"] == "JobFailed" for e in bed.events("doomed"))
 
 
@@ -90,6 +94,7 @@ def test_retryable_error_is_retried_until_ready(bed: Bed, fault: str, reason: st
     assert bed.condition("flaky", "Reconciling")["status"] == "True"
     assert bed.condition("flaky", "Stalled")["status"] == "False"
     assert obj["status"]["error"], "the AWS message is shown"
+    assert health(obj)[0] == "Progressing"
     wait_until(lambda: bed.count("CreateBackendAuth") >= 3, what="several retries")
     bed.clear_faults()
     bed.wait_reason("flaky", "JobCompleted", status="True")
@@ -113,6 +118,7 @@ def test_bad_request_stalls_until_the_spec_changes(bed: Bed) -> None:
     assert bed.condition("refused", "Stalled")["status"] == "True"
     assert bed.condition("refused", "Reconciling")["status"] == "False"
     assert "Bad request (simulated)" in obj["status"]["error"]
+    assert health(obj)[0] == "Degraded" and "Bad request (simulated)" in health(obj)[1]
     assert bed.count("CreateBackendAuth") == 1
     # A changed spec is a new attempt.
     spec = spec_named("refused")
@@ -131,6 +137,7 @@ def test_invalid_spec_stalls_naming_the_field_without_any_aws_call(make_bed: Cal
     obj = bed.wait_reason("typo", "InvalidSpec")
     assert bed.condition("typo", "Stalled")["status"] == "True"
     assert "spec.resourceConfig.userPoolConfigs.signInMethod" in obj["status"]["error"]
+    assert health(obj)[0] == "Degraded" and "signInMethod" in health(obj)[1]
     assert bed.calls()["calls"] == []
 
 
@@ -153,7 +160,7 @@ def test_missing_secret_is_waited_for_and_picked_up(bed: Bed) -> None:
 def test_paused_backendauth_makes_no_aws_call_until_unpaused(bed: Bed) -> None:
     paused = {"amplifybackend.gitops.dev/paused": "true"}
     bed.apply(backendauth("sleepy", spec_named("sleepy"), annotations=paused))
-    bed.wait_reason("sleepy", "Paused")
+    assert health(bed.wait_reason("sleepy", "Paused"))[0] == "Suspended"
     assert bed.condition("sleepy", "Reconciling")["status"] == "True"
     assert bed.calls()["calls"] == []
     bed.kubectl("annotate", "backendauth", "sleepy", "amplifybackend.gitops.dev/paused-")

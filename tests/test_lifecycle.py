@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from argocd_health import health
 from harness import Bed, backendauth, wait_until
 from specs import minimal_spec
 
@@ -46,7 +47,7 @@ def test_pausing_a_settled_object_shows_paused_and_unpausing_restores_ready(bed:
     ready(bed, "settled")
     calls = len(bed.calls()["calls"])
     bed.kubectl("annotate", "backendauth", "settled", f"{PAUSED}=true")
-    bed.wait_reason("settled", "Paused", status="False")
+    assert health(bed.wait_reason("settled", "Paused", status="False"))[0] == "Suspended"
     assert bed.condition("settled", "Reconciling")["status"] == "True"
     bed.kubectl("annotate", "backendauth", "settled", f"{PAUSED}-")
     bed.wait_reason("settled", "JobCompleted", status="True")
