@@ -60,6 +60,7 @@ class Operator:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.args: list[str] = []  # extra arguments of `run`, e.g. --namespace
 
     def metrics(self) -> str:
         """The operator's /metrics page (the test must have set BACKENDAUTH_METRICS_PORT)."""
@@ -74,7 +75,7 @@ class Operator:
         log.write(f"---- operator start #{self.starts} ----\n".encode())
         log.flush()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "backendauth_operator.cli", "run"],
+            [sys.executable, "-m", "backendauth_operator.cli", "run", *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -260,3 +260,14 @@ def test_metrics_endpoint_counts_calls_retries_and_states(bed: Bed) -> None:
     assert 'backendauth_retries_total{reason="Throttled"} 2.0' in text
     jobs = 'backendauth_job_duration_seconds_count{operation="CreateBackendAuth",result="COMPLETED"} 1.0'
     assert jobs in text
+
+
+def test_operator_watching_one_namespace_serves_it_without_cluster_scanning(
+    make_bed: Callable[..., Bed],
+) -> None:
+    bed = make_bed(start_operator=False)
+    bed.operator.args = ["--namespace", "default"]
+    bed.operator.start()
+    bed.apply(backendauth("scoped", spec_named("scoped")))
+    bed.wait_reason("scoped", "JobCompleted", status="True")
+    assert "Not enough permissions" not in bed.operator.log

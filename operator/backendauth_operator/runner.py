@@ -16,7 +16,9 @@ from backendauth_operator.handlers import DowngradeWaiting, OperatorContext, reg
 from backendauth_operator.kube import KubeClient
 
 
-def configure_kopf(settings: kopf.OperatorSettings, operator_settings: Settings) -> None:
+def configure_kopf(
+    settings: kopf.OperatorSettings, operator_settings: Settings, namespaced: bool = False
+) -> None:
     """Kopf's settings for this operator; used by ``run`` and by tests that embed the operator."""
     # Kopf state under our own prefix, chosen on day one: changing it later makes Kopf think
     # every object is new (kopf docs, "Storage transition").
@@ -30,6 +32,9 @@ def configure_kopf(settings: kopf.OperatorSettings, operator_settings: Settings)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 310
     settings.execution.max_workers = 16  # sync handlers: each holds a thread for one AWS call
+    # Watching named namespaces needs no cluster-wide rights: no Namespace listing, no CRD watch
+    # (the CRD is found by API discovery at start-up). kopf: _core/reactor/observation.py.
+    settings.scanning.disabled = namespaced
 
 
 def build_context(operator_settings: Settings) -> OperatorContext:
@@ -54,9 +59,11 @@ def run(args: argparse.Namespace) -> int:
     for noisy in ("botocore", "urllib3", "aiohttp.access", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
+    namespaces = list(args.namespace or [])
+
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
-        configure_kopf(settings, operator_settings)
+        configure_kopf(settings, operator_settings, namespaced=bool(namespaces))
         if operator_settings.metrics_port:
             try:
                 metrics.start_metrics_server(operator_settings.metrics_port)
@@ -67,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
 
     register()
     memo = kopf.Memo(ctx=build_context(operator_settings))
-    namespaces = list(args.namespace or [])
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,
