@@ -30,7 +30,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -79,6 +79,16 @@ class CrossRule:
     message: str
     field: str
     check: Callable[[Any], bool]
+
+
+def exactly_one(first: str, second: str) -> CrossRule:
+    """Exactly one of two optional fields (spec keys) must be set."""
+    return CrossRule(
+        cel=f"has(self.{first}) != has(self.{second})",
+        message=f"exactly one of {first} and {second} must be set",
+        field=second,
+        check=lambda m: (getattr(m, to_snake(first)) is None) != (getattr(m, to_snake(second)) is None),
+    )
 
 
 IMMUTABLE = Rule(cel="self == oldSelf", message="is immutable", check=lambda _: True)
@@ -233,24 +243,22 @@ _EMAIL_NEEDS_SETTINGS = CrossRule(
 )
 
 
-class ForgotPassword(SpecModel):
+class _CodeDelivery(SpecModel):
+    """How a verification code is sent; the settings of the chosen method are required."""
+
+    cross_rules = (_SMS_NEEDS_SETTINGS, _EMAIL_NEEDS_SETTINGS)
+
+    delivery_method: DeliveryMethod = Field(description="How the code is sent.")
+    email_settings: EmailSettings | None = None
+    sms_settings: SmsSettings | None = None
+
+
+class ForgotPassword(_CodeDelivery):
     """Deprecated by AWS (use verificationMessage), still accepted by the API."""
 
-    cross_rules = (_SMS_NEEDS_SETTINGS, _EMAIL_NEEDS_SETTINGS)
 
-    delivery_method: DeliveryMethod = Field(description="How the reset code is sent.")
-    email_settings: EmailSettings | None = None
-    sms_settings: SmsSettings | None = None
-
-
-class VerificationMessage(SpecModel):
+class VerificationMessage(_CodeDelivery):
     """How sign-up verification codes are sent."""
-
-    cross_rules = (_SMS_NEEDS_SETTINGS, _EMAIL_NEEDS_SETTINGS)
-
-    delivery_method: DeliveryMethod = Field(description="How the verification code is sent.")
-    email_settings: EmailSettings | None = None
-    sms_settings: SmsSettings | None = None
 
 
 class MfaSettings(SpecModel):
@@ -287,14 +295,7 @@ class PasswordPolicy(SpecModel):
 class SocialProvider(SpecModel):
     """An OAuth identity provider (Facebook, Google, Login with Amazon)."""
 
-    cross_rules = (
-        CrossRule(
-            cel="has(self.clientSecret) != has(self.clientSecretRef)",
-            message="exactly one of clientSecret and clientSecretRef must be set",
-            field="clientSecretRef",
-            check=lambda m: (m.client_secret is None) != (m.client_secret_ref is None),
-        ),
-    )
+    cross_rules = (exactly_one("clientSecret", "clientSecretRef"),)
 
     client_id: str = Field(min_length=1, max_length=1024, description="The provider's app client id.")
     client_secret: Annotated[SecretStr, Field(min_length=1, max_length=4096)] | None = Field(
@@ -306,14 +307,7 @@ class SocialProvider(SpecModel):
 class AppleProvider(SpecModel):
     """Sign in with Apple."""
 
-    cross_rules = (
-        CrossRule(
-            cel="has(self.privateKey) != has(self.privateKeyRef)",
-            message="exactly one of privateKey and privateKeyRef must be set",
-            field="privateKeyRef",
-            check=lambda m: (m.private_key is None) != (m.private_key_ref is None),
-        ),
-    )
+    cross_rules = (exactly_one("privateKey", "privateKeyRef"),)
 
     client_id: str = Field(min_length=1, max_length=1024, description="The Services ID.")
     key_id: str = Field(min_length=1, max_length=256, description="The key's id.")
