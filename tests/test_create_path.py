@@ -271,3 +271,16 @@ def test_operator_watching_one_namespace_serves_it_without_cluster_scanning(
     bed.apply(backendauth("scoped", spec_named("scoped")))
     bed.wait_reason("scoped", "JobCompleted", status="True")
     assert "Not enough permissions" not in bed.operator.log
+
+
+@pytest.mark.parametrize("attempt", REPEAT)
+def test_ambiguous_504_after_a_recovery_that_found_nothing_still_creates_once(bed: Bed, attempt: int) -> None:
+    # First attempt: refused with 504 before any work. Second: recovery finds nothing, the call
+    # is made again and AWS does the work but answers 504. Third: recovery finds that job.
+    bed.fault("timeout")
+    bed.fault("ambiguous")
+    bed.apply(backendauth("twice", spec_named("twice")))
+    bed.wait_reason("twice", "JobCompleted", status="True")
+    creates = [c for c in bed.calls()["calls"] if c["operation"] == "CreateBackendAuth"]
+    assert [(c["httpStatus"], c["fault"]) for c in creates] == [(504, "timeout"), (504, "ambiguous")]
+    assert len(bed.calls()["byResource"]) == 1

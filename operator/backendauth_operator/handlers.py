@@ -65,7 +65,7 @@ RECONCILE_REQUESTED = f"{PREFIX}/reconcile-requested-at"
 
 CREATE, UPDATE = "CreateBackendAuth", "UpdateBackendAuth"
 SECRET_RETRY_CAP = 30.0  # a Secret applied after its BackendAuth is picked up within this time
-ERROR_REASONS = {"Throttled", "AWSUnavailable", "JobPending", "NotFound", "AccessDenied", "SecretNotFound"}
+WAITING_PREFIX = "waiting: "
 
 
 class Waiting(kopf.TemporaryError):
@@ -74,9 +74,6 @@ class Waiting(kopf.TemporaryError):
 
     def __init__(self, message: str, delay: float) -> None:
         super().__init__(f"{WAITING_PREFIX}{message}", delay=delay)
-
-
-WAITING_PREFIX = "waiting: "
 
 
 class Turns:
@@ -332,9 +329,8 @@ class _Step:
         # The marker goes to the API server *before* the call: if the operator dies after AWS
         # accepted the call but before Kopf's patch lands, the next attempt finds it and recovers.
         marker = {"operation": operation, "at": datetime.now(UTC).isoformat(), "generation": self.generation}
-        self.ctx.kube.set_annotations(
-            self.namespace, self.name, {PENDING: json.dumps(marker, sort_keys=True)}
-        )
+        marker_text = json.dumps(marker, sort_keys=True)
+        self.ctx.kube.set_annotations(self.namespace, self.name, {PENDING: marker_text})
         self.logger.info(f"Calling {operation} for {spec.app_id}/{spec.backend_environment_name}.")
         client = self.ctx.clients.mutating(region)
         try:
@@ -343,8 +339,10 @@ class _Step:
             )
         except Exception as error:
             failure = classify(error)
-            if not failure.ambiguous:  # AWS refused it: nothing to recover next time
-                self.patch.metadata.annotations[PENDING] = None
+            # Ambiguous: AWS may have done it, so the marker stays (it may have been queued for
+            # removal by an earlier recovery in this same step) and the next attempt recovers.
+            # Otherwise AWS refused it and there is nothing to recover.
+            self.patch.metadata.annotations[PENDING] = marker_text if failure.ambiguous else None
             if not failure.retryable:
                 raise self.stall(failure.reason, failure.message) from None
             raise self.retry_later(failure) from None
@@ -370,6 +368,10 @@ class _Step:
         self.patch.metadata.annotations[JOB] = json.dumps(job, sort_keys=True)
         self.patch.metadata.annotations[PENDING] = None
         self.patch.metadata.annotations[FAILURES] = None
+        if (
+            job["status"] == TERMINAL_SUCCESS and job["operation"] == CREATE
+        ):  # done at once, or recovered done
+            self.patch.metadata.annotations[CREATED] = "true"
         verb = "Recovered" if recovered_job else "Submitted"
         self.show(
             self.in_progress(job),
