@@ -63,8 +63,12 @@ def dev(tmp_path: Path) -> Iterator[Dev]:
     sandbox = Dev(tmp_path)
     yield sandbox
     if sandbox.process.poll() is None:
-        sandbox.process.kill()
-        sandbox.process.wait()
+        sandbox.process.send_signal(signal.SIGTERM)  # dev stops its operator on the way out
+        try:
+            sandbox.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            sandbox.process.kill()
+            sandbox.process.wait()
 
 
 def names_in(path: Path) -> list[str]:

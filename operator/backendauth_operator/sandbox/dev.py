@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import errno
 import os
 import signal
@@ -43,6 +44,14 @@ SIMULATOR_ENV = {
 }
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when ``dev`` dies, even by SIGKILL, so
+    that no operator is left running against an API that is gone."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
 async def start_operator(kubeconfig_path: str, aws_endpoint_url: str | None) -> OperatorHandle:
     """Start ``backendauth-operator run`` against ``kubeconfig_path``; return a function stopping it.
 
@@ -54,7 +63,7 @@ async def start_operator(kubeconfig_path: str, aws_endpoint_url: str | None) -> 
     if aws_endpoint_url is not None:
         env = {**SIMULATOR_ENV, **env, "BACKENDAUTH_AWS_ENDPOINT_URL": aws_endpoint_url}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "backendauth_operator.cli", "run", env=env
+        sys.executable, "-m", "backendauth_operator.cli", "run", env=env, preexec_fn=_die_with_parent
     )
 
     async def stop() -> None:
