@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from backendauth_operator.sandbox import EmulatedClusterThread
+from backendauth_operator.sandbox.dev import die_with_parent
 from backendauth_operator.simulator import SimulatorConfig, SimulatorThread
 
 T = TypeVar("T")
@@ -79,6 +80,7 @@ class Operator:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,  # no operator outlives a test run that is killed
         )
         log.close()
         return self

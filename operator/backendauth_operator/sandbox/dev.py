@@ -44,7 +44,7 @@ SIMULATOR_ENV = {
 }
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: on Linux, get SIGTERM when ``dev`` dies, even by SIGKILL, so
     that no operator is left running against an API that is gone."""
     if sys.platform.startswith("linux"):
@@ -63,7 +63,7 @@ async def start_operator(kubeconfig_path: str, aws_endpoint_url: str | None) -> 
     if aws_endpoint_url is not None:
         env = {**SIMULATOR_ENV, **env, "BACKENDAUTH_AWS_ENDPOINT_URL": aws_endpoint_url}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "backendauth_operator.cli", "run", env=env, preexec_fn=_die_with_parent
+        sys.executable, "-m", "backendauth_operator.cli", "run", env=env, preexec_fn=die_with_parent
     )
 
     async def stop() -> None:
