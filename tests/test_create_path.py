@@ -283,4 +283,3 @@ def test_ambiguous_504_after_a_recovery_that_found_nothing_still_creates_once(be
     bed.wait_reason("twice", "JobCompleted", status="True")
     creates = [c for c in bed.calls()["calls"] if c["operation"] == "CreateBackendAuth"]
     assert [(c["httpStatus"], c["fault"]) for c in creates] == [(504, "timeout"), (504, "ambiguous")]
-    assert len(bed.calls()["byResource"]) == 1

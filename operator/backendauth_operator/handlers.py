@@ -198,7 +198,7 @@ class _Step:
         if self.annotations.get(PENDING):
             recovered = self.recover(json.loads(self.annotations[PENDING]), spec, region)
             if recovered is not None:
-                self.record(recovered, region, recovered_job=True)
+                self.record(recovered, recovered_job=True)
                 raise self.wait(self.in_progress(recovered))
         self.submit(spec, region, job)
 
@@ -241,7 +241,12 @@ class _Step:
             "JobFailed",
         )
         if job["status"] == TERMINAL_SUCCESS:
-            message = f"{job['operation']} job {job['id']} completed".replace(" job  ", " ")
+            # A create recovered from GetBackendAuth alone has no job id.
+            message = (
+                f"{job['operation']} job {job['id']} completed"
+                if job["id"]
+                else f"{job['operation']} completed"
+            )
             self.show(State("ready", "JobCompleted", message), None if already else "Normal", **fields)
         elif job["status"] == TERMINAL_FAILURE:
             message = job.get("error") or f"{job['operation']} job {job['id']} failed"
@@ -270,10 +275,12 @@ class _Step:
                 client, "list_backend_jobs", AppId=app, BackendEnvironmentName=env, Operation=operation
             )
             found = pick_recovered_job(answer.get("Jobs") or [], operation, marked_at)
-            if found is None and operation == CREATE:
-                exists = self._auth_exists(client, app, env, spec.resource_name)
-                if exists:
-                    found = {"JobId": "", "Status": TERMINAL_SUCCESS, "Operation": CREATE}
+            if (
+                found is None
+                and operation == CREATE
+                and self._auth_exists(client, app, env, spec.resource_name)
+            ):
+                found = {"JobId": "", "Status": TERMINAL_SUCCESS, "Operation": CREATE}
         except Exception as error:
             raise self.retry_later(classify(error)) from None
         self.patch.metadata.annotations[PENDING] = None
@@ -357,13 +364,13 @@ class _Step:
             "fingerprint": fingerprint,
             "submittedAt": time.time(),
         }
-        self.record(job, region)
+        self.record(job)
         if is_terminal(job["status"]):
             self.ctx.turns.release(self.uid)
             raise Waiting("job ended at once", delay=0.1)
         raise self.wait(self.in_progress(job))
 
-    def record(self, job: dict[str, Any], region: str, recovered_job: bool = False) -> None:
+    def record(self, job: dict[str, Any], recovered_job: bool = False) -> None:
         """Keep the job in the same PATCH as Kopf's progress, and mirror it in status."""
         self.patch.metadata.annotations[JOB] = json.dumps(job, sort_keys=True)
         self.patch.metadata.annotations[PENDING] = None
