@@ -283,3 +283,18 @@ def test_ambiguous_504_after_a_recovery_that_found_nothing_still_creates_once(be
     bed.wait_reason("twice", "JobCompleted", status="True")
     creates = [c for c in bed.calls()["calls"] if c["operation"] == "CreateBackendAuth"]
     assert [(c["httpStatus"], c["fault"]) for c in creates] == [(504, "timeout"), (504, "ambiguous")]
+
+
+def test_a_backendauth_waiting_for_its_secret_does_not_hold_up_its_app(bed: Bed) -> None:
+    social = spec_named("needy")
+    social["resourceConfig"]["userPoolConfigs"]["oAuth"] = {  # type: ignore[index]
+        "oAuthGrantType": "CODE", "oAuthScopes": ["OPENID"],
+        "redirectSignInURIs": ["https://shop.example.com/cb"], "redirectSignOutURIs": ["https://shop.example.com/"],
+        "socialProviderSettings": {"google": {"clientId": "g",
+                                              "clientSecretRef": {"name": "absent", "key": "k"}}},
+    }  # fmt: skip
+    bed.apply(backendauth("needy", social))
+    bed.wait_reason("needy", "SecretNotFound")
+    bed.apply(backendauth("other", spec_named("other")))  # same app and environment
+    bed.wait_reason("other", "JobCompleted", status="True")
+    assert bed.condition("needy")["reason"] == "SecretNotFound"

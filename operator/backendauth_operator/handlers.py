@@ -318,6 +318,15 @@ class _Step:
             self.patch.metadata.annotations[JOB] = json.dumps(same, sort_keys=True)
             self.finish(same)
             return
+        # Secrets first: a BackendAuth waiting for its Secret must not hold its app's turn.
+        try:
+            kwargs = self.request(spec, operation)
+        except SecretMissing as error:
+            self.ctx.turns.release(self.uid)  # had it from an earlier attempt: let the others go
+            raise self.retry_later(
+                Failure("SecretNotFound", True, str(error)), cap=SECRET_RETRY_CAP
+            ) from None
+
         key = (region, spec.app_id, spec.backend_environment_name)
         holder = self.ctx.turns.acquire(key, self.uid)
         if holder is not None:
@@ -326,13 +335,6 @@ class _Step:
                     "reconciling", "JobPending", f"waiting for another BackendAuth's job on {key[1]}/{key[2]}"
                 )
             )
-        try:
-            kwargs = self.request(spec, operation)
-        except SecretMissing as error:
-            raise self.retry_later(
-                Failure("SecretNotFound", True, str(error)), cap=SECRET_RETRY_CAP
-            ) from None
-
         # The marker goes to the API server *before* the call: if the operator dies after AWS
         # accepted the call but before Kopf's patch lands, the next attempt finds it and recovers.
         marker = {"operation": operation, "at": datetime.now(UTC).isoformat(), "generation": self.generation}
