@@ -46,8 +46,12 @@ RESOURCE_CONFIG: dict[str, Any] = {
             "RedirectSignOutURIs": ["https://shop.example.com/"],
             "SocialProviderSettings": {
                 "Google": {"ClientId": "gid", "ClientSecret": SECRET},
-                "SignInWithApple": {"ClientId": "aid", "KeyId": "k", "TeamId": "t",
-                                    "PrivateKey": PRIVATE_KEY},
+                "SignInWithApple": {
+                    "ClientId": "aid",
+                    "KeyId": "k",
+                    "TeamId": "t",
+                    "PrivateKey": PRIVATE_KEY,
+                },
             },
         },
     },
@@ -60,13 +64,17 @@ RAW_CREATE: dict[str, Any] = {
     "resourceConfig": {
         "authResources": "USER_POOL_ONLY",
         "service": "COGNITO",
-        "userPoolConfigs": {"userPoolName": "users", "signInMethod": "EMAIL",
-                            "requiredSignUpAttributes": ["EMAIL"]},
+        "userPoolConfigs": {
+            "userPoolName": "users",
+            "signInMethod": "EMAIL",
+            "requiredSignUpAttributes": ["EMAIL"],
+        },
     },
 }
 
 
 # ---- helpers -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def sim() -> Iterator[SimulatorThread]:
@@ -78,8 +86,11 @@ def sim() -> Iterator[SimulatorThread]:
 def make_client(url: str) -> Any:
     """A boto3 client without retries, so that each fault is seen once."""
     return boto3.client(
-        "amplifybackend", region_name="us-east-1", endpoint_url=url,
-        aws_access_key_id="x", aws_secret_access_key="x",
+        "amplifybackend",
+        region_name="us-east-1",
+        endpoint_url=url,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
         config=botocore.config.Config(retries={"total_max_attempts": 1}),
     )
 
@@ -120,16 +131,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
 
 def wait_job(client: Any, job_id: str, app: str = APP, env: str = ENV) -> dict[str, Any]:
     """Poll GetBackendJob until the job is COMPLETED or FAILED."""
+
     def done() -> dict[str, Any] | None:
         job: dict[str, Any] = client.get_backend_job(AppId=app, BackendEnvironmentName=env, JobId=job_id)
         return job if job["Status"] in ("COMPLETED", "FAILED") else None
+
     result: dict[str, Any] = wait_for(done)
     return result
 
 
 def create(client: Any, name: str = RES, config: dict[str, Any] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = client.create_backend_auth(
-        AppId=APP, BackendEnvironmentName=ENV, ResourceName=name, ResourceConfig=config or RESOURCE_CONFIG)
+        AppId=APP, BackendEnvironmentName=ENV, ResourceName=name, ResourceConfig=config or RESOURCE_CONFIG
+    )
     return result
 
 
@@ -140,11 +154,16 @@ def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int, str]:
 
 # ---- the API -----------------------------------------------------------------------------------
 
+
 def test_lifecycle_create_get_update_delete(sim: SimulatorThread, client: Any) -> None:
     control(sim, "hold", {"held": True})  # so that the job is surely still running below
     job = create(client)
     assert (job["AppId"], job["BackendEnvironmentName"], job["Operation"], job["Status"]) == (
-        APP, ENV, "CreateBackendAuth", "RUNNING")
+        APP,
+        ENV,
+        "CreateBackendAuth",
+        "RUNNING",
+    )
     # The resource exists only once its create job has completed.
     with pytest.raises(client.exceptions.NotFoundException):
         client.get_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)
@@ -158,13 +177,20 @@ def test_lifecycle_create_get_update_delete(sim: SimulatorThread, client: Any) -
     assert got["ResourceConfig"] == RESOURCE_CONFIG
 
     upd = client.update_backend_auth(
-        AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES,
-        ResourceConfig={"AuthResources": "IDENTITY_POOL_AND_USER_POOL", "Service": "COGNITO",
-                        "UserPoolConfigs": {"PasswordPolicy": {"MinimumLength": 12}}})
+        AppId=APP,
+        BackendEnvironmentName=ENV,
+        ResourceName=RES,
+        ResourceConfig={
+            "AuthResources": "IDENTITY_POOL_AND_USER_POOL",
+            "Service": "COGNITO",
+            "UserPoolConfigs": {"PasswordPolicy": {"MinimumLength": 12}},
+        },
+    )
     assert upd["Operation"] == "UpdateBackendAuth"
     assert wait_job(client, upd["JobId"])["Status"] == "COMPLETED"
-    pool = client.get_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)[
-        "ResourceConfig"]["UserPoolConfigs"]
+    pool = client.get_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)["ResourceConfig"][
+        "UserPoolConfigs"
+    ]
     assert pool["PasswordPolicy"] == {"MinimumLength": 12, "AdditionalConstraints": ["REQUIRE_DIGIT"]}
     assert pool["UserPoolName"] == "users"  # not in the Update shape, so kept
 
@@ -186,9 +212,12 @@ def test_lifecycle_create_get_update_delete(sim: SimulatorThread, client: Any) -
 
 def test_update_and_delete_of_missing_resource_are_not_found(client: Any) -> None:
     with pytest.raises(client.exceptions.NotFoundException, match="auth1"):
-        client.update_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES,
-                                   ResourceConfig={"AuthResources": "USER_POOL_ONLY", "Service": "COGNITO",
-                                                   "UserPoolConfigs": {}})
+        client.update_backend_auth(
+            AppId=APP,
+            BackendEnvironmentName=ENV,
+            ResourceName=RES,
+            ResourceConfig={"AuthResources": "USER_POOL_ONLY", "Service": "COGNITO", "UserPoolConfigs": {}},
+        )
     with pytest.raises(client.exceptions.NotFoundException):
         client.delete_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)
     with pytest.raises(client.exceptions.NotFoundException):
@@ -202,12 +231,15 @@ def test_pending_job_rule(sim: SimulatorThread, client: Any) -> None:
         create(client, name="other")
     code, status, message = error_of(exc)
     assert (code, status) == ("ValidationException", 400)
-    assert message == ("There is already a pending job for the requested appId: app1 and "
-                       "backendEnvironmentName: dev, wait for it to complete before creating a new job.")
+    assert message == (
+        "There is already a pending job for the requested appId: app1 and "
+        "backendEnvironmentName: dev, wait for it to complete before creating a new job."
+    )
     # Another environment of the same app is not blocked.
     control(sim, "apps", {"appId": APP, "backendEnvironmentName": "prod"})
-    client.create_backend_auth(AppId=APP, BackendEnvironmentName="prod", ResourceName=RES,
-                               ResourceConfig=RESOURCE_CONFIG)
+    client.create_backend_auth(
+        AppId=APP, BackendEnvironmentName="prod", ResourceName=RES, ResourceConfig=RESOURCE_CONFIG
+    )
     control(sim, "hold", {"held": False})
     assert wait_job(client, job["JobId"])["Status"] == "COMPLETED"
     assert create(client, name="other")["Status"] == "RUNNING"
@@ -219,8 +251,9 @@ def test_unknown_app_is_not_found_unless_auto_apps(sim: SimulatorThread, client:
     assert "ghost" in str(exc.value) and "qa" in str(exc.value)
     assert exc.value.response["ResourceType"] == "BackendEnvironment"
     assert control(sim, "config", {"auto_apps": True})["auto_apps"] is True
-    client.create_backend_auth(AppId="ghost", BackendEnvironmentName="qa", ResourceName=RES,
-                               ResourceConfig=RESOURCE_CONFIG)
+    client.create_backend_auth(
+        AppId="ghost", BackendEnvironmentName="qa", ResourceName=RES, ResourceConfig=RESOURCE_CONFIG
+    )
     assert "ghost:qa" in control(sim, "state")["apps"]
 
 
@@ -241,20 +274,31 @@ def test_invalid_enum_is_bad_request_naming_the_field(client: Any) -> None:
     assert "resourceConfig.userPoolConfigs.requiredSignUpAttributes[1]: 'SHOE_SIZE'" in message
 
 
-@pytest.mark.parametrize(("mutate", "expected"), [
-    (lambda b: b["resourceConfig"]["userPoolConfigs"].pop("signInMethod"),
-     "resourceConfig.userPoolConfigs.signInMethod: required member is missing"),
-    (lambda b: b.pop("resourceName"), "resourceName: required member is missing"),
-    (lambda b: b["resourceConfig"].update(colour="blue"), "resourceConfig.colour: unknown member"),
-    (lambda b: b.update(appId="app1"), "appId: unknown member"),  # a URI member does not go in the body
-    (lambda b: b["resourceConfig"]["userPoolConfigs"].update(requiredSignUpAttributes="EMAIL"),
-     "resourceConfig.userPoolConfigs.requiredSignUpAttributes: expected a list"),
-    (lambda b: b["resourceConfig"].update(identityPoolConfigs={"identityPoolName": "i",
-                                                               "unauthenticatedLogin": "no"}),
-     "resourceConfig.identityPoolConfigs.unauthenticatedLogin: expected a boolean"),
-])
-def test_invalid_raw_request_is_bad_request(sim: SimulatorThread, mutate: Callable[[dict[str, Any]], Any],
-                                            expected: str) -> None:
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda b: b["resourceConfig"]["userPoolConfigs"].pop("signInMethod"),
+            "resourceConfig.userPoolConfigs.signInMethod: required member is missing",
+        ),
+        (lambda b: b.pop("resourceName"), "resourceName: required member is missing"),
+        (lambda b: b["resourceConfig"].update(colour="blue"), "resourceConfig.colour: unknown member"),
+        (lambda b: b.update(appId="app1"), "appId: unknown member"),  # a URI member does not go in the body
+        (
+            lambda b: b["resourceConfig"]["userPoolConfigs"].update(requiredSignUpAttributes="EMAIL"),
+            "resourceConfig.userPoolConfigs.requiredSignUpAttributes: expected a list",
+        ),
+        (
+            lambda b: b["resourceConfig"].update(
+                identityPoolConfigs={"identityPoolName": "i", "unauthenticatedLogin": "no"}
+            ),
+            "resourceConfig.identityPoolConfigs.unauthenticatedLogin: expected a boolean",
+        ),
+    ],
+)
+def test_invalid_raw_request_is_bad_request(
+    sim: SimulatorThread, mutate: Callable[[dict[str, Any]], Any], expected: str
+) -> None:
     body = copy.deepcopy(RAW_CREATE)
     mutate(body)
     status, headers, payload = http(f"{sim.url}/backend/{APP}/auth", "POST", body)
@@ -283,8 +327,9 @@ def test_update_backend_job_and_forced_job_state(sim: SimulatorThread, client: A
     with pytest.raises(client.exceptions.NotFoundException):  # a failed create leaves nothing
         client.get_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)
     job2 = create(client)
-    out = client.update_backend_job(AppId=APP, BackendEnvironmentName=ENV, JobId=job2["JobId"],
-                                    Status="COMPLETED")
+    out = client.update_backend_job(
+        AppId=APP, BackendEnvironmentName=ENV, JobId=job2["JobId"], Status="COMPLETED"
+    )
     assert out["Status"] == "COMPLETED"
     assert client.get_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)["ResourceConfig"]
     status, _, _ = http(f"{sim.url}/_sim/jobs/nope", "POST", {"status": "FAILED"})
@@ -313,17 +358,22 @@ def test_zero_second_jobs_complete_at_once(sim: SimulatorThread, client: Any) ->
 
 # ---- faults ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("fault", "code", "status"), [
-    ("throttle", "TooManyRequestsException", 429),
-    ("timeout", "GatewayTimeoutException", 504),
-    ("bad_request", "BadRequestException", 400),
-    ("access_denied", "AccessDeniedException", 403),
-    ("not_found", "NotFoundException", 404),
-    ("internal", "InternalServiceException", 500),
-    ("pending_job", "ValidationException", 400),
-])
-def test_queued_fault_is_raised_and_not_carried_out(sim: SimulatorThread, client: Any, fault: str,
-                                                    code: str, status: int) -> None:
+
+@pytest.mark.parametrize(
+    ("fault", "code", "status"),
+    [
+        ("throttle", "TooManyRequestsException", 429),
+        ("timeout", "GatewayTimeoutException", 504),
+        ("bad_request", "BadRequestException", 400),
+        ("access_denied", "AccessDeniedException", 403),
+        ("not_found", "NotFoundException", 404),
+        ("internal", "InternalServiceException", 500),
+        ("pending_job", "ValidationException", 400),
+    ],
+)
+def test_queued_fault_is_raised_and_not_carried_out(
+    sim: SimulatorThread, client: Any, fault: str, code: str, status: int
+) -> None:
     control(sim, "faults", {"operation": "CreateBackendAuth", "fault": fault, "count": 1})
     with pytest.raises(ClientError) as exc:
         create(client)
@@ -355,9 +405,14 @@ def test_ambiguous_fault_carries_out_the_request(sim: SimulatorThread, client: A
     assert len(jobs) == 1
     call = next(c for c in control(sim, "calls")["calls"] if c["operation"] == "CreateBackendAuth")
     assert (call["httpStatus"], call["errorCode"], call["fault"], call["jobId"]) == (
-        504, "GatewayTimeoutException", "ambiguous", jobs[0]["JobId"])
-    status, _, _ = http(f"{sim.url}/_sim/faults", "POST",
-                        {"operation": "GetBackendJob", "fault": "ambiguous"})
+        504,
+        "GatewayTimeoutException",
+        "ambiguous",
+        jobs[0]["JobId"],
+    )
+    status, _, _ = http(
+        f"{sim.url}/_sim/faults", "POST", {"operation": "GetBackendJob", "fault": "ambiguous"}
+    )
     assert status == 400
 
 
@@ -388,11 +443,16 @@ def test_latency_is_added(sim: SimulatorThread, client: Any) -> None:
 
 
 def test_bad_control_requests_are_rejected(sim: SimulatorThread) -> None:
-    for path, body in [("config", {"fail_rate": 2}), ("config", {"colour": 1}),
-                       ("config", {"latency_ms": "x"}), ("faults", {"fault": "gremlins"}),
-                       ("faults", {"operation": "Nope", "fault": "throttle"}),
-                       ("faults", {"fault": "throttle", "count": 0}), ("apps", {"appId": ""}),
-                       ("hold", {"held": "yes"})]:
+    for path, body in [
+        ("config", {"fail_rate": 2}),
+        ("config", {"colour": 1}),
+        ("config", {"latency_ms": "x"}),
+        ("faults", {"fault": "gremlins"}),
+        ("faults", {"operation": "Nope", "fault": "throttle"}),
+        ("faults", {"fault": "throttle", "count": 0}),
+        ("apps", {"appId": ""}),
+        ("hold", {"held": "yes"}),
+    ]:
         status, _, _ = http(f"{sim.url}/_sim/{path}", "POST", body)
         assert status == 400, (path, body)
     assert control(sim, "config")["fail_rate"] == 0.0
@@ -400,8 +460,10 @@ def test_bad_control_requests_are_rejected(sim: SimulatorThread) -> None:
 
 # ---- the call log and secrets ------------------------------------------------------------------
 
-def test_calls_log_counts_and_never_holds_secrets(sim: SimulatorThread, client: Any,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+
+def test_calls_log_counts_and_never_holds_secrets(
+    sim: SimulatorThread, client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="backendauth_operator.simulator")
     job = create(client)
     wait_job(client, job["JobId"])
@@ -412,10 +474,28 @@ def test_calls_log_counts_and_never_holds_secrets(sim: SimulatorThread, client: 
     assert status == 200
     calls = raw["calls"]
     first = calls[0]
-    assert {k: first[k] for k in ("seq", "operation", "appId", "backendEnvironmentName", "resourceName",
-                                  "httpStatus", "errorCode", "jobId")} == {
-        "seq": 1, "operation": "CreateBackendAuth", "appId": APP, "backendEnvironmentName": ENV,
-        "resourceName": RES, "httpStatus": 200, "errorCode": None, "jobId": job["JobId"]}
+    assert {
+        k: first[k]
+        for k in (
+            "seq",
+            "operation",
+            "appId",
+            "backendEnvironmentName",
+            "resourceName",
+            "httpStatus",
+            "errorCode",
+            "jobId",
+        )
+    } == {
+        "seq": 1,
+        "operation": "CreateBackendAuth",
+        "appId": APP,
+        "backendEnvironmentName": ENV,
+        "resourceName": RES,
+        "httpStatus": 200,
+        "errorCode": None,
+        "jobId": job["JobId"],
+    }
     assert isinstance(first["time"], float)
     assert (calls[-1]["httpStatus"], calls[-1]["errorCode"]) == (400, "BadRequestException")
     assert raw["byOperation"]["CreateBackendAuth"] == 2
@@ -431,14 +511,17 @@ def test_calls_log_counts_and_never_holds_secrets(sim: SimulatorThread, client: 
 
 # ---- the async API and the command -------------------------------------------------------------
 
+
 def test_async_api_start_and_stop() -> None:
     async def main() -> None:
         sim = Simulator(SimulatorConfig(auto_apps=True, job_seconds=0))
         await sim.start(host="127.0.0.1", port=0)
         try:
             assert sim.url.startswith("http://127.0.0.1:")
-            async with aiohttp.ClientSession() as session, \
-                    session.post(f"{sim.url}/backend/any/auth", json=RAW_CREATE) as resp:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(f"{sim.url}/backend/any/auth", json=RAW_CREATE) as resp,
+            ):
                 assert resp.status == 200
                 assert (await resp.json())["status"] == "COMPLETED"
         finally:
@@ -464,9 +547,13 @@ def _command() -> list[str]:
 def test_command_serves_boto3_and_stops_on_signal(sig: signal.Signals) -> None:
     port = _free_port()
     args = ["simulator", "--port", str(port), "--app", "a:b", "--job-seconds", "0"]
-    proc = subprocess.Popen([*_command(), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [*_command(), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], 20)
@@ -474,8 +561,9 @@ def test_command_serves_boto3_and_stops_on_signal(sig: signal.Signals) -> None:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line
         c = make_client(f"http://127.0.0.1:{port}")
-        out = c.create_backend_auth(AppId="a", BackendEnvironmentName="b", ResourceName="r",
-                                    ResourceConfig=RESOURCE_CONFIG)
+        out = c.create_backend_auth(
+            AppId="a", BackendEnvironmentName="b", ResourceName="r", ResourceConfig=RESOURCE_CONFIG
+        )
         assert out["Status"] == "COMPLETED"
         with pytest.raises(c.exceptions.NotFoundException):
             c.list_backend_jobs(AppId="a", BackendEnvironmentName="other")
@@ -490,8 +578,12 @@ def test_command_serves_boto3_and_stops_on_signal(sig: signal.Signals) -> None:
 
 
 def test_command_rejects_a_bad_app() -> None:
-    proc = subprocess.run([*_command(), "simulator", "--port", "0", "--app", "no-colon"],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [*_command(), "simulator", "--port", "0", "--app", "no-colon"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2 and "APPID:ENV" in proc.stderr
 
 

@@ -21,9 +21,14 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
             raise ValueError(f"--app must be APPID:ENV, got {item!r}")
         apps.append((app_id, env))
     config = SimulatorConfig(
-        auto_apps=args.auto_apps, apps=apps, job_seconds=args.job_seconds, fail_rate=args.fail_rate,
-        throttle_rate=args.throttle_rate, timeout_rate=args.timeout_rate,
-        ambiguous_rate=args.ambiguous_rate, latency_ms=args.latency_ms,
+        auto_apps=args.auto_apps,
+        apps=apps,
+        job_seconds=args.job_seconds,
+        fail_rate=args.fail_rate,
+        throttle_rate=args.throttle_rate,
+        timeout_rate=args.timeout_rate,
+        ambiguous_rate=args.ambiguous_rate,
+        latency_ms=args.latency_ms,
     )
     config.check()
     return config
@@ -55,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_serve(config, args.host, args.port))
     except OSError as err:  # the port is taken, or the address is not ours
-        print(f"backendauth-operator simulator: cannot listen on {args.host}:{args.port}: {err}",
-              file=sys.stderr)
+        print(
+            f"backendauth-operator simulator: cannot listen on {args.host}:{args.port}: {err}",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -179,9 +179,7 @@ def redact(shape: Shape, value: Any) -> Any:
         return _redact_all(value)
     if isinstance(shape, StructureShape) and isinstance(value, dict):
         members = {wire_name(n, m): m for n, m in shape.members.items()}
-        return {
-            k: redact(members[k], v) if k in members else _redact_all(v) for k, v in value.items()
-        }
+        return {k: redact(members[k], v) if k in members else _redact_all(v) for k, v in value.items()}
     if isinstance(shape, ListShape) and isinstance(value, list):
         return [redact(shape.member, v) for v in value]
     if isinstance(shape, MapShape) and isinstance(value, dict):
