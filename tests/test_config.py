@@ -1,4 +1,4 @@
-"""Configuration from the environment (CONTRACT §3): defaults, regions, and one clear line per mistake."""
+"""Configuration from the environment: defaults, regions, and one clear line per mistake."""
 
 from __future__ import annotations
 
@@ -19,8 +19,16 @@ VARIABLES = (
     "BACKENDAUTH_RETRY_BASE_SECONDS",
     "BACKENDAUTH_RETRY_MAX_SECONDS",
     "BACKENDAUTH_DEFAULT_DELETION_POLICY",
+    "BACKENDAUTH_JOB_TIMEOUT_SECONDS",
+    "BACKENDAUTH_LEASE_NAMESPACE",
+    "POD_NAMESPACE",
 )
-NUMERIC = ("BACKENDAUTH_JOB_POLL_SECONDS", "BACKENDAUTH_RETRY_BASE_SECONDS", "BACKENDAUTH_RETRY_MAX_SECONDS")
+NUMERIC = (
+    "BACKENDAUTH_JOB_POLL_SECONDS",
+    "BACKENDAUTH_RETRY_BASE_SECONDS",
+    "BACKENDAUTH_RETRY_MAX_SECONDS",
+    "BACKENDAUTH_JOB_TIMEOUT_SECONDS",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -195,3 +203,22 @@ def test_run_with_bad_configuration_exits_2_with_one_line(tmp_path: Path) -> Non
     assert "BACKENDAUTH_JOB_POLL_SECONDS" in lines[0]
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_job_timeout_defaults_to_an_hour() -> None:
+    assert load_settings().job_timeout_seconds == 3600
+
+
+def test_lease_namespace_from_its_variable_or_the_pods_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().lease_namespace is None
+    monkeypatch.setenv("POD_NAMESPACE", "backendauth-system")
+    assert load_settings().lease_namespace == "backendauth-system"
+    monkeypatch.setenv("BACKENDAUTH_LEASE_NAMESPACE", "leases")
+    assert load_settings().lease_namespace == "leases"
+
+
+@pytest.mark.parametrize("value", ["Not_A_Namespace", "", "-x"])
+def test_a_lease_namespace_that_is_no_namespace_name_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    assert "BACKENDAUTH_LEASE_NAMESPACE" in config_error(monkeypatch, BACKENDAUTH_LEASE_NAMESPACE=value)

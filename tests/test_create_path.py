@@ -15,6 +15,7 @@ import pytest
 
 from argocd_health import health
 from harness import Bed, backendauth, secret, wait_until
+from sim import sim_state
 from specs import AMAZON_SECRET, APPLE_KEY, FACEBOOK_SECRET, GOOGLE_SECRET, full_spec, minimal_spec
 
 pytestmark = pytest.mark.integration
@@ -196,17 +197,22 @@ def test_secret_values_never_reach_status_events_or_log(bed: Bed) -> None:
 def test_restart_makes_no_aws_call_for_objects_in_sync(bed: Bed) -> None:
     bed.apply(backendauth("settled", spec_named("settled")))
     bed.wait_reason("settled", "JobCompleted", status="True")
-    before = len(bed.calls()["calls"])
+    before = bed.calls()["byResource"]["d1a2b3c4d5e6f7/staging/settled"]
     bed.operator.stop()
     bed.operator.start()
-    wait_until(lambda: bed.operator.log.count("Resuming is processed") >= 1, what="the resume pass")
-    assert len(bed.calls()["calls"]) == before
+    # A sentinel applied after the restart: once it is Ready, the restarted operator has long
+    # listed and processed the settled object too.
+    bed.apply(backendauth("sentinel", spec_named("sentinel")))
+    bed.wait_reason("sentinel", "JobCompleted", status="True")
+    assert bed.calls()["byResource"]["d1a2b3c4d5e6f7/staging/settled"] == before
 
 
 @pytest.mark.parametrize("attempt", REPEAT)
 def test_operator_killed_after_the_create_call_creates_once(bed: Bed, attempt: int) -> None:
     # The simulator carries out the create, then holds the answer back: the operator is killed
-    # while it waits, after AWS did the work and before any status write.
+    # while it waits, after AWS did the work and before any status write. The job still runs
+    # when the operator comes back: it is followed, not started again.
+    bed.sim_post("hold", {"held": True})
     bed.fault("stall")
     bed.apply(backendauth("crashy", spec_named("crashy")))
     wait_until(lambda: bed.count("CreateBackendAuth") == 1, what="the create call")
@@ -214,18 +220,38 @@ def test_operator_killed_after_the_create_call_creates_once(bed: Bed, attempt: i
     obj = bed.get("crashy")
     assert not obj.get("status", {}).get("jobId"), "nothing recorded before the kill"
     assert "amplifybackend.gitops.dev/pending" in obj["metadata"]["annotations"]
+    (job,) = [c["jobId"] for c in bed.calls()["calls"] if c["operation"] == "CreateBackendAuth"]
     bed.operator.start()
-    bed.wait_reason("crashy", "JobCompleted", status="True")
+    wait_until(lambda: "Recovered" in [e["reason"] for e in bed.events("crashy")], what="the recovery")
+    bed.sim_post("hold", {"held": False})
+    obj = bed.wait_reason("crashy", "JobCompleted", status="True")
+    assert obj["status"]["jobId"] == job
     assert bed.count("CreateBackendAuth") == 1
-    assert bed.count("ListBackendJobs") >= 1, "the job was recovered, not created again"
-    assert "Recovered" in [e["reason"] for e in bed.events("crashy")]
+    assert bed.count("ListBackendJobs") >= 1, "the job was looked for, not created again"
+
+
+@pytest.mark.parametrize("attempt", REPEAT)
+def test_operator_killed_after_the_create_call_whose_job_ended_meanwhile_creates_once(
+    bed: Bed, attempt: int
+) -> None:
+    # As above, but the job has ended by the time the operator is back: nothing unfinished to
+    # follow, so AWS's state decides (the resource is there: ours, and Ready).
+    bed.fault("stall")
+    bed.apply(backendauth("ended", spec_named("ended")))
+    wait_until(lambda: bed.count("CreateBackendAuth") == 1, what="the create call")
+    bed.operator.kill()
+    wait_until(lambda: "d1a2b3c4d5e6f7/staging/ended" in sim_state(bed)["resources"], what="the job's effect")
+    bed.operator.start()
+    bed.kubectl("wait", "--for=condition=Ready", "backendauth/ended", "--timeout=60s")
+    assert bed.count("CreateBackendAuth") == 1
+    assert bed.count("GetBackendAuth", "ended") >= 1, "AWS was looked at before deciding"
 
 
 @pytest.mark.parametrize("attempt", REPEAT)
 def test_ambiguous_504_after_the_work_was_done_creates_once(bed: Bed, attempt: int) -> None:
     bed.fault("ambiguous")
     bed.apply(backendauth("ambiguous", spec_named("ambiguous")))
-    bed.wait_reason("ambiguous", "JobCompleted", status="True")
+    bed.kubectl("wait", "--for=condition=Ready", "backendauth/ambiguous", "--timeout=60s")
     assert bed.count("CreateBackendAuth") == 1
     assert bed.count("ListBackendJobs") >= 1
 
@@ -280,7 +306,7 @@ def test_ambiguous_504_after_a_recovery_that_found_nothing_still_creates_once(be
     bed.fault("timeout")
     bed.fault("ambiguous")
     bed.apply(backendauth("twice", spec_named("twice")))
-    bed.wait_reason("twice", "JobCompleted", status="True")
+    bed.kubectl("wait", "--for=condition=Ready", "backendauth/twice", "--timeout=60s")
     creates = [c for c in bed.calls()["calls"] if c["operation"] == "CreateBackendAuth"]
     assert [(c["httpStatus"], c["fault"]) for c in creates] == [(504, "timeout"), (504, "ambiguous")]
 

@@ -35,7 +35,7 @@ BACKENDAUTH_RULES: dict[Rule, str] = {
     (GROUP, PLURAL, "watch"): "Kopf: watching BackendAuths",
     (GROUP, PLURAL, "patch"): "Kopf: finalizer, progress annotations; kube.set_annotations: pending marker",
     (GROUP, PLURAL, "get"): "kube.get_backendauth: a fresh read before each step",
-    (GROUP, f"{PLURAL}/status", "patch"): "Kopf: handlers' status patches go to the status subresource",
+    (GROUP, f"{PLURAL}/status", "patch"): "kube.patch_status: each step's outcome, on the status subresource",
     ("", "events", "create"): "Kopf: kopf.event/info/warn post core v1 Events (events.py, EVENTS selector)",
     ("", "secrets", "get"): "kube.read_secret_key: clientSecretRef / privateKeyRef values",
 }
@@ -45,6 +45,11 @@ CRD_SCANNING: dict[Rule, str] = {
 }
 # Deliberately absent: peering (standalone=True), events.k8s.io (Kopf 1.45 posts core v1
 # Events), update/create/delete on BackendAuths (Kopf patches), secrets list/watch.
+LEASE_RULES: dict[Rule, str] = {
+    ("coordination.k8s.io", "leases", "get"): "kube.Leases: who holds an app/env's turn",
+    ("coordination.k8s.io", "leases", "create"): "kube.Leases.acquire: the first turn on an app/env",
+    ("coordination.k8s.io", "leases", "update"): "kube.Leases: take (with resourceVersion) and give back",
+}
 CLUSTERWIDE_ALLOWED = BACKENDAUTH_RULES | CRD_SCANNING
 NAMESPACED_ROLE_ALLOWED = BACKENDAUTH_RULES
 # With --namespace the operator turns Kopf's scanning off (runner.configure_kopf): no
@@ -106,7 +111,7 @@ def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
 def test_the_base_renders_a_complete_install(base: list[dict[str, Any]]) -> None:
     assert kinds(base) == sorted(
         ["Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-         "Deployment", "Service"]
+         "Role", "RoleBinding", "Deployment", "Service"]
     )  # fmt: skip
     assert only(base, "Namespace")["metadata"]["name"] == NAMESPACE
     for doc in base:
@@ -248,19 +253,37 @@ def test_the_namespaced_overlay_grants_nothing_cluster_wide(namespaced: list[dic
             "ServiceAccount",
             "Role",
             "RoleBinding",
+            "Role",
+            "RoleBinding",
             "Deployment",
             "Service",
         ]
     )
 
 
+def test_the_lease_role_in_the_operators_namespace_is_exactly_what_the_code_uses(
+    base: list[dict[str, Any]], namespaced: list[dict[str, Any]]
+) -> None:
+    for objects in (base, namespaced):
+        role = only(objects, "Role", f"{ACCOUNT}-leases")
+        assert role["metadata"]["namespace"] == NAMESPACE
+        assert rules_of(role) == LEASE_RULES.keys()
+        binding = only(objects, "RoleBinding", f"{ACCOUNT}-leases")
+        assert binding["roleRef"]["name"] == f"{ACCOUNT}-leases"
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}]
+    env = {e["name"]: e for e in container(base)["env"]}
+    assert env["BACKENDAUTH_LEASE_NAMESPACE"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.namespace"}
+    }
+
+
 def test_the_namespaced_role_is_exactly_what_the_code_uses_in_that_namespace(
     namespaced: list[dict[str, Any]],
 ) -> None:
-    role = only(namespaced, "Role")
+    role = only(namespaced, "Role", ACCOUNT)
     assert role["metadata"]["namespace"] == WATCHED
     assert rules_of(role) == NAMESPACED_ROLE_ALLOWED.keys()
-    binding = only(namespaced, "RoleBinding")
+    binding = only(namespaced, "RoleBinding", ACCOUNT)
     assert binding["metadata"]["namespace"] == WATCHED
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                   "name": role["metadata"]["name"]}  # fmt: skip

@@ -1,120 +1,129 @@
-"""``handlers.Turns`` (one job at a time per region/app/environment), the ``Waiting`` error and the
-``DowngradeWaiting`` log filter that shows a wait at INFO instead of ERROR."""
+"""Turns: the per-app/env ``Lease`` (against the emulated API over HTTP), the ``Waiting`` error of
+deletion and the ``DowngradeWaiting`` log filter that shows such a wait at INFO instead of ERROR."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import kopf
+import kubernetes
+import pytest
 
-from backendauth_operator.handlers import DowngradeWaiting, Turns, Waiting
+from backendauth_operator.handlers import DowngradeWaiting, Waiting
+from backendauth_operator.kube import Leases
+from backendauth_operator.sandbox import EmulatedClusterThread
 
 KEY = ("eu-west-1", "app1", "dev")
-OTHER_KEY = ("eu-west-1", "app1", "prod")
+OTHER_KEY = ("eu-west-1", "app2", "dev")
 
 
-# ---- Turns ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def api_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    cluster = EmulatedClusterThread(crds=[]).start()
+    path = Path(tmp_path_factory.mktemp("leases")) / "kubeconfig"
+    cluster.write_kubeconfig(path)
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(config_file=str(path), client_configuration=configuration)
+    yield kubernetes.client.ApiClient(configuration)
+    cluster.stop()
 
 
-def test_acquire_returns_none_for_the_first_uid() -> None:
-    assert Turns().acquire(KEY, "uid-a") is None
+@pytest.fixture
+def leases(api_client: object) -> Leases:
+    # Each test uses keys of its own (see key()), so one namespace serves them all.
+    return Leases(api_client, "default", duration_seconds=60)
 
 
-def test_acquire_returns_the_holder_for_another_uid() -> None:
-    turns = Turns()
-    turns.acquire(KEY, "uid-a")
-    assert turns.acquire(KEY, "uid-b") == "uid-a"
-    assert turns.acquire(KEY, "uid-c") == "uid-a"
+def key(request: pytest.FixtureRequest, app: str = "app") -> tuple[str, str, str]:
+    return ("eu-west-1", f"{app}-{request.node.name}"[:60], "dev")
 
 
-def test_same_uid_reacquires() -> None:
-    turns = Turns()
-    assert turns.acquire(KEY, "uid-a") is None
-    assert turns.acquire(KEY, "uid-a") is None
+def test_first_acquire_takes_the_turn(leases: Leases, request: pytest.FixtureRequest) -> None:
+    k = key(request)
+    assert leases.acquire(k, "ns/a/1") is None
+    assert leases.holder(k) == "ns/a/1"
 
 
-def test_keys_are_independent() -> None:
-    turns = Turns()
-    assert turns.acquire(KEY, "uid-a") is None
-    assert turns.acquire(OTHER_KEY, "uid-b") is None
-    assert turns.acquire(("us-east-1", "app1", "dev"), "uid-c") is None
-    assert turns.acquire(OTHER_KEY, "uid-a") == "uid-b"
+def test_a_second_holder_is_told_who_has_it(leases: Leases, request: pytest.FixtureRequest) -> None:
+    k = key(request)
+    leases.acquire(k, "ns/a/1")
+    assert leases.acquire(k, "ns/b/2") == "ns/a/1"
 
 
-def test_release_frees_every_key_of_the_uid() -> None:
-    turns = Turns()
-    turns.acquire(KEY, "uid-a")
-    turns.acquire(OTHER_KEY, "uid-a")
-    turns.release("uid-a")
-    assert turns.acquire(KEY, "uid-b") is None
-    assert turns.acquire(OTHER_KEY, "uid-c") is None
+def test_the_holder_takes_it_again(leases: Leases, request: pytest.FixtureRequest) -> None:
+    k = key(request)
+    assert leases.acquire(k, "ns/a/1") is None
+    assert leases.acquire(k, "ns/a/1") is None
 
 
-def test_release_leaves_other_uids_turns() -> None:
-    turns = Turns()
-    turns.acquire(KEY, "uid-a")
-    turns.acquire(OTHER_KEY, "uid-b")
-    turns.release("uid-a")
-    assert turns.acquire(OTHER_KEY, "uid-c") == "uid-b"
+def test_keys_are_independent(leases: Leases, request: pytest.FixtureRequest) -> None:
+    first, second = key(request, "one"), key(request, "two")
+    assert leases.acquire(first, "ns/a/1") is None
+    assert leases.acquire(second, "ns/b/2") is None
+    assert leases.acquire(first, "ns/b/2") == "ns/a/1"
 
 
-def test_release_of_a_uid_holding_nothing_is_harmless() -> None:
-    turns = Turns()
-    turns.acquire(KEY, "uid-a")
-    turns.release("uid-z")
-    assert turns.acquire(KEY, "uid-b") == "uid-a"
+def test_released_turn_goes_to_the_next(leases: Leases, request: pytest.FixtureRequest) -> None:
+    k = key(request)
+    leases.acquire(k, "ns/a/1")
+    leases.release(k, "ns/a/1")
+    assert leases.holder(k) is None
+    assert leases.acquire(k, "ns/b/2") is None
 
 
-def test_force_takes_over_a_held_turn() -> None:
-    turns = Turns()
-    turns.acquire(KEY, "uid-a")
-    turns.force(KEY, "uid-b")
-    assert turns.acquire(KEY, "uid-a") == "uid-b"
-    assert turns.acquire(KEY, "uid-b") is None
+def test_only_the_holder_can_release(leases: Leases, request: pytest.FixtureRequest) -> None:
+    k = key(request)
+    leases.acquire(k, "ns/a/1")
+    leases.release(k, "ns/b/2")
+    assert leases.holder(k) == "ns/a/1"
+    leases.release(("eu-west-1", "never-used", "dev"), "ns/a/1")  # no Lease at all: harmless
 
 
-def test_force_on_a_free_key_takes_it() -> None:
-    turns = Turns()
-    turns.force(KEY, "uid-b")
-    assert turns.acquire(KEY, "uid-a") == "uid-b"
+def test_an_expired_turn_can_be_taken(api_client: object, request: pytest.FixtureRequest) -> None:
+    k = key(request)
+    short = Leases(api_client, "default", duration_seconds=60)
+    assert short.acquire(k, "ns/a/1") is None
+    lease = short._api.read_namespaced_lease(short.name(k), "default")
+    stale = (datetime.now(UTC) - timedelta(seconds=120)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    short._api.patch_namespaced_lease(
+        short.name(k), "default", {"spec": {"renewTime": stale, "acquireTime": stale}}
+    )
+    assert lease.spec.holder_identity == "ns/a/1"
+    assert short.holder(k) is None
+    assert short.acquire(k, "ns/b/2") is None
+    assert short.holder(k) == "ns/b/2"
 
 
-def test_released_after_force_the_turn_is_free() -> None:
-    turns = Turns()
-    turns.acquire(KEY, "uid-a")
-    turns.force(KEY, "uid-b")
-    turns.release("uid-a")  # the old holder lets go of nothing it still holds
-    assert turns.acquire(KEY, "uid-c") == "uid-b"
-    turns.release("uid-b")
-    assert turns.acquire(KEY, "uid-c") is None
+def test_lease_names_are_dns_labels_whatever_the_app_and_env() -> None:
+    name = Leases.name(("eu-west-1", "d1a2b3c4d5e6f7", "Staging Env/With Slashes"))
+    assert name.startswith("backendauth-") and len(name) <= 63
+    assert name == name.lower() and all(c.isalnum() or c == "-" for c in name)
+    assert Leases.name(KEY) != Leases.name(OTHER_KEY)
 
 
-def test_many_threads_acquiring_one_key_have_exactly_one_winner() -> None:
-    for _ in range(20):
-        turns = Turns()
-        count = 32
-        start = threading.Barrier(count)
-        results: dict[str, str | None] = {}
+def test_many_threads_racing_for_one_turn_have_exactly_one_winner(
+    leases: Leases, request: pytest.FixtureRequest
+) -> None:
+    k = key(request)
+    results: dict[str, str | None] = {}
+    start = threading.Barrier(8)
 
-        def contend(
-            uid: str,
-            turns: Turns = turns,
-            start: threading.Barrier = start,
-            results: dict[str, str | None] = results,
-        ) -> None:
-            start.wait(10)
-            results[uid] = turns.acquire(KEY, uid)
+    def contend(me: str) -> None:
+        start.wait()
+        results[me] = leases.acquire(k, me)
 
-        threads = [threading.Thread(target=contend, args=(f"uid-{i}",)) for i in range(count)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(10)
-        assert len(results) == count
-        winners = [uid for uid, holder in results.items() if holder is None]
-        assert len(winners) == 1
-        assert {holder for holder in results.values() if holder is not None} == set(winners)
+    threads = [threading.Thread(target=contend, args=(f"ns/o{i}/{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [me for me, holder in results.items() if holder is None]
+    assert len(winners) == 1
+    assert leases.holder(k) == winners[0]
 
 
 # ---- Waiting -------------------------------------------------------------------------------------
@@ -159,10 +168,10 @@ def test_waiting_record_with_format_args_is_rewritten() -> None:
 
 def test_the_message_kopf_logs_for_a_real_waiting_is_downgraded() -> None:
     error = Waiting("another BackendAuth has the turn", delay=5)
-    rec = record(logging.ERROR, f"Handler 'reconcile' failed temporarily: {str(error) or repr(error)}")
+    rec = record(logging.ERROR, f"Handler 'delete' failed temporarily: {str(error) or repr(error)}")
     DowngradeWaiting().filter(rec)
     assert rec.levelno == logging.INFO
-    assert rec.getMessage() == "Handler 'reconcile' is waiting: another BackendAuth has the turn"
+    assert rec.getMessage() == "Handler 'delete' is waiting: another BackendAuth has the turn"
 
 
 def test_other_error_records_are_untouched() -> None:

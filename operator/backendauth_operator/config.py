@@ -1,4 +1,5 @@
-"""Operator configuration from the environment (CONTRACT §3), read once at start-up."""
+"""Operator configuration from the environment, read once at start-up (the README's
+configuration table lists every variable)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(
         300.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_RETRY_MAX_SECONDS"
     )
+    job_timeout_seconds: float = Field(
+        3600.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_JOB_TIMEOUT_SECONDS"
+    )
+    lease_namespace: str | None = Field(
+        None,
+        validation_alias=AliasChoices("BACKENDAUTH_LEASE_NAMESPACE", "POD_NAMESPACE"),
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    )
     metrics_port: int = Field(9090, ge=0, le=65535, validation_alias="BACKENDAUTH_METRICS_PORT")
     default_deletion_policy: Literal["Retain", "Delete"] = Field(
         "Retain", validation_alias="BACKENDAUTH_DEFAULT_DELETION_POLICY"
@@ -47,6 +58,8 @@ _ENV_NAMES = {
     "retry_max_seconds": "BACKENDAUTH_RETRY_MAX_SECONDS",
     "default_deletion_policy": "BACKENDAUTH_DEFAULT_DELETION_POLICY",
     "metrics_port": "BACKENDAUTH_METRICS_PORT",
+    "job_timeout_seconds": "BACKENDAUTH_JOB_TIMEOUT_SECONDS",
+    "lease_namespace": "BACKENDAUTH_LEASE_NAMESPACE",
 }
 
 

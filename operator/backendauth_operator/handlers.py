@@ -1,40 +1,57 @@
-"""Kopf handlers: a BackendAuth's way from spec to a completed AWS job, one step per call.
+"""Kopf handlers: every trigger runs one step, observe → decide → act.
 
-One handler, :func:`reconcile`, serves the create, update (spec) and resume causes. Each call
-reads the object fresh, takes one step and either returns (the current generation is done:
-Ready or Stalled) or raises :class:`Waiting` / ``kopf.TemporaryError`` to be called again:
+A step reads the BackendAuth as it is now, builds a :class:`~reconcile.Snapshot`, asks
+:func:`~reconcile.decide` what to do, and does it: it observes AWS when asked (GetBackendJob for
+a job in flight, ListBackendJobs after a lost answer, GetBackendAuth for the resource), then
+submits a call or writes the outcome. Everything the step decides is written at once, under the
+object's lock, by :meth:`Step.write`.
 
-1. paused → show ``Paused``, no AWS call;
-2. invalid spec → ``Stalled/InvalidSpec``, no AWS call;
-3. a job in flight → poll ``get_backend_job``; COMPLETED → Ready, FAILED → Stalled;
-4. a pending marker without a job (an earlier call may have reached AWS) → recover the job from
-   ``list_backend_jobs`` / ``get_backend_auth`` instead of calling again;
-5. otherwise submit: wait for our turn on (region, app, env), resolve Secrets, write the pending
-   marker, call ``create_backend_auth`` (or ``update_backend_auth`` once created), record the job.
+What runs a step:
 
-State that must survive a crash lives in annotations under our prefix (Kopf excludes them from
-its change detection): the pending marker, the job, whether the auth was created, the failure
-count that drives the backoff.
+* a new BackendAuth, or a change of its spec (``on.create`` / ``on.update``);
+* a timer, only while the BackendAuth shows ``Reconciling`` (a job runs, a retry is due, another
+  BackendAuth has the turn): waiting is a timer tick, not an error. Settled objects (Ready,
+  Stalled, Paused) have no timer and cost no AWS call;
+* the ``paused`` and ``reconcile-requested-at`` annotations (Kopf leaves annotations under our
+  prefix out of its change detection, so these are watched as events).
+
+Deletion is Kopf's ``on.delete``: it must hold the finalizer until AWS's delete job has ended.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator import GROUP, PLURAL, PREFIX, VERSION, metrics
+from backendauth_operator import FINALIZER, GROUP, PLURAL, PREFIX, VERSION, metrics
 from backendauth_operator.aws import ClientFactory, Failure, call, classify
+from backendauth_operator.bookkeeping import (
+    CREATE,
+    CREATED,
+    DELETE_JOB,
+    FAILURES,
+    JOB,
+    PAUSED,
+    PENDING,
+    RECONCILE_REQUESTED,
+    BadAnnotation,
+    Failures,
+    Job,
+    Marker,
+    is_true,
+)
 from backendauth_operator.config import Settings
-from backendauth_operator.kube import KubeClient, SecretMissing
+from backendauth_operator.kube import KubeClient, Leases, SecretMissing
 from backendauth_operator.models import (
     BackendAuthSpec,
     InvalidSpecError,
@@ -44,65 +61,48 @@ from backendauth_operator.models import (
     update_backend_auth_kwargs,
 )
 from backendauth_operator.reconcile import (
-    TERMINAL_FAILURE,
-    TERMINAL_SUCCESS,
+    Action,
+    Observation,
+    Snapshot,
     State,
     backoff_delay,
     conditions_for,
     current_reason,
-    is_terminal,
-    parse_aws_time,
-    pick_recovered_job,
+    decide,
+    in_progress,
+    now_rfc3339,
 )
 
-PENDING = f"{PREFIX}/pending"
-JOB = f"{PREFIX}/job"
-CREATED = f"{PREFIX}/created"
-FAILURES = f"{PREFIX}/failures"
-PAUSED = f"{PREFIX}/paused"
-DELETE_JOB = f"{PREFIX}/delete-job"
-RECONCILE_REQUESTED = f"{PREFIX}/reconcile-requested-at"
-
-CREATE, UPDATE = "CreateBackendAuth", "UpdateBackendAuth"
 SECRET_RETRY_CAP = 30.0  # a Secret applied after its BackendAuth is picked up within this time
 WAITING_PREFIX = "waiting: "
 
 
 class Waiting(kopf.TemporaryError):
-    """Not a failure: the handler has nothing to do until ``delay`` has passed (a job runs,
-    the object is paused, another BackendAuth has the turn). Logged at INFO, not ERROR."""
+    """Deletion only: nothing to do until ``delay`` has passed (AWS's delete job runs, another
+    BackendAuth has the turn). Kopf logs every retry of a handler at ERROR;
+    :class:`DowngradeWaiting` shows these at INFO."""
 
     def __init__(self, message: str, delay: float) -> None:
         super().__init__(f"{WAITING_PREFIX}{message}", delay=delay)
 
 
-class Turns:
-    """One job at a time per (region, appId, environment) inside this operator.
-
-    AWS refuses a second pending job on the same app and environment; holding a turn makes the
-    other BackendAuths wait quietly instead of collecting ``JobPending`` errors.
-    """
+class ObjectLocks:
+    """One step at a time per object: a timer tick and an event may arrive together."""
 
     def __init__(self) -> None:
-        self._holders: dict[tuple[str, str, str], str] = {}
-        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
 
-    def acquire(self, key: tuple[str, str, str], uid: str) -> str | None:
-        """Take the turn; return None on success, else the holder's uid."""
-        with self._lock:
-            holder = self._holders.setdefault(key, uid)
-            return None if holder == uid else holder
+    @contextlib.contextmanager
+    def hold(self, uid: str) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(uid, threading.Lock())
+        with lock:
+            yield
 
-    def release(self, uid: str) -> None:
-        """Give back every turn held by ``uid``."""
-        with self._lock:
-            for key in [k for k, v in self._holders.items() if v == uid]:
-                del self._holders[key]
-
-    def force(self, key: tuple[str, str, str], uid: str) -> None:
-        """Take the turn whoever holds it: ``uid`` has a job running there, so AWS agrees."""
-        with self._lock:
-            self._holders[key] = uid
+    def forget(self, uid: str) -> None:
+        with self._guard:
+            self._locks.pop(uid, None)
 
 
 @dataclass
@@ -112,292 +112,277 @@ class OperatorContext:
     settings: Settings
     clients: ClientFactory
     kube: KubeClient
-    turns: Turns = field(default_factory=Turns)
+    leases: Leases
+    locks: ObjectLocks = field(default_factory=ObjectLocks)
 
 
-class _Step:
-    """One call of the reconcile handler for one object."""
+class _Failed(Exception):
+    """An AWS or Kubernetes call failed in a way the step shows and retries later."""
 
-    def __init__(self, ctx: OperatorContext, obj: Mapping[str, Any], patch: kopf.Patch, logger: Any) -> None:
-        self.ctx = ctx
-        self.obj = obj
-        self.patch = patch
-        self.logger = logger
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class Step:
+    """One step for one BackendAuth: observe, decide, act, write."""
+
+    def __init__(
+        self, ctx: OperatorContext, obj: Mapping[str, Any], logger: Any, requested: bool = False
+    ) -> None:
+        self.ctx, self.obj, self.logger = ctx, obj, logger
         meta = obj.get("metadata", {})
         self.namespace: str = meta["namespace"]
         self.name: str = meta["name"]
         self.uid: str = meta.get("uid", f"{self.namespace}/{self.name}")
+        self.me = f"{self.namespace}/{self.name}/{self.uid}"
         self.generation: int | None = meta.get("generation")
         self.annotations: dict[str, str] = dict(meta.get("annotations") or {})
         self.status: dict[str, Any] = dict(obj.get("status") or {})
         self.previous_reason = current_reason(self.status.get("conditions") or [])
-
-    # ---- status and events ------------------------------------------------------------------
-
-    def show(self, state: State, event: str | None = None, **fields: Any) -> None:
-        """Write the state into the status patch; post an event when asked and the reason changed."""
-        for key, value in fields.items():
-            self.patch.status[key] = value
-        self.patch.status["observedGeneration"] = self.generation
-        metrics.set_object_state(self.uid, state.phase, state.reason)
-        self.patch.status["conditions"] = conditions_for(
-            state, self.generation, self.status.get("conditions") or []
-        )
-        if event and (state.reason != self.previous_reason or event == "Normal"):
-            kopf.event(cast(kopf.Body, self.obj), type=event, reason=state.reason, message=state.message)
-        self.previous_reason = state.reason
-
-    def retry_later(self, failure: Failure, cap: float | None = None) -> kopf.TemporaryError:
-        """Show a retryable failure and return the error that schedules the retry with backoff."""
-        failures = int(self.annotations.get(FAILURES, "0") or 0)
-        self.patch.metadata.annotations[FAILURES] = str(failures + 1)
-        metrics.record_retry(failure.reason)
-        settings = self.ctx.settings
-        delay = backoff_delay(
-            failures, settings.retry_base_seconds, min(cap or 1e9, settings.retry_max_seconds)
-        )
-        self.show(
-            State("reconciling", failure.reason, failure.message), event="Warning", error=failure.message
-        )
-        return kopf.TemporaryError(
-            f"{failure.reason}: {failure.message}; retrying in {delay:.0f}s", delay=delay
-        )
-
-    def stall(self, reason: str, message: str) -> kopf.PermanentError:
-        """Show that nothing will change without a new spec, and end this generation's work."""
-        self.ctx.turns.release(self.uid)
-        self.patch.metadata.annotations[FAILURES] = None
-        self.show(State("stalled", reason, message), event="Warning", error=message)
-        return kopf.PermanentError(f"{reason}: {message}")
-
-    def wait(self, state: State, event: str | None = None, **fields: Any) -> Waiting:
-        self.show(state, event, **fields)
-        return Waiting(state.message, delay=self.ctx.settings.job_poll_seconds)
+        self.requested = requested
+        # What this step writes, all at once at the end.
+        self.annotation_patch: dict[str, str | None] = {}
+        self.status_patch: dict[str, Any] = {}
+        self.events: list[tuple[str, str, str]] = []
+        self.spec: BackendAuthSpec | None = None
+        self.region = ""
 
     # ---- the step ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        if self.annotations.get(PAUSED, "").lower() == "true":
-            raise self.wait(
-                State("reconciling", "Paused", f"paused by the {PAUSED} annotation; no AWS calls")
-            )
+        try:
+            snapshot = self.snapshot()
+        except BadAnnotation as error:
+            self.show(State("stalled", "BadAnnotation", str(error)), event="Warning")
+            self.write()
+            return
+        action = decide(snapshot)
+        if action.kind == "observe":
+            try:
+                snapshot = self.observe(snapshot)
+            except _Failed as failed:
+                self.fail(failed.failure, snapshot)
+                self.write()
+                return
+            action = decide(snapshot)
+        self.act(action, snapshot)
+        self.write()
+
+    def snapshot(self) -> Snapshot:
+        job = Job.from_annotation(self.annotations)
+        marker = Marker.from_annotation(self.annotations)
+        failures = Failures.from_annotation(self.annotations)
+        base = Snapshot(
+            generation=self.generation, now=time.time(), paused=is_true(self.annotations, PAUSED),
+            job=job, marker=marker, not_before=failures.not_before, requested=self.requested,
+            owned=is_true(self.annotations, CREATED), job_timeout=self.ctx.settings.job_timeout_seconds,
+        )  # fmt: skip
         try:
             spec = parse_spec(self.obj.get("spec") or {})
         except InvalidSpecError as error:
-            raise self.stall("InvalidSpec", str(error)) from None
+            return replace(base, spec_error=str(error))
         region = spec.region or self.ctx.settings.default_region
         if not region:
-            raise self.stall("InvalidSpec", "spec.region: required, as the operator has no AWS_REGION set")
+            return replace(base, spec_error="spec.region: required, as the operator has no AWS_REGION set")
+        self.spec, self.region = spec, region
+        desired = create_backend_auth_kwargs(spec, lambda ref: "")["ResourceConfig"]
+        return replace(
+            base, fingerprint=self.fingerprint(spec), desired=desired, has_secrets=_has_secrets(desired),
+            adopt=spec.adoption_policy == "AdoptOrCreate",
+        )  # fmt: skip
 
-        job = json.loads(self.annotations[JOB]) if self.annotations.get(JOB) else None
-        if job is not None and not is_terminal(job.get("status")):
-            job = self.poll(job, region)
-        if job is not None and job.get("generation") == self.generation and is_terminal(job.get("status")):
-            self.finish(job)
-            return
-        if self.annotations.get(PENDING):
-            recovered = self.recover(json.loads(self.annotations[PENDING]), spec, region)
-            if recovered is not None:
-                self.record(recovered, recovered_job=True)
-                raise self.wait(self.in_progress(recovered))
-        self.submit(spec, region, job)
+    @property
+    def key(self) -> tuple[str, str, str]:
+        assert self.spec is not None
+        return (self.region, self.spec.app_id, self.spec.backend_environment_name)
 
-    def poll(self, job: dict[str, Any], region: str) -> dict[str, Any]:
-        """Ask AWS about an unfinished job; return it updated, or raise to poll again later."""
-        self.take_turn(region, job)
+    def observe(self, s: Snapshot) -> Snapshot:
+        """Read what AWS has: the job in flight, the unfinished job after a lost answer, the resource."""
+        assert self.spec is not None
+        client = self.ctx.clients.reading(self.region)
+        app, env = self.spec.app_id, self.spec.backend_environment_name
+        job, running = s.job, None
         try:
-            answer = call(
-                self.ctx.clients.reading(region), "get_backend_job",
-                AppId=job["appId"], BackendEnvironmentName=job["env"], JobId=job["id"],
+            if job is not None and not job.terminal and job.id:
+                answer = call(client, "get_backend_job", AppId=job.app_id or app,
+                              BackendEnvironmentName=job.env or env, JobId=job.id)  # fmt: skip
+                job = job.answered(answer)
+                if job.terminal and job.submitted_at:
+                    metrics.observe_job(job.operation, job.status, time.time() - job.submitted_at)
+                if not job.terminal:
+                    # Still running: AWS's state cannot have settled yet, no need to read it.
+                    return replace(s, job=job, observed=Observation(resource=None))
+            if s.marker is not None:
+                running = self.unfinished_job(client, app, env)
+            try:
+                answer = call(client, "get_backend_auth", AppId=app, BackendEnvironmentName=env,
+                              ResourceName=self.spec.resource_name)  # fmt: skip
+                resource = answer.get("ResourceConfig") or None
+            except client.exceptions.NotFoundException:
+                resource = None
+        except _Failed:
+            raise
+        except Exception as error:
+            raise _Failed(classify(error)) from None
+        self.status_patch["lastObservedAt"] = now_rfc3339()
+        return replace(s, job=job, observed=Observation(resource=resource, running=running))
+
+    def unfinished_job(self, client: Any, app: str, env: str) -> Job | None:
+        """After a lost answer: the unfinished job on the app/env, if it can only be ours."""
+        answer = call(client, "list_backend_jobs", AppId=app, BackendEnvironmentName=env, MaxResults=25)
+        for item in answer.get("Jobs") or []:
+            candidate = Job(
+                id=str(item.get("JobId") or ""), operation=str(item.get("Operation") or ""),
+                status=str(item.get("Status") or ""), error=str(item.get("Error") or ""),
+                app_id=app, env=env,
             )  # fmt: skip
-        except Exception as error:
-            failure = classify(error)
-            raise self.retry_later(failure) from None
-        job = {**job, "status": str(answer.get("Status") or ""), "error": str(answer.get("Error") or "")}
-        self.patch.metadata.annotations[JOB] = json.dumps(job, sort_keys=True)
-        self.patch.metadata.annotations[FAILURES] = None
-        if job["status"] == TERMINAL_SUCCESS and job["operation"] == CREATE:
-            self.patch.metadata.annotations[CREATED] = "true"
-            self.annotations[CREATED] = "true"
-        if not is_terminal(job["status"]):
-            raise self.wait(self.in_progress(job), status=job["status"], error=job["error"])
-        self.ctx.turns.release(self.uid)
-        if job.get("submittedAt"):
-            metrics.observe_job(job["operation"], job["status"], time.time() - float(job["submittedAt"]))
-        return job
+            if candidate.terminal:
+                continue
+            holder = self.ctx.leases.holder(self.key)
+            if holder != self.me:
+                # Not ours to claim: wait until it ends, then AWS's state decides.
+                name = holder.rsplit("/", 1)[0] if holder else "someone outside this operator"
+                raise _Failed(Failure("JobPending", True, f"a job of {name} runs on {app}/{env}"))
+            return candidate
+        return None
 
-    def finish(self, job: dict[str, Any]) -> None:
-        """The current generation's job has ended: Ready or Stalled, and nothing more to do."""
-        fields = {
-            "jobId": job["id"],
-            "status": job["status"],
-            "operation": job["operation"],
-            "appId": job["appId"],
-            "backendEnvironmentName": job["env"],
-            "error": job.get("error", ""),
-        }
-        already = self.status.get("jobId") == job["id"] and self.previous_reason in (
-            "JobCompleted",
-            "JobFailed",
-        )
-        if job["status"] == TERMINAL_SUCCESS:
-            # A create recovered from GetBackendAuth alone has no job id.
-            message = (
-                f"{job['operation']} job {job['id']} completed"
-                if job["id"]
-                else f"{job['operation']} completed"
-            )
-            self.show(State("ready", "JobCompleted", message), None if already else "Normal", **fields)
-        elif job["status"] == TERMINAL_FAILURE:
-            message = job.get("error") or f"{job['operation']} job {job['id']} failed"
-            self.show(State("stalled", "JobFailed", message), None if already else "Warning", **fields)
-        self.patch.metadata.annotations[FAILURES] = None
+    def act(self, action: Action, s: Snapshot) -> None:
+        if action.clear_marker:
+            self.annotation_patch[PENDING] = None
+        if action.own:
+            self.annotation_patch[CREATED] = "true"
+        if action.job is not None:
+            self.annotation_patch[JOB] = action.job.to_annotation()
+            self.status_patch.update(action.job.status_fields())
+        if action.event_reason == "Recovered" and action.job is not None:
+            self.logger.info(f"Recovered {action.job.describe()} instead of calling again.")
+            self.events.append(("Normal", "Recovered", f"{action.job.describe()} recovered"))
+        elif action.event_reason == "Adopted":
+            self.logger.info("Adopted the auth resource that AWS already has.")
+            self.events.append(("Normal", "Adopted", "took over the auth resource that AWS already has"))
+        if action.release:
+            self.release(s)
+        if action.kind == "show":
+            assert action.state is not None
+            if action.failure:
+                self.backoff(s, action.state.reason)
+            elif action.settled:
+                self.annotation_patch[FAILURES] = None
+            trouble = action.state.phase == "stalled" or action.failure
+            error = action.state.message if trouble else (action.job.error if action.job else "")
+            self.show(action.state, action.event, error=error)
+        elif action.kind == "submit":
+            assert action.operation is not None
+            self.submit(action.operation, s)
 
-    def in_progress(self, job: Mapping[str, Any]) -> State:
-        return State("reconciling", "JobInProgress", f"{job['operation']} job {job['id']} is {job['status']}")
-
-    def take_turn(self, region: str, job: Mapping[str, Any]) -> None:
-        # After a restart, the object whose job is running takes its turn back.
-        self.ctx.turns.force((region, job["appId"], job["env"]), self.uid)
-
-    def recover(self, marker: Mapping[str, Any], spec: BackendAuthSpec, region: str) -> dict[str, Any] | None:
-        """An earlier call may have reached AWS before the operator stopped: find its job.
-
-        Looks for the newest job of the marked operation created since the marker; for a create,
-        also asks whether the auth exists. Returns None when nothing was done (safe to call).
-        """
-        operation = str(marker.get("operation", CREATE))
-        marked_at = parse_aws_time(marker.get("at")) or datetime.now(UTC)
-        client = self.ctx.clients.reading(region)
-        app, env = spec.app_id, spec.backend_environment_name
-        try:
-            answer = call(
-                client, "list_backend_jobs", AppId=app, BackendEnvironmentName=env, Operation=operation
-            )
-            found = pick_recovered_job(answer.get("Jobs") or [], operation, marked_at)
-            if (
-                found is None
-                and operation == CREATE
-                and self._auth_exists(client, app, env, spec.resource_name)
-            ):
-                found = {"JobId": "", "Status": TERMINAL_SUCCESS, "Operation": CREATE}
-        except Exception as error:
-            raise self.retry_later(classify(error)) from None
-        self.patch.metadata.annotations[PENDING] = None
-        if found is None:
-            self.logger.info(f"No {operation} reached AWS before the interruption; submitting it now.")
-            return None
-        self.logger.info(f"Recovered {operation} job {found.get('JobId')!r} instead of calling again.")
-        return {
-            "id": str(found.get("JobId") or ""),
-            "operation": operation,
-            "status": str(found.get("Status") or ""),
-            "error": str(found.get("Error") or ""),
-            "appId": app,
-            "env": env,
-            "generation": marker.get("generation"),
-        }
-
-    @staticmethod
-    def _auth_exists(client: Any, app: str, env: str, resource_name: str) -> bool:
-        try:
-            call(
-                client, "get_backend_auth", AppId=app, BackendEnvironmentName=env, ResourceName=resource_name
-            )
-        except client.exceptions.NotFoundException:
-            return False
-        return True
-
-    def submit(self, spec: BackendAuthSpec, region: str, last: dict[str, Any] | None) -> None:
-        operation = UPDATE if self.annotations.get(CREATED) == "true" else CREATE
-        fingerprint = self.fingerprint(spec)
-        unchanged = last is not None and last.get("fingerprint") == fingerprint
-        if operation == UPDATE and unchanged and last and last.get("status") == TERMINAL_SUCCESS:
-            # Nothing AWS would see has changed (e.g. only deletionPolicy): no call.
-            same = {**last, "generation": self.generation}
-            self.patch.metadata.annotations[JOB] = json.dumps(same, sort_keys=True)
-            self.finish(same)
+    def release(self, s: Snapshot) -> None:
+        if self.spec is None:
             return
-        # Secrets first: a BackendAuth waiting for its Secret must not hold its app's turn.
         try:
-            kwargs = self.request(spec, operation)
-        except SecretMissing as error:
-            self.ctx.turns.release(self.uid)  # had it from an earlier attempt: let the others go
-            raise self.retry_later(
-                Failure("SecretNotFound", True, str(error)), cap=SECRET_RETRY_CAP
-            ) from None
-
-        key = (region, spec.app_id, spec.backend_environment_name)
-        holder = self.ctx.turns.acquire(key, self.uid)
-        if holder is not None:
-            raise self.wait(
-                State(
-                    "reconciling", "JobPending", f"waiting for another BackendAuth's job on {key[1]}/{key[2]}"
-                )
+            self.ctx.leases.release(self.key, self.me)
+        except ApiException as error:  # the lease ends by itself; never fail a step for it
+            self.logger.warning(
+                f"Could not give back the turn on {self.key[1]}/{self.key[2]}: {error.reason}"
             )
-        # The marker goes to the API server *before* the call: if the operator dies after AWS
-        # accepted the call but before Kopf's patch lands, the next attempt finds it and recovers.
-        marker = {"operation": operation, "at": datetime.now(UTC).isoformat(), "generation": self.generation}
-        marker_text = json.dumps(marker, sort_keys=True)
-        self.ctx.kube.set_annotations(self.namespace, self.name, {PENDING: marker_text})
-        self.logger.info(f"Calling {operation} for {spec.app_id}/{spec.backend_environment_name}.")
-        client = self.ctx.clients.mutating(region)
+
+    def submit(self, operation: str, s: Snapshot) -> None:
+        """Resolve Secrets, take the app/env's turn, write the marker, make the call."""
+        assert self.spec is not None
+        try:
+            kwargs = self.request(self.spec, operation)
+        except SecretMissing as error:
+            self.release(s)
+            self.fail(Failure("SecretNotFound", True, str(error)), s, cap=SECRET_RETRY_CAP)
+            return
+        app, env = self.spec.app_id, self.spec.backend_environment_name
+        holder = self.ctx.leases.acquire(self.key, self.me)
+        if holder is not None:
+            name = holder.rsplit("/", 1)[0]
+            self.show(State("reconciling", "JobPending", f"waiting for {name}'s job on {app}/{env}"))
+            return
+        # The marker reaches the API server *before* the call: if the answer is lost (a crash,
+        # a 504), the next step looks for the job instead of calling again.
+        marker = Marker(operation, time.time(), self.generation, s.fingerprint)
+        self.ctx.kube.set_annotations(self.namespace, self.name, {PENDING: marker.to_annotation()})
+        self.logger.info(f"Calling {operation} for {app}/{env}.")
+        client = self.ctx.clients.mutating(self.region)
         try:
             answer = call(
                 client, "create_backend_auth" if operation == CREATE else "update_backend_auth", **kwargs
             )
         except Exception as error:
             failure = classify(error)
-            # Ambiguous: AWS may have done it, so the marker stays (it may have been queued for
-            # removal by an earlier recovery in this same step) and the next attempt recovers.
-            # Otherwise AWS refused it and there is nothing to recover.
-            self.patch.metadata.annotations[PENDING] = marker_text if failure.ambiguous else None
+            if failure.ambiguous:
+                # AWS may have done it: the marker stays (even if this step's recovery had
+                # queued the previous one for removal), and the turn with it.
+                self.annotation_patch[PENDING] = marker.to_annotation()
+            else:  # AWS refused it: nothing to recover, the turn goes back
+                self.annotation_patch[PENDING] = None
+                self.release(s)
             if not failure.retryable:
-                raise self.stall(failure.reason, failure.message) from None
-            raise self.retry_later(failure) from None
-        job: dict[str, Any] = {
-            "id": str(answer.get("JobId") or ""),
-            "operation": str(answer.get("Operation") or operation),
-            "status": str(answer.get("Status") or ""),
-            "error": str(answer.get("Error") or ""),
-            "appId": str(answer.get("AppId") or spec.app_id),
-            "env": str(answer.get("BackendEnvironmentName") or spec.backend_environment_name),
-            "generation": self.generation,
-            "fingerprint": fingerprint,
-            "submittedAt": time.time(),
-        }
-        self.record(job)
-        if is_terminal(job["status"]):
-            self.ctx.turns.release(self.uid)
-            raise Waiting("job ended at once", delay=0.1)
-        raise self.wait(self.in_progress(job))
+                self.annotation_patch[FAILURES] = None
+                self.show(State("stalled", failure.reason, failure.message), "Warning", error=failure.message)
+                return
+            self.fail(failure, s)
+            return
+        job = Job(
+            id=str(answer.get("JobId") or ""), operation=str(answer.get("Operation") or operation),
+            status=str(answer.get("Status") or ""), error=str(answer.get("Error") or ""),
+            app_id=str(answer.get("AppId") or app), env=str(answer.get("BackendEnvironmentName") or env),
+            generation=self.generation, fingerprint=s.fingerprint, submitted_at=time.time(),
+        )  # fmt: skip
+        if operation == CREATE:
+            self.annotation_patch[CREATED] = "true"
+        self.annotation_patch.update({JOB: job.to_annotation(), PENDING: None, FAILURES: None})
+        self.status_patch.update(job.status_fields())
+        self.events.append(("Normal", "Submitted", f"{job.describe()} submitted"))
+        self.show(in_progress(job))
 
-    def record(self, job: dict[str, Any], recovered_job: bool = False) -> None:
-        """Keep the job in the same PATCH as Kopf's progress, and mirror it in status."""
-        self.patch.metadata.annotations[JOB] = json.dumps(job, sort_keys=True)
-        self.patch.metadata.annotations[PENDING] = None
-        self.patch.metadata.annotations[FAILURES] = None
-        if (
-            job["status"] == TERMINAL_SUCCESS and job["operation"] == CREATE
-        ):  # done at once, or recovered done
-            self.patch.metadata.annotations[CREATED] = "true"
-        verb = "Recovered" if recovered_job else "Submitted"
-        self.show(
-            self.in_progress(job),
-            None,
-            jobId=job["id"],
-            status=job["status"],
-            operation=job["operation"],
-            appId=job["appId"],
-            backendEnvironmentName=job["env"],
-            error=job["error"],
+    def fail(self, failure: Failure, s: Snapshot, cap: float | None = None) -> None:
+        """Show a retryable failure; the next attempt waits for the backoff."""
+        self.backoff(s, failure.reason, cap)
+        self.show(State("reconciling", failure.reason, failure.message), "Warning", error=failure.message)
+
+    def backoff(self, s: Snapshot, reason: str, cap: float | None = None) -> None:
+        failures = Failures.from_annotation(self.annotations)
+        settings = self.ctx.settings
+        delay = backoff_delay(
+            failures.count, settings.retry_base_seconds, min(cap or 1e9, settings.retry_max_seconds)
         )
-        kopf.event(
-            cast(kopf.Body, self.obj),
-            type="Normal",
-            reason=verb,
-            message=f"{job['operation']} job {job['id']} {verb.lower()}",
+        self.annotation_patch[FAILURES] = Failures(failures.count + 1, s.now + delay).to_annotation()
+        metrics.record_retry(reason)
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def show(self, state: State, event: str | None = None, **fields: Any) -> None:
+        """The one place conditions are set; an event is posted when the reason changes."""
+        self.status_patch.update(fields)
+        self.status_patch["observedGeneration"] = self.generation
+        self.status_patch["conditions"] = conditions_for(
+            state, self.generation, self.status.get("conditions") or []
         )
+        metrics.set_object_state(self.uid, state.phase, state.reason)
+        if event and state.reason != self.previous_reason:
+            self.events.append((event, state.reason, state.message))
+        self.previous_reason = state.reason
+
+    def write(self) -> None:
+        if self.requested:
+            self.status_patch["lastHandledReconcileAt"] = self.annotations.get(RECONCILE_REQUESTED)
+        try:
+            if self.annotation_patch:
+                self.ctx.kube.set_annotations(self.namespace, self.name, self.annotation_patch)
+            if self.status_patch:
+                self.ctx.kube.patch_status(self.namespace, self.name, self.status_patch)
+        except ApiException as error:
+            if error.status == 404:
+                return  # deleted meanwhile
+            raise
+        for kind, reason, message in self.events:
+            kopf.event(cast(kopf.Body, self.obj), type=kind, reason=reason, message=message)
+
+    # ---- requests ---------------------------------------------------------------------------
 
     def fingerprint(self, spec: BackendAuthSpec) -> str:
         """A digest of what AWS would be sent, salted with the object's uid; Secret values are
@@ -415,16 +400,32 @@ class _Step:
         return update_backend_auth_kwargs(spec, resolve)
 
 
-def reconcile(
-    memo: Any, namespace: str | None, name: str | None, patch: kopf.Patch, logger: Any, **_: Any
-) -> None:
-    """Take one step towards the current generation's job having ended (see module docstring)."""
-    ctx: OperatorContext = memo.ctx
-    # Fresh: the pending marker may be newer than the event Kopf hands us.
-    obj = ctx.kube.get_backendauth(str(namespace), str(name))
-    if obj.get("metadata", {}).get("deletionTimestamp"):
+def _has_secrets(config: Mapping[str, Any]) -> bool:
+    return any(
+        key in ("ClientSecret", "PrivateKey") or (isinstance(value, Mapping) and _has_secrets(value))
+        for key, value in config.items()
+    )
+
+
+def step(ctx: OperatorContext, namespace: str, name: str, logger: Any, requested: bool = False) -> None:
+    """Run one step for the object as the API server has it now (nothing if it is going)."""
+    try:
+        obj = ctx.kube.get_backendauth(namespace, name)
+    except ApiException as error:
+        if error.status == 404:
+            return
+        raise
+    meta = obj.get("metadata", {})
+    if meta.get("deletionTimestamp"):
         return
-    _Step(ctx, obj, patch, logger).run()
+    with ctx.locks.hold(str(meta.get("uid"))):
+        obj = ctx.kube.get_backendauth(namespace, name)  # as it is now, under the lock
+        Step(ctx, obj, logger, requested=requested).run()
+
+
+def reconcile(memo: Any, namespace: str | None, name: str | None, logger: Any, **_: Any) -> None:
+    """A new BackendAuth or a changed spec: one step (a timer goes on while it reconciles)."""
+    step(memo.ctx, str(namespace), str(name), logger)
 
 
 def _in_flight(annotations: Mapping[str, str]) -> bool:
@@ -434,149 +435,150 @@ def _in_flight(annotations: Mapping[str, str]) -> bool:
     return any(k in own or k.startswith(f"{PREFIX}/reconcile.") for k in annotations)
 
 
-def pause_flipped(body: kopf.Body, type: str | None = None, **_: Any) -> bool:
-    """True when a BackendAuth that no handler is working on must show, or stop showing, Paused.
+def _managed(meta: Mapping[str, Any]) -> bool:
+    """Kopf has taken the object (its finalizer is on) and it is not going away."""
+    return FINALIZER in (meta.get("finalizers") or []) and not meta.get("deletionTimestamp")
 
-    Kopf leaves our own annotations out of its change detection, so pausing an object that is
-    already Ready causes no update. This filter runs on every watch event and is cheap; the
-    handler below runs only when it says so (and so logs only then).
-    """
+
+def reconciling(body: kopf.Body, **_: Any) -> bool:
+    """The timer's filter: the object shows Reconciling (not Paused) and no handler is busy."""
+    meta = body.get("metadata", {})
+    if not _managed(meta) or _in_flight(meta.get("annotations") or {}):
+        return False
+    conditions = body.get("status", {}).get("conditions") or []
+    busy = any(c.get("type") == "Reconciling" and c.get("status") == "True" for c in conditions)
+    return busy and current_reason(conditions) != "Paused"
+
+
+def tick(memo: Any, namespace: str | None, name: str | None, logger: Any, **_: Any) -> None:
+    """A timer tick while the object reconciles: poll its job, retry when due, wait for a turn."""
+    step(memo.ctx, str(namespace), str(name), logger)
+
+
+def pause_flipped(body: kopf.Body, type: str | None = None, **_: Any) -> bool:
+    """True when a BackendAuth that no handler is working on must show, or stop showing, Paused."""
     meta = body.get("metadata", {})
     annotations = meta.get("annotations") or {}
-    if type != "MODIFIED" or meta.get("deletionTimestamp"):
+    if type != "MODIFIED" or not _managed(meta) or _in_flight(annotations):
         return False
-    if _in_flight(annotations):
-        return False  # work in flight: reconcile checks the annotation at each step
-    paused = str(annotations.get(PAUSED, "")).lower() == "true"
     shows_paused = current_reason(body.get("status", {}).get("conditions") or []) == "Paused"
-    return paused != shows_paused and (paused or JOB in annotations)
+    return is_true(annotations, PAUSED) != shows_paused
 
 
-def show_pause(memo: Any, body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-    """Show Paused on a settled BackendAuth, or its job's outcome again once unpaused. No AWS call."""
-    step = _Step(memo.ctx, body, patch, logger)
-    if str(step.annotations.get(PAUSED, "")).lower() == "true":
-        step.show(State("reconciling", "Paused", f"paused by the {PAUSED} annotation; no AWS calls"))
-        return
-    job = json.loads(step.annotations[JOB])
-    if is_terminal(job.get("status")) and job.get("generation") == step.generation:
-        step.finish(job)
+def show_pause(memo: Any, namespace: str | None, name: str | None, logger: Any, **_: Any) -> None:
+    """Paused or unpaused: one step (no AWS call while paused)."""
+    step(memo.ctx, str(namespace), str(name), logger)
 
 
 def reconcile_requested(body: kopf.Body, type: str | None = None, **_: Any) -> bool:
     """True when ``reconcile-requested-at`` holds a value not yet handled, and no handler is busy."""
     meta = body.get("metadata", {})
     annotations = meta.get("annotations") or {}
-    if type not in ("ADDED", "MODIFIED") or meta.get("deletionTimestamp"):
+    if type not in ("ADDED", "MODIFIED") or not _managed(meta) or _in_flight(annotations):
         return False
-    if _in_flight(annotations):
-        return False  # work in flight: it talks to AWS anyway; the request is handled afterwards
     requested = annotations.get(RECONCILE_REQUESTED)
     return requested is not None and requested != body.get("status", {}).get("lastHandledReconcileAt")
 
 
-def handle_reconcile_request(memo: Any, body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-    """Check the latest job against AWS now (one read), show what it says, echo the request."""
-    ctx: OperatorContext = memo.ctx
-    step = _Step(ctx, body, patch, logger)
-    job = json.loads(step.annotations[JOB]) if step.annotations.get(JOB) else None
-    paused = str(step.annotations.get(PAUSED, "")).lower() == "true"
-    spec = body.get("spec") or {}
-    region = spec.get("region") or ctx.settings.default_region
-    if job and job.get("id") and region and not paused:
-        try:
-            answer = call(
-                ctx.clients.reading(region), "get_backend_job",
-                AppId=job["appId"], BackendEnvironmentName=job["env"], JobId=job["id"],
-            )  # fmt: skip
-        except Exception as error:
-            failure = classify(error)
-            patch.status["error"] = f"reconcile request: {failure.reason}: {failure.message}"
-        else:
-            job = {**job, "status": str(answer.get("Status") or ""), "error": str(answer.get("Error") or "")}
-            patch.metadata.annotations[JOB] = json.dumps(job, sort_keys=True)
-            if is_terminal(job["status"]) and job.get("generation") == step.generation:
-                step.finish(job)
-    patch.status["lastHandledReconcileAt"] = step.annotations[RECONCILE_REQUESTED]
-    logger.info(f"Reconcile request {step.annotations[RECONCILE_REQUESTED]!r} handled.")
+def handle_reconcile_request(
+    memo: Any, namespace: str | None, name: str | None, logger: Any, **_: Any
+) -> None:
+    """Observe AWS now, decide again, and echo the request in ``status.lastHandledReconcileAt``."""
+    step(memo.ctx, str(namespace), str(name), logger, requested=True)
+    logger.info("Reconcile request handled.")
 
 
 def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: Any, **_: Any) -> None:
     """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
     resource and waits for AWS's delete job before Kubernetes lets the object go."""
     ctx: OperatorContext = memo.ctx
-    annotations = body.get("metadata", {}).get("annotations") or {}
+    meta = body.get("metadata", {})
+    annotations = meta.get("annotations") or {}
     policy = spec.get("deletionPolicy") or ctx.settings.default_deletion_policy
-    ctx.turns.release(str(body.get("metadata", {}).get("uid")))
-    if policy != "Delete" or annotations.get(CREATED) != "true":
-        logger.info(f"Deletion policy {policy}: the Amplify auth resource is left in place.")
-        return
-    if str(annotations.get(PAUSED, "")).lower() == "true":
-        # Deleting must still work while paused; AWS is not called, so the resource stays.
-        kopf.warn(body, reason="Paused", message="paused: the Amplify auth resource is retained")
-        return
-    step = _Step(ctx, body, patch, logger)
     region = spec.get("region") or ctx.settings.default_region or ""
-    job = json.loads(annotations[DELETE_JOB]) if annotations.get(DELETE_JOB) else None
+    key = (region, str(spec.get("appId")), str(spec.get("backendEnvironmentName")))
+    me = f"{meta.get('namespace')}/{meta.get('name')}/{meta.get('uid')}"
+    if policy != "Delete" or not is_true(annotations, CREATED) or is_true(annotations, PAUSED):
+        if policy == "Delete" and is_true(annotations, PAUSED):
+            # Deleting must still work while paused; AWS is not called, so the resource stays.
+            kopf.warn(body, reason="Paused", message="paused: the Amplify auth resource is retained")
+        else:
+            logger.info(f"Deletion policy {policy}: the Amplify auth resource is left in place.")
+        ctx.leases.release(key, me)
+        return
+    job = Job.from_annotation(annotations, DELETE_JOB) if annotations.get(DELETE_JOB) else None
+    delay = ctx.settings.job_poll_seconds
     try:
         if job is None:
+            holder = ctx.leases.acquire(key, me)
+            if holder is not None:
+                raise Waiting(f"{holder.rsplit('/', 1)[0]} has the turn on {key[1]}/{key[2]}", delay=delay)
             answer = call(
                 ctx.clients.mutating(region), "delete_backend_auth",
-                AppId=spec["appId"], BackendEnvironmentName=spec["backendEnvironmentName"],
-                ResourceName=spec["resourceName"],
+                AppId=key[1], BackendEnvironmentName=key[2], ResourceName=spec["resourceName"],
             )  # fmt: skip
-            job = {"id": str(answer.get("JobId") or ""), "status": str(answer.get("Status") or "")}
-            patch.metadata.annotations[DELETE_JOB] = json.dumps(job, sort_keys=True)
-            kopf.info(
-                body,
-                reason="Deleting",
-                message=f"DeleteBackendAuth job {job['id']} submitted",
-            )
-        if not is_terminal(job["status"]):
-            answer = call(
-                ctx.clients.reading(region), "get_backend_job",
-                AppId=spec["appId"], BackendEnvironmentName=spec["backendEnvironmentName"], JobId=job["id"],
-            )  # fmt: skip
-            job = {**job, "status": str(answer.get("Status") or ""), "error": str(answer.get("Error") or "")}
-            patch.metadata.annotations[DELETE_JOB] = json.dumps(job, sort_keys=True)
+            job = Job(str(answer.get("JobId") or ""), "DeleteBackendAuth", str(answer.get("Status") or ""),
+                      key[1], key[2])  # fmt: skip
+            patch.metadata.annotations[DELETE_JOB] = job.to_annotation()
+            kopf.info(body, reason="Deleting", message=f"{job.describe()} submitted")
+        if not job.terminal:
+            answer = call(ctx.clients.reading(region), "get_backend_job",
+                          AppId=key[1], BackendEnvironmentName=key[2], JobId=job.id)  # fmt: skip
+            job = job.answered(answer)
+            patch.metadata.annotations[DELETE_JOB] = job.to_annotation()
+    except Waiting:
+        raise
     except Exception as error:
         failure = classify(error)
         if failure.reason == "NotFound":
             logger.info("The Amplify auth resource is already gone.")
+            ctx.leases.release(key, me)
             return
+        if not failure.ambiguous:
+            ctx.leases.release(key, me)
         if not failure.retryable:
             raise kopf.PermanentError(f"{failure.reason}: {failure.message}") from None
-        raise step.retry_later(failure) from None
-    if not is_terminal(job["status"]):
-        raise Waiting(
-            f"DeleteBackendAuth job {job['id']} is {job['status']}", delay=ctx.settings.job_poll_seconds
-        )
-    if job["status"] == TERMINAL_FAILURE:
+        metrics.record_retry(failure.reason)
+        raise kopf.TemporaryError(f"{failure.reason}: {failure.message}", delay=delay) from None
+    if not job.terminal:
+        raise Waiting(f"{job.describe()} is {job.status}", delay=delay)
+    ctx.leases.release(key, me)
+    if job.failed:
         # Keep the finalizer: letting go would orphan a resource the user asked to delete.
-        raise step.stall("DeleteFailed", job.get("error") or f"DeleteBackendAuth job {job['id']} failed")
+        message = job.error or f"{job.describe()} failed"
+        patch.status["conditions"] = conditions_for(
+            State("stalled", "DeleteFailed", message),
+            meta.get("generation"),
+            body.get("status", {}).get("conditions") or [],
+        )
+        patch.status["error"] = message
+        kopf.warn(body, reason="DeleteFailed", message=message)
+        raise kopf.PermanentError(f"DeleteFailed: {message}")
 
 
 def forget(memo: Any, uid: str | None, **_: Any) -> None:
-    """A deleted BackendAuth gives back its turn."""
-    memo.ctx.turns.release(str(uid))
+    """A deleted BackendAuth: drop its lock and its metrics."""
+    memo.ctx.locks.forget(str(uid))
     metrics.set_object_state(str(uid), None, None)
 
 
-def register(registry: kopf.OperatorRegistry | None = None) -> None:
+def register(settings: Settings, registry: kopf.OperatorRegistry | None = None) -> None:
     """Attach the handlers to Kopf's registry (the default one unless given)."""
     resource = (GROUP, VERSION, PLURAL)
     kw: dict[str, Any] = {"registry": registry} if registry is not None else {}
     kopf.on.create(*resource, id="reconcile", **kw)(reconcile)
-    kopf.on.resume(*resource, id="reconcile", **kw)(reconcile)
     kopf.on.update(*resource, id="reconcile", field="spec", **kw)(reconcile)
     kopf.on.delete(*resource, id="delete", **kw)(delete)
+    interval = settings.job_poll_seconds
+    kopf.timer(*resource, id="poll", interval=interval, initial_delay=interval, when=reconciling, **kw)(tick)
     kopf.on.event(*resource, id="pause", when=pause_flipped, **kw)(show_pause)
     kopf.on.event(*resource, id="reconcile-request", when=reconcile_requested, **kw)(handle_reconcile_request)
     kopf.on.event(*resource, id="forget", when=lambda type, **_: type == "DELETED", **kw)(forget)
 
 
 class DowngradeWaiting(logging.Filter):
-    """Kopf logs every TemporaryError at ERROR; a :class:`Waiting` is routine, so show it at INFO."""
+    """Kopf logs every TemporaryError at ERROR; a deletion's :class:`Waiting` is routine, so
+    show it at INFO."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno == logging.ERROR:

@@ -197,6 +197,7 @@ SignUpAttribute = Literal[
 ]  # fmt: skip
 SignInMethod = Literal["EMAIL", "EMAIL_AND_PHONE_NUMBER", "PHONE_NUMBER", "USERNAME"]
 DeletionPolicy = Literal["Retain", "Delete"]
+AdoptionPolicy = Literal["Create", "AdoptOrCreate"]
 
 # --------------------------------------------------------------------------------------------
 # Spec
@@ -423,6 +424,12 @@ class BackendAuthSpec(SpecModel):
         description="Retain (keep the Cognito pools when the BackendAuth is deleted) or Delete; "
         "defaults to the operator's BACKENDAUTH_DEFAULT_DELETION_POLICY.",
     )
+    adoption_policy: AdoptionPolicy | None = Field(
+        None,
+        description="Create (default): an auth resource of this name that the operator did not create "
+        "stops the BackendAuth with reason AlreadyExists. AdoptOrCreate: take it over with no create "
+        "call, then update it to this spec if it differs.",
+    )
     resource_config: ResourceConfig
 
     def secret_refs(self) -> list[SecretKeyRef]:
@@ -459,7 +466,7 @@ class Condition(StatusModel):
 
 
 class BackendAuthStatus(StatusModel):
-    """What the operator last saw and did (CONTRACT §5)."""
+    """What the operator last saw and did."""
 
     observed_generation: int | None = Field(None, description="The generation the status describes.")
     app_id: str | None = Field(None, description="The app id as AWS returned it.")
@@ -471,6 +478,9 @@ class BackendAuthStatus(StatusModel):
     conditions: list[Condition] = Field(default_factory=list)
     last_handled_reconcile_at: str | None = Field(
         None, description="The last reconcile-requested-at annotation value handled."
+    )
+    last_observed_at: str | None = Field(
+        None, description="When AWS was last read for this auth resource (RFC 3339)."
     )
 
 

@@ -1,18 +1,24 @@
-"""Pure decisions: the status to show, the conditions, the retry delay, the job to adopt.
+"""Pure decisions: what to do next for a BackendAuth, the conditions, the retry delay.
 
-Nothing here talks to Kubernetes or AWS, so every rule is tested on its own.
+A step of the operator is observe → decide → act. :func:`decide` is the whole policy: it takes a
+:class:`Snapshot` (the parsed spec, what the operator remembers, and what AWS was observed to
+have) and returns one :class:`Action`. Nothing here talks to Kubernetes or AWS, so every rule is
+tested as a table.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-TERMINAL_SUCCESS = "COMPLETED"
-TERMINAL_FAILURE = "FAILED"
+from backendauth_operator.bookkeeping import COMPLETED as TERMINAL_SUCCESS
+from backendauth_operator.bookkeeping import CREATE as CREATE_OP
+from backendauth_operator.bookkeeping import FAILED as TERMINAL_FAILURE
+from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
+from backendauth_operator.bookkeeping import Job, Marker
 
 Phase = Literal["ready", "reconciling", "stalled"]
 
@@ -21,7 +27,8 @@ Phase = Literal["ready", "reconciling", "stalled"]
 class State:
     """The one thing a BackendAuth is doing now, as the conditions will show it.
 
-    ``reason`` is a CamelCase word from CONTRACT §5 (JobCompleted, Throttled, InvalidSpec, ...).
+    ``reason`` is a CamelCase word (JobCompleted, Throttled, InvalidSpec, ...): the README's
+    status reference lists them.
     """
 
     phase: Phase
@@ -92,47 +99,264 @@ def backoff_delay(retry: int, base: float, cap: float, rng: random.Random | None
     return (rng or random).uniform(base, max(base, upper))
 
 
-def parse_aws_time(value: Any) -> datetime | None:
-    """AWS's CreateTime is an untyped string: accept ISO 8601 and epoch seconds or milliseconds."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = str(value)
-    try:
-        number = float(text)
-    except ValueError:
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    try:
-        return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
-    except (ValueError, OverflowError, OSError):  # nan, inf, out of range: unreadable
-        return None
+# ---- observe → decide → act ------------------------------------------------------------------
+
+SECRET_KEYS = frozenset({"ClientSecret", "PrivateKey"})
 
 
-CLOCK_SKEW = timedelta(minutes=2)
+def spec_path(boto_path: Sequence[str]) -> str:
+    """The spec path of a boto3 ``ResourceConfig`` path: ``UserPoolConfigs.Mfa.MFAMode`` →
+    ``resourceConfig.userPoolConfigs.mfa.mfaMode``."""
+    parts = ["resourceConfig"]
+    for key in boto_path:
+        parts.append("mfaMode" if key == "MFAMode" else key[:1].lower() + key[1:])
+    return ".".join(parts)
 
 
-def pick_recovered_job(
-    jobs: Iterable[Mapping[str, Any]], operation: str, marked_at: datetime
-) -> Mapping[str, Any] | None:
-    """The job our interrupted call most likely started: the newest ``operation`` job created
-    no earlier than the pending marker (less a clock-skew allowance).
+def _same_scalar(want: Any, have: Any) -> bool:
+    if isinstance(want, bool) or isinstance(have, bool):
+        return want is have
+    if isinstance(want, int | float) and isinstance(have, int | float):
+        return float(want) == float(have)  # AWS types minimumLength as a double
+    return bool(want == have)
 
-    Jobs whose time cannot be read count as candidates: adopting a job twice is harmless,
-    creating twice is not.
+
+def config_diff(
+    desired: Mapping[str, Any], observed: Mapping[str, Any], at: tuple[str, ...] = ()
+) -> list[str]:
+    """The spec paths where AWS's ``ResourceConfig`` differs from the desired one.
+
+    Only what the spec sets is compared: a member the spec leaves out is AWS's to choose.
+    Secret values are never compared here (AWS need not echo them). Lists of plain values are
+    compared as sets, since AWS does not promise to keep their order.
     """
-    best: Mapping[str, Any] | None = None
-    best_time: datetime | None = None
-    for job in jobs:
-        if job.get("Operation") not in (operation, None):
+    out: list[str] = []
+    for key, want in desired.items():
+        if key in SECRET_KEYS:
             continue
-        created = parse_aws_time(job.get("CreateTime"))
-        if created is not None and created < marked_at - CLOCK_SKEW:
-            continue
-        if best is None or (created is not None and (best_time is None or created > best_time)):
-            best, best_time = job, created
-    return best
+        path = (*at, key)
+        have = observed.get(key) if isinstance(observed, Mapping) else None
+        if isinstance(want, Mapping):
+            if not isinstance(have, Mapping):
+                out.append(spec_path(path))
+            else:
+                out.extend(config_diff(want, have, path))
+        elif isinstance(want, list):
+            if not isinstance(have, list) or sorted(map(str, want)) != sorted(map(str, have)):
+                out.append(spec_path(path))
+        elif have is None or not _same_scalar(want, have):
+            out.append(spec_path(path))
+    return out
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What AWS was seen to have in this step (the job, if one was in flight, is polled into
+    :attr:`Snapshot.job`)."""
+
+    resource: Mapping[str, Any] | None  # GetBackendAuth's ResourceConfig; None: no such resource
+    running: Job | None = None  # with a pending marker: the unfinished job on the app/env, if any
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything :func:`decide` may look at."""
+
+    generation: int | None
+    now: float  # wall clock, seconds
+    spec_error: str | None = None
+    paused: bool = False
+    fingerprint: str = ""  # digest of the request the spec asks for (secrets by reference)
+    desired: Mapping[str, Any] | None = None  # the spec's ResourceConfig as boto3 sends it
+    has_secrets: bool = False
+    adopt: bool = False  # spec.adoptionPolicy is AdoptOrCreate
+    owned: bool = False  # this BackendAuth created (or adopted) the auth resource
+    job: Job | None = None
+    marker: Marker | None = None
+    not_before: float = 0.0  # backoff: no attempt before this
+    requested: bool = False  # an unhandled reconcile-requested-at
+    job_timeout: float = 3600.0
+    observed: Observation | None = None  # None: AWS not looked at yet in this step
+
+
+Kind = Literal["nothing", "observe", "show", "submit"]
+
+
+@dataclass(frozen=True)
+class Action:
+    """What to do. ``show``: write ``state``; ``submit``: call ``operation`` (then show its job);
+    ``observe``: read AWS, then decide again; ``nothing``: no call, no write."""
+
+    kind: Kind
+    state: State | None = None
+    operation: str | None = None
+    job: Job | None = None  # the job to remember and show, when it changed
+    event: str | None = None  # "Normal" or "Warning": post the reason as an event
+    event_reason: str | None = None  # the event's reason when it differs from the state's
+    clear_marker: bool = False
+    own: bool = False  # remember that this BackendAuth owns its auth resource
+    release: bool = False  # give back the app/env's turn
+    failure: bool = False  # a retryable failure: back off before the next attempt
+    settled: bool = False  # Ready or Stalled: the failure count starts over
+
+
+NOTHING = Action("nothing")
+OBSERVE = Action("observe")
+
+
+def _stall(
+    reason: str, message: str, job: Job | None = None, event: str | None = "Warning", **kw: Any
+) -> Action:
+    state = State("stalled", reason, message)
+    return Action("show", state, job=job, event=event, release=True, settled=True, **kw)
+
+
+def _ready(job: Job | None, reason: str, message: str, event: str | None = "Normal", **kw: Any) -> Action:
+    state = State("ready", reason, message)
+    return Action("show", state, job=job, event=event, release=True, settled=True, **kw)
+
+
+def in_progress(job: Job) -> State:
+    return State("reconciling", "JobInProgress", f"{job.describe()} is {job.status or 'submitted'}")
+
+
+def decide(s: Snapshot) -> Action:
+    """The next action for a BackendAuth. Ready only from an observation of AWS."""
+    if s.spec_error is not None:
+        return _stall("InvalidSpec", s.spec_error)
+    in_flight = s.job is not None and not s.job.terminal
+    if s.paused:
+        # A job in flight keeps its turn: another job on the app/env would be refused anyway.
+        state = State("reconciling", "Paused", "paused by the annotation; no AWS calls")
+        return Action("show", state, release=not in_flight and s.marker is None)
+    if s.observed is None:
+        job = s.job
+        if (
+            job is not None
+            and job.terminal
+            and not s.marker
+            and not s.requested
+            and job.fingerprint == s.fingerprint
+            and (job.verified or (job.failed and job.generation == s.generation))
+        ):
+            # Unpaused, or a spec change AWS does not see (deletionPolicy): what was last
+            # observed for this very request still holds, so no AWS call.
+            return _settled(replace(job, generation=s.generation) if job.verified else job)
+        if s.now < s.not_before and not s.requested:
+            return NOTHING
+        return OBSERVE
+    return _decide_observed(s, s.observed)
+
+
+def _settled(job: Job) -> Action:
+    if job.failed:
+        return _stall("JobFailed", job.error or f"{job.describe()} failed", job, event=None)
+    return _ready(
+        job,
+        "JobCompleted",
+        f"{job.describe()} completed; AWS shows the auth resource as the spec says",
+        event=None,
+    )
+
+
+def _decide_observed(s: Snapshot, seen: Observation) -> Action:
+    # A create job of ours means the auth resource is ours, whatever the annotation says.
+    job, clear_marker = s.job, False
+    owned = s.owned or (job is not None and job.operation == CREATE_OP)
+    if s.marker is not None:
+        if seen.running is not None:
+            # Only the holder of the app/env's turn starts jobs there, and a turn is given back
+            # only once its job has ended: an unfinished job is the one our lost call started.
+            found = replace(
+                seen.running,
+                generation=s.marker.generation,
+                fingerprint=s.marker.fingerprint,
+                submitted_at=s.marker.at,
+            )
+            return Action(
+                "show",
+                in_progress(found),
+                job=found,
+                clear_marker=True,
+                own=s.marker.operation == CREATE_OP and not s.owned,
+                event="Normal",
+                event_reason="Recovered",
+            )
+        # Nothing runs: the call never reached AWS, or its job has ended. AWS's state decides.
+        clear_marker = True
+        owned = owned or (s.marker.operation == CREATE_OP and seen.resource is not None)
+        job = None if (job and job.terminal and job.fingerprint != s.marker.fingerprint) else job
+    if job is not None and not job.terminal:
+        started = job.submitted_at if job.submitted_at is not None else s.now
+        if s.requested:
+            job = replace(job, submitted_at=s.now)  # a reconcile request restarts the clock
+        elif s.now - started > s.job_timeout:
+            return _stall(
+                "JobTimedOut",
+                f"{job.describe()} is still {job.status or 'running'} after "
+                f"{s.job_timeout:.0f}s; set the reconcile-requested-at annotation to look again",
+                job,
+                clear_marker=clear_marker,
+            )
+        return Action("show", in_progress(job), job=job, clear_marker=clear_marker)
+    current = job is not None and job.fingerprint == s.fingerprint
+    if job is not None and current and job.failed and job.generation == s.generation:
+        return _stall("JobFailed", job.error or f"{job.describe()} failed", job, clear_marker=clear_marker)
+    kw: dict[str, Any] = {"clear_marker": clear_marker, "own": owned and not s.owned}
+    if seen.resource is None:
+        if job is not None and current and job.completed and not job.missing:
+            unconfirmed = replace(job, missing=True, verified=False)
+            message = f"{job.describe()} completed, but AWS shows no auth resource; it will be created again"
+            return Action(
+                "show",
+                State("reconciling", "ResourceMissing", message),
+                job=unconfirmed,
+                event="Warning",
+                release=True,
+                failure=True,
+                **kw,
+            )
+        return Action("submit", operation=CREATE_OP, **{**kw, "own": False})
+    if not owned:
+        if not s.adopt:
+            return _stall(
+                "AlreadyExists",
+                "AWS already has an auth resource of this name that this BackendAuth "
+                "did not create; set spec.adoptionPolicy: AdoptOrCreate to manage it",
+                **kw,
+            )
+        kw["own"] = True
+    adopted = kw["own"] and s.marker is None
+    diff = config_diff(s.desired or {}, seen.resource)
+    if not diff:
+        if job is not None and current and job.completed:
+            return _ready(
+                replace(job, verified=True, missing=False),
+                "JobCompleted",
+                f"{job.describe()} completed; AWS shows the auth resource as the spec says",
+                event=None if job.verified else "Normal",
+                **kw,
+            )
+        if not s.has_secrets:  # secret values cannot be compared: with them, one update sets them
+            return _ready(
+                job,
+                "Adopted" if adopted else "InSync",
+                "AWS shows the auth resource as the spec says",
+                event_reason="Adopted" if adopted else None,
+                **kw,
+            )
+        return Action("submit", operation=UPDATE_OP, event_reason="Adopted" if adopted else None, **kw)
+    if job is not None and current and job.completed and not job.missing:
+        # Our own job completed, yet AWS differs: look once more before sending it again.
+        unconfirmed = replace(job, missing=True, verified=False)
+        message = f"AWS differs from the spec at {', '.join(diff)}; it will be updated"
+        return Action(
+            "show",
+            State("reconciling", "Drifted", message),
+            job=unconfirmed,
+            event="Warning",
+            release=True,
+            failure=True,
+            **kw,
+        )
+    return Action("submit", operation=UPDATE_OP, event_reason="Adopted" if adopted else None, **kw)

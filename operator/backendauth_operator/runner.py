@@ -13,7 +13,10 @@ from backendauth_operator import FINALIZER, PREFIX, metrics
 from backendauth_operator.aws import ClientFactory
 from backendauth_operator.config import ConfigError, Settings, load_settings
 from backendauth_operator.handlers import DowngradeWaiting, OperatorContext, register
-from backendauth_operator.kube import KubeClient
+from backendauth_operator.kube import KubeClient, Leases
+
+# Where a pod finds its own namespace (the service account's mount).
+POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 def configure_kopf(
@@ -37,12 +40,30 @@ def configure_kopf(
     settings.scanning.disabled = namespaced
 
 
+def lease_namespace(operator_settings: Settings) -> str:
+    """Where the per-app/env Leases live: BACKENDAUTH_LEASE_NAMESPACE (or POD_NAMESPACE), else
+    the pod's own namespace, else ``default``. Operators that may act on the same app/env must
+    share it."""
+    if operator_settings.lease_namespace:
+        return operator_settings.lease_namespace
+    try:
+        with open(POD_NAMESPACE_FILE, encoding="utf-8") as file:
+            return file.read().strip() or "default"
+    except OSError:
+        return "default"
+
+
 def build_context(operator_settings: Settings) -> OperatorContext:
     """The shared context of every handler call."""
+    kube = KubeClient.from_environment()
+    # A Lease outlives its holder by at most this long (a holder never keeps one longer than
+    # its job may run, plus the retries of a lost answer).
+    duration = int(operator_settings.job_timeout_seconds + 10 * operator_settings.retry_max_seconds)
     return OperatorContext(
         settings=operator_settings,
         clients=ClientFactory(operator_settings.aws_endpoint_url),
-        kube=KubeClient.from_environment(),
+        kube=kube,
+        leases=Leases(kube.api_client, lease_namespace(operator_settings), duration),
     )
 
 
@@ -72,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 logger.info(f"Metrics served on :{operator_settings.metrics_port}/metrics")
 
-    register()
+    register(operator_settings)
     memo = kopf.Memo(ctx=build_context(operator_settings))
     kopf.run(
         standalone=True,

@@ -25,12 +25,13 @@ def _json(status: int, payload: Any, code: str | None = None) -> web.Response:
     if code:
         # botocore's rest-json parser takes the error code from this header.
         headers["x-amzn-ErrorType"] = code
-    return web.Response(status=status, text=json.dumps(payload), content_type="application/json",
-                        headers=headers)
-
+    return web.Response(
+        status=status, text=json.dumps(payload), content_type="application/json", headers=headers
+    )
 
 
 STALL_SECONDS = 60.0  # how long a 'stall' fault holds the answer back
+
 
 class Simulator:
     """The AmplifyBackend simulator as an aiohttp server on the current event loop."""
@@ -63,14 +64,25 @@ class Simulator:
             app.router.add_route(route.method, route.path, self._api_handler(route.operation))
         control: dict[str, Callable[[dict[str, Any], web.Request], Any]] = {
             "config": lambda b, r: self.backend.configure(**b),
-            "faults": lambda b, r: {"faults": self.backend.inject_fault(
-                b.get("operation", "*"), b.get("fault", ""), b.get("count", 1))},
+            "faults": lambda b, r: {
+                "faults": self.backend.inject_fault(
+                    b.get("operation", "*"), b.get("fault", ""), b.get("count", 1)
+                )
+            },
             "faults/clear": lambda b, r: {"faults": self.backend.clear_faults()},
             "apps": lambda b, r: self.backend.register_app(
-                b.get("appId", ""), b.get("backendEnvironmentName", "")),
-            "jobs/{jobId}": lambda b, r: self.backend.force_job(r.match_info["jobId"], b.get("status", ""),
-                                                                b.get("error")),
+                b.get("appId", ""), b.get("backendEnvironmentName", "")
+            ),
+            "jobs/{jobId}": lambda b, r: self.backend.force_job(
+                r.match_info["jobId"], b.get("status", ""), b.get("error")
+            ),
             "hold": lambda b, r: self.backend.hold(b.get("held", True)),
+            "resources": lambda b, r: self.backend.put_resource(
+                b.get("appId", ""),
+                b.get("backendEnvironmentName", ""),
+                b.get("resourceName", ""),
+                b.get("resourceConfig"),
+            ),
             "reset": lambda b, r: self.backend.reset(),
         }
         for name, fn in control.items():
@@ -91,6 +103,7 @@ class Simulator:
             if self.backend.calls and self.backend.calls[-1]["fault"] == "stall":
                 await asyncio.sleep(STALL_SECONDS)
             return _json(status, payload, code)
+
         return handler
 
     def _control_handler(self, fn: Callable[[dict[str, Any], web.Request], Any]) -> Handler:
@@ -106,11 +119,15 @@ class Simulator:
             except (ValueError, TypeError) as err:
                 return _json(400, {"message": str(err)})
             return _json(200, result if result is not None else self.backend.settings())
+
         return handler
 
     async def _unknown(self, request: web.Request) -> web.Response:
-        return _json(404, {"message": f"The simulator does not serve {request.method} {request.path}"},
-                     "UnknownOperationException")
+        return _json(
+            404,
+            {"message": f"The simulator does not serve {request.method} {request.path}"},
+            "UnknownOperationException",
+        )
 
 
 class SimulatorThread:
@@ -166,6 +183,7 @@ class SimulatorThread:
     def __enter__(self) -> SimulatorThread:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

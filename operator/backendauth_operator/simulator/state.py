@@ -42,8 +42,13 @@ FAULTS: dict[str, tuple[int, str, str]] = {
 
 #: Settings that ``configure`` accepts at runtime, with their types.
 RUNTIME_SETTINGS: dict[str, type] = {
-    "job_seconds": float, "fail_rate": float, "throttle_rate": float, "timeout_rate": float,
-    "ambiguous_rate": float, "latency_ms": int, "auto_apps": bool,
+    "job_seconds": float,
+    "fail_rate": float,
+    "throttle_rate": float,
+    "timeout_rate": float,
+    "ambiguous_rate": float,
+    "latency_ms": int,
+    "auto_apps": bool,
 }
 
 
@@ -79,8 +84,10 @@ class ApiError(Exception):
 
 
 def _pending_message(app: str, env: str) -> str:
-    return (f"There is already a pending job for the requested appId: {app} and "
-            f"backendEnvironmentName: {env}, wait for it to complete before creating a new job.")
+    return (
+        f"There is already a pending job for the requested appId: {app} and "
+        f"backendEnvironmentName: {env}, wait for it to complete before creating a new job."
+    )
 
 
 def _iso(wall: float) -> str:
@@ -122,12 +129,18 @@ class Job:
         if self.forced_status is not None:
             error, changed = self.forced_error, self.forced_at
         else:
-            error = f"Simulated failure of {self.operation} for {self.resource_name}" \
-                if status == FAILED else None
+            error = (
+                f"Simulated failure of {self.operation} for {self.resource_name}"
+                if status == FAILED
+                else None
+            )
             changed = self.started + self.duration if status in TERMINAL else self.created
         wire = {
-            "appId": self.app_id, "backendEnvironmentName": self.env, "jobId": self.job_id,
-            "operation": self.operation, "status": status,
+            "appId": self.app_id,
+            "backendEnvironmentName": self.env,
+            "jobId": self.job_id,
+            "operation": self.operation,
+            "status": status,
             "createTime": _iso(self.created_wall),
             "updateTime": _iso(self.created_wall + (changed - self.created)),
         }
@@ -179,13 +192,20 @@ class Backend:
             kind = RUNTIME_SETTINGS.get(key)
             if kind is None:
                 raise ValueError(f"unknown setting {key!r}; known: {', '.join(RUNTIME_SETTINGS)}")
-            ok = isinstance(value, bool) if kind is bool else (
-                isinstance(value, int | float) and not isinstance(value, bool)
-                and (kind is float or float(value).is_integer()))
+            ok = (
+                isinstance(value, bool)
+                if kind is bool
+                else (
+                    isinstance(value, int | float)
+                    and not isinstance(value, bool)
+                    and (kind is float or float(value).is_integer())
+                )
+            )
             if not ok:
                 raise ValueError(f"{key} must be a {kind.__name__}")
         candidate = dataclasses.replace(
-            self.config, **{k: RUNTIME_SETTINGS[k](v) for k, v in settings.items()})
+            self.config, **{k: RUNTIME_SETTINGS[k](v) for k, v in settings.items()}
+        )
         candidate.check()
         self.config = candidate
         return self.settings()
@@ -229,6 +249,21 @@ class Backend:
         job.forced_status, job.forced_error, job.forced_at = status, error, time.monotonic()
         return job.to_wire(time.monotonic())
 
+    def put_resource(self, app_id: str, env: str, name: str, config: Any) -> dict[str, Any]:
+        """Create or replace an auth resource behind the operator's back (adoption, drift);
+        ``config`` None removes it."""
+        if not all(isinstance(v, str) and v for v in (app_id, env, name)):
+            raise ValueError("appId, backendEnvironmentName and resourceName must be non-empty strings")
+        if config is not None and not isinstance(config, dict):
+            raise ValueError("resourceConfig must be an object or null")
+        self._settle()
+        self.apps.add((app_id, env))
+        if config is None:
+            self.resources.pop((app_id, env, name), None)
+        else:
+            self.resources[(app_id, env, name)] = copy.deepcopy(config)
+        return self.state()
+
     def hold(self, held: bool) -> dict[str, Any]:
         """While held, new jobs stay RUNNING; on release their run time starts counting."""
         if not isinstance(held, bool):
@@ -262,9 +297,11 @@ class Backend:
         assert shape is not None
         return {
             "apps": sorted(f"{a}:{e}" for a, e in self.apps),
-            "jobs": [j.to_wire(now) for j in self.jobs.values()],
-            "resources": {"/".join(k): model.redact(shape.members["ResourceConfig"], v)
-                          for k, v in self.resources.items()},
+            "jobs": [{**j.to_wire(now), "resourceName": j.resource_name} for j in self.jobs.values()],
+            "resources": {
+                "/".join(k): model.redact(shape.members["ResourceConfig"], v)
+                for k, v in self.resources.items()
+            },
         }
 
     # ---- the API --------------------------------------------------------------------------
@@ -278,11 +315,16 @@ class Backend:
         env = params.get("backendEnvironmentName", fields.get("backendEnvironmentName"))
         res = fields.get("resourceName")
         record: dict[str, Any] = {
-            "seq": len(self.calls) + 1, "time": time.time(), "operation": op,
+            "seq": len(self.calls) + 1,
+            "time": time.time(),
+            "operation": op,
             "appId": params.get("appId"),
             "backendEnvironmentName": env if isinstance(env, str) else None,
             "resourceName": res if isinstance(res, str) else None,
-            "httpStatus": 200, "errorCode": None, "jobId": None, "fault": None,
+            "httpStatus": 200,
+            "errorCode": None,
+            "jobId": None,
+            "fault": None,
         }
         try:
             fault = self._next_fault(op)
@@ -309,9 +351,16 @@ class Backend:
             payload = {"message": err.message, **err.extra}
         record.update(httpStatus=status, errorCode=code)
         self.calls.append(record)
-        logger.info("%s %s/%s/%s -> %s %s%s", op, record["appId"], record["backendEnvironmentName"],
-                    record["resourceName"] or "-", status, code or "OK",
-                    f" job={record['jobId']}" if record["jobId"] else "")
+        logger.info(
+            "%s %s/%s/%s -> %s %s%s",
+            op,
+            record["appId"],
+            record["backendEnvironmentName"],
+            record["resourceName"] or "-",
+            status,
+            code or "OK",
+            f" job={record['jobId']}" if record["jobId"] else "",
+        )
         return status, code, payload
 
     def _next_fault(self, op: str) -> str | None:
@@ -350,8 +399,9 @@ class Backend:
                     self.resources.pop(key, None)
             job.settled, job.payload = True, None
 
-    def _execute(self, op: str, params: dict[str, str], body: dict[str, Any],
-                 record: dict[str, Any]) -> dict[str, Any]:
+    def _execute(
+        self, op: str, params: dict[str, str], body: dict[str, Any], record: dict[str, Any]
+    ) -> dict[str, Any]:
         errors = model.validate_input(op, body)
         if errors:
             raise ApiError(400, "BadRequestException", "; ".join(errors))
@@ -359,18 +409,24 @@ class Backend:
         env = params.get("backendEnvironmentName") or body["backendEnvironmentName"]
         if (app, env) not in self.apps:
             if not self.config.auto_apps:
-                raise ApiError(404, "NotFoundException",
-                               f"App {app} has no backend environment named {env}",
-                               resourceType="BackendEnvironment")
+                raise ApiError(
+                    404,
+                    "NotFoundException",
+                    f"App {app} has no backend environment named {env}",
+                    resourceType="BackendEnvironment",
+                )
             self.apps.add((app, env))
         self._settle()
         now = time.monotonic()
         if op in ("GetBackendJob", "UpdateBackendJob"):
             job = self.jobs.get(params["jobId"])
             if job is None or (job.app_id, job.env) != (app, env):
-                raise ApiError(404, "NotFoundException",
-                               f"No job {params['jobId']} for appId: {app} and backendEnvironmentName: {env}",
-                               resourceType="BackendJob")
+                raise ApiError(
+                    404,
+                    "NotFoundException",
+                    f"No job {params['jobId']} for appId: {app} and backendEnvironmentName: {env}",
+                    resourceType="BackendJob",
+                )
             record.update(jobId=job.job_id, resourceName=job.resource_name)
             if op == "UpdateBackendJob":
                 if "status" in body:
@@ -389,22 +445,39 @@ class Backend:
             if any(j.status(now) not in TERMINAL for j in here):
                 raise ApiError(400, "ValidationException", _pending_message(app, env))
             if op == "CreateBackendAuth" and key in self.resources:
-                raise ApiError(400, "BadRequestException",
-                               f"An auth resource named {name} already exists for appId: {app} "
-                               f"and backendEnvironmentName: {env}")
+                raise ApiError(
+                    400,
+                    "BadRequestException",
+                    f"An auth resource named {name} already exists for appId: {app} "
+                    f"and backendEnvironmentName: {env}",
+                )
         if op != "CreateBackendAuth" and key not in self.resources:
-            raise ApiError(404, "NotFoundException",
-                           f"No auth resource named {name} for appId: {app} "
-                           f"and backendEnvironmentName: {env}",
-                           resourceType="BackendAuth")
+            raise ApiError(
+                404,
+                "NotFoundException",
+                f"No auth resource named {name} for appId: {app} and backendEnvironmentName: {env}",
+                resourceType="BackendAuth",
+            )
         if op == "GetBackendAuth":
-            return {"appId": app, "backendEnvironmentName": env, "resourceName": name,
-                    "resourceConfig": copy.deepcopy(self.resources[key])}
+            return {
+                "appId": app,
+                "backendEnvironmentName": env,
+                "resourceName": name,
+                "resourceConfig": copy.deepcopy(self.resources[key]),
+            }
         job = Job(
-            job_id=str(uuid.uuid4()), app_id=app, env=env, operation=op, resource_name=name,
-            created=now, created_wall=time.time(), started=now, duration=self.config.job_seconds,
+            job_id=str(uuid.uuid4()),
+            app_id=app,
+            env=env,
+            operation=op,
+            resource_name=name,
+            created=now,
+            created_wall=time.time(),
+            started=now,
+            duration=self.config.job_seconds,
             fails=self.config.fail_rate > 0 and self.rng.random() < self.config.fail_rate,
-            held=self.held, payload=copy.deepcopy(body.get("resourceConfig")),
+            held=self.held,
+            payload=copy.deepcopy(body.get("resourceConfig")),
         )
         self.jobs[job.job_id] = job
         record["jobId"] = job.job_id
@@ -422,7 +495,7 @@ class Backend:
         if not token.isdigit():
             raise ApiError(400, "BadRequestException", "nextToken: invalid pagination token")
         start, size = int(token), body.get("maxResults", 25)
-        out: dict[str, Any] = {"jobs": jobs[start:start + size]}
+        out: dict[str, Any] = {"jobs": jobs[start : start + size]}
         if start + size < len(jobs):
             out["nextToken"] = str(start + size)
         return out
