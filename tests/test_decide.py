@@ -143,6 +143,27 @@ ROWS = [
     Row("owned, deleted behind our back: created again",
         snap(owned=True, job=job("COMPLETED", verified=True, fp="old"), fingerprint=FP, observed=seen(None)),
         "submit", operation=CREATE),
+    # --- drift: AWS changed behind our back
+    Row("drift corrected by default: one update",
+        snap(owned=True, requested=True, job=job("COMPLETED", verified=True), observed=seen(DIFFERENT)), "submit",
+        operation=UPDATE, event_reason="Drifted"),
+    Row("drift only reported with driftPolicy Report: no call",
+        snap(owned=True, requested=True, report_drift=True, job=job("COMPLETED", verified=True), observed=seen(DIFFERENT)),
+        "show", "Drifted", release=True),
+    Row("report also right after our own job", snap(owned=True, report_drift=True, job=job("COMPLETED", op=UPDATE),
+        observed=seen(DIFFERENT)), "show", "Drifted"),
+    Row("a spec change is sent whatever the drift policy",
+        snap(fingerprint="new", owned=True, report_drift=True, job=job("COMPLETED", verified=True), observed=seen(DIFFERENT)),
+        "submit", operation=UPDATE),
+    # --- Secret rotation: values compared by salted digest
+    Row("a rotated Secret value is sent with one update",
+        snap(owned=True, has_secrets=True, secrets_digest="new", job=job("COMPLETED", verified=True, secrets_digest="old"),
+             observed=seen(DESIRED)), "submit", operation=UPDATE),
+    Row("the same Secret values: Ready, no call",
+        snap(owned=True, has_secrets=True, secrets_digest="same", job=job("COMPLETED", verified=True, secrets_digest="same"),
+             observed=seen(DESIRED)), "show", "JobCompleted"),
+    Row("a rotated Secret is looked at, not taken as settled",
+        snap(has_secrets=True, secrets_digest="new", job=job("COMPLETED", verified=True, secrets_digest="old")), "observe"),
     # --- a lost answer (the pending marker)
     Row("lost answer, our job still runs: recovered, not called again",
         snap(marker=MARK_CREATE, observed=seen(None, running=job(id="job-9"))), "show", "JobInProgress",
@@ -240,3 +261,13 @@ def test_config_diff_a_missing_block_is_one_path() -> None:
 )  # fmt: skip
 def test_spec_path_maps_the_irregular_keys(boto: list[str], spec: str) -> None:
     assert spec_path(boto) == spec
+
+
+def test_the_drift_paths_are_reported_with_every_observation_of_the_resource() -> None:
+    drifted = decide(
+        snap(owned=True, report_drift=True, job=job("COMPLETED", verified=True), observed=seen(DIFFERENT))
+    )
+    assert drifted.drift == ("resourceConfig.userPoolConfigs.passwordPolicy.minimumLength",)
+    in_sync = decide(snap(owned=True, job=job("COMPLETED"), observed=seen(DESIRED)))
+    assert in_sync.drift == ()
+    assert decide(snap(job=job(), observed=seen())).drift is None

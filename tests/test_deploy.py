@@ -38,13 +38,17 @@ BACKENDAUTH_RULES: dict[Rule, str] = {
     (GROUP, f"{PLURAL}/status", "patch"): "kube.patch_status: each step's outcome, on the status subresource",
     ("", "events", "create"): "Kopf: kopf.event/info/warn post core v1 Events (events.py, EVENTS selector)",
     ("", "secrets", "get"): "kube.read_secret_key: clientSecretRef / privateKeyRef values",
+    ("", "secrets", "list"): "Kopf: the watch of Secrets starts with a list (rotation)",
+    ("", "secrets", "watch"): "Kopf: handlers.secret_changed, a referenced Secret rotated",
+    ("", "configmaps", "create"): "kube.write_config_map: spec.outputs.configMapName",
+    ("", "configmaps", "patch"): "kube.write_config_map: the outputs ConfigMap when it exists",
 }
 CRD_SCANNING: dict[Rule, str] = {
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"): "Kopf: resource_observer (CRD scan)",
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"): "Kopf: resource_observer (CRD changes)",
 }
 # Deliberately absent: peering (standalone=True), events.k8s.io (Kopf 1.45 posts core v1
-# Events), update/create/delete on BackendAuths (Kopf patches), secrets list/watch.
+# Events), update/create/delete on BackendAuths (Kopf patches), any write to Secrets.
 LEASE_RULES: dict[Rule, str] = {
     ("coordination.k8s.io", "leases", "get"): "kube.Leases: who holds an app/env's turn",
     ("coordination.k8s.io", "leases", "create"): "kube.Leases.acquire: the first turn on an app/env",

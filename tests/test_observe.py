@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness import Bed, backendauth, wait_until
+from harness import Bed, backendauth, secret, wait_until
 from sim import create_jobs, sim_state
 from specs import minimal_spec
 
@@ -119,3 +119,24 @@ def test_adopt_or_create_takes_over_with_no_create_and_corrects_what_differs(bed
     stored = sim_state(bed)["resources"]["sharedapp/staging/adopted"]
     assert stored["userPoolConfigs"]["passwordPolicy"]["minimumLength"] == 12
     assert "Adopted" in [e["reason"] for e in bed.events("adopted")]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"), [("", "holds 0 characters"), ("x" * 5000, "holds 5000 characters")]
+)
+def test_a_secret_value_outside_the_inline_limits_is_refused_with_the_secret_named(
+    bed: Bed, value: str, words: str
+) -> None:
+    spec = minimal_spec(resourceName="oddsecret")
+    spec["resourceConfig"]["userPoolConfigs"]["oAuth"] = {
+        "oAuthGrantType": "CODE", "oAuthScopes": ["OPENID"],
+        "redirectSignInURIs": ["https://shop.example.com/cb"], "redirectSignOutURIs": ["https://shop.example.com/"],
+        "socialProviderSettings": {"google": {"clientId": "g", "clientSecretRef": {"name": "odd",
+                                                                                   "key": "k"}}},
+    }  # fmt: skip
+    bed.apply(secret("odd", {"k": value}), backendauth("oddsecret", spec))
+    obj = bed.wait_reason("oddsecret", "SecretUnreadable")
+    assert "Secret default/odd key 'k'" in obj["status"]["error"] and words in obj["status"]["error"]
+    assert bed.count("CreateBackendAuth") == 0
+    bed.apply(secret("odd", {"k": "a-fine-secret"}))
+    bed.wait_reason("oddsecret", "JobCompleted", status="True")

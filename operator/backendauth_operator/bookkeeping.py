@@ -103,7 +103,8 @@ class Job:
     fingerprint: str = ""
     submitted_at: float | None = None  # wall clock of the submit (or of the recovery)
     verified: bool = False  # AWS was observed as the spec says after the job completed
-    missing: bool = False  # completed, yet AWS showed no auth resource afterwards
+    missing: bool = False  # completed, yet AWS did not show it as asked on the first look
+    secrets_digest: str = ""  # salted digest of the Secret values sent (never the values)
 
     @property
     def terminal(self) -> bool:
@@ -128,6 +129,7 @@ class Job:
             "appId": self.app_id, "env": self.env, "generation": self.generation,
             "fingerprint": self.fingerprint, "submittedAt": self.submitted_at,
             "verified": self.verified or None, "missing": self.missing or None,
+            "secretsDigest": self.secrets_digest or None,
         }  # fmt: skip
         return json.dumps({k: v for k, v in data.items() if v is not None}, sort_keys=True)
 
@@ -148,6 +150,7 @@ class Job:
             submitted_at=_number(data, "submittedAt", key),
             verified=data.get("verified") is True,
             missing=data.get("missing") is True,
+            secrets_digest=_text(data, "secretsDigest", key),
         )
 
     def status_fields(self) -> dict[str, Any]:

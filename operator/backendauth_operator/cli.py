@@ -1,4 +1,4 @@
-"""The ``backendauth-operator`` command: run, dev, simulator, crd (CONTRACT §2).
+"""The ``backendauth-operator`` command: run, dev, simulator, crd, export.
 
 Each sub-command's module is imported only when that sub-command runs, so that ``crd`` and
 ``run`` do not need the sandbox's extra packages installed.
@@ -36,6 +36,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return runner.run(args)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from backendauth_operator import export
+    from backendauth_operator.aws import ClientFactory, classify
+    from backendauth_operator.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"backendauth-operator: {error}", file=sys.stderr)
+        return 2
+    region = args.region or settings.default_region
+    if not region:
+        print("backendauth-operator export: --region is required (or set AWS_REGION)", file=sys.stderr)
+        return 2
+    clients = ClientFactory(settings.aws_endpoint_url)
+    try:
+        docs, notes = export.manifests(clients, region, args.app, args.env, args.resource, args.namespace)
+    except Exception as error:
+        failure = classify(error)
+        print(f"backendauth-operator export: {failure.reason}: {failure.message}", file=sys.stderr)
+        return 1
+    if not docs:
+        print(f"backendauth-operator export: no auth resource in {args.app}/{args.env}", file=sys.stderr)
+        return 1
+    sys.stdout.write(export.render(docs, notes))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
@@ -46,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_crd = sub.add_parser("crd", help="print the CRD generated from the models")
     p_crd.set_defaults(func=_cmd_crd)
+
+    p_export = sub.add_parser(
+        "export",
+        help="print BackendAuth manifests (adoptionPolicy: AdoptOrCreate) for auth resources AWS has",
+    )
+    p_export.add_argument("--app", required=True, help="the Amplify app id")
+    p_export.add_argument("--env", required=True, help="the backend environment name")
+    p_export.add_argument("--resource", help="one auth resource (default: every one in the environment)")
+    p_export.add_argument("--namespace", help="metadata.namespace of the manifests")
+    p_export.add_argument("--region", help="AWS region (default: AWS_REGION)")
+    p_export.set_defaults(func=_cmd_export)
 
     p_run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster")
     p_run.add_argument(
@@ -90,23 +129,54 @@ def build_parser() -> argparse.ArgumentParser:
     p_dev.add_argument(
         "--simulator-port", type=int, default=0, help="port of the simulator (default: a free port)"
     )
-    p_dev.add_argument("--job-seconds", type=float, default=3.0, help="simulated job duration")
-    p_dev.add_argument("--fail-rate", type=float, default=0.0, help="simulated job failure rate, 0..1")
-    p_dev.add_argument("--throttle-rate", type=float, default=0.0, help="simulated 429 rate, 0..1")
-    p_dev.add_argument("--timeout-rate", type=float, default=0.0, help="simulated 504 rate, 0..1")
-    p_dev.add_argument(
-        "--ambiguous-rate", type=float, default=0.0, help="simulated 'done, then 504' rate, 0..1"
-    )
-    p_dev.add_argument("--latency-ms", type=int, default=0, help="simulated added latency")
+    _add_behaviour_arguments(p_dev)
     p_dev.set_defaults(func=_cmd_dev)
     return parser
 
 
 def _rate(value: str) -> float:
-    rate = float(value)
-    if not 0.0 <= rate <= 1.0:
+    try:
+        rate = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0.0 <= rate <= 1.0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"a rate must be between 0 and 1, got {value}")
     return rate
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0.0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, got {value}")
+    return seconds
+
+
+def _milliseconds(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return number
+
+
+def _add_behaviour_arguments(p: argparse.ArgumentParser) -> None:
+    """How the simulator behaves: one definition for ``simulator`` and ``dev``."""
+    p.add_argument("--job-seconds", type=_seconds, default=3.0, help="how long a simulated job runs")
+    p.add_argument("--fail-rate", type=_rate, default=0.0, help="share of jobs that end FAILED, 0..1")
+    p.add_argument("--throttle-rate", type=_rate, default=0.0, help="share of calls answered 429, 0..1")
+    p.add_argument("--timeout-rate", type=_rate, default=0.0, help="share of calls answered 504, 0..1")
+    p.add_argument(
+        "--ambiguous-rate",
+        type=_rate,
+        default=0.0,
+        help="share of mutating calls carried out, then answered 504, 0..1",
+    )
+    p.add_argument("--latency-ms", type=_milliseconds, default=0, help="latency added to every call")
 
 
 def _add_simulator_arguments(p: argparse.ArgumentParser) -> None:
@@ -122,17 +192,7 @@ def _add_simulator_arguments(p: argparse.ArgumentParser) -> None:
         metavar="APPID:ENV",
         help="a known app and environment (repeatable)",
     )
-    p.add_argument("--job-seconds", type=float, default=3.0, help="how long a job runs")
-    p.add_argument("--fail-rate", type=_rate, default=0.0, help="share of jobs that end FAILED")
-    p.add_argument("--throttle-rate", type=_rate, default=0.0, help="share of calls answered 429")
-    p.add_argument("--timeout-rate", type=_rate, default=0.0, help="share of calls answered 504")
-    p.add_argument(
-        "--ambiguous-rate",
-        type=_rate,
-        default=0.0,
-        help="share of mutating calls carried out, then answered 504",
-    )
-    p.add_argument("--latency-ms", type=int, default=0, help="latency added to every call")
+    _add_behaviour_arguments(p)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

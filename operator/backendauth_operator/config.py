@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(
         300.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_RETRY_MAX_SECONDS"
     )
+    resync_seconds: float = Field(
+        600.0, ge=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_RESYNC_SECONDS"
+    )
     job_timeout_seconds: float = Field(
         3600.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_JOB_TIMEOUT_SECONDS"
     )
@@ -59,6 +62,7 @@ _ENV_NAMES = {
     "default_deletion_policy": "BACKENDAUTH_DEFAULT_DELETION_POLICY",
     "metrics_port": "BACKENDAUTH_METRICS_PORT",
     "job_timeout_seconds": "BACKENDAUTH_JOB_TIMEOUT_SECONDS",
+    "resync_seconds": "BACKENDAUTH_RESYNC_SECONDS",
     "lease_namespace": "BACKENDAUTH_LEASE_NAMESPACE",
 }
 

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from kubernetes.client.exceptions import ApiException
@@ -72,6 +72,7 @@ from backendauth_operator.reconcile import (
     in_progress,
     now_rfc3339,
 )
+from backendauth_operator.watched import Watched
 
 SECRET_RETRY_CAP = 30.0  # a Secret applied after its BackendAuth is picked up within this time
 WAITING_PREFIX = "waiting: "
@@ -114,6 +115,7 @@ class OperatorContext:
     kube: KubeClient
     leases: Leases
     locks: ObjectLocks = field(default_factory=ObjectLocks)
+    watched: Watched = field(default_factory=Watched)
 
 
 class _Failed(Exception):
@@ -128,7 +130,14 @@ class Step:
     """One step for one BackendAuth: observe, decide, act, write."""
 
     def __init__(
-        self, ctx: OperatorContext, obj: Mapping[str, Any], logger: Any, requested: bool = False
+        self,
+        ctx: OperatorContext,
+        obj: Mapping[str, Any],
+        logger: Any,
+        requested: bool = False,
+        look: bool = False,
+        check_secrets: bool = False,
+        cause: str | None = None,
     ) -> None:
         self.ctx, self.obj, self.logger = ctx, obj, logger
         meta = obj.get("metadata", {})
@@ -140,7 +149,10 @@ class Step:
         self.annotations: dict[str, str] = dict(meta.get("annotations") or {})
         self.status: dict[str, Any] = dict(obj.get("status") or {})
         self.previous_reason = current_reason(self.status.get("conditions") or [])
-        self.requested = requested
+        self.requested = requested  # a reconcile-requested-at to echo
+        self.look = look or requested  # observe AWS now (a request, a resync, a Secret change)
+        self.check_secrets = check_secrets or self.look  # read the Secrets to notice a rotation
+        self.cause = cause  # what started this step, for events (never a secret value)
         # What this step writes, all at once at the end.
         self.annotation_patch: dict[str, str | None] = {}
         self.status_patch: dict[str, Any] = {}
@@ -175,7 +187,7 @@ class Step:
         failures = Failures.from_annotation(self.annotations)
         base = Snapshot(
             generation=self.generation, now=time.time(), paused=is_true(self.annotations, PAUSED),
-            job=job, marker=marker, not_before=failures.not_before, requested=self.requested,
+            job=job, marker=marker, not_before=failures.not_before, requested=self.look,
             owned=is_true(self.annotations, CREATED), job_timeout=self.ctx.settings.job_timeout_seconds,
         )  # fmt: skip
         try:
@@ -189,8 +201,25 @@ class Step:
         desired = create_backend_auth_kwargs(spec, lambda ref: "")["ResourceConfig"]
         return replace(
             base, fingerprint=self.fingerprint(spec), desired=desired, has_secrets=_has_secrets(desired),
-            adopt=spec.adoption_policy == "AdoptOrCreate",
+            adopt=spec.adoption_policy == "AdoptOrCreate", report_drift=spec.drift_policy == "Report",
+            secrets_digest=self.secrets_digest(spec) if self.check_secrets else None,
         )  # fmt: skip
+
+    def secrets_digest(self, spec: BackendAuthSpec, values: Mapping[str, str] | None = None) -> str | None:
+        """A digest of the referenced Secret values, salted with the object's uid, so that a
+        rotation is noticed without keeping (or showing) any value. None if one cannot be read."""
+        refs = spec.secret_refs()
+        if not refs:
+            return ""
+        if values is None:
+            try:
+                values = {
+                    f"{r.name}/{r.key}": self.ctx.kube.read_secret_key(self.namespace, r, 8192) for r in refs
+                }
+            except SecretMissing:
+                return None
+        canonical = json.dumps(dict(values), sort_keys=True)
+        return hashlib.sha256(f"{self.uid}\nsecrets\n{canonical}".encode()).hexdigest()[:32]
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -254,13 +283,20 @@ class Step:
             self.annotation_patch[CREATED] = "true"
         if action.job is not None:
             self.annotation_patch[JOB] = action.job.to_annotation()
-            self.status_patch.update(action.job.status_fields())
+            if action.job.id:  # a record of an observation alone has no job to show
+                self.status_patch.update(action.job.status_fields())
+        if action.drift is not None:
+            self.status_patch["drift"] = list(action.drift)
         if action.event_reason == "Recovered" and action.job is not None:
             self.logger.info(f"Recovered {action.job.describe()} instead of calling again.")
             self.events.append(("Normal", "Recovered", f"{action.job.describe()} recovered"))
         elif action.event_reason == "Adopted":
             self.logger.info("Adopted the auth resource that AWS already has.")
             self.events.append(("Normal", "Adopted", "took over the auth resource that AWS already has"))
+        elif action.event_reason == "Drifted" and action.drift:
+            message = f"AWS differs from the spec at {', '.join(action.drift)}: updating"
+            self.logger.info(message)
+            self.events.append(("Warning", "Drifted", message))
         if action.release:
             self.release(s)
         if action.kind == "show":
@@ -272,6 +308,8 @@ class Step:
             trouble = action.state.phase == "stalled" or action.failure
             error = action.state.message if trouble else (action.job.error if action.job else "")
             self.show(action.state, action.event, error=error)
+            if action.state.phase == "ready" and s.observed is not None:
+                self.publish_outputs()
         elif action.kind == "submit":
             assert action.operation is not None
             self.submit(action.operation, s)
@@ -290,10 +328,10 @@ class Step:
         """Resolve Secrets, take the app/env's turn, write the marker, make the call."""
         assert self.spec is not None
         try:
-            kwargs = self.request(self.spec, operation)
+            kwargs, sent = self.request(self.spec, operation)
         except SecretMissing as error:
             self.release(s)
-            self.fail(Failure("SecretNotFound", True, str(error)), s, cap=SECRET_RETRY_CAP)
+            self.fail(Failure(error.reason, True, str(error)), s, cap=SECRET_RETRY_CAP)
             return
         app, env = self.spec.app_id, self.spec.backend_environment_name
         holder = self.ctx.leases.acquire(self.key, self.me)
@@ -331,12 +369,14 @@ class Step:
             status=str(answer.get("Status") or ""), error=str(answer.get("Error") or ""),
             app_id=str(answer.get("AppId") or app), env=str(answer.get("BackendEnvironmentName") or env),
             generation=self.generation, fingerprint=s.fingerprint, submitted_at=time.time(),
+            secrets_digest=self.secrets_digest(self.spec, sent) or "",
         )  # fmt: skip
         if operation == CREATE:
             self.annotation_patch[CREATED] = "true"
         self.annotation_patch.update({JOB: job.to_annotation(), PENDING: None, FAILURES: None})
         self.status_patch.update(job.status_fields())
-        self.events.append(("Normal", "Submitted", f"{job.describe()} submitted"))
+        because = f" ({self.cause})" if self.cause else ""
+        self.events.append(("Normal", "Submitted", f"{job.describe()} submitted{because}"))
         self.show(in_progress(job))
 
     def fail(self, failure: Failure, s: Snapshot, cap: float | None = None) -> None:
@@ -380,7 +420,10 @@ class Step:
                 return  # deleted meanwhile
             raise
         for kind, reason, message in self.events:
-            kopf.event(cast(kopf.Body, self.obj), type=kind, reason=reason, message=message)
+            try:
+                self.ctx.kube.post_event(self.obj, kind, reason, message)
+            except ApiException as error:  # an event is worth a warning, never a failed step
+                self.logger.warning(f"Event {reason} not posted: {error.reason}")
 
     # ---- requests ---------------------------------------------------------------------------
 
@@ -391,13 +434,70 @@ class Step:
         canonical = json.dumps(request, sort_keys=True, default=str)
         return hashlib.sha256(f"{self.uid}\n{canonical}".encode()).hexdigest()[:32]
 
-    def request(self, spec: BackendAuthSpec, operation: str) -> dict[str, Any]:
-        def resolve(ref: SecretKeyRef) -> str:
-            return self.ctx.kube.read_secret_key(self.namespace, ref)
+    def request(self, spec: BackendAuthSpec, operation: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The call's keyword arguments, and the Secret values they carry (by ``name/key``)."""
+        sent: dict[str, str] = {}
 
-        if operation == CREATE:
-            return create_backend_auth_kwargs(spec, resolve)
-        return update_backend_auth_kwargs(spec, resolve)
+        oauth = spec.resource_config.user_pool_configs.o_auth
+        apple = (
+            oauth.social_provider_settings.sign_in_with_apple
+            if oauth and oauth.social_provider_settings
+            else None
+        )
+
+        def resolve(ref: SecretKeyRef) -> str:
+            # The same limits as the inline values: 4096 characters, 8192 for Apple's .p8 key.
+            limit = 8192 if apple is not None and ref is apple.private_key_ref else 4096
+            sent[f"{ref.name}/{ref.key}"] = self.ctx.kube.read_secret_key(self.namespace, ref, limit)
+            return sent[f"{ref.name}/{ref.key}"]
+
+        build = create_backend_auth_kwargs if operation == CREATE else update_backend_auth_kwargs
+        return build(spec, resolve), sent
+
+    def publish_outputs(self) -> None:
+        """The ids apps need, from GetBackend's amplify-meta: into status, and into the ConfigMap
+        the spec names. A failure here never changes the outcome: it is retried next time."""
+        assert self.spec is not None
+        try:
+            answer = call(
+                self.ctx.clients.reading(self.region), "get_backend",
+                AppId=self.spec.app_id, BackendEnvironmentName=self.spec.backend_environment_name,
+            )  # fmt: skip
+        except Exception as error:
+            self.logger.warning(f"Could not read the auth outputs: {classify(error).message}")
+            return
+        outputs = auth_outputs(answer.get("AmplifyMetaConfig"), self.spec.resource_name)
+        self.status_patch["outputs"] = outputs
+        target = self.spec.outputs.config_map_name if self.spec.outputs else None
+        if target:
+            data = {**{k: v for k, v in outputs.items() if v}, "region": self.region}
+            try:
+                self.ctx.kube.write_config_map(self.namespace, target, data, owner=self.obj)
+            except ApiException as error:
+                message = f"ConfigMap {self.namespace}/{target} not written: {error.reason}"
+                self.logger.warning(message)
+                self.events.append(("Warning", "OutputsNotWritten", message))
+
+
+OUTPUT_KEYS = {
+    "UserPoolId": "userPoolId",
+    "AppClientIDWeb": "appClientIdWeb",
+    "AppClientID": "appClientId",
+    "IdentityPoolId": "identityPoolId",
+}
+
+
+def auth_outputs(meta_config: Any, resource_name: str) -> dict[str, str]:
+    """The ids of ``resource_name`` in an amplify-meta document (``auth`` → name → ``output``),
+    as the Amplify CLI writes it. Anything unreadable yields no ids rather than an error."""
+    try:
+        meta = json.loads(meta_config) if isinstance(meta_config, str) else meta_config
+        output = meta["auth"][resource_name]["output"]
+    except (ValueError, TypeError, KeyError):
+        return {}
+    if not isinstance(output, Mapping):
+        return {}
+    return {ours: str(output[theirs]) for theirs, ours in OUTPUT_KEYS.items() if output.get(theirs)}
 
 
 def _has_secrets(config: Mapping[str, Any]) -> bool:
@@ -407,7 +507,16 @@ def _has_secrets(config: Mapping[str, Any]) -> bool:
     )
 
 
-def step(ctx: OperatorContext, namespace: str, name: str, logger: Any, requested: bool = False) -> None:
+def step(
+    ctx: OperatorContext,
+    namespace: str,
+    name: str,
+    logger: Any,
+    requested: bool = False,
+    look: bool = False,
+    check_secrets: bool = False,
+    cause: str | None = None,
+) -> None:
     """Run one step for the object as the API server has it now (nothing if it is going)."""
     try:
         obj = ctx.kube.get_backendauth(namespace, name)
@@ -420,7 +529,7 @@ def step(ctx: OperatorContext, namespace: str, name: str, logger: Any, requested
         return
     with ctx.locks.hold(str(meta.get("uid"))):
         obj = ctx.kube.get_backendauth(namespace, name)  # as it is now, under the lock
-        Step(ctx, obj, logger, requested=requested).run()
+        Step(ctx, obj, logger, requested=requested, look=look, check_secrets=check_secrets, cause=cause).run()
 
 
 def reconcile(memo: Any, namespace: str | None, name: str | None, logger: Any, **_: Any) -> None:
@@ -556,10 +665,56 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
         raise kopf.PermanentError(f"DeleteFailed: {message}")
 
 
+def deleted(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) -> bool:
+    """The filter of :func:`forget`, and the feed of the registry that the resync loop and
+    Secret changes use: Kopf calls a filter for every watch event, silently (a handler's every
+    success is logged), and this costs no API call."""
+    if type == "DELETED":
+        return True
+    memo.ctx.watched.update(body)
+    return False
+
+
 def forget(memo: Any, uid: str | None, **_: Any) -> None:
-    """A deleted BackendAuth: drop its lock and its metrics."""
-    memo.ctx.locks.forget(str(uid))
+    """A deleted BackendAuth: drop its lock, its registry entry and its metrics."""
+    ctx: OperatorContext = memo.ctx
+    ctx.locks.forget(str(uid))
+    ctx.watched.forget(str(uid))
     metrics.set_object_state(str(uid), None, None)
+
+
+def referenced_secret(
+    memo: Any, namespace: str | None, name: str | None, type: str | None = None, **_: Any
+) -> bool:
+    """A Secret that some BackendAuth's clientSecretRef/privateKeyRef names has been created or changed."""
+    return type in ("ADDED", "MODIFIED") and bool(memo.ctx.watched.referencing(str(namespace), str(name)))
+
+
+def secret_changed(memo: Any, namespace: str | None, name: str | None, logger: Any, **_: Any) -> None:
+    """Each BackendAuth that uses the Secret compares the salted digest of the values it last sent
+    with the current one (Kubernetes reads only); a rotation makes one UpdateBackendAuth."""
+    ctx: OperatorContext = memo.ctx
+    for entry in ctx.watched.referencing(str(namespace), str(name)):
+        step(ctx, entry.namespace, entry.name, ObjectLogger(entry.namespace, entry.name),
+             check_secrets=True, cause=f"Secret {namespace}/{name} changed")  # fmt: skip
+
+
+class ObjectLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Log lines about one BackendAuth outside Kopf's handlers, prefixed as Kopf prefixes them."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(logging.getLogger("backendauth_operator.objects"), {})
+        self.prefix = f"[{namespace}/{name}] "
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{self.prefix}{msg}", kwargs
+
+
+def resync(ctx: OperatorContext, entry: Any) -> None:
+    """Observe a settled BackendAuth in AWS again (drift); called by the resync loop."""
+    step(
+        ctx, entry.namespace, entry.name, ObjectLogger(entry.namespace, entry.name), look=True, cause="resync"
+    )
 
 
 def register(settings: Settings, registry: kopf.OperatorRegistry | None = None) -> None:
@@ -573,7 +728,8 @@ def register(settings: Settings, registry: kopf.OperatorRegistry | None = None) 
     kopf.timer(*resource, id="poll", interval=interval, initial_delay=interval, when=reconciling, **kw)(tick)
     kopf.on.event(*resource, id="pause", when=pause_flipped, **kw)(show_pause)
     kopf.on.event(*resource, id="reconcile-request", when=reconcile_requested, **kw)(handle_reconcile_request)
-    kopf.on.event(*resource, id="forget", when=lambda type, **_: type == "DELETED", **kw)(forget)
+    kopf.on.event(*resource, id="forget", when=deleted, **kw)(forget)
+    kopf.on.event("", "v1", "secrets", id="secret-changed", when=referenced_secret, **kw)(secret_changed)
 
 
 class DowngradeWaiting(logging.Filter):

@@ -14,18 +14,24 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator import GROUP, PLURAL, VERSION
+from backendauth_operator import GROUP, KIND, PLURAL, VERSION
 from backendauth_operator.models import SecretKeyRef
 
 
 class SecretMissing(Exception):
-    """A referenced Secret or key does not exist (yet). The message never holds a value."""
+    """A referenced Secret value cannot be used (yet): ``reason`` is the condition's reason.
+    The message never holds a value."""
+
+    def __init__(self, message: str, reason: str = "SecretNotFound") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class KubeClient:
@@ -34,7 +40,7 @@ class KubeClient:
     def __init__(self, api_client: Any) -> None:
         self.api_client = api_client
         self._custom = kubernetes.client.CustomObjectsApi(api_client)
-        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._core: Any = kubernetes.client.CoreV1Api(api_client)  # dict bodies, not models
 
     @classmethod
     def from_environment(cls) -> KubeClient:
@@ -65,21 +71,93 @@ class KubeClient:
             _content_type="application/merge-patch+json",
         )  # fmt: skip
 
-    def read_secret_key(self, namespace: str, ref: SecretKeyRef) -> str:
-        """The decoded value of ``ref`` in ``namespace``; :class:`SecretMissing` if absent."""
+    def write_config_map(
+        self, namespace: str, name: str, data: dict[str, str], owner: Mapping[str, Any]
+    ) -> None:
+        """Create or update a ConfigMap owned by ``owner`` (garbage-collected with it)."""
+        meta = owner.get("metadata", {})
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "backendauth-operator"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "kind": KIND,
+                        "name": meta.get("name"),
+                        "uid": meta.get("uid"),
+                        "controller": True,
+                    }
+                ],
+            },
+            "data": data,
+        }
+        try:
+            self._core.create_namespaced_config_map(namespace, body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            self._core.patch_namespaced_config_map(name, namespace, body)
+
+    def post_event(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None:
+        """A core v1 Event about ``obj`` (what ``kubectl describe`` shows). Posted directly, so
+        that steps outside Kopf's handlers (the resync loop, Secret changes) can post too."""
+        meta = obj.get("metadata", {})
+        now = datetime.now(UTC)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta.get("namespace")},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta.get("name"),
+                "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+            },
+            "type": type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "backendauth-operator"},
+            "reportingComponent": "backendauth-operator",
+            "reportingInstance": "backendauth-operator",
+            "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventTime": _micro_time(now),
+            "action": reason,
+            "count": 1,
+        }  # fmt: skip
+        self._core.create_namespaced_event(meta.get("namespace"), body)
+
+    def read_secret_key(self, namespace: str, ref: SecretKeyRef, max_length: int = 4096) -> str:
+        """The decoded value of ``ref`` in ``namespace``. :class:`SecretMissing` (reason
+        ``SecretNotFound``) if the Secret or key is absent; reason ``SecretUnreadable`` if the
+        operator may not read it, or the value is empty, too long or not text. Messages name the
+        Secret and key, never the value."""
+        where = f"Secret {namespace}/{ref.name}"
         try:
             secret = self._core.read_namespaced_secret(ref.name, namespace)
         except ApiException as error:
             if error.status == 404:
-                raise SecretMissing(f"Secret {namespace}/{ref.name} not found") from None
+                raise SecretMissing(f"{where} not found") from None
+            if error.status in (401, 403):
+                raise SecretMissing(
+                    f"{where}: the operator is not allowed to read it (RBAC: get secrets)", "SecretUnreadable"
+                ) from None
             raise
         data = secret.data or {}
         if ref.key not in data:
-            raise SecretMissing(f"Secret {namespace}/{ref.name} has no key {ref.key!r}") from None
+            raise SecretMissing(f"{where} has no key {ref.key!r}") from None
         try:
-            return base64.b64decode(data[ref.key]).decode("utf-8")
+            value = base64.b64decode(data[ref.key]).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise SecretMissing(f"Secret {namespace}/{ref.name} key {ref.key!r} is not UTF-8 text") from None
+            raise SecretMissing(f"{where} key {ref.key!r} is not UTF-8 text", "SecretUnreadable") from None
+        if not 1 <= len(value) <= max_length:
+            raise SecretMissing(
+                f"{where} key {ref.key!r} holds {len(value)} characters; it must hold 1 to {max_length}",
+                "SecretUnreadable",
+            )
+        return value
 
 
 def _micro_time(moment: datetime) -> str:

@@ -9,7 +9,7 @@ Everything that must agree is derived from the models below:
 * the keyword arguments of ``create_backend_auth`` / ``update_backend_auth``
   (:func:`create_backend_auth_kwargs`, :func:`update_backend_auth_kwargs`).
 
-Spec keys are the boto3 keys in lowerCamelCase (CONTRACT §4). The boto3 key of a field is its
+Spec keys are the boto3 keys in lowerCamelCase. The boto3 key of a field is its
 alias with the first letter upper-cased; ``mfaMode`` → ``MFAMode`` is the only exception.
 """
 
@@ -198,6 +198,7 @@ SignUpAttribute = Literal[
 SignInMethod = Literal["EMAIL", "EMAIL_AND_PHONE_NUMBER", "PHONE_NUMBER", "USERNAME"]
 DeletionPolicy = Literal["Retain", "Delete"]
 AdoptionPolicy = Literal["Create", "AdoptOrCreate"]
+DriftPolicy = Literal["Correct", "Report"]
 
 # --------------------------------------------------------------------------------------------
 # Spec
@@ -207,14 +208,26 @@ SmsMessage = Annotated[str, Field(min_length=6, max_length=140), HAS_CODE]
 EmailMessage = Annotated[str, Field(min_length=6, max_length=20000), HAS_CODE]
 EmailSubject = Annotated[str, Field(min_length=1, max_length=140)]
 _DNS_LABEL = r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
+# A Kubernetes object name (Secret, ConfigMap): lower-case DNS subdomain.
+_DNS_SUBDOMAIN = r"^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$"
 DomainPrefix = Annotated[str, Field(min_length=1, max_length=63, pattern=_DNS_LABEL)]
 
 
 class SecretKeyRef(SpecModel):
     """A key of a Secret in the BackendAuth's own namespace; read at call time, never copied."""
 
-    name: str = Field(min_length=1, max_length=253, description="Name of the Secret (same namespace).")
-    key: str = Field(min_length=1, max_length=253, description="Key within the Secret's data.")
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=_DNS_SUBDOMAIN,
+        description="Name of the Secret (same namespace).",
+    )
+    key: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key within the Secret's data.",
+    )
 
 
 class EmailSettings(SpecModel):
@@ -393,6 +406,19 @@ class ResourceConfig(SpecModel):
     user_pool_configs: UserPoolConfigs
 
 
+class Outputs(SpecModel):
+    """Publishing the auth resource's ids."""
+
+    config_map_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=253,
+        pattern=_DNS_SUBDOMAIN,
+        description="A ConfigMap in the BackendAuth's namespace that the operator writes and owns, with "
+        "the keys userPoolId, appClientIdWeb, appClientId, identityPoolId and region.",
+    )
+
+
 class BackendAuthSpec(SpecModel):
     """The desired state of one Amplify backend auth resource."""
 
@@ -430,6 +456,13 @@ class BackendAuthSpec(SpecModel):
         "stops the BackendAuth with reason AlreadyExists. AdoptOrCreate: take it over with no create "
         "call, then update it to this spec if it differs.",
     )
+    drift_policy: DriftPolicy | None = Field(
+        None,
+        description="When AWS's configuration differs from this spec: Correct (default) sends one "
+        "UpdateBackendAuth; Report only shows the differing paths in status.drift (Ready=False, "
+        "reason Drifted).",
+    )
+    outputs: Outputs | None = Field(None, description="Where to publish the ids apps need.")
     resource_config: ResourceConfig
 
     def secret_refs(self) -> list[SecretKeyRef]:
@@ -465,6 +498,15 @@ class Condition(StatusModel):
     last_transition_time: str | None = Field(None, description="RFC 3339 time of the last status change.")
 
 
+class AuthOutputs(StatusModel):
+    """The ids apps need, as AWS reports them (never a secret)."""
+
+    user_pool_id: str | None = Field(None, description="The Cognito user pool id.")
+    app_client_id_web: str | None = Field(None, description="The web app client id.")
+    app_client_id: str | None = Field(None, description="The native app client id.")
+    identity_pool_id: str | None = Field(None, description="The Cognito identity pool id.")
+
+
 class BackendAuthStatus(StatusModel):
     """What the operator last saw and did."""
 
@@ -482,6 +524,10 @@ class BackendAuthStatus(StatusModel):
     last_observed_at: str | None = Field(
         None, description="When AWS was last read for this auth resource (RFC 3339)."
     )
+    drift: list[str] | None = Field(
+        None, description="Spec paths whose value differs in AWS; empty when AWS is as the spec says."
+    )
+    outputs: AuthOutputs | None = Field(None, description="The ids AWS reports for the auth resource.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -547,7 +593,7 @@ SecretResolver = Callable[[SecretKeyRef], str]
 _BOTO_KEY_EXCEPTIONS = {"mfaMode": "MFAMode"}
 # Refs exist only on our side: each is replaced by the value it points to.
 _REF_TARGETS = {"clientSecretRef": "ClientSecret", "privateKeyRef": "PrivateKey"}
-# Absent from UpdateBackendAuthResourceConfig: AWS cannot change them (research §4).
+# Absent from UpdateBackendAuthResourceConfig in the botocore model: AWS cannot change them.
 _CREATE_ONLY = {"identityPoolName", "userPoolName", "signInMethod", "requiredSignUpAttributes"}
 
 

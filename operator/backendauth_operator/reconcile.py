@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from backendauth_operator.bookkeeping import COMPLETED as COMPLETED_STATUS
 from backendauth_operator.bookkeeping import COMPLETED as TERMINAL_SUCCESS
 from backendauth_operator.bookkeeping import CREATE as CREATE_OP
 from backendauth_operator.bookkeeping import FAILED as TERMINAL_FAILURE
@@ -174,7 +175,9 @@ class Snapshot:
     job: Job | None = None
     marker: Marker | None = None
     not_before: float = 0.0  # backoff: no attempt before this
-    requested: bool = False  # an unhandled reconcile-requested-at
+    requested: bool = False  # look at AWS now: a reconcile request, a resync, a Secret change
+    report_drift: bool = False  # spec.driftPolicy is Report
+    secrets_digest: str | None = None  # salted digest of the referenced Secret values; None: not read
     job_timeout: float = 3600.0
     observed: Observation | None = None  # None: AWS not looked at yet in this step
 
@@ -198,6 +201,7 @@ class Action:
     release: bool = False  # give back the app/env's turn
     failure: bool = False  # a retryable failure: back off before the next attempt
     settled: bool = False  # Ready or Stalled: the failure count starts over
+    drift: tuple[str, ...] | None = None  # spec paths that differ in AWS; None: AWS not seen
 
 
 NOTHING = Action("nothing")
@@ -237,6 +241,7 @@ def decide(s: Snapshot) -> Action:
             and not s.marker
             and not s.requested
             and job.fingerprint == s.fingerprint
+            and (s.secrets_digest is None or job.secrets_digest == s.secrets_digest)
             and (job.verified or (job.failed and job.generation == s.generation))
         ):
             # Unpaused, or a spec change AWS does not see (deletionPolicy): what was last
@@ -299,7 +304,12 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
                 clear_marker=clear_marker,
             )
         return Action("show", in_progress(job), job=job, clear_marker=clear_marker)
-    current = job is not None and job.fingerprint == s.fingerprint
+    # Whether AWS was last sent this very request (Secret values included, when they were read).
+    current = (
+        job is not None
+        and job.fingerprint == s.fingerprint
+        and (s.secrets_digest is None or job.secrets_digest == s.secrets_digest)
+    )
     if job is not None and current and job.failed and job.generation == s.generation:
         return _stall("JobFailed", job.error or f"{job.describe()} failed", job, clear_marker=clear_marker)
     kw: dict[str, Any] = {"clear_marker": clear_marker, "own": owned and not s.owned}
@@ -328,6 +338,7 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
         kw["own"] = True
     adopted = kw["own"] and s.marker is None
     diff = config_diff(s.desired or {}, seen.resource)
+    kw["drift"] = tuple(diff)
     if not diff:
         if job is not None and current and job.completed:
             return _ready(
@@ -338,18 +349,29 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
                 **kw,
             )
         if not s.has_secrets:  # secret values cannot be compared: with them, one update sets them
+            # No job to show, but remember that AWS matched this very request.
+            seen_job = replace(
+                job or Job("", "", COMPLETED_STATUS, "", ""), fingerprint=s.fingerprint, verified=True
+            )
             return _ready(
-                job,
+                seen_job,
                 "Adopted" if adopted else "InSync",
                 "AWS shows the auth resource as the spec says",
+                event=None if adopted else "Normal",  # adopting posts its own event
                 event_reason="Adopted" if adopted else None,
                 **kw,
             )
         return Action("submit", operation=UPDATE_OP, event_reason="Adopted" if adopted else None, **kw)
-    if job is not None and current and job.completed and not job.missing:
+    if job is not None and current and job.completed:
+        paths = ", ".join(diff)
+        if s.report_drift:
+            return _stall("Drifted", f"AWS differs from the spec at {paths} (driftPolicy: Report)", job, **kw)
+        if job.verified or job.missing:
+            # Changed behind our back (or still different on the second look): one update.
+            return Action("submit", operation=UPDATE_OP, event_reason="Drifted", **kw)
         # Our own job completed, yet AWS differs: look once more before sending it again.
         unconfirmed = replace(job, missing=True, verified=False)
-        message = f"AWS differs from the spec at {', '.join(diff)}; it will be updated"
+        message = f"AWS differs from the spec at {paths}; it will be updated"
         return Action(
             "show",
             State("reconciling", "Drifted", message),

@@ -12,8 +12,9 @@ import kopf
 from backendauth_operator import FINALIZER, PREFIX, metrics
 from backendauth_operator.aws import ClientFactory
 from backendauth_operator.config import ConfigError, Settings, load_settings
-from backendauth_operator.handlers import DowngradeWaiting, OperatorContext, register
+from backendauth_operator.handlers import DowngradeWaiting, OperatorContext, register, resync
 from backendauth_operator.kube import KubeClient, Leases
+from backendauth_operator.watched import Resyncer
 
 # Where a pod finds its own namespace (the service account's mount).
 POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -94,7 +95,21 @@ def run(args: argparse.Namespace) -> int:
                 logger.info(f"Metrics served on :{operator_settings.metrics_port}/metrics")
 
     register(operator_settings)
-    memo = kopf.Memo(ctx=build_context(operator_settings))
+    context = build_context(operator_settings)
+    memo = kopf.Memo(ctx=context)
+    if operator_settings.resync_seconds > 0:
+        resyncer = Resyncer(
+            context.watched, operator_settings.resync_seconds, lambda entry: resync(context, entry)
+        )
+
+        @kopf.on.startup()
+        def _start_resync(**_: Any) -> None:
+            resyncer.start()
+
+        @kopf.on.cleanup()
+        def _stop_resync(**_: Any) -> None:
+            resyncer.stop()
+
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,

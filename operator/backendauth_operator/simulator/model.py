@@ -26,6 +26,7 @@ OPERATIONS = (
     "GetBackendJob",
     "ListBackendJobs",
     "UpdateBackendJob",
+    "GetBackend",
 )
 
 #: Operations that start a job, and so are subject to the one-pending-job rule and to the

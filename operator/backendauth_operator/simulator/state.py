@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import json
 import logging
 import random
@@ -438,6 +439,8 @@ class Backend:
             return job.to_wire(time.monotonic())
         if op == "ListBackendJobs":
             return self._list_jobs(app, env, body, now)
+        if op == "GetBackend":
+            return self._backend(app, env)
         name = body["resourceName"]
         key = (app, env, name)
         if op in model.MUTATING:
@@ -485,6 +488,30 @@ class Backend:
         wire = job.to_wire(now)
         keys = ("appId", "backendEnvironmentName", "jobId", "operation", "status", "error")
         return {k: wire[k] for k in keys if k in wire}
+
+    def _backend(self, app: str, env: str) -> dict[str, Any]:
+        """GetBackend: the environment's amplify-meta, with an ``auth`` entry per auth resource
+        whose ``output`` holds ids as the Amplify CLI writes them (made up, but stable)."""
+        auth: dict[str, Any] = {}
+        for (a, e, name), config in self.resources.items():
+            if (a, e) != (app, env):
+                continue
+            digest = hashlib.sha256(f"{a}/{e}/{name}".encode()).hexdigest()
+            output = {
+                "UserPoolId": f"us-east-1_{digest[:9]}",
+                "AppClientIDWeb": digest[9:35],
+                "AppClientID": digest[35:61],
+            }
+            if config.get("authResources") == "IDENTITY_POOL_AND_USER_POOL":
+                output["IdentityPoolId"] = f"us-east-1:{uuid.UUID(digest[:32])}"
+            auth[name] = {"service": "Cognito", "providerPlugin": "awscloudformation", "output": output}
+        meta = {"auth": auth} if auth else {}
+        return {
+            "appId": app,
+            "backendEnvironmentName": env,
+            "appName": app,
+            "amplifyMetaConfig": json.dumps(meta),
+        }
 
     def _list_jobs(self, app: str, env: str, body: dict[str, Any], now: float) -> dict[str, Any]:
         jobs = [j.to_wire(now) for j in reversed(self.jobs.values()) if (j.app_id, j.env) == (app, env)]

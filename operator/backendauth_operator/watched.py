@@ -1,0 +1,155 @@
+"""What the operator knows of every BackendAuth from its watch events, and the resync loop.
+
+Periodic observation (drift) must not cost a thread or a timer per object, nor come in bursts:
+one loop serves every BackendAuth, at a pace that spreads a full round over the resync period,
+also right after a restart when every object is due at once. The registry is fed by watch
+events (no API call) and also tells which BackendAuths a Secret change concerns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+logger = logging.getLogger("backendauth_operator.resync")
+
+# Settled objects whose observation can change something: Ready ones (drift) and those that
+# only report drift. Other settled states (InvalidSpec, JobFailed, ...) wait for a new spec.
+_RESYNCED_REASONS = frozenset({"JobCompleted", "InSync", "Adopted", "Drifted"})
+
+
+@dataclass
+class Entry:
+    namespace: str
+    name: str
+    uid: str
+    resync: bool  # settled in a state that observing may change
+    last_observed: float  # epoch seconds; 0 when never
+    secrets: frozenset[str] = field(default_factory=frozenset)  # referenced Secret names
+
+
+def _epoch(text: Any) -> float:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _secret_names(spec: Mapping[str, Any]) -> frozenset[str]:
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if key in ("clientSecretRef", "privateKeyRef") and isinstance(value, Mapping):
+                    names.add(str(value.get("name")))
+                else:
+                    walk(value)
+
+    walk(spec)
+    return frozenset(names)
+
+
+def spread(uid: str) -> float:
+    """A stable factor in [0.8, 1.2) per object: resyncs of objects created together drift apart."""
+    return 0.8 + 0.4 * int(hashlib.sha256(uid.encode()).hexdigest()[:8], 16) / 2**32
+
+
+class Watched:
+    """Every BackendAuth the operator sees, by uid. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+        self._lock = threading.Lock()
+
+    def update(self, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata", {})
+        uid = str(meta.get("uid"))
+        status = body.get("status") or {}
+        conditions = {c.get("type"): c for c in status.get("conditions") or []}
+        ready = conditions.get("Ready", {})
+        paused = str((meta.get("annotations") or {}).get("amplifybackend.gitops.dev/paused", "")).lower()
+        settled = any(conditions.get(t, {}).get("status") == "True" for t in ("Ready", "Stalled"))
+        entry = Entry(
+            namespace=str(meta.get("namespace")),
+            name=str(meta.get("name")),
+            uid=uid,
+            resync=settled and ready.get("reason") in _RESYNCED_REASONS and paused != "true",
+            last_observed=_epoch(status.get("lastObservedAt")),
+            secrets=_secret_names(body.get("spec") or {}),
+        )
+        with self._lock:
+            old = self._entries.get(uid)
+            if old is not None:  # a resync this process did may be newer than the event
+                entry.last_observed = max(entry.last_observed, old.last_observed)
+            self._entries[uid] = entry
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._entries.pop(uid, None)
+
+    def observed(self, uid: str, when: float) -> None:
+        with self._lock:
+            if uid in self._entries:
+                self._entries[uid].last_observed = when
+
+    def due(self, now: float, period: float) -> list[Entry]:
+        """The objects whose resync is due, longest waiting first."""
+        with self._lock:
+            found = [
+                e
+                for e in self._entries.values()
+                if e.resync and now - e.last_observed >= period * spread(e.uid)
+            ]
+        return sorted(found, key=lambda e: e.last_observed)
+
+    def referencing(self, namespace: str, secret: str) -> list[Entry]:
+        """The BackendAuths in ``namespace`` whose spec names the Secret ``secret``."""
+        with self._lock:
+            return [e for e in self._entries.values() if e.namespace == namespace and secret in e.secrets]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+class Resyncer:
+    """One thread that observes due BackendAuths one at a time, at most ``len(watched)/period``
+    per second on average: a full round takes about one period, whatever the number of objects."""
+
+    def __init__(self, watched: Watched, period: float, resync: Callable[[Entry], None]) -> None:
+        self.watched, self.period, self.resync = watched, period, resync
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="backendauth-resync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        tick = min(1.0, self.period / 10)
+        tokens, last = 1.0, time.monotonic()
+        while not self._stop.wait(tick):
+            now = time.monotonic()
+            rate = max(len(self.watched), 1) / self.period
+            tokens = min(max(1.0, rate * tick), tokens + rate * (now - last))
+            last = now
+            for entry in self.watched.due(time.time(), self.period):
+                if tokens < 1 or self._stop.is_set():
+                    break
+                tokens -= 1
+                self.watched.observed(entry.uid, time.time())
+                try:
+                    self.resync(entry)
+                except Exception:  # one object's trouble must not stop the others' resyncs
+                    logger.exception(
+                        f"[{entry.namespace}/{entry.name}] Resync failed; it is tried again later."
+                    )
