@@ -4,8 +4,8 @@ Two kinds of client, with their retry behaviour set explicitly so a botocore upg
 change it (botocore 1.44 switched the default mode from legacy to standard):
 
 * **mutating** calls (create/update/delete) are made once: botocore's own retry of an ambiguous
-  504 would create twice (shared/research/amplifybackend.md §3.2). The operator retries them
-  itself, after checking whether the first attempt took effect.
+  504 would create twice, since CreateBackendAuth has no idempotency token. The operator retries
+  them itself, after checking whether the first attempt took effect.
 * **read** calls (jobs, get) use botocore's ``standard`` mode with 3 attempts.
 """
 
@@ -96,7 +96,7 @@ def classify(error: BaseException) -> Failure:
     """Map an exception from a boto3 call to the retry table of the README.
 
     Matches on HTTP status as well as on error code: the API reference and the botocore model
-    name the 429 and 504 errors differently (research §2).
+    name the 429 and 504 errors differently (LimitExceededException vs TooManyRequestsException).
     """
     if isinstance(error, botocore.exceptions.ClientError):
         err = error.response.get("Error", {})

@@ -116,9 +116,17 @@ def _printer_columns() -> list[dict[str, Any]]:
 def build_crd() -> dict[str, Any]:
     """The CustomResourceDefinition of BackendAuth, as a dict."""
     spec_schema = structural(BackendAuthSpec.model_json_schema(by_alias=True))
-    spec_schema["description"] = "The desired Amplify backend auth resource (CONTRACT §4)."
+    spec_schema["description"] = (
+        "The desired Amplify backend auth resource: where it lives (app, environment, resource "
+        "name, region), what happens on deletion, adoption and drift, and resourceConfig, which "
+        "mirrors boto3's ResourceConfig of create_backend_auth."
+    )
     status_schema = _status_schema()
-    status_schema["description"] = "What the operator last saw and did (CONTRACT §5)."
+    status_schema["description"] = (
+        "What the operator last saw in AWS and did: the latest job (verbatim from AWS), when AWS "
+        "was last observed, drift, outputs, and the kstatus conditions Ready, Reconciling and "
+        "Stalled."
+    )
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -1,12 +1,11 @@
-"""A local simulator of the AWS AmplifyBackend API (CONTRACT §7), for tests and the dev sandbox.
+"""A local simulator of the AWS AmplifyBackend API, for tests and the dev sandbox.
 
 It serves CreateBackendAuth, GetBackendAuth, UpdateBackendAuth, DeleteBackendAuth,
-GetBackendJob, ListBackendJobs and UpdateBackendJob over rest-json, with routes, wire names and
+GetBackendJob, ListBackendJobs, UpdateBackendJob and GetBackend over rest-json, with routes, wire names and
 input validation taken from the botocore service model, so plain boto3 talks to it through
 ``endpoint_url``. Test control lives under ``/_sim/`` (see ``server.py``).
 
-Known differences from real AWS (the real behaviour is undocumented or unknown, see
-``/work/shared/research/amplifybackend.md``):
+Known differences from real AWS (where AWS's documentation leaves the real behaviour open):
 
 - Jobs report ``RUNNING`` until done, then ``COMPLETED`` or ``FAILED``; real jobs may use other
   non-terminal values. Timestamps are ISO 8601 strings; the real format is unknown.
@@ -21,6 +20,7 @@ Known differences from real AWS (the real behaviour is undocumented or unknown, 
   unknown); the call log and the log lines never contain request bodies.
 - Validation is stricter than AWS may be: unknown members are rejected, and every problem is
   reported in one 400 ``BadRequestException`` naming the field path.
+- GetBackend's amplify-meta holds only the ``auth`` category, with made-up but stable ids.
 - No authentication or SigV4 check, no regions, no ``/prod`` stage prefix; other operations of
   the model answer 404 ``UnknownOperationException``.
 """
