@@ -9,6 +9,7 @@ them). Every node keeps a ``type``; a test walks the result to make sure.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -23,7 +24,8 @@ from backendauth_operator import (
     SINGULAR,
     VERSION,
 )
-from backendauth_operator.models import BackendAuthSpec, BackendAuthStatus
+from backendauth_operator.models import BackendAuthSpec, BackendAuthStatus, boto_key
+from backendauth_operator.simulator.model import service_model
 
 _DROPPED_KEYS = {"title", "default", "$defs", "writeOnly"}
 
@@ -84,6 +86,40 @@ def _ordered(node: dict[str, Any]) -> dict[str, Any]:
     return dict(sorted(node.items(), key=lambda kv: rank.get(kv[0], len(rank))))
 
 
+_REFS = {"clientSecretRef": "ClientSecret", "privateKeyRef": "PrivateKey"}
+
+
+def _plain(html: str) -> str:
+    """botocore's documentation is HTML; a CRD description is plain text."""
+    text = re.sub(r"<[^>]+>", "", html or "")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def describe_from_botocore(schema: dict[str, Any], shape: Any) -> None:
+    """Give every property of ``schema`` that has no description of its own the documentation
+    AWS gives the same member of ``shape`` (botocore's model of create_backend_auth), so that
+    ``kubectl explain`` explains every field; enum values are listed."""
+    members = getattr(shape, "members", {}) or {}
+    for alias, prop in (schema.get("properties") or {}).items():
+        key = _REFS.get(alias) or boto_key(alias)
+        member = members.get(key)
+        if member is None:
+            continue
+        doc = _plain(member.documentation)
+        if alias in _REFS and doc:
+            doc = f"A Secret key whose value is sent as: {doc}"
+        if doc and not prop.get("description"):
+            prop["description"] = doc
+        values = prop.get("enum") or (prop.get("items") or {}).get("enum")
+        if values and "One of:" not in prop.get("description", ""):
+            prop["description"] = (
+                f"{prop.get('description', '').rstrip('.')}. One of: {', '.join(values)}.".lstrip(". ")
+            )
+        target = member.member if getattr(member, "type_name", "") == "list" else member
+        if prop.get("type") == "object" and alias not in _REFS:
+            describe_from_botocore(prop, target)
+
+
 def _status_schema() -> dict[str, Any]:
     schema = structural(BackendAuthStatus.model_json_schema(by_alias=True))
     conditions = schema["properties"]["conditions"]
@@ -116,6 +152,10 @@ def _printer_columns() -> list[dict[str, Any]]:
 def build_crd() -> dict[str, Any]:
     """The CustomResourceDefinition of BackendAuth, as a dict."""
     spec_schema = structural(BackendAuthSpec.model_json_schema(by_alias=True))
+    describe_from_botocore(
+        spec_schema["properties"]["resourceConfig"],
+        service_model().shape_for("CreateBackendAuthResourceConfig"),
+    )
     spec_schema["description"] = (
         "The desired Amplify backend auth resource: where it lives (app, environment, resource "
         "name, region), what happens on deletion, adoption and drift, and resourceConfig, which "
@@ -156,9 +196,19 @@ def build_crd() -> dict[str, Any]:
                             "type": "object",
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
+                                "apiVersion": {
+                                    "type": "string",
+                                    "description": f"The versioned schema of this object: {GROUP}/{VERSION}.",
+                                },
+                                "kind": {
+                                    "type": "string",
+                                    "description": f"The kind of this object: {KIND}.",
+                                },
+                                "metadata": {
+                                    "type": "object",
+                                    "description": "Standard object metadata: name, namespace, labels, "
+                                    "annotations (see the paused and reconcile-requested-at annotations).",
+                                },
                                 "spec": spec_schema,
                                 "status": status_schema,
                             },

@@ -491,10 +491,12 @@ class Condition(StatusModel):
     """A kstatus-style condition (Ready, Reconciling, Stalled)."""
 
     type: str = Field(description="Ready, Reconciling or Stalled.")
-    status: Literal["True", "False", "Unknown"]
+    status: Literal["True", "False", "Unknown"] = Field(
+        description="Exactly one of Ready, Reconciling and Stalled is True."
+    )
     reason: str = Field("", description="A CamelCase word: why the condition has this status.")
-    message: str = ""
-    observed_generation: int | None = None
+    message: str = Field("", description="What happens, for people: the job, the field, AWS's words.")
+    observed_generation: int | None = Field(None, description="The generation this condition describes.")
     last_transition_time: str | None = Field(None, description="RFC 3339 time of the last status change.")
 
 
@@ -517,7 +519,9 @@ class BackendAuthStatus(StatusModel):
     operation: str | None = Field(None, description="The latest job's operation, as AWS returned it.")
     status: str | None = Field(None, description="The latest job's status, verbatim from AWS.")
     error: str | None = Field(None, description="AWS's error, or the operator's own clear message.")
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(
+        default_factory=list, description="kstatus conditions: Ready, Reconciling and Stalled, by type."
+    )
     last_handled_reconcile_at: str | None = Field(
         None, description="The last reconcile-requested-at annotation value handled."
     )
