@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import yaml
 
 from argocd_health import health
-from harness import Bed, backendauth, wait_until
+from harness import Bed, backendauth, secret, wait_until
 from sim import sim_state
-from specs import minimal_spec
+from specs import AMAZON_SECRET, APPLE_KEY, GOOGLE_SECRET, full_spec, minimal_spec
 
 pytestmark = pytest.mark.integration
 
 PAUSED = "amplifybackend.gitops.dev/paused"
+
+
+def social_secrets() -> list[dict[str, Any]]:
+    """The Secrets that specs.full_spec() references."""
+    return [
+        secret("google-oauth", {"clientSecret": GOOGLE_SECRET}),
+        secret("lwa", {"secret": AMAZON_SECRET}),
+        secret("apple", {"key.p8": APPLE_KEY}),
+    ]
 
 
 def ready(bed: Bed, name: str, **spec_overrides: object) -> None:
@@ -115,3 +127,42 @@ def test_reconcile_request_observes_aws_once_and_is_echoed(bed: Bed) -> None:
     )
     assert bed.count("GetBackendAuth") == jobs_before + 2
     assert [e["reason"] for e in bed.events("asked")].count("JobCompleted") == 1
+
+
+def test_removing_mfa_turns_it_off_in_aws_and_stays_in_sync(make_bed: Callable[..., Bed]) -> None:
+    bed = make_bed(start_operator=False)
+    bed.operator.env["BACKENDAUTH_RESYNC_SECONDS"] = "1"
+    bed.operator.start()
+    spec = minimal_spec(resourceName="secure")
+    spec["resourceConfig"]["userPoolConfigs"]["mfa"] = {"mfaMode": "ON", "settings": {"mfaTypes": ["TOTP"]}}
+    bed.apply(backendauth("secure", spec))
+    bed.wait_reason("secure", "JobCompleted", status="True")
+    del spec["resourceConfig"]["userPoolConfigs"]["mfa"]
+    bed.apply(backendauth("secure", spec))
+    wait_until(lambda: bed.get("secure")["status"].get("operation") == "UpdateBackendAuth", what="the update")
+    bed.wait_reason("secure", "JobCompleted", status="True")
+    stored = sim_state(bed)["resources"]["d1a2b3c4d5e6f7/staging/secure"]
+    assert stored["userPoolConfigs"]["mfa"]["MFAMode"] == "OFF"
+    before = bed.get("secure")["status"]["lastObservedAt"]
+    wait_until(lambda: bed.get("secure")["status"]["lastObservedAt"] != before, what="a resync")
+    assert bed.count("UpdateBackendAuth") == 1, "no drift loop after the removal"
+
+
+@pytest.mark.parametrize(
+    ("path", "block"),
+    [(("userPoolConfigs",), "oAuth"), (("userPoolConfigs",), "passwordPolicy"), ((), "identityPoolConfigs")],
+)
+def test_removing_a_block_aws_would_keep_is_refused_at_apply(
+    bed: Bed, path: tuple[str, ...], block: str
+) -> None:
+    spec = full_spec()
+    bed.apply(*social_secrets(), backendauth("kept", spec))
+    parent = spec["resourceConfig"]
+    for key in path:
+        parent = parent[key]
+    del parent[block]
+    if block == "identityPoolConfigs":
+        spec["resourceConfig"]["authResources"] = "USER_POOL_ONLY"
+    result = bed.kubectl("apply", "-f", "-", input=yaml.safe_dump(backendauth("kept", spec)), check=False)
+    assert result.returncode != 0
+    assert f"{block} cannot be removed once set" in result.stderr, result.stderr

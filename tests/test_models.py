@@ -220,7 +220,28 @@ INVALID = [
         f"{OAUTH}.redirectSignInURIs",
         ["https://shop.example.com/#cb"],
         f"spec.{OAUTH}.redirectSignInURIs[0]",
-        "without a fragment",
+        "without spaces or a fragment",
+    ),
+    (
+        "redirect-space",
+        f"{OAUTH}.redirectSignInURIs",
+        ["https:// a"],
+        f"spec.{OAUTH}.redirectSignInURIs[0]",
+        "spaces",
+    ),
+    (
+        "redirect-data",
+        f"{OAUTH}.redirectSignInURIs",
+        ["data://x"],
+        f"spec.{OAUTH}.redirectSignInURIs[0]",
+        "app scheme",
+    ),
+    (
+        "identity-pool-name-unicode",
+        "resourceConfig.identityPoolConfigs.identityPoolName",
+        "ユーザー名",
+        "spec.resourceConfig.identityPoolConfigs.identityPoolName",
+        "letters, digits, spaces",
     ),
     ("bad-enum", f"{UPC}.signInMethod", "FOO", f"spec.{UPC}.signInMethod", "EMAIL"),
     (
@@ -350,3 +371,25 @@ def test_crd_refuses_adding_or_removing_region() -> None:
     assert any(
         "region cannot be added or removed" in p for p in crd_problems(mutated(old, "region", DELETE), old)
     )
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "MyApp://callback",
+        "com.googleusercontent.apps.123:/oauth2redirect",
+        "http://localhost?x=1",
+        "http://[::1]:3000/",
+        "HTTPS://Shop.Example.com/cb",
+    ],
+)
+def test_redirect_uris_cognito_accepts_are_accepted(uri: str) -> None:
+    spec = full_spec()
+    spec["resourceConfig"]["userPoolConfigs"]["oAuth"]["redirectSignInURIs"] = [uri]
+    parse_spec(spec)
+
+
+def test_identity_pool_names_take_cognitos_characters() -> None:
+    spec = full_spec()
+    spec["resourceConfig"]["identityPoolConfigs"]["identityPoolName"] = "my-identities@shop.example"
+    parse_spec(spec)

@@ -91,6 +91,19 @@ def exactly_one(first: str, second: str) -> CrossRule:
     )
 
 
+def kept_once_set(field: str, why: str) -> CrossRule:
+    """A transition rule: an optional block that AWS cannot take away stays once set (the API
+    server checks it on update; a new object may leave it out)."""
+    return CrossRule(
+        cel=f"!has(oldSelf.{field}) || has(self.{field})",
+        message=f"{field} cannot be removed once set: {why}",
+        field=field,
+        check=lambda _: True,
+    )
+
+
+_AWS_KEEPS = "UpdateBackendAuth changes only what it is sent, so AWS would keep it"
+
 IMMUTABLE = Rule(cel="self == oldSelf", message="is immutable", check=lambda _: True)
 """A transition rule: only the API server can check it, as only it sees the old object."""
 
@@ -138,35 +151,46 @@ HAS_CODE = Rule(
     check=lambda v: CODE_PLACEHOLDER in v,
 )
 
-_LOCALHOST_RE = re.compile(r"^http://(localhost|127\.0\.0\.1)(:[0-9]+)?(/.*)?$")
-_CUSTOM_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.-]*://.+$")
+# One set of expressions for the CEL rule and the operator's own check, written so that RE2
+# (the API server) and Python read them alike: no \s or \w, no "$" before a final newline
+# (whitespace is refused first), schemes case-insensitive.
+_URI_FORBIDDEN = r"[ \t\r\n#]"  # whitespace anywhere; a fragment, which Cognito refuses
+_URI_HTTPS = r"(?i)^https://.+$"
+_URI_LOCAL = r"(?i)^http://(localhost|127[.]0[.]0[.]1|\[::1\])(:[0-9]+)?([/?].*)?$"
+_URI_UNSAFE = r"(?i)^(https?|data|javascript|file|vbscript|blob):"
+_URI_APP = r"^[A-Za-z][A-Za-z0-9+.-]*:/.+$"  # myapp://callback, com.example.app:/oauth2redirect
 
 
 def _redirect_uri_ok(uri: str) -> bool:
-    if "#" in uri:  # Cognito refuses fragments in callback URLs
+    def m(pattern: str) -> bool:
+        return re.search(pattern, uri) is not None
+
+    if m(_URI_FORBIDDEN):
         return False
-    if uri.startswith("https://"):
-        return len(uri) > len("https://")
-    if uri.startswith("http://"):
-        return bool(_LOCALHOST_RE.match(uri))
-    # Mobile apps use their own scheme (myapp://callback), which Cognito accepts.
-    return bool(_CUSTOM_SCHEME_RE.match(uri))
+    return m(_URI_HTTPS) or m(_URI_LOCAL) or (not m(_URI_UNSAFE) and m(_URI_APP))
+
+
+def _cel(pattern: str) -> str:
+    return "'" + pattern.replace("\\", "\\\\") + "'"
 
 
 REDIRECT_URI = Rule(
     cel=(
-        "!self.contains('#') && (self.matches('^https://.+') "
-        "|| self.matches('^http://(localhost|127[.]0[.]0[.]1)(:[0-9]+)?(/.*)?$') "
-        "|| (!self.startsWith('http') && self.matches('^[a-z][a-z0-9+.-]*://.+')))"
+        f"!self.matches({_cel(_URI_FORBIDDEN)}) && (self.matches({_cel(_URI_HTTPS)}) "
+        f"|| self.matches({_cel(_URI_LOCAL)}) "
+        f"|| (!self.matches({_cel(_URI_UNSAFE)}) && self.matches({_cel(_URI_APP)})))"
     ),
     message=(
-        "must be an absolute URI without a fragment: https://..., http://localhost... for local "
-        "testing, or an app scheme such as myapp://callback"
+        "must be an absolute URI without spaces or a fragment: https://..., http://localhost... "
+        "for local testing, or an app scheme such as myapp://callback"
     ),
     check=_redirect_uri_ok,
 )
 
-_USER_POOL_NAME_PATTERN = r"^[\w\s+=,.@-]+$"
+# Cognito's pattern [\w\s+=,.@-]+, spelled out in ASCII: the API server's regular expressions
+# (RE2) read \w as ASCII only, while Python's and pydantic's read it as Unicode.
+_NAME_CHARACTERS = r"^[A-Za-z0-9_\t\n\f\r +=,.@-]+$"
+_USER_POOL_NAME_PATTERN = _NAME_CHARACTERS
 _PATTERN_HINTS = {
     r"^[a-z]{2}(-[a-z]+)+-[0-9]+$": "must be an AWS region such as eu-west-1",
     r"^[a-z0-9]+$": "must be lowercase letters and digits, as Amplify app ids are (e.g. d1a2b3c4d5e6f7)",
@@ -175,7 +199,6 @@ _PATTERN_HINTS = {
         "must be a DNS label: lowercase letters, digits and hyphens, not starting or ending with a hyphen"
     ),
     _USER_POOL_NAME_PATTERN: "may contain only letters, digits, spaces and the characters + = , . @ -",
-    r"^[\w\s]+$": "may contain only letters, digits, underscores and spaces",
 }
 
 
@@ -333,7 +356,12 @@ class AppleProvider(SpecModel):
 
 
 class SocialProviderSettings(SpecModel):
-    """Federated identity providers."""
+    """Federated identity providers; a provider cannot be removed once set (AWS would keep it)."""
+
+    cross_rules = tuple(
+        kept_once_set(provider, _AWS_KEEPS)
+        for provider in ("facebook", "google", "loginWithAmazon", "signInWithApple")
+    )
 
     facebook: SocialProvider | None = None
     google: SocialProvider | None = None
@@ -357,9 +385,20 @@ class OAuth(SpecModel):
     )
     social_provider_settings: SocialProviderSettings | None = None
 
+    cross_rules = (
+        kept_once_set("domainPrefix", _AWS_KEEPS),
+        kept_once_set("socialProviderSettings", _AWS_KEEPS),
+    )
+
 
 class UserPoolConfigs(SpecModel):
-    """The Cognito user pool."""
+    """The Cognito user pool. Removing ``mfa`` turns MFA off; the other optional blocks cannot be
+    removed once set (AWS would keep them)."""
+
+    cross_rules = tuple(
+        kept_once_set(block, _AWS_KEEPS)
+        for block in ("forgotPassword", "oAuth", "passwordPolicy", "verificationMessage")
+    )
 
     forgot_password: ForgotPassword | None = Field(None, description="Deprecated by AWS; still accepted.")
     mfa: Mfa | None = None
@@ -380,7 +419,7 @@ class IdentityPoolConfigs(SpecModel):
     """The Cognito identity pool."""
 
     identity_pool_name: Annotated[str, IMMUTABLE] = Field(
-        min_length=1, max_length=128, pattern=r"^[\w\s]+$",
+        min_length=1, max_length=128, pattern=_NAME_CHARACTERS,
         description="Immutable. Letters, digits, underscores and spaces.",
     )  # fmt: skip
     unauthenticated_login: bool = Field(description="Allow guest (unauthenticated) identities.")
@@ -398,6 +437,7 @@ class ResourceConfig(SpecModel):
                 m.auth_resources != "IDENTITY_POOL_AND_USER_POOL" or m.identity_pool_configs is not None
             ),
         ),
+        kept_once_set("identityPoolConfigs", "the identity pool cannot be deleted by an update"),
     )
 
     auth_resources: AuthResources
@@ -643,5 +683,11 @@ def create_backend_auth_kwargs(spec: BackendAuthSpec, resolve: SecretResolver) -
 
 
 def update_backend_auth_kwargs(spec: BackendAuthSpec, resolve: SecretResolver) -> dict[str, Any]:
-    """The keyword arguments of ``client.update_backend_auth``: the create-only fields left out."""
-    return _request(spec, resolve, frozenset(_CREATE_ONLY))
+    """The keyword arguments of ``client.update_backend_auth``: the create-only fields left out.
+
+    No ``mfa`` block means MFA off, also after the block was removed: UpdateBackendAuth changes
+    only what it is sent, so "off" is sent explicitly.
+    """
+    request = _request(spec, resolve, frozenset(_CREATE_ONLY))
+    request["ResourceConfig"]["UserPoolConfigs"].setdefault("Mfa", {"MFAMode": "OFF"})
+    return request

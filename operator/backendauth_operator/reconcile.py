@@ -290,7 +290,8 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
         # Nothing runs: the call never reached AWS, or its job has ended. AWS's state decides.
         clear_marker = True
         owned = owned or (s.marker.operation == CREATE_OP and seen.resource is not None)
-        job = None if (job and job.terminal and job.fingerprint != s.marker.fingerprint) else job
+        if s.marker.operation == CREATE_OP and job is not None and job.terminal:
+            job = None  # an earlier job (a create found missing): the lost create is what counts
     if job is not None and not job.terminal:
         started = job.submitted_at if job.submitted_at is not None else s.now
         if s.requested:
@@ -348,8 +349,11 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
                 event=None if job.verified else "Normal",
                 **kw,
             )
-        if not s.has_secrets:  # secret values cannot be compared: with them, one update sets them
-            # No job to show, but remember that AWS matched this very request.
+        if job is None and not s.has_secrets:
+            # Nothing of ours was ever sent for this spec (adopted, or a create whose answer
+            # was lost): AWS has it as asked. With secrets, one update sets them (their values
+            # cannot be compared); after a job of ours, a changed request is always sent, since
+            # what the spec no longer sets is not compared.
             seen_job = replace(
                 job or Job("", "", COMPLETED_STATUS, "", ""), fingerprint=s.fingerprint, verified=True
             )
