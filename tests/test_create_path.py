@@ -194,6 +194,22 @@ def test_secret_values_never_reach_status_events_or_log(bed: Bed) -> None:
         assert value not in seen
 
 
+def test_inline_secrets_never_reach_the_verbose_log(make_bed: Callable[..., Bed]) -> None:
+    bed = make_bed(start_operator=False)
+    bed.operator.args = ["--verbose"]  # Kopf logs whole bodies at DEBUG
+    bed.operator.start()
+    bed.apply(
+        secret("google-oauth", {"clientSecret": GOOGLE_SECRET}),
+        secret("lwa", {"secret": AMAZON_SECRET}),
+        secret("apple", {"key.p8": APPLE_KEY}),
+        backendauth("verbose", full_spec()),
+    )
+    bed.wait_reason("verbose", "JobCompleted", status="True")
+    log = bed.operator.log
+    assert "[DEBUG" in log and "clientSecretRef" in log, "the bodies were logged"
+    assert FACEBOOK_SECRET not in log and "'clientSecret': '***'" in log
+
+
 def test_restart_makes_no_aws_call_for_objects_in_sync(bed: Bed) -> None:
     bed.apply(backendauth("settled", spec_named("settled")))
     bed.wait_reason("settled", "JobCompleted", status="True")

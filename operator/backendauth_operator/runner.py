@@ -9,7 +9,7 @@ from typing import Any
 
 import kopf
 
-from backendauth_operator import FINALIZER, PREFIX, metrics
+from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics
 from backendauth_operator.aws import ClientFactory
 from backendauth_operator.config import ConfigError, Settings, load_settings
 from backendauth_operator.handlers import DowngradeWaiting, OperatorContext, register, resync
@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     # Kopf's own log set-up: it prefixes object messages with [namespace/name].
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
     logging.getLogger("kopf.objects").addFilter(DowngradeWaiting())
+    logfilters.install()  # inline secret values never reach a log line, also with --verbose
     for noisy in ("botocore", "urllib3", "aiohttp.access", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
