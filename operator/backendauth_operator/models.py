@@ -336,7 +336,9 @@ class SocialProvider(SpecModel):
 
     client_id: str = Field(min_length=1, max_length=1024, description="The provider's app client id.")
     client_secret: Annotated[SecretStr, Field(min_length=1, max_length=4096)] | None = Field(
-        None, description="Inline secret; prefer clientSecretRef so the secret stays out of Git."
+        None,
+        description="Deprecated: an inline secret ends up in Git and in kubectl's last-applied "
+        "annotation. Use clientSecretRef.",
     )
     client_secret_ref: SecretKeyRef | None = Field(None, description="Secret key holding the client secret.")
 
@@ -350,7 +352,9 @@ class AppleProvider(SpecModel):
     key_id: str = Field(min_length=1, max_length=256, description="The key's id.")
     team_id: str = Field(min_length=1, max_length=256, description="The Apple team id.")
     private_key: Annotated[SecretStr, Field(min_length=1, max_length=8192)] | None = Field(
-        None, description="Inline .p8 key; prefer privateKeyRef so the key stays out of Git."
+        None,
+        description="Deprecated: an inline key ends up in Git and in kubectl's last-applied "
+        "annotation. Use privateKeyRef.",
     )
     private_key_ref: SecretKeyRef | None = Field(None, description="Secret key holding the .p8 key.")
 
