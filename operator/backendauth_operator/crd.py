@@ -204,11 +204,8 @@ def build_crd() -> dict[str, Any]:
                                     "type": "string",
                                     "description": f"The kind of this object: {KIND}.",
                                 },
-                                "metadata": {
-                                    "type": "object",
-                                    "description": "Standard object metadata: name, namespace, labels, "
-                                    "annotations (see the paused and reconcile-requested-at annotations).",
-                                },
+                                # A real API server refuses anything but the type here.
+                                "metadata": {"type": "object"},
                                 "spec": spec_schema,
                                 "status": status_schema,
                             },
