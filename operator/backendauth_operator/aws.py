@@ -12,6 +12,8 @@ change it (botocore 1.44 switched the default mode from legacy to standard):
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,9 +134,73 @@ def classify(error: BaseException) -> Failure:
     raise error
 
 
+class Pacer:
+    """Paces every AmplifyBackend call of one region: a token bucket whose rate halves when AWS
+    throttles and creeps back up (by a tenth of the ceiling per success) to ``max_rps``.
+
+    Throttled answers count against the account's quota, which the Amplify console and CLI of
+    the same account share: being throttled is not free, so the operator slows down first.
+    Thread-safe; :meth:`wait` blocks the calling handler thread until its turn.
+    """
+
+    MIN_RPS = 0.05
+
+    def __init__(self, max_rps: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_rps = max_rps
+        self.rate = max_rps
+        self._clock = clock
+        self._next = clock()  # when the next call may go
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Take the next slot; return how long to wait for it (0 when it is free now)."""
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + 1.0 / self.rate
+            return slot - now
+
+    def wait(self) -> None:
+        delay = self.reserve()
+        if delay > 0:
+            time.sleep(delay)
+
+    def throttled(self) -> None:
+        with self._lock:
+            self.rate = max(self.MIN_RPS, self.rate / 2)
+            self._next = max(self._next, self._clock() + 1.0 / self.rate)
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self.rate = min(self.max_rps, self.rate + self.max_rps / 10)
+
+
+_pacers: dict[str, Pacer] = {}
+_pacers_lock = threading.Lock()
+_max_rps = 5.0
+
+
+def configure_pacing(max_rps: float) -> None:
+    """Set the ceiling of every region's pace (``BACKENDAUTH_AWS_MAX_RPS``)."""
+    global _max_rps
+    with _pacers_lock:
+        _max_rps = max_rps
+        _pacers.clear()
+
+
+def pacer(region: str) -> Pacer:
+    """The one pacer of ``region``, shared by every call there."""
+    with _pacers_lock:
+        if region not in _pacers:
+            _pacers[region] = Pacer(_max_rps)
+        return _pacers[region]
+
+
 def call(client: Any, method: str, **kwargs: Any) -> dict[str, Any]:
-    """Make one AmplifyBackend call and count it by operation and outcome (metrics)."""
+    """Make one AmplifyBackend call, paced per region, and count it by operation and outcome."""
     operation = client.meta.method_to_api_mapping.get(method, method)
+    pace = pacer(str(client.meta.region_name))
+    pace.wait()
     try:
         answer: dict[str, Any] = getattr(client, method)(**kwargs)
     except Exception as error:
@@ -142,7 +208,10 @@ def call(client: Any, method: str, **kwargs: Any) -> dict[str, Any]:
             outcome = classify(error).reason
         except Exception:
             outcome = type(error).__name__
+        if outcome == "Throttled":
+            pace.throttled()
         metrics.record_aws_call(operation, outcome)
         raise
+    pace.succeeded()
     metrics.record_aws_call(operation, "ok")
     return answer

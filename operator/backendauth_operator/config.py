@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(
         300.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_RETRY_MAX_SECONDS"
     )
+    aws_max_rps: float = Field(
+        5.0, gt=0, le=1000, allow_inf_nan=False, validation_alias="BACKENDAUTH_AWS_MAX_RPS"
+    )
     resync_seconds: float = Field(
         600.0, ge=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_RESYNC_SECONDS"
     )
@@ -63,6 +66,7 @@ _ENV_NAMES = {
     "metrics_port": "BACKENDAUTH_METRICS_PORT",
     "job_timeout_seconds": "BACKENDAUTH_JOB_TIMEOUT_SECONDS",
     "resync_seconds": "BACKENDAUTH_RESYNC_SECONDS",
+    "aws_max_rps": "BACKENDAUTH_AWS_MAX_RPS",
     "lease_namespace": "BACKENDAUTH_LEASE_NAMESPACE",
 }
 

@@ -10,7 +10,7 @@ from typing import Any
 import kopf
 
 from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics
-from backendauth_operator.aws import ClientFactory
+from backendauth_operator.aws import ClientFactory, configure_pacing
 from backendauth_operator.config import ConfigError, Settings, load_settings
 from backendauth_operator.handlers import DowngradeWaiting, OperatorContext, register, resync
 from backendauth_operator.kube import KubeClient, Leases
@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 logger.info(f"Metrics served on :{operator_settings.metrics_port}/metrics")
 
     register(operator_settings)
+    configure_pacing(operator_settings.aws_max_rps)
     context = build_context(operator_settings)
     memo = kopf.Memo(ctx=context)
     if operator_settings.resync_seconds > 0:
