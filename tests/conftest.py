@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +15,26 @@ import pytest
 
 from backendauth_operator.crd import build_crd
 from backendauth_operator.simulator import SimulatorConfig
-from harness import Bed
+from harness import Bed, kubectl_binary
+
+# A real kube-apiserver and etcd (tests/kube/): the real_cluster, real_namespace and make_real_bed
+# fixtures, and the build of the binaries before the first test that needs them.
+pytest_plugins = ["real_apiserver"]
+
+
+def _put_kubectl_on_path() -> None:
+    """Tests that run plain ``kubectl`` get the harness's choice: ``$BACKENDAUTH_KUBECTL``, else the
+    one on PATH, else the one tests/kube/build.sh built (a machine without kubectl)."""
+    chosen = kubectl_binary()
+    if not os.path.isabs(chosen) or shutil.which("kubectl") == chosen:
+        return
+    bin_dir = tempfile.mkdtemp(prefix="backendauth-kubectl-")
+    atexit.register(shutil.rmtree, bin_dir, True)
+    os.symlink(chosen, os.path.join(bin_dir, "kubectl"))
+    os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+_put_kubectl_on_path()
 
 
 def permissive_crd() -> dict[str, Any]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +26,9 @@ from backendauth_operator.simulator import SimulatorConfig, SimulatorThread
 
 T = TypeVar("T")
 
+REPO = Path(__file__).resolve().parent.parent
+K8S_GO_MOD = REPO / "tests" / "kube" / "go.mod"
+
 # Fast timings for tests; production defaults are in CONTRACT §3.
 OPERATOR_ENV = {
     "BACKENDAUTH_JOB_POLL_SECONDS": "0.3",
@@ -32,8 +37,30 @@ OPERATOR_ENV = {
     "AWS_REGION": "eu-west-1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
-    "BACKENDAUTH_METRICS_PORT": "0",  # off unless a test asks: operators come and go between tests
+    "BACKENDAUTH_METRICS_PORT": "0",
+    "BACKENDAUTH_AWS_MAX_RPS": "200",  # the pace is tested on its own; here it would only slow tests  # off unless a test asks: operators come and go between tests
 }
+
+
+def built_kubectl() -> Path | None:
+    """The kubectl that ``tests/kube/build.sh`` built (None when it has not been built; this does
+    not build it: ``tests/real_apiserver.py`` does)."""
+    match = re.search(r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\S+)", K8S_GO_MOD.read_text(), re.M)
+    if match is None:
+        return None
+    default_cache = Path.home() / ".cache" / "amplify-backendauth-operator"
+    cache = Path(os.environ.get("BACKENDAUTH_K8S_CACHE") or default_cache)
+    path = cache / f"k8s-{match.group(1)}" / "kubectl"
+    return path if os.access(path, os.X_OK) else None
+
+
+def kubectl_binary() -> str:
+    """The kubectl the tests run: ``$BACKENDAUTH_KUBECTL``, else ``kubectl`` on PATH, else the one
+    ``tests/kube/build.sh`` built; plain ``kubectl`` (failing clearly) when there is none."""
+    if os.environ.get("BACKENDAUTH_KUBECTL"):
+        return os.environ["BACKENDAUTH_KUBECTL"]
+    found = shutil.which("kubectl") or built_kubectl()
+    return str(found) if found else "kubectl"
 
 
 def wait_until(check: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
@@ -42,12 +69,13 @@ def wait_until(check: Callable[[], T | None], timeout: float = 30.0, what: str =
     last: Any = None
     while True:
         try:
-            last = check()
+            value = check()
         except AssertionError as error:
             last = error
         else:
-            if last:
-                return last
+            last = value
+            if value:
+                return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
         time.sleep(0.05)
@@ -104,8 +132,25 @@ class Operator:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def operator_env(kubeconfig: Path, aws_endpoint_url: str, **extra: str) -> dict[str, str]:
+    """The operator's environment: this one without AWS_*/BACKENDAUTH_*, the fast test timings,
+    the kubeconfig and the simulator's URL, then ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BACKENDAUTH_"))}
+    env.update(OPERATOR_ENV, KUBECONFIG=str(kubeconfig), BACKENDAUTH_AWS_ENDPOINT_URL=aws_endpoint_url)
+    env.update(extra)
+    return env
+
+
 class Bed:
-    """One emulated cluster, one simulator, one operator; helpers to drive and observe them."""
+    """One emulated cluster, one simulator, one operator; helpers to drive and observe them.
+
+    ``namespace`` is where the helpers work; manifests that name ``default`` (those of
+    :func:`backendauth` and :func:`secret`) are applied there, so scenarios written for the
+    emulated bed (namespace ``default``) also run on a bed elsewhere (``tests/real_apiserver.py``).
+    """
+
+    namespace = "default"
+    kubectl_path = kubectl_binary()
 
     def __init__(self, tmp: Path, crd: dict[str, Any], sim_config: SimulatorConfig) -> None:
         self.tmp = tmp
@@ -114,9 +159,7 @@ class Bed:
         self.sim.start()
         self.kubeconfig = tmp / "kubeconfig"
         self.cluster.write_kubeconfig(self.kubeconfig)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BACKENDAUTH_"))}
-        env.update(OPERATOR_ENV, KUBECONFIG=str(self.kubeconfig), BACKENDAUTH_AWS_ENDPOINT_URL=self.sim.url)
-        self.operator = Operator(env, tmp / "operator.log")
+        self.operator = Operator(operator_env(self.kubeconfig, self.sim.url), tmp / "operator.log")
 
     def close(self) -> None:
         self.operator.stop()
@@ -128,18 +171,25 @@ class Bed:
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "KUBECACHEDIR": str(self.tmp / "kubecache")}
         result = subprocess.run(
-            ["kubectl", *args], input=input, capture_output=True, text=True, env=env, timeout=60
+            [self.kubectl_path, *args], input=input, capture_output=True, text=True, env=env, timeout=60
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
         return result
 
-    def apply(self, *manifests: dict[str, Any]) -> None:
-        self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
+    def here(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """``manifest`` moved from namespace ``default`` into the bed's namespace."""
+        if manifest.get("metadata", {}).get("namespace") != "default" or self.namespace == "default":
+            return manifest
+        return {**manifest, "metadata": {**manifest["metadata"], "namespace": self.namespace}}
 
-    def get(self, name: str, namespace: str = "default") -> dict[str, Any]:
+    def apply(self, *manifests: dict[str, Any]) -> None:
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([self.here(m) for m in manifests]))
+
+    def get(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        namespace = namespace or self.namespace
         out = self.kubectl("get", "backendauth", name, "-n", namespace, "-o", "json").stdout
         obj: dict[str, Any] = json.loads(out)
         return obj
@@ -163,8 +213,9 @@ class Bed:
         return wait_until(check, timeout, f"{name} to show {reason}")
 
     def events(self, name: str) -> list[dict[str, Any]]:
+        selector = f"involvedObject.name={name}"
         out = self.kubectl(
-            "get", "events", "-n", "default", "--field-selector", f"involvedObject.name={name}", "-o", "json"
+            "get", "events", "-n", self.namespace, "--field-selector", selector, "-o", "json"
         ).stdout
         items: list[dict[str, Any]] = json.loads(out)["items"]
         return items
@@ -181,6 +232,12 @@ class Bed:
 
     def calls(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.sim.url}/_sim/calls", timeout=10) as response:
+            data: dict[str, Any] = json.loads(response.read())
+        return data
+
+    def state(self) -> dict[str, Any]:
+        """The simulator's apps, jobs and auth resources (``resources`` keyed ``app/env/name``)."""
+        with urllib.request.urlopen(f"{self.sim.url}/_sim/state", timeout=10) as response:
             data: dict[str, Any] = json.loads(response.read())
         return data
 

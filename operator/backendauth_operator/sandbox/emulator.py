@@ -33,8 +33,10 @@ Known gaps against a real API server:
   are dropped.
 - OpenAPI: ``/openapi/v3`` holds only what kubectl needs (each kind's PATCH operation with the
   ``fieldValidation`` parameter, so kubectl asks for strict server-side field validation, and
-  CRD schemas for ``kubectl explain``); ``/openapi/v2`` is 404. Unknown fields are refused with
-  ``fieldValidation=Strict``, otherwise pruned with a ``Warning`` header.
+  CRD schemas for ``kubectl explain``); ``/openapi/v2`` is an empty protobuf document (kubectl
+  reads it to validate a ``kind: List`` on the client, e.g. ``kubectl apply -f backup.yaml`` of
+  ``kubectl get -o yaml``: no definitions, so only the server validates). Unknown fields are
+  refused with ``fieldValidation=Strict``, otherwise pruned with a ``Warning`` header.
 - Subresources other than ``status`` (``scale``, ``finalize``, ...) are not served.
 - CRDs: one schema per served version and no conversion (each version stores its own objects);
   no validation ratcheting; CEL has celpy's standard library only (no Kubernetes extension
@@ -910,6 +912,9 @@ class KubernetesAPI(kmock.KubernetesEmulator):
     @override
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         await raw_request.read()
+        if raw_request.path == "/openapi/v2":
+            body = protobuf.openapi_v2_document("Kubernetes", "v1.32.0")
+            return aiohttp.web.Response(body=body, content_type=protobuf.OPENAPI_V2_MIME)
         if raw_request.path.startswith("/openapi/v3"):
             document = self._openapi_v3(raw_request.path)
             if document is None:

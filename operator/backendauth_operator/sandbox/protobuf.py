@@ -122,3 +122,33 @@ def decode(body: bytes) -> dict[str, Any]:
         "metadata": _metadata(_first(fields, 1)),
         **_KINDS[kind](fields),
     }
+
+
+# ---- encoding: only the empty OpenAPI v2 document --------------------------------------------------
+
+OPENAPI_V2_MIME = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"  # as the real server answers
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _encode_bytes(number: int, value: bytes) -> bytes:
+    return _encode_varint(number << 3 | 2) + _encode_varint(len(value)) + value
+
+
+def openapi_v2_document(title: str, version: str) -> bytes:
+    """An ``openapi_v2.Document`` (gnostic) with ``swagger``, ``info`` and no definitions.
+
+    kubectl fetches ``/openapi/v2`` (protobuf only) to validate a ``kind: List`` on the client
+    (``kubectl apply -f backup.yaml``); a kind without a definition there is not checked on
+    the client, and the server still validates every item with ``fieldValidation=Strict``.
+    Document: swagger=1, info=2; Info: title=1, version=2.
+    """
+    info = _encode_bytes(1, title.encode()) + _encode_bytes(2, version.encode())
+    return _encode_bytes(1, b"2.0") + _encode_bytes(2, info)
