@@ -199,8 +199,14 @@ class Step:
             return replace(base, spec_error="spec.region: required, as the operator has no AWS_REGION set")
         self.spec, self.region = spec, region
         desired = create_backend_auth_kwargs(spec, lambda ref: "")["ResourceConfig"]
+        busy = None
+        if self.previous_reason == "JobPending" and marker is None and (job is None or job.terminal):
+            # Waiting for the app/env's turn: a Kubernetes read says whether it is still taken.
+            holder = self.ctx.leases.holder(self.key)
+            busy = holder.rsplit("/", 1)[0] if holder and holder != self.me else None
         return replace(
             base, fingerprint=self.fingerprint(spec), desired=desired, has_secrets=_has_secrets(desired),
+            turn_busy=busy,
             adopt=spec.adoption_policy == "AdoptOrCreate", report_drift=spec.drift_policy == "Report",
             secrets_digest=self.secrets_digest(spec) if self.check_secrets else None,
         )  # fmt: skip

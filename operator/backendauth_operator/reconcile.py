@@ -178,6 +178,7 @@ class Snapshot:
     requested: bool = False  # look at AWS now: a reconcile request, a resync, a Secret change
     report_drift: bool = False  # spec.driftPolicy is Report
     secrets_digest: str | None = None  # salted digest of the referenced Secret values; None: not read
+    turn_busy: str | None = None  # another BackendAuth holds the app/env's turn (read when waiting for it)
     job_timeout: float = 3600.0
     observed: Observation | None = None  # None: AWS not looked at yet in this step
 
@@ -249,6 +250,9 @@ def decide(s: Snapshot) -> Action:
             return _settled(replace(job, generation=s.generation) if job.verified else job)
         if s.now < s.not_before and not s.requested:
             return NOTHING
+        if s.turn_busy is not None and not s.requested:
+            # Still another's turn: nothing could be sent anyway, so AWS is not even asked.
+            return Action("show", State("reconciling", "JobPending", f"waiting for {s.turn_busy}'s job"))
         return OBSERVE
     return _decide_observed(s, s.observed)
 
