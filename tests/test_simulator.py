@@ -593,3 +593,18 @@ def test_thread_start_failure_leaves_no_thread(sim: SimulatorThread) -> None:
     with pytest.raises(OSError):
         taken.start()
     assert not taken._thread.is_alive()
+
+
+def test_the_rate_limit_answers_429_beyond_the_quota_and_refills() -> None:
+    from backendauth_operator.simulator.state import Backend
+
+    backend = Backend(SimulatorConfig(auto_apps=True, rate_limit=3.0))
+    def status() -> int:
+        return backend.handle("ListBackendJobs", {"appId": APP, "backendEnvironmentName": ENV}, b"{}")[0]
+
+    assert [status() for _ in range(3)] == [200, 200, 200]  # one second's worth at once
+    assert status() == 429
+    deadline = time.monotonic() + 5
+    while status() == 429:  # a token comes back within a third of a second
+        assert time.monotonic() < deadline
+        time.sleep(0.05)

@@ -177,6 +177,13 @@ def _add_behaviour_arguments(p: argparse.ArgumentParser) -> None:
         help="share of mutating calls carried out, then answered 504, 0..1",
     )
     p.add_argument("--latency-ms", type=_milliseconds, default=0, help="latency added to every call")
+    p.add_argument(
+        "--rate-limit",
+        type=_seconds,
+        default=0.0,
+        metavar="RPS",
+        help="answer 429 beyond this many calls per second, as AWS's quota does (0: no limit)",
+    )
 
 
 def _add_simulator_arguments(p: argparse.ArgumentParser) -> None:

@@ -171,6 +171,7 @@ async def _serve(args: argparse.Namespace) -> int:
                     timeout_rate=args.timeout_rate,
                     ambiguous_rate=args.ambiguous_rate,
                     latency_ms=args.latency_ms,
+                    rate_limit=args.rate_limit,
                     seed=None,
                 )
             )

@@ -29,6 +29,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         timeout_rate=args.timeout_rate,
         ambiguous_rate=args.ambiguous_rate,
         latency_ms=args.latency_ms,
+        rate_limit=args.rate_limit,
     )
     config.check()
     return config

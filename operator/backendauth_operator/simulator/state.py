@@ -50,6 +50,7 @@ RUNTIME_SETTINGS: dict[str, type] = {
     "ambiguous_rate": float,
     "latency_ms": int,
     "auto_apps": bool,
+    "rate_limit": float,
 }
 
 
@@ -65,6 +66,7 @@ class SimulatorConfig:
     timeout_rate: float = 0.0
     ambiguous_rate: float = 0.0
     latency_ms: int = 0
+    rate_limit: float = 0.0  # requests per second over all operations, as AWS's quota; 0 = none
     seed: int | None = None
 
     def check(self) -> None:
@@ -72,8 +74,8 @@ class SimulatorConfig:
         for name in ("fail_rate", "throttle_rate", "timeout_rate", "ambiguous_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
-        if self.job_seconds < 0 or self.latency_ms < 0:
-            raise ValueError("job_seconds and latency_ms must not be negative")
+        if self.job_seconds < 0 or self.latency_ms < 0 or self.rate_limit < 0:
+            raise ValueError("job_seconds, latency_ms and rate_limit must not be negative")
 
 
 class ApiError(Exception):
@@ -184,6 +186,7 @@ class Backend:
         self.calls: list[dict[str, Any]] = []
         self.faults: list[_QueuedFault] = []
         self.held = False
+        self._bucket, self._bucket_at = max(1.0, self.config.rate_limit), time.monotonic()
 
     # ---- test control -------------------------------------------------------------------
 
@@ -373,6 +376,8 @@ class Backend:
                     self.faults.remove(queued)
                 return queued.fault
         cfg = self.config
+        if cfg.rate_limit > 0 and not self._take_token(cfg.rate_limit):
+            return "throttle"
         if cfg.throttle_rate > 0 and self.rng.random() < cfg.throttle_rate:
             return "throttle"
         if cfg.timeout_rate > 0 and self.rng.random() < cfg.timeout_rate:
@@ -380,6 +385,18 @@ class Backend:
         if op in model.MUTATING and cfg.ambiguous_rate > 0 and self.rng.random() < cfg.ambiguous_rate:
             return "ambiguous"
         return None
+
+    def _take_token(self, rate: float) -> bool:
+        """A token bucket holding at most one second's worth of requests."""
+        now = time.monotonic()
+        capacity = max(1.0, rate)
+        tokens = min(capacity, self._bucket + (now - self._bucket_at) * rate)
+        self._bucket_at = now
+        if tokens < 1.0:
+            self._bucket = tokens
+            return False
+        self._bucket = tokens - 1.0
+        return True
 
     def _settle(self) -> None:
         """Apply the effects of jobs that have completed since the last call, in job order."""

@@ -1,0 +1,183 @@
+"""The operator at scale: N BackendAuths against the simulator with an AWS rate limit.
+
+Prints one JSON line: time to all Ready against the bound that the rate sets, AWS calls by
+operation and outcome, the throttled share, peak RSS of the operator and of a bare Kopf operator
+over the same objects, the time from start to the first AWS call, and the operator's CPU time
+per BackendAuth. Not a test: figures depend on the machine.
+
+    .venv/bin/python benchmarks/run.py --objects 200 --rate 10
+    .venv/bin/python benchmarks/run.py --objects 1000 --rate 50 --api real
+
+``--api real`` runs against a real kube-apiserver and etcd (built by tests/kube/build.sh);
+``--api emulated`` (the default) against the emulated API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+import yaml  # noqa: E402
+
+from backendauth_operator.crd import build_crd  # noqa: E402
+from backendauth_operator.sandbox import EmulatedClusterThread  # noqa: E402
+from backendauth_operator.sandbox.dev import die_with_parent  # noqa: E402
+from backendauth_operator.simulator import SimulatorConfig, SimulatorThread  # noqa: E402
+
+
+def proc_stat(pid: int) -> tuple[float, int]:
+    """(CPU seconds, peak RSS in KiB) of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    peak = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1])
+    return cpu, peak
+
+
+def manifest(i: int, per_app_env: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "amplifybackend.gitops.dev/v1alpha1",
+        "kind": "BackendAuth",
+        "metadata": {"name": f"bench-{i:05d}", "namespace": "default"},
+        "spec": {
+            "appId": f"benchapp{i // per_app_env:05d}",
+            "backendEnvironmentName": "dev",
+            "resourceName": f"bench{i:05d}",
+            "resourceConfig": {
+                "authResources": "USER_POOL_ONLY",
+                "service": "COGNITO",
+                "userPoolConfigs": {
+                    "userPoolName": f"bench{i}",
+                    "signInMethod": "EMAIL",
+                    "requiredSignUpAttributes": ["EMAIL"],
+                },
+            },
+        },
+    }
+
+
+def ready_count(kubectl: list[str], env: dict[str, str]) -> int:
+    out = subprocess.run(
+        [*kubectl, "get", "backendauths", "-n", "default", "-o",
+         "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}"],
+        capture_output=True, text=True, env=env, timeout=120,
+    ).stdout  # fmt: skip
+    return out.split().count("True")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--objects", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=10.0, help="AWS's rate limit, requests per second")
+    parser.add_argument("--job-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--max-rps", type=float, default=None, help="BACKENDAUTH_AWS_MAX_RPS (default: --rate)"
+    )
+    parser.add_argument("--api", choices=["emulated", "real"], default="emulated")
+    parser.add_argument("--per-app-env", type=int, default=1, help="BackendAuths per app/environment")
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="backendauth-bench-"))
+    sim = SimulatorThread(SimulatorConfig(auto_apps=True, job_seconds=args.job_seconds, rate_limit=args.rate))
+    sim.start()
+    cluster: Any
+    if args.api == "real":
+        from real_apiserver import RealCluster, build_binaries
+
+        build = build_binaries()
+        if build.bin_dir is None:
+            print(f"no real API server: {build.problem}", file=sys.stderr)
+            return 2
+        cluster = RealCluster(build.bin_dir, work).start()
+        kubeconfig, kubectl = cluster.kubeconfig, [str(cluster.kubectl_path)]
+    else:
+        cluster = EmulatedClusterThread(crds=[build_crd()]).start()
+        kubeconfig = cluster.write_kubeconfig(work / "kubeconfig")
+        kubectl = ["kubectl"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BACKENDAUTH_"))}
+    env.update(
+        KUBECONFIG=str(kubeconfig), BACKENDAUTH_AWS_ENDPOINT_URL=sim.url, AWS_REGION="eu-west-1",
+        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", BACKENDAUTH_METRICS_PORT="0",
+        BACKENDAUTH_JOB_POLL_SECONDS="2", BACKENDAUTH_AWS_MAX_RPS=str(args.max_rps or args.rate),
+        BACKENDAUTH_RESYNC_SECONDS="0",
+    )  # fmt: skip
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        docs = yaml.safe_dump_all([manifest(i, args.per_app_env) for i in range(args.objects)])
+        subprocess.run([*kubectl, "apply", "-f", "-"], input=docs.encode(), env=env, check=True,
+                       capture_output=True, timeout=600)  # fmt: skip
+        # A bare Kopf operator over the same objects: the memory floor of any Kopf operator.
+        bare = subprocess.Popen(
+            [sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces", "--quiet",
+             str(REPO / "benchmarks" / "bare_kopf.py")],
+            env=env, stdout=(work / "bare.log").open("wb"),
+            stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+        )  # fmt: skip
+        procs.append(bare)
+        started = time.time()
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "backendauth_operator.cli", "run"], env=env,
+            stdout=(work / "operator.log").open("wb"), stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+        )  # fmt: skip
+        procs.append(operator)
+        deadline = time.monotonic() + args.timeout
+        while ready_count(kubectl, env) < args.objects:
+            if time.monotonic() > deadline or operator.poll() is not None:
+                print(f"not all Ready; operator log in {work / 'operator.log'}", file=sys.stderr)
+                return 1
+            time.sleep(1)  # a sampling interval, not synchronisation
+        elapsed = time.time() - started
+        cpu, peak = proc_stat(operator.pid)
+        _, bare_peak = proc_stat(bare.pid)
+        with urllib.request.urlopen(f"{sim.url}/_sim/calls", timeout=30) as response:
+            calls = json.loads(response.read())["calls"]
+        by = Counter(f"{c['operation']}:{c['errorCode'] or 'ok'}" for c in calls)
+        throttled = sum(1 for c in calls if c["httpStatus"] == 429)
+        first_call = min((c["time"] for c in calls), default=started) - started
+        # Two calls per BackendAuth at the rate (create, one poll), and jobs on one app/env in turn.
+        bound = 2 * args.objects / args.rate + args.job_seconds * args.per_app_env
+        print(json.dumps({
+            "api": args.api, "objects": args.objects, "rate_limit": args.rate,
+            "seconds_to_all_ready": round(elapsed, 1), "bound_seconds": round(bound, 1),
+            "ratio_to_bound": round(elapsed / bound, 2), "aws_calls": dict(sorted(by.items())),
+            "throttled_share": round(throttled / max(1, len(calls)), 4),
+            "seconds_to_first_aws_call": round(first_call, 2),
+            "operator_peak_rss_mib": round(peak / 1024, 1),
+            "bare_kopf_peak_rss_mib": round(bare_peak / 1024, 1),
+            "rss_ratio": round(peak / max(1, bare_peak), 2),
+            "operator_cpu_ms_per_backendauth": round(1000 * cpu / args.objects, 1),
+            "kubernetes_requests_per_backendauth": None,  # not counted yet
+        }))  # fmt: skip
+        return 0
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        sim.stop()
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
