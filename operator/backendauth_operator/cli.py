@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def _cmd_crd(args: argparse.Namespace) -> int:
@@ -134,34 +134,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _rate(value: str) -> float:
-    try:
-        rate = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not 0.0 <= rate <= 1.0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"a rate must be between 0 and 1, got {value}")
-    return rate
+def _number(kind: type[float] | type[int], low: float, high: float, wanted: str) -> Callable[[str], float]:
+    """An argparse type: ``kind`` within [low, high] (nan refused), else one line saying what is wanted."""
+
+    def parse(value: str) -> float:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not a {'whole ' if kind is int else ''}number: {value!r}"
+            ) from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{wanted}, got {value}")
+        return number
+
+    return parse
 
 
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not 0.0 <= seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, got {value}")
-    return seconds
-
-
-def _milliseconds(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return number
+_rate = _number(float, 0.0, 1.0, "a rate must be between 0 and 1")
+_seconds = _number(float, 0.0, 1e12, "must be a finite number of seconds, 0 or more")
+_per_second = _number(float, 0.0, 1e12, "must be a finite number of calls per second, 0 or more")
+_milliseconds = _number(int, 0, 10**9, "must not be negative")
 
 
 def _add_behaviour_arguments(p: argparse.ArgumentParser) -> None:
@@ -179,7 +172,7 @@ def _add_behaviour_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-ms", type=_milliseconds, default=0, help="latency added to every call")
     p.add_argument(
         "--rate-limit",
-        type=_seconds,
+        type=_per_second,
         default=0.0,
         metavar="RPS",
         help="answer 429 beyond this many calls per second, as AWS's quota does (0: no limit)",

@@ -221,6 +221,14 @@ def _ready(job: Job | None, reason: str, message: str, event: str | None = "Norm
     return Action("show", state, job=job, event=event, release=True, settled=True, **kw)
 
 
+def _look_again(job: Job, reason: str, message: str, kw: dict[str, Any]) -> Action:
+    """Our job completed, yet AWS does not show what it asked for: say so, and look once more
+    (after the backoff) before sending it again; AWS may be slow to show the result."""
+    unconfirmed = replace(job, missing=True, verified=False)
+    state = State("reconciling", reason, message)
+    return Action("show", state, job=unconfirmed, event="Warning", release=True, failure=True, **kw)
+
+
 def in_progress(job: Job) -> State:
     return State("reconciling", "JobInProgress", f"{job.describe()} is {job.status or 'submitted'}")
 
@@ -320,17 +328,8 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
     kw: dict[str, Any] = {"clear_marker": clear_marker, "own": owned and not s.owned}
     if seen.resource is None:
         if job is not None and current and job.completed and not job.missing:
-            unconfirmed = replace(job, missing=True, verified=False)
             message = f"{job.describe()} completed, but AWS shows no auth resource; it will be created again"
-            return Action(
-                "show",
-                State("reconciling", "ResourceMissing", message),
-                job=unconfirmed,
-                event="Warning",
-                release=True,
-                failure=True,
-                **kw,
-            )
+            return _look_again(job, "ResourceMissing", message, kw)
         return Action("submit", operation=CREATE_OP, **{**kw, "own": False})
     if not owned:
         if not s.adopt:
@@ -378,15 +377,5 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
             # Changed behind our back (or still different on the second look): one update.
             return Action("submit", operation=UPDATE_OP, event_reason="Drifted", **kw)
         # Our own job completed, yet AWS differs: look once more before sending it again.
-        unconfirmed = replace(job, missing=True, verified=False)
-        message = f"AWS differs from the spec at {paths}; it will be updated"
-        return Action(
-            "show",
-            State("reconciling", "Drifted", message),
-            job=unconfirmed,
-            event="Warning",
-            release=True,
-            failure=True,
-            **kw,
-        )
+        return _look_again(job, "Drifted", f"AWS differs from the spec at {paths}; it will be updated", kw)
     return Action("submit", operation=UPDATE_OP, event_reason="Adopted" if adopted else None, **kw)

@@ -159,22 +159,10 @@ async def _serve(args: argparse.Namespace) -> int:
         kubeconfig = cluster.write_kubeconfig(args.kubeconfig)
         aws_url = os.environ.get("BACKENDAUTH_AWS_ENDPOINT_URL") or None
         if aws_url is None and not args.real_aws:
-            from backendauth_operator.simulator import Simulator, SimulatorConfig
+            from backendauth_operator.simulator import Simulator
+            from backendauth_operator.simulator.cli import config_from_args
 
-            simulator = Simulator(
-                SimulatorConfig(
-                    auto_apps=True,
-                    apps=[],
-                    job_seconds=args.job_seconds,
-                    fail_rate=args.fail_rate,
-                    throttle_rate=args.throttle_rate,
-                    timeout_rate=args.timeout_rate,
-                    ambiguous_rate=args.ambiguous_rate,
-                    latency_ms=args.latency_ms,
-                    rate_limit=args.rate_limit,
-                    seed=None,
-                )
-            )
+            simulator = Simulator(config_from_args(args, auto_apps=True))
             try:
                 await simulator.start(host="127.0.0.1", port=args.simulator_port)
             except OSError as exc:

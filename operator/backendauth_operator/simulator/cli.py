@@ -12,16 +12,17 @@ from backendauth_operator.simulator.server import Simulator
 from backendauth_operator.simulator.state import SimulatorConfig
 
 
-def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
-    """Build the configuration from the sub-command's arguments; ValueError on a bad ``--app``."""
+def config_from_args(args: argparse.Namespace, auto_apps: bool | None = None) -> SimulatorConfig:
+    """Build the configuration from the arguments that ``simulator`` and ``dev`` share;
+    ValueError on a bad ``--app``. ``dev`` has no ``--app``: it accepts every app."""
     apps = []
-    for item in args.app:
+    for item in getattr(args, "app", []):
         app_id, sep, env = item.partition(":")
         if not (sep and app_id and env):
             raise ValueError(f"--app must be APPID:ENV, got {item!r}")
         apps.append((app_id, env))
     config = SimulatorConfig(
-        auto_apps=args.auto_apps,
+        auto_apps=args.auto_apps if auto_apps is None else auto_apps,
         apps=apps,
         job_seconds=args.job_seconds,
         fail_rate=args.fail_rate,
