@@ -37,8 +37,8 @@ OPERATOR_ENV = {
     "AWS_REGION": "eu-west-1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
-    "BACKENDAUTH_METRICS_PORT": "0",
-    "BACKENDAUTH_AWS_MAX_RPS": "200",  # the pace is tested on its own; here it would only slow tests  # off unless a test asks: operators come and go between tests
+    "BACKENDAUTH_METRICS_PORT": "0",  # off unless a test asks: operators come and go between tests
+    "BACKENDAUTH_AWS_MAX_RPS": "200",  # the pace is tested on its own; here it would only slow tests
 }
 
 
