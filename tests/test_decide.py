@@ -278,3 +278,10 @@ def test_the_drift_paths_are_reported_with_every_observation_of_the_resource() -
     in_sync = decide(snap(owned=True, job=job("COMPLETED"), observed=seen(DESIRED)))
     assert in_sync.drift == ()
     assert decide(snap(job=job(), observed=seen())).drift is None
+
+
+def test_the_record_of_an_observation_alone_reads_back() -> None:
+    action = decide(snap(owned=True, observed=seen(DESIRED)))
+    assert action.job is not None and action.job.id == "" and action.job.operation == ""
+    annotations = {"amplifybackend.gitops.dev/job": action.job.to_annotation()}
+    assert Job.from_annotation(annotations) == action.job

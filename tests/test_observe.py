@@ -140,3 +140,43 @@ def test_a_secret_value_outside_the_inline_limits_is_refused_with_the_secret_nam
     assert bed.count("CreateBackendAuth") == 0
     bed.apply(secret("odd", {"k": "a-fine-secret"}))
     bed.wait_reason("oddsecret", "JobCompleted", status="True")
+
+
+def test_created_with_a_reconcile_request_already_set_is_reconciled_and_echoed(bed: Bed) -> None:
+    bed.apply(
+        backendauth("eager", minimal_spec(resourceName="eager"), annotations={REQUEST: "from-the-start"})
+    )
+    obj = bed.wait_reason("eager", "JobCompleted", status="True")
+    wait_until(
+        lambda: bed.get("eager")["status"].get("lastHandledReconcileAt") == "from-the-start", what="echo"
+    )
+    assert len(create_jobs(bed, "eager")) == 1 and obj["status"]["jobId"]
+
+
+@pytest.mark.parametrize(
+    ("annotation", "value"),
+    [("job", "not json"), ("pending", "{"), ("job", "[]"), ("failures", '{"count": -1}')],
+)
+def test_an_operator_annotation_edited_by_hand_is_named_in_a_clear_condition(
+    bed: Bed, annotation: str, value: str
+) -> None:
+    bed.apply(backendauth("edited", minimal_spec(resourceName="edited")))
+    bed.wait_reason("edited", "JobCompleted", status="True")
+    key = f"amplifybackend.gitops.dev/{annotation}"
+    bed.kubectl("annotate", "--overwrite", "backendauth", "edited", f"{key}={value}")
+    bed.kubectl("annotate", "--overwrite", "backendauth", "edited", f"{REQUEST}=look")
+    obj = bed.wait_reason("edited", "BadAnnotation")
+    assert key in obj["status"]["error"] and bed.condition("edited", "Stalled")["status"] == "True"
+    assert "Traceback" not in bed.operator.log
+    bed.kubectl("annotate", "backendauth", "edited", f"{key}-")  # removed: the operator starts over
+    bed.kubectl("annotate", "--overwrite", "backendauth", "edited", f"{REQUEST}=again")
+    # Without the job record, AWS's state still says it all: Ready (InSync), with no call.
+    bed.kubectl("wait", "--for=condition=Ready", "backendauth/edited", "--timeout=60s")
+    assert len(create_jobs(bed, "edited")) == 1 and bed.count("UpdateBackendAuth") == 0
+
+
+def test_created_annotation_on_a_new_object_does_not_loop(bed: Bed) -> None:
+    annotations = {"amplifybackend.gitops.dev/created": "true"}
+    bed.apply(backendauth("claims", minimal_spec(resourceName="claims"), annotations=annotations))
+    bed.wait_reason("claims", "JobCompleted", status="True")
+    assert len(create_jobs(bed, "claims")) == 1

@@ -155,3 +155,26 @@ def test_printer_columns_table() -> None:
     assert cells[:5] == ["x", "d1a2b3c4", "staging", "COMPLETED", "True"] and cells[5].endswith("y")
     assert cells[6:] == [None, None, None]
     assert result["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("resourceName",), "abcd\n"),  # RE2's $ is the very end; Python's allows a final newline
+        (("resourceConfig", "userPoolConfigs", "userPoolName"), "ユーザー名"),  # RE2's \w is ASCII
+    ],
+)
+def test_patterns_are_read_as_the_api_servers_re2_reads_them(path: tuple[str, ...], value: str) -> None:
+    from backendauth_operator.crd import build_crd
+    from specs import minimal_spec
+
+    checker = admission.Admission(build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    obj = backendauth("x")
+    obj["spec"] = minimal_spec()
+    node = obj["spec"]
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    found = errors(checker, obj)
+    assert any(path[-1] in e and "should match" in e for e in found), found
+    assert admission.re2_search(r"^[a-z]+$", "ok") and not admission.re2_search(r"^[a-z]+$", "ok\n")

@@ -599,6 +599,7 @@ def test_the_rate_limit_answers_429_beyond_the_quota_and_refills() -> None:
     from backendauth_operator.simulator.state import Backend
 
     backend = Backend(SimulatorConfig(auto_apps=True, rate_limit=3.0))
+
     def status() -> int:
         return backend.handle("ListBackendJobs", {"appId": APP, "backendEnvironmentName": ENV}, b"{}")[0]
 

@@ -140,7 +140,7 @@ class Job:
             return None
         return cls(
             id=_text(data, "id", key),
-            operation=_text(data, "operation", key, required=True),
+            operation=_text(data, "operation", key),  # empty for a record of an observation alone
             status=_text(data, "status", key),
             app_id=_text(data, "appId", key),
             env=_text(data, "env", key),

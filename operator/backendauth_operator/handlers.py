@@ -166,7 +166,7 @@ class Step:
         try:
             snapshot = self.snapshot()
         except BadAnnotation as error:
-            self.show(State("stalled", "BadAnnotation", str(error)), event="Warning")
+            self.show(State("stalled", "BadAnnotation", str(error)), event="Warning", error=str(error))
             self.write()
             return
         action = decide(snapshot)

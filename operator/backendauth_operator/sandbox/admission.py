@@ -169,6 +169,25 @@ def _to_jsonschema(schema: Mapping[str, Any], *, root: bool = False) -> dict[str
 
 _FORMATS = jsonschema.FormatChecker(["email", "ipv4", "ipv6"])
 
+_DOLLAR = re.compile(r"(?<!\\)\$")
+
+
+def re2_search(pattern: str, text: str) -> bool:
+    """``pattern`` searched in ``text`` as the API server's RE2 reads it, where Python differs:
+    ``$`` only at the very end (not before a final newline) and ``\\w``, ``\\d``, ``\\s`` ASCII only."""
+    return re.search(_DOLLAR.sub(r"\\Z", pattern), text, re.ASCII) is not None
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    if isinstance(instance, str) and not re2_search(pattern, instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 4 as the API server applies it, with RE2's reading of "pattern".
+_Validator = jsonschema.validators.extend(jsonschema.Draft4Validator, {"pattern": _pattern})  # type: ignore[no-untyped-call]
+
 
 @_FORMATS.checks("byte", raises=(binascii.Error, ValueError))
 def _is_byte(value: object) -> bool:
@@ -347,9 +366,7 @@ class Admission:
 
     def __init__(self, schema: Mapping[str, Any], where: str = "openAPIV3Schema") -> None:
         self.schema = schema
-        self._validator = jsonschema.Draft4Validator(
-            _to_jsonschema(schema, root=True), format_checker=_FORMATS
-        )
+        self._validator = _Validator(_to_jsonschema(schema, root=True), format_checker=_FORMATS)
         self._rules: dict[int, list[_Rule]] = {}
         self._compile_all(schema, where)
 
