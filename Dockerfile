@@ -18,6 +18,7 @@ FROM python:3.11-slim
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 # The wheel is mounted for the install only, so it does not stay in a layer. pip compiles the
 # bytecode now: at run time nothing may be written under / (readOnlyRootFilesystem).
+# pip is upgraded to whatever is current, as in the build stage (hence no pin: DL3013).
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m pip install -U pip \
