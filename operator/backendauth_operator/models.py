@@ -114,6 +114,7 @@ class SpecModel(BaseModel):
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
+        strict=True,  # as the API server: 0 is no boolean, "12" no number
         alias_generator=to_camel,
         populate_by_name=True,
         json_schema_extra=lambda schema, cls: _add_cross_rules(schema, cls),
