@@ -12,12 +12,14 @@ field. CI runs a few hundred examples; thousands by hand:
 from __future__ import annotations
 
 import copy
+import json
 import os
 from functools import cache
 from typing import Any
 
 import botocore.session
 import botocore.validate
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -107,3 +109,22 @@ def test_admission_the_operator_and_botocore_agree(spec: dict[str, Any]) -> None
     assert not refused_by_crd, f"the CRD refuses what the operator accepts: {refused_by_crd}"
     request = create_backend_auth_kwargs(parsed, lambda ref: "a-secret-value")
     botocore.validate.validate_parameters(request, create_input_shape())
+
+
+REAL_EXAMPLES = int(os.environ.get("BACKENDAUTH_PROPERTY_REAL_EXAMPLES", "40"))
+
+
+@pytest.mark.real_apiserver
+@settings(max_examples=REAL_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(spec=mutated_specs())
+def test_the_real_api_server_and_the_operator_agree(real_cluster: Any, spec: dict[str, Any]) -> None:
+    """The same property against a real kube-apiserver (a server-side dry run: nothing is stored)."""
+    obj = {"apiVersion": "amplifybackend.gitops.dev/v1alpha1", "kind": "BackendAuth",
+           "metadata": {"name": "property", "namespace": "default"}, "spec": spec}  # fmt: skip
+    result = real_cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(obj), check=False)
+    try:
+        parse_spec(copy.deepcopy(spec))
+    except InvalidSpecError as error:
+        assert result.returncode != 0, f"the real server accepts what the operator refuses: {error}"
+        return
+    assert result.returncode == 0, f"the real server refuses what the operator accepts: {result.stderr}"
