@@ -223,6 +223,20 @@ INVALID = [
         "without spaces or a fragment",
     ),
     (
+        "secret-ref-name-dots",
+        f"{OAUTH}.socialProviderSettings.google.clientSecretRef.name",
+        "..",
+        f"spec.{OAUTH}.socialProviderSettings.google.clientSecretRef.name",
+        "Kubernetes object name",
+    ),
+    (
+        "secret-ref-key-slash",
+        f"{OAUTH}.socialProviderSettings.google.clientSecretRef.key",
+        "a/b",
+        f"spec.{OAUTH}.socialProviderSettings.google.clientSecretRef.key",
+        "Secret key",
+    ),
+    (
         "redirect-space",
         f"{OAUTH}.redirectSignInURIs",
         ["https:// a"],

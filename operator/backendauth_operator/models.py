@@ -192,6 +192,8 @@ REDIRECT_URI = Rule(
 # (RE2) read \w as ASCII only, while Python's and pydantic's read it as Unicode.
 _NAME_CHARACTERS = r"^[A-Za-z0-9_\t\n\f\r +=,.@-]+$"
 _USER_POOL_NAME_PATTERN = _NAME_CHARACTERS
+# A Kubernetes object name (Secret, ConfigMap): lower-case DNS subdomain.
+_DNS_SUBDOMAIN = r"^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$"
 _PATTERN_HINTS = {
     r"^[a-z]{2}(-[a-z]+)+-[0-9]+$": "must be an AWS region such as eu-west-1",
     r"^[a-z0-9]+$": "must be lowercase letters and digits, as Amplify app ids are (e.g. d1a2b3c4d5e6f7)",
@@ -200,6 +202,9 @@ _PATTERN_HINTS = {
         "must be a DNS label: lowercase letters, digits and hyphens, not starting or ending with a hyphen"
     ),
     _USER_POOL_NAME_PATTERN: "may contain only letters, digits, spaces and the characters + = , . @ -",
+    _DNS_SUBDOMAIN: "must be a Kubernetes object name: lowercase letters, digits, '-' and '.', "
+    "starting and ending with a letter or digit",
+    r"^[-._a-zA-Z0-9]+$": "must be a Secret key: letters, digits, '-', '_' and '.'",
 }
 
 
@@ -232,8 +237,6 @@ SmsMessage = Annotated[str, Field(min_length=6, max_length=140), HAS_CODE]
 EmailMessage = Annotated[str, Field(min_length=6, max_length=20000), HAS_CODE]
 EmailSubject = Annotated[str, Field(min_length=1, max_length=140)]
 _DNS_LABEL = r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
-# A Kubernetes object name (Secret, ConfigMap): lower-case DNS subdomain.
-_DNS_SUBDOMAIN = r"^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$"
 DomainPrefix = Annotated[str, Field(min_length=1, max_length=63, pattern=_DNS_LABEL)]
 
 
