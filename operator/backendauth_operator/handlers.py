@@ -95,15 +95,16 @@ class ObjectLocks:
         self._guard = threading.Lock()
 
     @contextlib.contextmanager
-    def hold(self, uid: str) -> Iterator[None]:
+    def hold(self, key: str) -> Iterator[None]:
+        """Hold the lock of ``key`` (namespace/name) for the block."""
         with self._guard:
-            lock = self._locks.setdefault(uid, threading.Lock())
+            lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             yield
 
-    def forget(self, uid: str) -> None:
+    def forget(self, key: str) -> None:
         with self._guard:
-            self._locks.pop(uid, None)
+            self._locks.pop(key, None)
 
 
 @dataclass
@@ -523,18 +524,17 @@ def step(
     check_secrets: bool = False,
     cause: str | None = None,
 ) -> None:
-    """Run one step for the object as the API server has it now (nothing if it is going)."""
-    try:
-        obj = ctx.kube.get_backendauth(namespace, name)
-    except ApiException as error:
-        if error.status == 404:
+    """Run one step for the object as the API server has it now, read under the object's lock
+    (nothing if it is gone or going)."""
+    with ctx.locks.hold(f"{namespace}/{name}"):
+        try:
+            obj = ctx.kube.get_backendauth(namespace, name)
+        except ApiException as error:
+            if error.status == 404:
+                return
+            raise
+        if obj.get("metadata", {}).get("deletionTimestamp"):
             return
-        raise
-    meta = obj.get("metadata", {})
-    if meta.get("deletionTimestamp"):
-        return
-    with ctx.locks.hold(str(meta.get("uid"))):
-        obj = ctx.kube.get_backendauth(namespace, name)  # as it is now, under the lock
         Step(ctx, obj, logger, requested=requested, look=look, check_secrets=check_secrets, cause=cause).run()
 
 
@@ -681,10 +681,10 @@ def deleted(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) -> bo
     return False
 
 
-def forget(memo: Any, uid: str | None, **_: Any) -> None:
+def forget(memo: Any, uid: str | None, namespace: str | None, name: str | None, **_: Any) -> None:
     """A deleted BackendAuth: drop its lock, its registry entry and its metrics."""
     ctx: OperatorContext = memo.ctx
-    ctx.locks.forget(str(uid))
+    ctx.locks.forget(f"{namespace}/{name}")
     ctx.watched.forget(str(uid))
     metrics.set_object_state(str(uid), None, None)
 
