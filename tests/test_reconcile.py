@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from backendauth_operator.bookkeeping import is_terminal
 from backendauth_operator.reconcile import (
     State,
     backoff_delay,
     conditions_for,
     current_reason,
-    is_terminal,
 )
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -41,6 +41,16 @@ CREATE, UPDATE, DELETE = "CreateBackendAuth", "UpdateBackendAuth", "DeleteBacken
 COMPLETED, FAILED = "COMPLETED", "FAILED"
 
 
+def is_terminal(job_status: str | None) -> bool:
+    """Only COMPLETED and FAILED end a job; any other value, known or not, means still running."""
+    return job_status in (COMPLETED, FAILED)
+
+
+def holder_name(identity: str) -> str:
+    """The ``namespace/name`` of a Lease holder identity (``namespace/name/uid``)."""
+    return identity.rsplit("/", 1)[0]
+
+
 class BadAnnotation(ValueError):
     """An operator annotation that cannot be read; the message names it."""
 
@@ -108,8 +118,7 @@ class Job:
 
     @property
     def terminal(self) -> bool:
-        """Only COMPLETED and FAILED end a job; any other value means still running."""
-        return self.status in (COMPLETED, FAILED)
+        return is_terminal(self.status)
 
     @property
     def completed(self) -> bool:

@@ -38,6 +38,7 @@ from backendauth_operator.aws import ClientFactory, Failure, call, classify
 from backendauth_operator.bookkeeping import (
     CREATE,
     CREATED,
+    DELETE,
     DELETE_JOB,
     FAILURES,
     JOB,
@@ -48,6 +49,7 @@ from backendauth_operator.bookkeeping import (
     Failures,
     Job,
     Marker,
+    holder_name,
     is_true,
 )
 from backendauth_operator.config import Settings
@@ -204,7 +206,7 @@ class Step:
         if self.previous_reason == "JobPending" and marker is None and (job is None or job.terminal):
             # Waiting for the app/env's turn: a Kubernetes read says whether it is still taken.
             holder = self.ctx.leases.holder(self.key)
-            busy = holder.rsplit("/", 1)[0] if holder and holder != self.me else None
+            busy = holder_name(holder) if holder and holder != self.me else None
         return replace(
             base, fingerprint=self.fingerprint(spec), desired=desired, has_secrets=_has_secrets(desired),
             turn_busy=busy,
@@ -278,7 +280,7 @@ class Step:
             holder = self.ctx.leases.holder(self.key)
             if holder != self.me:
                 # Not ours to claim: wait until it ends, then AWS's state decides.
-                name = holder.rsplit("/", 1)[0] if holder else "someone outside this operator"
+                name = holder_name(holder) if holder else "someone outside this operator"
                 raise _Failed(Failure("JobPending", True, f"a job of {name} runs on {app}/{env}"))
             return candidate
         return None
@@ -343,7 +345,7 @@ class Step:
         app, env = self.spec.app_id, self.spec.backend_environment_name
         holder = self.ctx.leases.acquire(self.key, self.me)
         if holder is not None:
-            name = holder.rsplit("/", 1)[0]
+            name = holder_name(holder)
             self.show(State("reconciling", "JobPending", f"waiting for {name}'s job on {app}/{env}"))
             return
         # The marker reaches the API server *before* the call: if the answer is lost (a crash,
@@ -627,12 +629,12 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
         if job is None:
             holder = ctx.leases.acquire(key, me)
             if holder is not None:
-                raise Waiting(f"{holder.rsplit('/', 1)[0]} has the turn on {key[1]}/{key[2]}", delay=delay)
+                raise Waiting(f"{holder_name(holder)} has the turn on {key[1]}/{key[2]}", delay=delay)
             answer = call(
                 ctx.clients.mutating(region), "delete_backend_auth",
                 AppId=key[1], BackendEnvironmentName=key[2], ResourceName=spec["resourceName"],
             )  # fmt: skip
-            job = Job(str(answer.get("JobId") or ""), "DeleteBackendAuth", str(answer.get("Status") or ""),
+            job = Job(str(answer.get("JobId") or ""), DELETE, str(answer.get("Status") or ""),
                       key[1], key[2])  # fmt: skip
             patch.metadata.annotations[DELETE_JOB] = job.to_annotation()
             kopf.info(body, reason="Deleting", message=f"{job.describe()} submitted")

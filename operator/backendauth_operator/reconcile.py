@@ -14,12 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from backendauth_operator.bookkeeping import COMPLETED as COMPLETED_STATUS
-from backendauth_operator.bookkeeping import COMPLETED as TERMINAL_SUCCESS
+from backendauth_operator.bookkeeping import COMPLETED, Job, Marker
 from backendauth_operator.bookkeeping import CREATE as CREATE_OP
-from backendauth_operator.bookkeeping import FAILED as TERMINAL_FAILURE
 from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
-from backendauth_operator.bookkeeping import Job, Marker
 
 Phase = Literal["ready", "reconciling", "stalled"]
 
@@ -35,11 +32,6 @@ class State:
     phase: Phase
     reason: str
     message: str
-
-
-def is_terminal(job_status: str | None) -> bool:
-    """Only COMPLETED and FAILED end a job; any other value, known or not, means still running."""
-    return job_status in (TERMINAL_SUCCESS, TERMINAL_FAILURE)
 
 
 def now_rfc3339(now: datetime | None = None) -> str:
@@ -358,7 +350,7 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
             # cannot be compared); after a job of ours, a changed request is always sent, since
             # what the spec no longer sets is not compared.
             seen_job = replace(
-                job or Job("", "", COMPLETED_STATUS, "", ""), fingerprint=s.fingerprint, verified=True
+                job or Job("", "", COMPLETED, "", ""), fingerprint=s.fingerprint, verified=True
             )
             return _ready(
                 seen_job,
