@@ -13,6 +13,7 @@ import kopf
 import kubernetes
 import pytest
 
+from backendauth_operator import kube
 from backendauth_operator.handlers import DowngradeWaiting, Waiting
 from backendauth_operator.kube import Leases
 from backendauth_operator.sandbox import EmulatedClusterThread
@@ -87,15 +88,54 @@ def test_an_expired_turn_can_be_taken(api_client: object, request: pytest.Fixtur
     k = key(request)
     short = Leases(api_client, "default", duration_seconds=60)
     assert short.acquire(k, "ns/a/1") is None
-    lease = short._api.read_namespaced_lease(short.name(k), "default")
+    coordination = kubernetes.client.CoordinationV1Api(api_client)
+    lease = coordination.read_namespaced_lease(short.name(k), "default")
     stale = (datetime.now(UTC) - timedelta(seconds=120)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    short._api.patch_namespaced_lease(
+    coordination.patch_namespaced_lease(
         short.name(k), "default", {"spec": {"renewTime": stale, "acquireTime": stale}}
     )
     assert lease.spec.holder_identity == "ns/a/1"
     assert short.holder(k) is None
     assert short.acquire(k, "ns/b/2") is None
     assert short.holder(k) == "ns/b/2"
+
+
+def test_a_free_turn_costs_one_request_to_take_and_one_to_give_back(
+    leases: Leases, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    k = key(request)
+    calls: list[str] = []
+    real = kube.request
+
+    def counting(api_client: object, method: str, *args: object, **kwargs: object) -> dict[str, object]:
+        calls.append(method)
+        return real(api_client, method, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kube, "request", counting)
+    assert leases.acquire(k, "ns/a/1") is None
+    leases.release(k, "ns/a/1")
+    assert calls == ["POST", "PUT"]
+    calls.clear()
+    assert leases.acquire(k, "ns/b/2") is None  # the remembered version: no read
+    assert calls == ["PUT"]
+
+
+def test_a_stale_memory_never_makes_a_second_holder(
+    api_client: object, request: pytest.FixtureRequest
+) -> None:
+    """Two operators: the first remembers the Lease as free, the second has taken it since."""
+    k = key(request)
+    first = Leases(api_client, "default", duration_seconds=60)
+    second = Leases(api_client, "default", duration_seconds=60)
+    assert first.acquire(k, "ns/a/1") is None
+    first.release(k, "ns/a/1")
+    assert second.acquire(k, "ns/b/2") is None
+    assert first.acquire(k, "ns/c/3") == "ns/b/2"
+    first.release(k, "ns/c/3")  # not the holder: nothing changes
+    assert second.holder(k) == "ns/b/2"
+    second.release(k, "ns/b/2")
+    assert first.acquire(k, "ns/c/3") is None
+    assert second.holder(k) == "ns/c/3"
 
 
 def test_lease_names_are_dns_labels_whatever_the_app_and_env() -> None:

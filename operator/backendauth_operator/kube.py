@@ -14,9 +14,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
+from urllib.parse import quote
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -35,12 +37,16 @@ class SecretMissing(Exception):
 
 
 class KubeClient:
-    """Synchronous Kubernetes calls, made from Kopf's handler threads."""
+    """Synchronous Kubernetes calls, made from Kopf's handler threads.
+
+    Requests go through the ``kubernetes`` package's configured client (kubeconfig or in-cluster
+    credentials, token refresh, TLS), but bodies stay plain JSON dicts: the generated API classes
+    validate every argument and build model objects for every answer, which cost more CPU than
+    the request itself at a thousand objects.
+    """
 
     def __init__(self, api_client: Any) -> None:
         self.api_client = api_client
-        self._custom = kubernetes.client.CustomObjectsApi(api_client)
-        self._core: Any = kubernetes.client.CoreV1Api(api_client)  # dict bodies, not models
 
     @classmethod
     def from_environment(cls) -> KubeClient:
@@ -52,24 +58,30 @@ class KubeClient:
             kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         return cls(kubernetes.client.ApiClient(configuration))
 
+    def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json",
+        decode: bool = True,
+    ) -> dict[str, Any]:  # fmt: skip
+        """One request; the answer as a dict (empty if ``decode`` is false). A status outside
+        2xx raises :class:`ApiException`, as the generated clients do."""
+        return request(self.api_client, method, path, body, content_type, decode)
+
     def get_backendauth(self, namespace: str, name: str) -> dict[str, Any]:
         """The object as the API server has it now."""
-        obj = self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        return cast(dict[str, Any], obj)
+        return self.request("GET", _custom_path(namespace, name))
 
     def set_annotations(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
         """Merge-patch annotations (``None`` removes one) and wait for the API server to accept it."""
-        self._custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"annotations": annotations}},
-            _content_type="application/merge-patch+json",
+        self.request(
+            "PATCH", _custom_path(namespace, name), {"metadata": {"annotations": annotations}},
+            MERGE_PATCH, decode=False,
         )  # fmt: skip
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource."""
-        self._custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": status},
-            _content_type="application/merge-patch+json",
-        )  # fmt: skip
+        self.request(
+            "PATCH", _custom_path(namespace, name) + "/status", {"status": status}, MERGE_PATCH, decode=False
+        )
 
     def write_config_map(
         self, namespace: str, name: str, data: dict[str, str], owner: Mapping[str, Any]
@@ -95,12 +107,13 @@ class KubeClient:
             },
             "data": data,
         }
+        collection = f"/api/v1/namespaces/{quote(namespace)}/configmaps"
         try:
-            self._core.create_namespaced_config_map(namespace, body)
+            self.request("POST", collection, body, decode=False)
         except ApiException as error:
             if error.status != 409:
                 raise
-            self._core.patch_namespaced_config_map(name, namespace, body)
+            self.request("PATCH", f"{collection}/{quote(name)}", body, STRATEGIC_MERGE_PATCH, decode=False)
 
     def post_event(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None:
         """A core v1 Event about ``obj`` (what ``kubectl describe`` shows). Posted directly, so
@@ -127,7 +140,8 @@ class KubeClient:
             "action": reason,
             "count": 1,
         }  # fmt: skip
-        self._core.create_namespaced_event(meta.get("namespace"), body)
+        self.request("POST", f"/api/v1/namespaces/{quote(str(meta.get('namespace')))}/events", body,
+                     decode=False)  # fmt: skip
 
     def read_secret_key(self, namespace: str, ref: SecretKeyRef, max_length: int = 4096) -> str:
         """The decoded value of ``ref`` in ``namespace``. :class:`SecretMissing` (reason
@@ -136,7 +150,7 @@ class KubeClient:
         Secret and key, never the value."""
         where = f"Secret {namespace}/{ref.name}"
         try:
-            secret = self._core.read_namespaced_secret(ref.name, namespace)
+            secret = self.request("GET", f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(ref.name)}")
         except ApiException as error:
             if error.status == 404:
                 raise SecretMissing(f"{where} not found") from None
@@ -145,7 +159,7 @@ class KubeClient:
                     f"{where}: the operator is not allowed to read it (RBAC: get secrets)", "SecretUnreadable"
                 ) from None
             raise
-        data = secret.data or {}
+        data = secret.get("data") or {}
         if ref.key not in data:
             raise SecretMissing(f"{where} has no key {ref.key!r}") from None
         try:
@@ -158,6 +172,37 @@ class KubeClient:
                 "SecretUnreadable",
             )
         return value
+
+
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+
+
+def request(
+    api_client: Any, method: str, path: str, body: Any = None, content_type: str = "application/json",
+    decode: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """One request through ``api_client`` (its host, credentials and TLS), JSON in and out."""
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = content_type
+    method, url, headers, body, _ = api_client.param_serialize(
+        method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
+    )
+    response = api_client.call_api(method, url, headers, body, None, _request_timeout=REQUEST_TIMEOUT)
+    response.read()
+    if not 200 <= response.status <= 299:
+        raise ApiException(http_resp=response)
+    if not decode or not response.data:
+        return {}
+    return cast(dict[str, Any], json.loads(response.data))
+
+
+REQUEST_TIMEOUT = (10, 60)  # connect, read: no step hangs on a silent API server
+
+
+def _custom_path(namespace: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace)}/{PLURAL}/{quote(name)}"
 
 
 def _micro_time(moment: datetime) -> str:
@@ -173,29 +218,52 @@ class Leases:
     ended means that an unfinished job on that app/env is the holder's, even after a crash.
     A holder that never gives it back (its object forcibly removed) loses it after
     ``duration_seconds``.
+
+    Every write is conditional on the ``resourceVersion`` it was based on, so a stale view can
+    only cost a retry, never a second holder. The last version this process wrote or read is
+    remembered per Lease: taking a free turn and giving it back are one request each (a create,
+    or an update of the remembered version), and a read is made only when that write conflicts
+    or someone else held the turn; giving back a turn this process knows it does not hold costs
+    nothing. :meth:`holder` always reads.
     """
 
     def __init__(self, api_client: Any, namespace: str, duration_seconds: int) -> None:
-        self._api = kubernetes.client.CoordinationV1Api(api_client)
+        self.api_client = api_client
         self.namespace = namespace
         self.duration = duration_seconds
+        self._known: dict[str, tuple[str, str | None]] = {}  # name → (resourceVersion, holder)
 
     @staticmethod
     def name(key: tuple[str, str, str]) -> str:
         """The Lease's name: a digest, since app ids and environments need not be DNS names."""
         return "backendauth-" + hashlib.sha256("/".join(key).encode()).hexdigest()[:24]
 
-    def _read(self, key: tuple[str, str, str]) -> Any:
+    def _path(self, name: str | None = None) -> str:
+        collection = f"/apis/coordination.k8s.io/v1/namespaces/{quote(self.namespace)}/leases"
+        return f"{collection}/{name}" if name else collection
+
+    def _remember(self, name: str, lease: Mapping[str, Any]) -> None:
+        version = lease.get("metadata", {}).get("resourceVersion")
+        if version:
+            self._known[name] = (str(version), lease.get("spec", {}).get("holderIdentity"))
+
+    def _read(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        name = self.name(key)
         try:
-            return self._api.read_namespaced_lease(self.name(key), self.namespace)
+            lease = request(self.api_client, "GET", self._path(name))
         except ApiException as error:
             if error.status == 404:
+                self._known.pop(name, None)
                 return None
             raise
+        self._remember(name, lease)
+        return lease
 
-    def _body(self, key: tuple[str, str, str], holder: str | None, version: str | None, now: datetime) -> Any:
+    def _write(self, key: tuple[str, str, str], holder: str | None, version: str | None) -> None:
+        """Create the Lease (``version`` None) or update that version of it; 409 if it moved on."""
+        name, now = self.name(key), datetime.now(UTC)
         metadata: dict[str, Any] = {
-            "name": self.name(key),
+            "name": name,
             "annotations": {f"{GROUP}/app": "/".join(key)},
             "labels": {"app.kubernetes.io/managed-by": "backendauth-operator"},
         }
@@ -204,34 +272,46 @@ class Leases:
         spec: dict[str, Any] = {"holderIdentity": holder, "leaseDurationSeconds": self.duration}
         if holder is not None:
             spec.update(acquireTime=_micro_time(now), renewTime=_micro_time(now))
-        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
+        if version is None:
+            written = request(self.api_client, "POST", self._path(), body)
+        else:
+            written = request(self.api_client, "PUT", self._path(name), body)
+        self._remember(name, written)
+
+    def _current(self, lease: Mapping[str, Any] | None) -> str | None:
+        """The holder of a Lease as read, unless its time has run out."""
+        spec = (lease or {}).get("spec") or {}
+        holder = spec.get("holderIdentity")
+        if not holder:
+            return None
+        renewed = _parse_time(spec.get("renewTime") or spec.get("acquireTime"))
+        duration = spec.get("leaseDurationSeconds") or self.duration
+        if renewed is not None and (datetime.now(UTC) - renewed).total_seconds() > duration:
+            return None
+        return str(holder)
 
     def holder(self, key: tuple[str, str, str]) -> str | None:
         """Who holds the turn now (None: nobody, or the holder's time ran out)."""
-        lease = self._read(key)
-        if lease is None or not lease.spec or not lease.spec.holder_identity:
-            return None
-        renewed = lease.spec.renew_time or lease.spec.acquire_time
-        duration = lease.spec.lease_duration_seconds or self.duration
-        if renewed is not None and (datetime.now(UTC) - renewed).total_seconds() > duration:
-            return None
-        return str(lease.spec.holder_identity)
+        return self._current(self._read(key))
 
     def acquire(self, key: tuple[str, str, str], me: str) -> str | None:
         """Take the turn (or renew it if ``me`` has it); None on success, else the holder."""
-        now = datetime.now(UTC)
-        lease = self._read(key)
+        known = self._known.get(self.name(key))
         try:
-            if lease is None:
-                self._api.create_namespaced_lease(self.namespace, self._body(key, me, None, now))
-                return None
-            current = self.holder(key) if lease.spec and lease.spec.holder_identity else None
+            if known is None or known[1] in (None, me):
+                # Free (or ours) as far as this process knows: one conditional write.
+                try:
+                    self._write(key, me, known[0] if known else None)
+                    return None
+                except ApiException as error:
+                    if error.status not in (404, 409):
+                        raise
+            lease = self._read(key)
+            current = self._current(lease)
             if current is not None and current != me:
                 return current
-            version = lease.metadata.resource_version
-            self._api.replace_namespaced_lease(
-                self.name(key), self.namespace, self._body(key, me, version, now)
-            )
+            self._write(key, me, lease["metadata"]["resourceVersion"] if lease else None)
         except ApiException as error:
             if error.status == 409:  # someone else took it between our read and our write
                 return self.holder(key) or "another BackendAuth"
@@ -240,14 +320,38 @@ class Leases:
 
     def release(self, key: tuple[str, str, str], me: str) -> None:
         """Give the turn back if ``me`` holds it."""
+        known = self._known.get(self.name(key))
+        if known is not None and known[1] != me:
+            # Only this process takes turns for its objects, and it remembers each it took: the
+            # Lease it last saw held by someone else (or free) cannot have become ours since.
+            return
+        if known is not None:
+            try:
+                self._write(key, None, known[0])
+                return
+            except ApiException as error:
+                if error.status == 404:
+                    return
+                if error.status != 409:
+                    raise
         for _ in range(3):
             lease = self._read(key)
-            if lease is None or not lease.spec or lease.spec.holder_identity != me:
+            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != me:
                 return
-            body = self._body(key, None, lease.metadata.resource_version, datetime.now(UTC))
             try:
-                self._api.replace_namespaced_lease(self.name(key), self.namespace, body)
+                self._write(key, None, lease["metadata"]["resourceVersion"])
                 return
             except ApiException as error:
                 if error.status != 409:
                     raise
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """A Lease's MicroTime (``2026-01-02T03:04:05.123456Z``), or None if absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
