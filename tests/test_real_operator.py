@@ -51,7 +51,13 @@ def test_happy_path_is_ready_with_one_create_and_kubectl_shows_it(real_bed: Real
     assert conditions["Ready"]["reason"] == "JobCompleted"
     assert bed.count("CreateBackendAuth") == 1
     assert health(obj)[0] == "Healthy"
-    assert obj["metadata"]["finalizers"], "the operator holds a finalizer on the real server too"
+    assert not obj["metadata"].get("finalizers"), "deletionPolicy Retain (the default) needs no finalizer"
+    # Delete does: Kopf adds it as soon as the policy says so, without an AWS call.
+    bed.kubectl(
+        "patch", "backendauth", "shop-auth", "--type=merge", "-p", '{"spec":{"deletionPolicy":"Delete"}}'
+    )
+    wait_until(lambda: bed.get("shop-auth")["metadata"].get("finalizers"), 60, "the finalizer")
+    assert bed.count("CreateBackendAuth") == 1 and bed.count("UpdateBackendAuth") == 0
 
     rows = table(bed.kubectl("get", "backendauths").stdout)
     assert rows[0] == ["NAME", "APP", "ENV", "STATUS", "READY", "AGE"]

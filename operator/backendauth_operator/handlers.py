@@ -33,7 +33,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator import FINALIZER, GROUP, PLURAL, PREFIX, VERSION, metrics
+from backendauth_operator import GROUP, PLURAL, PREFIX, VERSION, metrics
 from backendauth_operator.aws import ClientFactory, Failure, call, classify
 from backendauth_operator.bookkeeping import (
     CREATE,
@@ -74,7 +74,7 @@ from backendauth_operator.reconcile import (
     in_progress,
     now_rfc3339,
 )
-from backendauth_operator.watched import Watched
+from backendauth_operator.watched import Poller, Watched
 
 SECRET_RETRY_CAP = 30.0  # a Secret applied after its BackendAuth is picked up within this time
 WAITING_PREFIX = "waiting: "
@@ -119,6 +119,7 @@ class OperatorContext:
     leases: Leases
     locks: ObjectLocks = field(default_factory=ObjectLocks)
     watched: Watched = field(default_factory=Watched)
+    poller: Poller | None = None  # steps waiting objects again (set up by the runner)
 
 
 class _Failed(Exception):
@@ -162,6 +163,7 @@ class Step:
         self.events: list[tuple[str, str, str]] = []
         self.spec: BackendAuthSpec | None = None
         self.region = ""
+        self.shown: State | None = None  # what the conditions show after this step
 
     # ---- the step ---------------------------------------------------------------------------
 
@@ -402,6 +404,14 @@ class Step:
         self.annotation_patch[FAILURES] = Failures(failures.count + 1, s.now + delay).to_annotation()
         metrics.record_retry(reason)
 
+    def waits(self) -> bool:
+        """Whether the object is left waiting (its job runs, a retry is due, another BackendAuth
+        has the turn), so that the poller steps it again. Settled and paused objects are not.
+        A step that only waited shows what it showed before."""
+        if self.shown is not None:
+            return self.shown.phase == "reconciling" and self.shown.reason != "Paused"
+        return shows_waiting(self.status.get("conditions") or [])
+
     # ---- writing ----------------------------------------------------------------------------
 
     def show(self, state: State, event: str | None = None, **fields: Any) -> None:
@@ -412,6 +422,7 @@ class Step:
             state, self.generation, self.status.get("conditions") or []
         )
         metrics.set_object_state(self.uid, state.phase, state.reason)
+        self.shown = state
         if event and state.reason != self.previous_reason:
             self.events.append((event, state.reason, state.message))
         self.previous_reason = state.reason
@@ -527,7 +538,7 @@ def step(
     cause: str | None = None,
 ) -> None:
     """Run one step for the object as the API server has it now, read under the object's lock
-    (nothing if it is gone or going)."""
+    (nothing if it is gone or going); if it is left waiting, the poller steps it again."""
     with ctx.locks.hold(f"{namespace}/{name}"):
         try:
             obj = ctx.kube.get_backendauth(namespace, name)
@@ -537,7 +548,12 @@ def step(
             raise
         if obj.get("metadata", {}).get("deletionTimestamp"):
             return
-        Step(ctx, obj, logger, requested=requested, look=look, check_secrets=check_secrets, cause=cause).run()
+        done = Step(
+            ctx, obj, logger, requested=requested, look=look, check_secrets=check_secrets, cause=cause
+        )
+        done.run()
+    if ctx.poller is not None and done.waits():
+        ctx.poller.schedule(namespace, name)
 
 
 def reconcile(memo: Any, namespace: str | None, name: str | None, logger: Any, **_: Any) -> None:
@@ -553,23 +569,18 @@ def _in_flight(annotations: Mapping[str, str]) -> bool:
 
 
 def _managed(meta: Mapping[str, Any]) -> bool:
-    """Kopf has taken the object (its finalizer is on) and it is not going away."""
-    return FINALIZER in (meta.get("finalizers") or []) and not meta.get("deletionTimestamp")
+    """Kopf has handled the object's creation (it stored the spec it handled) and the object is
+    not going away."""
+    return HANDLED in (meta.get("annotations") or {}) and not meta.get("deletionTimestamp")
 
 
-def reconciling(body: kopf.Body, **_: Any) -> bool:
-    """The timer's filter: the object shows Reconciling (not Paused) and no handler is busy."""
-    meta = body.get("metadata", {})
-    if not _managed(meta) or _in_flight(meta.get("annotations") or {}):
-        return False
-    conditions = body.get("status", {}).get("conditions") or []
+HANDLED = f"{PREFIX}/last-handled-configuration"  # Kopf's diff base, see runner.configure_kopf
+
+
+def shows_waiting(conditions: list[Mapping[str, Any]]) -> bool:
+    """Conditions that say the object waits: Reconciling, and not because it is paused."""
     busy = any(c.get("type") == "Reconciling" and c.get("status") == "True" for c in conditions)
     return busy and current_reason(conditions) != "Paused"
-
-
-def tick(memo: Any, namespace: str | None, name: str | None, logger: Any, **_: Any) -> None:
-    """A timer tick while the object reconciles: poll its job, retry when due, wait for a turn."""
-    step(memo.ctx, str(namespace), str(name), logger)
 
 
 def pause_flipped(body: kopf.Body, type: str | None = None, **_: Any) -> bool:
@@ -599,7 +610,13 @@ def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) ->
     arguments of every filter of every event, at a thousand objects that is CPU worth saving."""
     if type == "DELETED":
         return True
-    memo.ctx.watched.update(body)
+    ctx: OperatorContext = memo.ctx
+    ctx.watched.update(body)
+    if type in (None, "ADDED") and ctx.poller is not None:
+        # Seen for the first time (a restart lists every object): one that waits is polled.
+        meta = body.get("metadata", {})
+        if _managed(meta) and shows_waiting(body.get("status", {}).get("conditions") or []):
+            ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
     return reconcile_requested(body, type) or pause_flipped(body, type)
 
 
@@ -617,6 +634,12 @@ def on_event(
         logger.info("Reconcile request handled.")
     else:
         step(ctx, str(namespace), str(name), logger)
+
+
+def deletes_in_aws(memo: Any, spec: kopf.Spec, **_: Any) -> bool:
+    """The delete handler's filter: the object's deletion policy (or the default) is Delete."""
+    ctx: OperatorContext = memo.ctx
+    return (spec.get("deletionPolicy") or ctx.settings.default_deletion_policy) == "Delete"
 
 
 def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: Any, **_: Any) -> None:
@@ -700,6 +723,11 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
             ctx.leases.release(turn, f"{namespace}/{name}/{uid}")
         except ApiException as error:  # the lease ends by itself
             logger.warning(f"Could not give back the turn on {turn[1]}/{turn[2]}: {error.reason}")
+        policy = spec.get("deletionPolicy") or ctx.settings.default_deletion_policy
+        if policy != "Delete":
+            logger.info(f"Deletion policy {policy}: the Amplify auth resource is left in place.")
+    if ctx.poller is not None:
+        ctx.poller.cancel(namespace, name)
     ctx.locks.forget(key)
     ctx.watched.forget(uid)
     metrics.set_object_state(uid, None, None)
@@ -732,6 +760,11 @@ class ObjectLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return f"{self.prefix}{msg}", kwargs
 
 
+def poll(ctx: OperatorContext, namespace: str, name: str) -> None:
+    """A waiting BackendAuth's turn with the poller: poll its job, retry when due, wait for a turn."""
+    step(ctx, namespace, name, ObjectLogger(namespace, name))
+
+
 def resync(ctx: OperatorContext, entry: Any) -> None:
     """Observe a settled BackendAuth in AWS again (drift); called by the resync loop."""
     step(
@@ -745,9 +778,9 @@ def register(settings: Settings, registry: kopf.OperatorRegistry | None = None) 
     kw: dict[str, Any] = {"registry": registry} if registry is not None else {}
     kopf.on.create(*resource, id="reconcile", **kw)(reconcile)
     kopf.on.update(*resource, id="reconcile", field="spec", **kw)(reconcile)
-    kopf.on.delete(*resource, id="delete", **kw)(delete)
-    interval = settings.job_poll_seconds
-    kopf.timer(*resource, id="poll", interval=interval, initial_delay=interval, when=reconciling, **kw)(tick)
+    # Only deletionPolicy Delete needs the finalizer (Kopf adds it when a delete handler's
+    # filter matches): a Retained object is let go at once, and costs no finalizer patch.
+    kopf.on.delete(*resource, id="delete", when=deletes_in_aws, **kw)(delete)
     kopf.on.event(*resource, id="event", when=noteworthy, **kw)(on_event)
     kopf.on.event("", "v1", "secrets", id="secret-changed", when=referenced_secret, **kw)(secret_changed)
 

@@ -12,9 +12,9 @@ import kopf
 from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics
 from backendauth_operator.aws import ClientFactory, configure_pacing
 from backendauth_operator.config import ConfigError, Settings, load_settings
-from backendauth_operator.handlers import DowngradeWaiting, OperatorContext, register, resync
+from backendauth_operator.handlers import DowngradeWaiting, OperatorContext, poll, register, resync
 from backendauth_operator.kube import KubeClient, Leases
-from backendauth_operator.watched import Resyncer
+from backendauth_operator.watched import Poller, Resyncer
 
 # Where a pod finds its own namespace (the service account's mount).
 POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -60,12 +60,16 @@ def build_context(operator_settings: Settings) -> OperatorContext:
     # A Lease outlives its holder by at most this long (a holder never keeps one longer than
     # its job may run, plus the retries of a lost answer).
     duration = int(operator_settings.job_timeout_seconds + 10 * operator_settings.retry_max_seconds)
-    return OperatorContext(
+    context = OperatorContext(
         settings=operator_settings,
         clients=ClientFactory(operator_settings.aws_endpoint_url),
         kube=kube,
         leases=Leases(kube.api_client, lease_namespace(operator_settings), duration),
     )
+    context.poller = Poller(
+        operator_settings.job_poll_seconds, lambda namespace, name: poll(context, namespace, name)
+    )
+    return context
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,9 +88,13 @@ def run(args: argparse.Namespace) -> int:
 
     namespaces = list(args.namespace or [])
 
+    context = build_context(operator_settings)
+
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
         configure_kopf(settings, operator_settings, namespaced=bool(namespaces))
+        assert context.poller is not None
+        context.poller.start(settings.execution.executor)  # polls run on Kopf's handler threads
         if operator_settings.metrics_port:
             try:
                 metrics.start_metrics_server(operator_settings.metrics_port)
@@ -97,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
 
     register(operator_settings)
     configure_pacing(operator_settings.aws_max_rps)
-    context = build_context(operator_settings)
     memo = kopf.Memo(ctx=context)
     if operator_settings.resync_seconds > 0:
         resyncer = Resyncer(
@@ -111,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
         @kopf.on.cleanup()
         def _stop_resync(**_: Any) -> None:
             resyncer.stop()
+
+    @kopf.on.cleanup()
+    def _stop_polls(**_: Any) -> None:
+        assert context.poller is not None
+        context.poller.stop()
 
     kopf.run(
         standalone=True,

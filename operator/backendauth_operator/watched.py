@@ -1,23 +1,31 @@
-"""What the operator knows of every BackendAuth from its watch events, and the resync loop.
+"""What the operator knows of every BackendAuth from its watch events, the resync loop, and
+the poller.
 
 Periodic observation (drift) must not cost a thread or a timer per object, nor come in bursts:
 one loop serves every BackendAuth, at a pace that spreads a full round over the resync period,
 also right after a restart when every object is due at once. The registry is fed by watch
 events (no API call) and also tells which BackendAuths a Secret change concerns.
+
+Objects that wait (a job runs, a retry is due, another BackendAuth has the turn) are stepped
+again by the :class:`Poller`: one heap and one thread for all of them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 logger = logging.getLogger("backendauth_operator.resync")
+poll_logger = logging.getLogger("backendauth_operator.poll")
 
 # Settled objects whose observation can change something: Ready ones (drift) and those that
 # only report drift. Other settled states (InvalidSpec, JobFailed, ...) wait for a new spec.
@@ -153,3 +161,87 @@ class Resyncer:
                     logger.exception(
                         f"[{entry.namespace}/{entry.name}] Resync failed; it is tried again later."
                     )
+
+
+Key = tuple[str, str]  # namespace, name
+
+
+class Poller:
+    """Steps every waiting BackendAuth again after ``interval`` seconds.
+
+    One heap of due times and one thread for all objects; the steps themselves run on
+    ``executor`` (Kopf's handler threads), so waiting objects cost no thread, no task and no
+    timer each, and a settled object costs nothing at all. An object is scheduled by the step
+    that left it waiting, or, after a restart, when its watch event first shows it waiting (at a
+    random point of the first interval, so that a restart brings no burst of polls).
+    """
+
+    def __init__(self, interval: float, step: Callable[[str, str], None]) -> None:
+        self.interval, self.step = interval, step
+        self._due: dict[Key, float] = {}
+        self._heap: list[tuple[float, Key]] = []
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._executor: Executor | None = None
+
+    def schedule(self, namespace: str, name: str, delay: float | None = None) -> None:
+        """Step the object after ``delay`` (default: the interval), unless it is due sooner."""
+        key = (namespace, name)
+        due = time.monotonic() + (self.interval if delay is None else delay)
+        with self._wake:
+            if key in self._due and self._due[key] <= due:
+                return
+            self._due[key] = due
+            heapq.heappush(self._heap, (due, key))
+            self._wake.notify()
+
+    def ensure(self, namespace: str, name: str) -> None:
+        """Schedule the object if it is not yet: its first step comes within one interval."""
+        if (namespace, name) not in self._due:
+            self.schedule(namespace, name, random.uniform(0.1, 1.0) * self.interval)
+
+    def cancel(self, namespace: str, name: str) -> None:
+        with self._wake:
+            self._due.pop((namespace, name), None)  # its heap entry is skipped when it comes up
+
+    def scheduled(self, namespace: str, name: str) -> bool:
+        with self._wake:
+            return (namespace, name) in self._due
+
+    def __len__(self) -> int:
+        with self._wake:
+            return len(self._due)
+
+    def start(self, executor: Executor) -> None:
+        self._executor = executor
+        threading.Thread(target=self._run, name="backendauth-poll", daemon=True).start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._wake.wait(timeout)
+                if self._stopped:
+                    return
+                due, key = heapq.heappop(self._heap)
+                if self._due.get(key) != due:
+                    continue  # cancelled, or scheduled again for another time
+                del self._due[key]
+            assert self._executor is not None
+            try:
+                self._executor.submit(self._step, key)
+            except RuntimeError:  # the executor is shutting down: so is the operator
+                return
+
+    def _step(self, key: Key) -> None:
+        try:
+            self.step(*key)
+        except Exception:  # one object's trouble must not end its polling
+            poll_logger.exception(f"[{key[0]}/{key[1]}] Poll failed; it is tried again later.")
+            self.schedule(*key)

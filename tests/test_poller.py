@@ -1,0 +1,105 @@
+"""The poller: one heap and one thread step every waiting BackendAuth again (no timer per object)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from backendauth_operator.watched import Poller
+
+DEADLINE = 10.0
+
+
+class Recorder:
+    def __init__(self, fail_first: int = 0) -> None:
+        self.steps: list[tuple[str, str]] = []
+        self.fail_first = fail_first
+        self.changed = threading.Condition()
+
+    def __call__(self, namespace: str, name: str) -> None:
+        with self.changed:
+            self.steps.append((namespace, name))
+            self.changed.notify_all()
+            if len(self.steps) <= self.fail_first:
+                raise RuntimeError("the API server went away")
+
+    def wait_for(self, count: int) -> list[tuple[str, str]]:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.steps) >= count, DEADLINE), self.steps
+            return list(self.steps)
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(4) as pool:
+        yield pool
+
+
+def started(poller: Poller, executor: ThreadPoolExecutor) -> Poller:
+    poller.start(executor)
+    return poller
+
+
+def test_a_scheduled_object_is_stepped_once_and_forgotten(executor: ThreadPoolExecutor) -> None:
+    steps = Recorder()
+    poller = started(Poller(0.05, steps), executor)
+    poller.schedule("ns", "a")
+    assert poller.scheduled("ns", "a")
+    assert steps.wait_for(1) == [("ns", "a")]
+    assert not poller.scheduled("ns", "a") and len(poller) == 0
+    poller.stop()
+
+
+def test_the_sooner_time_wins_and_an_object_is_stepped_once(executor: ThreadPoolExecutor) -> None:
+    steps = Recorder()
+    poller = started(Poller(3600, steps), executor)
+    poller.schedule("ns", "a")  # an hour away
+    poller.schedule("ns", "a", delay=0.01)  # sooner: replaces it
+    poller.schedule("ns", "a", delay=3600)  # later: ignored
+    assert steps.wait_for(1) == [("ns", "a")]
+    assert len(poller) == 0  # the hour-away entry is gone with it
+    poller.stop()
+
+
+def test_due_objects_are_stepped_in_due_order(executor: ThreadPoolExecutor) -> None:
+    steps = Recorder()
+    poller = Poller(3600, steps)
+    for i, delay in enumerate([0.3, 0.1, 0.2]):
+        poller.schedule("ns", f"o{i}", delay=delay)
+    with ThreadPoolExecutor(1) as serial:  # one thread: the order of submission is observable
+        poller.start(serial)
+        assert steps.wait_for(3) == [("ns", "o1"), ("ns", "o2"), ("ns", "o0")]
+        poller.stop()
+
+
+def test_a_cancelled_object_is_not_stepped(executor: ThreadPoolExecutor) -> None:
+    steps = Recorder()
+    poller = started(Poller(3600, steps), executor)
+    poller.schedule("ns", "gone", delay=0.05)
+    poller.cancel("ns", "gone")
+    poller.schedule("ns", "marker", delay=0.1)  # stepped after the cancelled one would have been
+    assert steps.wait_for(1) == [("ns", "marker")]
+    assert ("ns", "gone") not in steps.steps
+    poller.stop()
+
+
+def test_a_failed_step_is_scheduled_again(executor: ThreadPoolExecutor) -> None:
+    steps = Recorder(fail_first=1)
+    poller = started(Poller(0.05, steps), executor)
+    poller.schedule("ns", "a", delay=0)
+    assert steps.wait_for(2) == [("ns", "a"), ("ns", "a")]
+    poller.stop()
+
+
+def test_ensure_schedules_within_one_interval_and_never_twice() -> None:
+    poller = Poller(10, Recorder())  # not started: nothing runs
+    before = time.monotonic()
+    poller.ensure("ns", "a")
+    poller.ensure("ns", "a")
+    assert len(poller) == 1
+    (due,) = poller._due.values()
+    assert before + 1.0 <= due <= time.monotonic() + 10
