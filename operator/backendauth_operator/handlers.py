@@ -8,14 +8,18 @@ object's lock, by :meth:`Step.write`.
 
 What runs a step:
 
-* a new BackendAuth, or a change of its spec (``on.create`` / ``on.update``);
-* a timer, only while the BackendAuth shows ``Reconciling`` (a job runs, a retry is due, another
-  BackendAuth has the turn): waiting is a timer tick, not an error. Settled objects (Ready,
-  Stalled, Paused) have no timer and cost no AWS call;
-* the ``paused`` and ``reconcile-requested-at`` annotations (Kopf leaves annotations under our
-  prefix out of its change detection, so these are watched as events).
+* a watch event that shows a generation no step has shown yet (a new BackendAuth, a changed
+  spec: ``metadata.generation`` against ``status.observedGeneration``, as controller-runtime's
+  generation predicate does), or a change of the ``paused`` or ``reconcile-requested-at``
+  annotations. One Kopf event handler with one filter serves them all; Kopf's own change
+  handlers (and the annotations and patches they cost per object) are not used;
+* the poller, only while the BackendAuth shows ``Reconciling`` (a job runs, a retry is due,
+  another BackendAuth has the turn): waiting is a poll, not an error. Settled objects (Ready,
+  Stalled, Paused) are not polled and cost no AWS call;
+* the resync loop and Secret changes (see ``watched.py``).
 
-Deletion is Kopf's ``on.delete``: it must hold the finalizer until AWS's delete job has ended.
+Deletion is Kopf's ``on.delete``, only with ``deletionPolicy: Delete``: it must hold the
+finalizer until AWS's delete job has ended.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator import GROUP, PLURAL, PREFIX, VERSION, metrics
+from backendauth_operator import GROUP, PLURAL, VERSION, metrics
 from backendauth_operator.aws import ClientFactory, Failure, call, classify
 from backendauth_operator.bookkeeping import (
     CREATE,
@@ -354,6 +358,7 @@ class Step:
         # a 504), the next step looks for the job instead of calling again.
         marker = Marker(operation, time.time(), self.generation, s.fingerprint)
         self.ctx.kube.set_annotations(self.namespace, self.name, {PENDING: marker.to_annotation()})
+        self.annotations[PENDING] = marker.to_annotation()  # what the object has now
         self.logger.info(f"Calling {operation} for {app}/{env}.")
         client = self.ctx.clients.mutating(self.region)
         try:
@@ -430,11 +435,17 @@ class Step:
     def write(self) -> None:
         if self.requested:
             self.status_patch["lastHandledReconcileAt"] = self.annotations.get(RECONCILE_REQUESTED)
+        # Only what changes is written: a poll that finds the job still running writes nothing,
+        # and causes no watch event.
+        annotations = {k: v for k, v in self.annotation_patch.items() if self.annotations.get(k) != v}
+        status = {k: v for k, v in self.status_patch.items() if self.status.get(k) != v}
         try:
-            if self.annotation_patch:
-                self.ctx.kube.set_annotations(self.namespace, self.name, self.annotation_patch)
-            if self.status_patch:
-                self.ctx.kube.patch_status(self.namespace, self.name, self.status_patch)
+            if annotations:
+                self.ctx.kube.set_annotations(self.namespace, self.name, annotations)
+            if status:
+                self.ctx.kube.patch_status(self.namespace, self.name, status)
+            if "observedGeneration" in self.status_patch:
+                self.ctx.watched.shown(self.uid, self.status_patch["observedGeneration"])
         except ApiException as error:
             if error.status == 404:
                 return  # deleted meanwhile
@@ -536,9 +547,13 @@ def step(
     look: bool = False,
     check_secrets: bool = False,
     cause: str | None = None,
+    unless_observed: bool = False,
 ) -> None:
     """Run one step for the object as the API server has it now, read under the object's lock
-    (nothing if it is gone or going); if it is left waiting, the poller steps it again."""
+    (nothing if it is gone or going); if it is left waiting, the poller steps it again.
+
+    ``unless_observed``: nothing either if a step has already shown this generation (the event
+    that asked for it predates that step's writes)."""
     with ctx.locks.hold(f"{namespace}/{name}"):
         try:
             obj = ctx.kube.get_backendauth(namespace, name)
@@ -548,6 +563,8 @@ def step(
             raise
         if obj.get("metadata", {}).get("deletionTimestamp"):
             return
+        if unless_observed and not unobserved(obj):
+            return
         done = Step(
             ctx, obj, logger, requested=requested, look=look, check_secrets=check_secrets, cause=cause
         )
@@ -556,25 +573,11 @@ def step(
         ctx.poller.schedule(namespace, name)
 
 
-def reconcile(memo: Any, namespace: str | None, name: str | None, logger: Any, **_: Any) -> None:
-    """A new BackendAuth or a changed spec: one step (a timer goes on while it reconciles)."""
-    step(memo.ctx, str(namespace), str(name), logger)
-
-
-def _in_flight(annotations: Mapping[str, str]) -> bool:
-    """Whether Kopf holds progress for one of our handlers (``<prefix>/reconcile``,
-    ``<prefix>/reconcile.spec``, ``<prefix>/delete``): then that handler owns the object."""
-    own = (f"{PREFIX}/reconcile", f"{PREFIX}/delete")
-    return any(k in own or k.startswith(f"{PREFIX}/reconcile.") for k in annotations)
-
-
-def _managed(meta: Mapping[str, Any]) -> bool:
-    """Kopf has handled the object's creation (it stored the spec it handled) and the object is
-    not going away."""
-    return HANDLED in (meta.get("annotations") or {}) and not meta.get("deletionTimestamp")
-
-
-HANDLED = f"{PREFIX}/last-handled-configuration"  # Kopf's diff base, see runner.configure_kopf
+def unobserved(body: Mapping[str, Any]) -> bool:
+    """A generation no step has shown yet: a new BackendAuth, or a changed spec (the API server
+    counts spec changes in ``metadata.generation``; each step writes ``status.observedGeneration``)."""
+    generation = body.get("metadata", {}).get("generation")
+    return bool(generation != (body.get("status") or {}).get("observedGeneration"))
 
 
 def shows_waiting(conditions: list[Mapping[str, Any]]) -> bool:
@@ -583,57 +586,63 @@ def shows_waiting(conditions: list[Mapping[str, Any]]) -> bool:
     return busy and current_reason(conditions) != "Paused"
 
 
-def pause_flipped(body: kopf.Body, type: str | None = None, **_: Any) -> bool:
-    """True when a BackendAuth that no handler is working on must show, or stop showing, Paused."""
-    meta = body.get("metadata", {})
-    annotations = meta.get("annotations") or {}
-    if type != "MODIFIED" or not _managed(meta) or _in_flight(annotations):
-        return False
+def pause_flipped(body: Mapping[str, Any], type: str | None = None) -> bool:
+    """True when a BackendAuth must show, or stop showing, Paused."""
+    annotations = body.get("metadata", {}).get("annotations") or {}
     shows_paused = current_reason(body.get("status", {}).get("conditions") or []) == "Paused"
-    return is_true(annotations, PAUSED) != shows_paused
+    return type == "MODIFIED" and is_true(annotations, PAUSED) != shows_paused
 
 
-def reconcile_requested(body: kopf.Body, type: str | None = None, **_: Any) -> bool:
-    """True when ``reconcile-requested-at`` holds a value not yet handled, and no handler is busy."""
-    meta = body.get("metadata", {})
-    annotations = meta.get("annotations") or {}
-    if type not in ("ADDED", "MODIFIED") or not _managed(meta) or _in_flight(annotations):
-        return False
-    requested = annotations.get(RECONCILE_REQUESTED)
+def reconcile_requested(body: Mapping[str, Any]) -> bool:
+    """True when ``reconcile-requested-at`` holds a value not yet handled."""
+    requested = (body.get("metadata", {}).get("annotations") or {}).get(RECONCILE_REQUESTED)
     return requested is not None and requested != body.get("status", {}).get("lastHandledReconcileAt")
 
 
 def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) -> bool:
     """The filter of :func:`on_event`, called by Kopf for every watch event, silently (a
     handler's every success is logged). It feeds the registry that the resync loop and Secret
-    changes use, and costs no API call. One filter for all three cases: Kopf builds the keyword
+    changes use, and costs no API call. One filter for every case: Kopf builds the keyword
     arguments of every filter of every event, at a thousand objects that is CPU worth saving."""
     if type == "DELETED":
         return True
     ctx: OperatorContext = memo.ctx
     ctx.watched.update(body)
-    if type in (None, "ADDED") and ctx.poller is not None:
+    meta = body.get("metadata", {})
+    if meta.get("deletionTimestamp"):
+        return False  # the delete handler's, if the policy is Delete
+    conditions = body.get("status", {}).get("conditions") or []
+    if type in (None, "ADDED") and ctx.poller is not None and shows_waiting(conditions):
         # Seen for the first time (a restart lists every object): one that waits is polled.
-        meta = body.get("metadata", {})
-        if _managed(meta) and shows_waiting(body.get("status", {}).get("conditions") or []):
-            ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
-    return reconcile_requested(body, type) or pause_flipped(body, type)
+        ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
+    fresh = unobserved(body) and not ctx.watched.has_shown(str(meta.get("uid")), meta.get("generation"))
+    return fresh or reconcile_requested(body) or pause_flipped(body, type)
 
 
 def on_event(
     memo: Any, body: kopf.Body, type: str | None, uid: str | None, namespace: str | None,
     name: str | None, logger: Any, **_: Any,
 ) -> None:  # fmt: skip
-    """A deleted BackendAuth is forgotten; a reconcile request observes AWS now and is echoed in
-    ``status.lastHandledReconcileAt``; paused or unpaused, one step (no AWS call while paused)."""
+    """What a watch event asks for: a new BackendAuth or a changed spec is stepped; a reconcile
+    request observes AWS now and is echoed in ``status.lastHandledReconcileAt``; paused or
+    unpaused, one step (no AWS call while paused); a deleted BackendAuth is forgotten.
+
+    Kopf does not retry an event handler: a step that fails is tried again by the poller."""
     ctx: OperatorContext = memo.ctx
+    ns, n = str(namespace), str(name)
     if type == "DELETED":
-        forget(ctx, body, str(uid), str(namespace), str(name), logger)
-    elif reconcile_requested(body, type):
-        step(ctx, str(namespace), str(name), logger, requested=True)
-        logger.info("Reconcile request handled.")
-    else:
-        step(ctx, str(namespace), str(name), logger)
+        forget(ctx, body, str(uid), ns, n, logger)
+        return
+    try:
+        if reconcile_requested(body):
+            step(ctx, ns, n, logger, requested=True)
+            logger.info("Reconcile request handled.")
+        else:
+            step(ctx, ns, n, logger, unless_observed=not pause_flipped(body, type))
+    except Exception as error:
+        logger.warning(f"Step failed ({error.__class__.__name__}: {error}); it is tried again later.")
+        if ctx.poller is not None:
+            ctx.poller.schedule(ns, n)
 
 
 def deletes_in_aws(memo: Any, spec: kopf.Spec, **_: Any) -> bool:
@@ -776,8 +785,6 @@ def register(settings: Settings, registry: kopf.OperatorRegistry | None = None) 
     """Attach the handlers to Kopf's registry (the default one unless given)."""
     resource = (GROUP, VERSION, PLURAL)
     kw: dict[str, Any] = {"registry": registry} if registry is not None else {}
-    kopf.on.create(*resource, id="reconcile", **kw)(reconcile)
-    kopf.on.update(*resource, id="reconcile", field="spec", **kw)(reconcile)
     # Only deletionPolicy Delete needs the finalizer (Kopf adds it when a delete handler's
     # filter matches): a Retained object is let go at once, and costs no finalizer patch.
     kopf.on.delete(*resource, id="delete", when=deletes_in_aws, **kw)(delete)

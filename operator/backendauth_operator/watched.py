@@ -40,6 +40,7 @@ class Entry:
     resync: bool  # settled in a state that observing may change
     last_observed: float  # epoch seconds; 0 when never
     secrets: frozenset[str] = field(default_factory=frozenset)  # referenced Secret names
+    shown: int | None = None  # the last generation a step of this process wrote a status for
 
 
 def _epoch(text: Any) -> float:
@@ -94,8 +95,9 @@ class Watched:
         )
         with self._lock:
             old = self._entries.get(uid)
-            if old is not None:  # a resync this process did may be newer than the event
+            if old is not None:  # what this process did may be newer than the event
                 entry.last_observed = max(entry.last_observed, old.last_observed)
+                entry.shown = old.shown
             self._entries[uid] = entry
 
     def forget(self, uid: str) -> None:
@@ -106,6 +108,19 @@ class Watched:
         with self._lock:
             if uid in self._entries:
                 self._entries[uid].last_observed = when
+
+    def shown(self, uid: str, generation: int | None) -> None:
+        """A step has written the status of ``generation``."""
+        with self._lock:
+            if uid in self._entries:
+                self._entries[uid].shown = generation
+
+    def has_shown(self, uid: str, generation: int | None) -> bool:
+        """Whether a step of this process has written the status of ``generation``: a watch
+        event from before that write still shows the previous status."""
+        with self._lock:
+            entry = self._entries.get(uid)
+            return entry is not None and entry.shown is not None and entry.shown == generation
 
     def due(self, now: float, period: float) -> list[Entry]:
         """The objects whose resync is due, longest waiting first."""
