@@ -9,6 +9,7 @@ without trusting the operator's own bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import threading
 from collections import Counter
@@ -123,5 +124,7 @@ class CountingProxy:
                 await self._session.close()
 
         if self._ready.is_set():
-            asyncio.run_coroutine_threadsafe(close(), self._loop).result(30)
+            # Open watches may keep the server from closing; the thread is a daemon anyway.
+            with contextlib.suppress(TimeoutError):
+                asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -553,7 +553,7 @@ def step(
     (nothing if it is gone or going); if it is left waiting, the poller steps it again.
 
     ``unless_observed``: nothing either if a step has already shown this generation (the event
-    that asked for it predates that step's writes)."""
+    that asked for it predates that step's writes): a refused create must not be sent again."""
     with ctx.locks.hold(f"{namespace}/{name}"):
         try:
             obj = ctx.kube.get_backendauth(namespace, name)
@@ -637,8 +637,10 @@ def on_event(
         if reconcile_requested(body):
             step(ctx, ns, n, logger, requested=True)
             logger.info("Reconcile request handled.")
-        else:
-            step(ctx, ns, n, logger, unless_observed=not pause_flipped(body, type))
+        elif pause_flipped(body, type) or ctx.poller is None:
+            step(ctx, ns, n, logger)
+        else:  # a new generation: the poller steps it as soon as one of its slots is free
+            ctx.poller.schedule(ns, n, delay=0, new_generation=True)
     except Exception as error:
         logger.warning(f"Step failed ({error.__class__.__name__}: {error}); it is tried again later.")
         if ctx.poller is not None:
@@ -769,9 +771,10 @@ class ObjectLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return f"{self.prefix}{msg}", kwargs
 
 
-def poll(ctx: OperatorContext, namespace: str, name: str) -> None:
-    """A waiting BackendAuth's turn with the poller: poll its job, retry when due, wait for a turn."""
-    step(ctx, namespace, name, ObjectLogger(namespace, name))
+def poll(ctx: OperatorContext, namespace: str, name: str, new_generation: bool = False) -> None:
+    """A BackendAuth's turn with the poller: a new generation, or a waiting object (poll its
+    job, retry when due, wait for a turn)."""
+    step(ctx, namespace, name, ObjectLogger(namespace, name), unless_observed=new_generation)
 
 
 def resync(ctx: OperatorContext, entry: Any) -> None:

@@ -16,6 +16,8 @@ from backendauth_operator.handlers import DowngradeWaiting, OperatorContext, pol
 from backendauth_operator.kube import KubeClient, Leases
 from backendauth_operator.watched import Poller, Resyncer
 
+HANDLER_THREADS = 16
+
 # Where a pod finds its own namespace (the service account's mount).
 POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
@@ -35,7 +37,7 @@ def configure_kopf(
     settings.posting.reporting_component = "backendauth-operator"
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 310
-    settings.execution.max_workers = 16  # sync handlers: each holds a thread for one AWS call
+    settings.execution.max_workers = HANDLER_THREADS  # sync steps: each holds a thread per AWS call
     # Watching named namespaces needs no cluster-wide rights: no Namespace listing, no CRD watch
     # (the CRD is found by API discovery at start-up). kopf: _core/reactor/observation.py.
     settings.scanning.disabled = namespaced
@@ -67,7 +69,9 @@ def build_context(operator_settings: Settings) -> OperatorContext:
         leases=Leases(kube.api_client, lease_namespace(operator_settings), duration),
     )
     context.poller = Poller(
-        operator_settings.job_poll_seconds, lambda namespace, name: poll(context, namespace, name)
+        operator_settings.job_poll_seconds,
+        lambda namespace, name, new_generation: poll(context, namespace, name, new_generation),
+        max_in_flight=HANDLER_THREADS - 4,  # the rest stay free for Kopf's own handlers
     )
     return context
 

@@ -182,28 +182,45 @@ Key = tuple[str, str]  # namespace, name
 
 
 class Poller:
-    """Steps every waiting BackendAuth again after ``interval`` seconds.
+    """Steps every waiting BackendAuth again after ``interval`` seconds, and new generations as
+    soon as a slot is free.
 
     One heap of due times and one thread for all objects; the steps themselves run on
     ``executor`` (Kopf's handler threads), so waiting objects cost no thread, no task and no
-    timer each, and a settled object costs nothing at all. An object is scheduled by the step
+    timer each, and a settled object costs nothing at all. At most ``max_in_flight`` steps run
+    at once, so that a thousand new objects wait as keys in the heap rather than as queued work
+    holding their bodies, and Kopf's own handlers keep threads free. An object is scheduled by the step
     that left it waiting, or, after a restart, when its watch event first shows it waiting (at a
     random point of the first interval, so that a restart brings no burst of polls).
     """
 
-    def __init__(self, interval: float, step: Callable[[str, str], None]) -> None:
+    def __init__(
+        self, interval: float, step: Callable[[str, str, bool], None], max_in_flight: int = 12
+    ) -> None:
         self.interval, self.step = interval, step
+        # Steps in flight at once: the others wait in the heap (a key each), not as queued work.
+        self._slots = threading.BoundedSemaphore(max_in_flight)
         self._due: dict[Key, float] = {}
+        self._new_generation: set[Key] = set()  # due only because an event showed a new generation
         self._heap: list[tuple[float, Key]] = []
         self._wake = threading.Condition()
         self._stopped = False
         self._executor: Executor | None = None
 
-    def schedule(self, namespace: str, name: str, delay: float | None = None) -> None:
-        """Step the object after ``delay`` (default: the interval), unless it is due sooner."""
+    def schedule(
+        self, namespace: str, name: str, delay: float | None = None, new_generation: bool = False
+    ) -> None:
+        """Step the object after ``delay`` (default: the interval), unless it is due sooner.
+
+        ``new_generation``: an event showed a generation no step had shown; the step does
+        nothing if one has shown it by then (the event predates that step's writes)."""
         key = (namespace, name)
         due = time.monotonic() + (self.interval if delay is None else delay)
         with self._wake:
+            if new_generation and key not in self._due:
+                self._new_generation.add(key)
+            elif not new_generation:
+                self._new_generation.discard(key)
             if key in self._due and self._due[key] <= due:
                 return
             self._due[key] = due
@@ -218,6 +235,7 @@ class Poller:
     def cancel(self, namespace: str, name: str) -> None:
         with self._wake:
             self._due.pop((namespace, name), None)  # its heap entry is skipped when it comes up
+            self._new_generation.discard((namespace, name))
 
     def scheduled(self, namespace: str, name: str) -> bool:
         with self._wake:
@@ -248,15 +266,20 @@ class Poller:
                 if self._due.get(key) != due:
                     continue  # cancelled, or scheduled again for another time
                 del self._due[key]
+                new_generation = key in self._new_generation
+                self._new_generation.discard(key)
             assert self._executor is not None
+            self._slots.acquire()
             try:
-                self._executor.submit(self._step, key)
+                self._executor.submit(self._step, key, new_generation)
             except RuntimeError:  # the executor is shutting down: so is the operator
                 return
 
-    def _step(self, key: Key) -> None:
+    def _step(self, key: Key, new_generation: bool) -> None:
         try:
-            self.step(*key)
+            self.step(*key, new_generation)
         except Exception:  # one object's trouble must not end its polling
-            poll_logger.exception(f"[{key[0]}/{key[1]}] Poll failed; it is tried again later.")
+            poll_logger.exception(f"[{key[0]}/{key[1]}] Step failed; it is tried again later.")
             self.schedule(*key)
+        finally:
+            self._slots.release()
