@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from backendauth_operator.watched import Poller
+from backendauth_operator.watched import Poller, Watched
 
 DEADLINE = 10.0
 
@@ -116,3 +116,17 @@ def test_a_new_generation_step_is_marked_unless_a_poll_was_due_too(executor: Thr
     steps.wait_for(2)
     assert dict(zip(steps.steps, steps.flags, strict=True)) == {("ns", "new"): True, ("ns", "both"): False}
     poller.stop()
+
+
+def test_the_registry_remembers_the_generation_a_step_showed_across_later_events() -> None:
+    """Events from before a step's status write still show the old status: they start no step."""
+    watched = Watched()
+    body = {"metadata": {"namespace": "ns", "name": "a", "uid": "u1", "generation": 1}, "spec": {}}
+    watched.update(body)
+    assert not watched.has_shown("u1", 1)
+    watched.shown("u1", 1)
+    watched.update(body)  # a stale event: still no status in it
+    assert watched.has_shown("u1", 1)
+    assert not watched.has_shown("u1", 2), "a changed spec is a new generation"
+    watched.forget("u1")
+    assert not watched.has_shown("u1", 1)

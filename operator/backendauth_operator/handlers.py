@@ -784,7 +784,7 @@ def resync(ctx: OperatorContext, entry: Any) -> None:
     )
 
 
-def register(settings: Settings, registry: kopf.OperatorRegistry | None = None) -> None:
+def register(registry: kopf.OperatorRegistry | None = None) -> None:
     """Attach the handlers to Kopf's registry (the default one unless given)."""
     resource = (GROUP, VERSION, PLURAL)
     kw: dict[str, Any] = {"registry": registry} if registry is not None else {}

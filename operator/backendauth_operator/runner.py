@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 logger.info(f"Metrics served on :{operator_settings.metrics_port}/metrics")
 
-    register(operator_settings)
+    register()
     configure_pacing(operator_settings.aws_max_rps)
     memo = kopf.Memo(ctx=context)
     if operator_settings.resync_seconds > 0:
