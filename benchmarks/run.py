@@ -94,13 +94,20 @@ def restart_costs(
     args: argparse.Namespace, operator: subprocess.Popen[bytes], start: Any, sim_url: str, proxy: Any
 ) -> dict[str, Any]:
     """Stop the operator once all are Ready, start it again, and count what it does in the
-    window: AWS calls (none are needed, all are in sync) and Kubernetes requests."""
+    window after it has listed the objects: AWS calls (none are needed, all are in sync) and
+    Kubernetes requests."""
     operator.terminate()
     operator.wait(timeout=60)
     with urllib.request.urlopen(f"{sim_url}/_sim/calls", timeout=30) as response:
         before = len(json.loads(response.read())["calls"])
     requests_before = proxy.snapshot()
     start()
+    # The window starts once the new operator has listed the BackendAuths (it has seen them all).
+    deadline = time.monotonic() + 120
+    while proxy.snapshot()["LIST backendauths"] <= requests_before["LIST backendauths"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the restarted operator did not list the BackendAuths")
+        time.sleep(0.1)  # sampling
     time.sleep(args.restart_window)  # a measuring window, not synchronisation
     with urllib.request.urlopen(f"{sim_url}/_sim/calls", timeout=30) as response:
         after = json.loads(response.read())["calls"][before:]
