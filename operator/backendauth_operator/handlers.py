@@ -94,7 +94,7 @@ class Waiting(kopf.TemporaryError):
 
 
 class ObjectLocks:
-    """One step at a time per object: a timer tick and an event may arrive together."""
+    """One step at a time per object: a poll, an event and a resync may arrive together."""
 
     def __init__(self) -> None:
         self._locks: dict[str, threading.Lock] = {}

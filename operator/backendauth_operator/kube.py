@@ -3,7 +3,7 @@
 A step reads its BackendAuth as it is *now* and writes what it decided at once, under the
 object's lock, rather than through Kopf's ``patch`` (applied only after the handler returns):
 the pending marker must be stored *before* the AWS call, and a second step on the same object
-(a timer tick, an annotation) must see the first one's outcome.
+(a poll, an annotation, a resync) must see the first one's outcome.
 
 :class:`Leases` serialize mutating work per (region, app, environment) across restarts and
 across operators: see the README's "Exactly once" section.
