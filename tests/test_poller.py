@@ -41,14 +41,14 @@ def executor() -> Iterator[ThreadPoolExecutor]:
         yield pool
 
 
-def started(poller: Poller, executor: ThreadPoolExecutor) -> Poller:
-    poller.start(executor)
+def started(poller: Poller, executor: ThreadPoolExecutor, steps: Recorder) -> Poller:
+    poller.start(executor, steps)
     return poller
 
 
 def test_a_scheduled_object_is_stepped_once_and_forgotten(executor: ThreadPoolExecutor) -> None:
     steps = Recorder()
-    poller = started(Poller(0.05, steps), executor)
+    poller = started(Poller(0.05), executor, steps)
     poller.schedule("ns", "a")
     assert poller.scheduled("ns", "a")
     assert steps.wait_for(1) == [("ns", "a")]
@@ -58,7 +58,7 @@ def test_a_scheduled_object_is_stepped_once_and_forgotten(executor: ThreadPoolEx
 
 def test_the_sooner_time_wins_and_an_object_is_stepped_once(executor: ThreadPoolExecutor) -> None:
     steps = Recorder()
-    poller = started(Poller(3600, steps), executor)
+    poller = started(Poller(3600), executor, steps)
     poller.schedule("ns", "a")  # an hour away
     poller.schedule("ns", "a", delay=0.01)  # sooner: replaces it
     poller.schedule("ns", "a", delay=3600)  # later: ignored
@@ -69,18 +69,18 @@ def test_the_sooner_time_wins_and_an_object_is_stepped_once(executor: ThreadPool
 
 def test_due_objects_are_stepped_in_due_order(executor: ThreadPoolExecutor) -> None:
     steps = Recorder()
-    poller = Poller(3600, steps)
+    poller = Poller(3600)
     for i, delay in enumerate([0.3, 0.1, 0.2]):
         poller.schedule("ns", f"o{i}", delay=delay)
     with ThreadPoolExecutor(1) as serial:  # one thread: the order of submission is observable
-        poller.start(serial)
+        poller.start(serial, steps)
         assert steps.wait_for(3) == [("ns", "o1"), ("ns", "o2"), ("ns", "o0")]
         poller.stop()
 
 
 def test_a_cancelled_object_is_not_stepped(executor: ThreadPoolExecutor) -> None:
     steps = Recorder()
-    poller = started(Poller(3600, steps), executor)
+    poller = started(Poller(3600), executor, steps)
     poller.schedule("ns", "gone", delay=0.05)
     poller.cancel("ns", "gone")
     poller.schedule("ns", "marker", delay=0.1)  # stepped after the cancelled one would have been
@@ -91,14 +91,14 @@ def test_a_cancelled_object_is_not_stepped(executor: ThreadPoolExecutor) -> None
 
 def test_a_failed_step_is_scheduled_again(executor: ThreadPoolExecutor) -> None:
     steps = Recorder(fail_first=1)
-    poller = started(Poller(0.05, steps), executor)
+    poller = started(Poller(0.05), executor, steps)
     poller.schedule("ns", "a", delay=0)
     assert steps.wait_for(2) == [("ns", "a"), ("ns", "a")]
     poller.stop()
 
 
 def test_ensure_schedules_within_one_interval_and_never_twice() -> None:
-    poller = Poller(10, Recorder())  # not started: nothing runs
+    poller = Poller(10)  # not started: nothing runs
     before = time.monotonic()
     poller.ensure("ns", "a")
     poller.ensure("ns", "a")
@@ -109,7 +109,7 @@ def test_ensure_schedules_within_one_interval_and_never_twice() -> None:
 
 def test_a_new_generation_step_is_marked_unless_a_poll_was_due_too(executor: ThreadPoolExecutor) -> None:
     steps = Recorder()
-    poller = started(Poller(3600, steps), executor)
+    poller = started(Poller(3600), executor, steps)
     poller.schedule("ns", "new", delay=0.05, new_generation=True)
     poller.schedule("ns", "both", delay=0.1)  # a waiting object...
     poller.schedule("ns", "both", delay=0, new_generation=True)  # ...whose spec changed: a full step

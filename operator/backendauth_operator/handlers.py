@@ -121,9 +121,9 @@ class OperatorContext:
     clients: ClientFactory
     kube: KubeClient
     leases: Leases
+    poller: Poller  # steps new generations and waiting objects (started by the runner)
     locks: ObjectLocks = field(default_factory=ObjectLocks)
     watched: Watched = field(default_factory=Watched)
-    poller: Poller | None = None  # steps waiting objects again (set up by the runner)
 
 
 class _Failed(Exception):
@@ -569,7 +569,7 @@ def step(
             ctx, obj, logger, requested=requested, look=look, check_secrets=check_secrets, cause=cause
         )
         done.run()
-    if ctx.poller is not None and done.waits():
+    if done.waits():
         ctx.poller.schedule(namespace, name)
 
 
@@ -612,7 +612,7 @@ def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) ->
     if meta.get("deletionTimestamp"):
         return False  # the delete handler's, if the policy is Delete
     conditions = body.get("status", {}).get("conditions") or []
-    if type in (None, "ADDED") and ctx.poller is not None and shows_waiting(conditions):
+    if type in (None, "ADDED") and shows_waiting(conditions):
         # Seen for the first time (a restart lists every object): one that waits is polled.
         ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
     fresh = unobserved(body) and not ctx.watched.has_shown(str(meta.get("uid")), meta.get("generation"))
@@ -637,14 +637,13 @@ def on_event(
         if reconcile_requested(body):
             step(ctx, ns, n, logger, requested=True)
             logger.info("Reconcile request handled.")
-        elif pause_flipped(body, type) or ctx.poller is None:
+        elif pause_flipped(body, type):
             step(ctx, ns, n, logger)
         else:  # a new generation: the poller steps it as soon as one of its slots is free
             ctx.poller.schedule(ns, n, delay=0, new_generation=True)
     except Exception as error:
         logger.warning(f"Step failed ({error.__class__.__name__}: {error}); it is tried again later.")
-        if ctx.poller is not None:
-            ctx.poller.schedule(ns, n)
+        ctx.poller.schedule(ns, n)
 
 
 def deletes_in_aws(memo: Any, spec: kopf.Spec, **_: Any) -> bool:
@@ -737,8 +736,7 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
         policy = spec.get("deletionPolicy") or ctx.settings.default_deletion_policy
         if policy != "Delete":
             logger.info(f"Deletion policy {policy}: the Amplify auth resource is left in place.")
-    if ctx.poller is not None:
-        ctx.poller.cancel(namespace, name)
+    ctx.poller.cancel(namespace, name)
     ctx.locks.forget(key)
     ctx.watched.forget(uid)
     metrics.set_object_state(uid, None, None)

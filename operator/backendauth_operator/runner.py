@@ -76,18 +76,14 @@ def build_context(operator_settings: Settings) -> OperatorContext:
     # A Lease outlives its holder by at most this long (a holder never keeps one longer than
     # its job may run, plus the retries of a lost answer).
     duration = int(operator_settings.job_timeout_seconds + 10 * operator_settings.retry_max_seconds)
-    context = OperatorContext(
+    return OperatorContext(
         settings=operator_settings,
         clients=ClientFactory(operator_settings.aws_endpoint_url),
         kube=kube,
         leases=Leases(kube.api_client, lease_namespace(operator_settings), duration),
+        # At most this many steps at once: the rest of the threads stay free for Kopf's handlers.
+        poller=Poller(operator_settings.job_poll_seconds, max_in_flight=HANDLER_THREADS - 4),
     )
-    context.poller = Poller(
-        operator_settings.job_poll_seconds,
-        lambda namespace, name, new_generation: poll(context, namespace, name, new_generation),
-        max_in_flight=HANDLER_THREADS - 4,  # the rest stay free for Kopf's own handlers
-    )
-    return context
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,8 +107,11 @@ def run(args: argparse.Namespace) -> int:
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
         configure_kopf(settings, operator_settings, namespaced=bool(namespaces))
-        assert context.poller is not None
-        context.poller.start(settings.execution.executor)  # polls run on Kopf's handler threads
+        # Polls run on Kopf's handler threads.
+        context.poller.start(
+            settings.execution.executor,
+            lambda namespace, name, new_generation: poll(context, namespace, name, new_generation),
+        )
         if operator_settings.metrics_port:
             try:
                 metrics.start_metrics_server(operator_settings.metrics_port)
@@ -139,7 +138,6 @@ def run(args: argparse.Namespace) -> int:
 
     @kopf.on.cleanup()
     def _stop_polls(**_: Any) -> None:
-        assert context.poller is not None
         context.poller.stop()
 
     kopf.run(

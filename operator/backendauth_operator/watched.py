@@ -194,10 +194,9 @@ class Poller:
     random point of the first interval, so that a restart brings no burst of polls).
     """
 
-    def __init__(
-        self, interval: float, step: Callable[[str, str, bool], None], max_in_flight: int = 12
-    ) -> None:
-        self.interval, self.step = interval, step
+    def __init__(self, interval: float, max_in_flight: int = 12) -> None:
+        self.interval = interval
+        self.step: Callable[[str, str, bool], None] | None = None  # given by start()
         # Steps in flight at once: the others wait in the heap (a key each), not as queued work.
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._due: dict[Key, float] = {}
@@ -245,8 +244,9 @@ class Poller:
         with self._wake:
             return len(self._due)
 
-    def start(self, executor: Executor) -> None:
-        self._executor = executor
+    def start(self, executor: Executor, step: Callable[[str, str, bool], None]) -> None:
+        """Run ``step(namespace, name, new_generation)`` on ``executor`` for each due object."""
+        self._executor, self.step = executor, step
         threading.Thread(target=self._run, name="backendauth-poll", daemon=True).start()
 
     def stop(self) -> None:
@@ -276,6 +276,7 @@ class Poller:
                 return
 
     def _step(self, key: Key, new_generation: bool) -> None:
+        assert self.step is not None
         try:
             self.step(*key, new_generation)
         except Exception:  # one object's trouble must not end its polling
