@@ -43,6 +43,9 @@ def test_spec_change_after_creation_sends_an_update(bed: Bed) -> None:
     assert status["observedGeneration"] == 2 and status["operation"] == "UpdateBackendAuth"
     assert bed.condition("grown")["observedGeneration"] == 2
     assert (bed.count("CreateBackendAuth"), bed.count("UpdateBackendAuth")) == (1, 1)
+    # The log says what the steps did, without Kopf's line after every event that scheduled one.
+    assert "Calling UpdateBackendAuth" in bed.operator.log
+    assert "Handler 'event' succeeded." not in bed.operator.log
 
 
 def test_immutable_change_is_refused_at_apply(bed: Bed) -> None:

@@ -21,10 +21,10 @@ class Recorder:
         self.fail_first = fail_first
         self.changed = threading.Condition()
 
-    def __call__(self, namespace: str, name: str, new_generation: bool = False) -> None:
+    def __call__(self, namespace: str, name: str, from_event: bool = False) -> None:
         with self.changed:
             self.steps.append((namespace, name))
-            self.flags.append(new_generation)
+            self.flags.append(from_event)
             self.changed.notify_all()
             if len(self.steps) <= self.fail_first:
                 raise RuntimeError("the API server went away")
@@ -107,12 +107,12 @@ def test_ensure_schedules_within_one_interval_and_never_twice() -> None:
     assert before + 1.0 <= due <= time.monotonic() + 10
 
 
-def test_a_new_generation_step_is_marked_unless_a_poll_was_due_too(executor: ThreadPoolExecutor) -> None:
+def test_an_events_step_is_marked_unless_a_poll_was_due_too(executor: ThreadPoolExecutor) -> None:
     steps = Recorder()
     poller = started(Poller(3600), executor, steps)
-    poller.schedule("ns", "new", delay=0.05, new_generation=True)
+    poller.schedule("ns", "new", delay=0.05, from_event=True)
     poller.schedule("ns", "both", delay=0.1)  # a waiting object...
-    poller.schedule("ns", "both", delay=0, new_generation=True)  # ...whose spec changed: a full step
+    poller.schedule("ns", "both", delay=0, from_event=True)  # ...whose spec changed: a full step
     steps.wait_for(2)
     assert dict(zip(steps.steps, steps.flags, strict=True)) == {("ns", "new"): True, ("ns", "both"): False}
     poller.stop()

@@ -12,7 +12,14 @@ import kopf
 from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics
 from backendauth_operator.aws import ClientFactory, configure_pacing
 from backendauth_operator.config import ConfigError, Settings, load_settings
-from backendauth_operator.handlers import DowngradeWaiting, OperatorContext, poll, register, resync
+from backendauth_operator.handlers import (
+    DowngradeWaiting,
+    HideScheduling,
+    OperatorContext,
+    poll,
+    register,
+    resync,
+)
 from backendauth_operator.kube import KubeClient, Leases
 from backendauth_operator.watched import Poller, Resyncer
 
@@ -96,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     # Kopf's own log set-up: it prefixes object messages with [namespace/name].
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
     logging.getLogger("kopf.objects").addFilter(DowngradeWaiting())
+    logging.getLogger("kopf.objects").addFilter(HideScheduling())
     logfilters.install()  # inline secret values never reach a log line, also with --verbose
     for noisy in ("botocore", "urllib3", "aiohttp.access", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -110,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         # Polls run on Kopf's handler threads.
         context.poller.start(
             settings.execution.executor,
-            lambda namespace, name, new_generation: poll(context, namespace, name, new_generation),
+            lambda namespace, name, from_event: poll(context, namespace, name, from_event),
         )
         if operator_settings.metrics_port:
             try:

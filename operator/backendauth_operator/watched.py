@@ -200,26 +200,27 @@ class Poller:
         # Steps in flight at once: the others wait in the heap (a key each), not as queued work.
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._due: dict[Key, float] = {}
-        self._new_generation: set[Key] = set()  # due only because an event showed a new generation
+        self._from_event: set[Key] = set()  # due only because a watch event asked
         self._heap: list[tuple[float, Key]] = []
         self._wake = threading.Condition()
         self._stopped = False
         self._executor: Executor | None = None
 
     def schedule(
-        self, namespace: str, name: str, delay: float | None = None, new_generation: bool = False
+        self, namespace: str, name: str, delay: float | None = None, from_event: bool = False
     ) -> None:
         """Step the object after ``delay`` (default: the interval), unless it is due sooner.
 
-        ``new_generation``: an event showed a generation no step had shown; the step does
-        nothing if one has shown it by then (the event predates that step's writes)."""
+        ``from_event``: a watch event asked for the step (a new generation, a reconcile
+        request, a pause flip); the step does nothing if the object no longer asks by then (the
+        event predates a step's writes). A poll that is due as well makes it a full step."""
         key = (namespace, name)
         due = time.monotonic() + (self.interval if delay is None else delay)
         with self._wake:
-            if new_generation and key not in self._due:
-                self._new_generation.add(key)
-            elif not new_generation:
-                self._new_generation.discard(key)
+            if from_event and key not in self._due:
+                self._from_event.add(key)
+            elif not from_event:
+                self._from_event.discard(key)
             if key in self._due and self._due[key] <= due:
                 return
             self._due[key] = due
@@ -234,7 +235,7 @@ class Poller:
     def cancel(self, namespace: str, name: str) -> None:
         with self._wake:
             self._due.pop((namespace, name), None)  # its heap entry is skipped when it comes up
-            self._new_generation.discard((namespace, name))
+            self._from_event.discard((namespace, name))
 
     def scheduled(self, namespace: str, name: str) -> bool:
         with self._wake:
@@ -245,9 +246,15 @@ class Poller:
             return len(self._due)
 
     def start(self, executor: Executor, step: Callable[[str, str, bool], None]) -> None:
-        """Run ``step(namespace, name, new_generation)`` on ``executor`` for each due object."""
+        """Run ``step(namespace, name, from_event)`` on ``executor`` for each due object."""
         self._executor, self.step = executor, step
         threading.Thread(target=self._run, name="backendauth-poll", daemon=True).start()
+
+    @property
+    def executor(self) -> Executor:
+        """Where steps run (Kopf's handler threads); other blocking work of handlers runs there too."""
+        assert self._executor is not None, "the poller has not started"
+        return self._executor
 
     def stop(self) -> None:
         with self._wake:
@@ -266,19 +273,19 @@ class Poller:
                 if self._due.get(key) != due:
                     continue  # cancelled, or scheduled again for another time
                 del self._due[key]
-                new_generation = key in self._new_generation
-                self._new_generation.discard(key)
+                from_event = key in self._from_event
+                self._from_event.discard(key)
             assert self._executor is not None
             self._slots.acquire()
             try:
-                self._executor.submit(self._step, key, new_generation)
+                self._executor.submit(self._step, key, from_event)
             except RuntimeError:  # the executor is shutting down: so is the operator
                 return
 
-    def _step(self, key: Key, new_generation: bool) -> None:
+    def _step(self, key: Key, from_event: bool) -> None:
         assert self.step is not None
         try:
-            self.step(*key, new_generation)
+            self.step(*key, from_event)
         except Exception:  # one object's trouble must not end its polling
             poll_logger.exception(f"[{key[0]}/{key[1]}] Step failed; it is tried again later.")
             self.schedule(*key)
