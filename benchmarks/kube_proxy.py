@@ -97,7 +97,7 @@ class CountingProxy:
         self._session = aiohttp.ClientSession(auto_decompress=False)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -118,13 +118,20 @@ class CountingProxy:
 
     def stop(self) -> None:
         async def close() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
+            # The upstream session first: that ends the open watches the handlers are forwarding,
+            # so the server can close without waiting for them.
             if self._session is not None:
                 await self._session.close()
+            if self._runner is not None:
+                await self._runner.cleanup()
+            # Whatever still runs (a handler forwarding to a client that is gone) ends here,
+            # rather than being destroyed pending when the loop stops.
+            rest = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
 
         if self._ready.is_set():
-            # Open watches may keep the server from closing; the thread is a daemon anyway.
             with contextlib.suppress(TimeoutError):
                 asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
