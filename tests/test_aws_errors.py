@@ -411,3 +411,39 @@ def test_unreachable_endpoint_is_classified_not_ambiguous(monkeypatch: pytest.Mo
         create(client, "app-unreachable")
     failure = classify(raised.value)
     assert (failure.reason, failure.ambiguous) == ("AWSUnavailable", False)
+
+
+def test_a_client_keeps_a_connection_for_each_thread_that_calls_at_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sixteen calls in flight together (each held 300 ms by the simulator): with a pool of
+    sixteen, every connection is kept for the next call; with botocore's default of ten, six are
+    thrown away (and the next calls open new ones, a TLS handshake each against AWS)."""
+    import logging
+    import threading
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-example")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+
+    def discarded(factory: ClientFactory) -> int:
+        client = factory.reading(REGION)
+        start = threading.Barrier(16)
+
+        def one() -> None:
+            start.wait()
+            client.get_backend(AppId="pooled", BackendEnvironmentName="dev")
+
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"):
+            threads = [threading.Thread(target=one) for _ in range(16)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+        return sum("Connection pool is full" in r.getMessage() for r in caplog.records)
+
+    with SimulatorThread(SimulatorConfig(auto_apps=True, latency_ms=300)) as slow:
+        assert discarded(ClientFactory(slow.url, max_connections=16)) == 0
+        assert discarded(ClientFactory(slow.url)) > 0, "the default pool is too small to show it"

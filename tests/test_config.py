@@ -222,3 +222,25 @@ def test_a_lease_namespace_that_is_no_namespace_name_is_refused(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
     assert "BACKENDAUTH_LEASE_NAMESPACE" in config_error(monkeypatch, BACKENDAUTH_LEASE_NAMESPACE=value)
+
+
+def test_connection_pools_hold_one_connection_per_handler_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kubernetes and AWS calls come from at most HANDLER_THREADS threads at once; neither
+    client's pool may be smaller (the kubernetes client's default follows the CPU count)."""
+    import kubernetes
+
+    from backendauth_operator.runner import HANDLER_THREADS, build_context
+    from backendauth_operator.sandbox.kubeconfig import write_kubeconfig
+
+    # The kubernetes package reads KUBECONFIG once, at import.
+    kubeconfig = str(write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:1"))
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", kubeconfig)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-example")
+    ctx = build_context(Settings())
+    assert ctx.kube.api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] == HANDLER_THREADS
+    for client in (ctx.clients.reading("eu-west-1"), ctx.clients.mutating("eu-west-1")):
+        assert client.meta.config.max_pool_connections == HANDLER_THREADS
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}, "merged, not replaced"

@@ -34,8 +34,11 @@ READ_CONFIG = botocore.config.Config(
 class ClientFactory:
     """Creates and caches boto3 clients per (region, kind). Thread-safe: handlers run in threads."""
 
-    def __init__(self, endpoint_url: str | None) -> None:
+    def __init__(self, endpoint_url: str | None, max_connections: int = 10) -> None:
         self._endpoint_url = endpoint_url
+        # One kept connection per thread that may call at once: a full pool discards the extra
+        # connection (with a warning), and the next call opens a new one, TLS handshake included.
+        self._pool = botocore.config.Config(max_pool_connections=max_connections)
         self._session = boto3.session.Session()
         self._clients: dict[tuple[str, bool], Any] = {}
         self._lock = threading.Lock()
@@ -56,7 +59,7 @@ class ClientFactory:
                     "amplifybackend",
                     region_name=region,
                     endpoint_url=self._endpoint_url,
-                    config=MUTATING_CONFIG if mutating else READ_CONFIG,
+                    config=(MUTATING_CONFIG if mutating else READ_CONFIG).merge(self._pool),
                 )
             return self._clients[key]
 

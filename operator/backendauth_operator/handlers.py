@@ -11,7 +11,8 @@ What runs a step:
 * a watch event that shows a generation no step has shown yet (a new BackendAuth, a changed
   spec: ``metadata.generation`` against ``status.observedGeneration``, as controller-runtime's
   generation predicate does), or a change of the ``paused`` or ``reconcile-requested-at``
-  annotations. One Kopf event handler with one filter serves them all; Kopf's own change
+  annotations. One Kopf event handler with one filter serves them all: a coroutine that hands
+  the object to the poller, whose step reads it and sees what is asked. Kopf's own change
   handlers (and the annotations and patches they cost per object) are not used;
 * the poller, only while the BackendAuth shows ``Reconciling`` (a job runs, a retry is due,
   another BackendAuth has the turn): waiting is a poll, not an error. Settled objects (Ready,

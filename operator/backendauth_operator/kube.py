@@ -49,9 +49,13 @@ class KubeClient:
         self.api_client = api_client
 
     @classmethod
-    def from_environment(cls) -> KubeClient:
-        """In-cluster config when in a pod, else the current kubeconfig (as Kopf does)."""
+    def from_environment(cls, max_connections: int | None = None) -> KubeClient:
+        """In-cluster config when in a pod, else the current kubeconfig (as Kopf does).
+        ``max_connections``: connections kept open, one per thread that may call at once (the
+        client's default follows the host's CPU count, not the threads that share it)."""
         configuration = kubernetes.client.Configuration()
+        if max_connections is not None:
+            configuration.connection_pool_maxsize = max_connections
         try:
             kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:

@@ -79,13 +79,14 @@ def lease_namespace(operator_settings: Settings) -> str:
 
 def build_context(operator_settings: Settings) -> OperatorContext:
     """The shared context of every handler call."""
-    kube = KubeClient.from_environment()
+    # Steps and Kopf's sync handlers call from at most HANDLER_THREADS threads at once.
+    kube = KubeClient.from_environment(max_connections=HANDLER_THREADS)
     # A Lease outlives its holder by at most this long (a holder never keeps one longer than
     # its job may run, plus the retries of a lost answer).
     duration = int(operator_settings.job_timeout_seconds + 10 * operator_settings.retry_max_seconds)
     return OperatorContext(
         settings=operator_settings,
-        clients=ClientFactory(operator_settings.aws_endpoint_url),
+        clients=ClientFactory(operator_settings.aws_endpoint_url, max_connections=HANDLER_THREADS),
         kube=kube,
         leases=Leases(kube.api_client, lease_namespace(operator_settings), duration),
         # At most this many steps at once: the rest of the threads stay free for Kopf's handlers.
