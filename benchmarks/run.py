@@ -14,9 +14,9 @@ outputs), so N of them need at least 5N/rate seconds, plus the jobs of one app/e
 
 The CPU floor: what bare Kopf spent on the same watch events, plus the AWS calls and
 Kubernetes requests the operator made, each at what it costs the libraries alone
-(``aws_call_cpu_ms``, ``kubernetes_request_cpu_ms``, measured in this process with nothing
-else to do). No operator built on Kopf, botocore and the kubernetes client that makes those
-calls spends less; what the operator spends above it is its own.
+(``aws_call_cpu_ms`` by operation and outcome, ``kubernetes_request_cpu_ms``, measured in this
+process with nothing else to do). No operator built on Kopf, botocore and the kubernetes client
+that makes those calls spends less; what the operator spends above it is its own.
 
     .venv/bin/python benchmarks/run.py --objects 200 --rate 10
     .venv/bin/python benchmarks/run.py --objects 1000 --rate 50 --api real
@@ -28,6 +28,7 @@ calls spends less; what the operator spends above it is its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -125,37 +126,58 @@ def restart_costs(
     }
 
 
-def call_costs(kubeconfig: Path, namespace: str, name: str, samples: int = 300) -> dict[str, float]:
+def call_costs(
+    kubeconfig: Path, namespace: str, name: str, spec: dict[str, Any], samples: int = 200
+) -> tuple[dict[str, float], float]:
     """The CPU milliseconds one call costs the libraries alone, measured on this process's own
-    thread, with nothing else to do: an AWS call through botocore and the operator's ``call``
-    (GetBackend against an unthrottled simulator), and a Kubernetes request through the
-    operator's client (a GET of a BackendAuth, straight to the API server)."""
+    thread with nothing else to do: each AWS operation and outcome the operator meets, through
+    a boto3 client against an unthrottled simulator (the create with ``spec``'s request), and a
+    Kubernetes request through the operator's client (a GET of a BackendAuth, straight to the
+    API server)."""
     import kubernetes
+    from botocore.exceptions import ClientError
 
-    from backendauth_operator.aws import ClientFactory, call, configure_pacing
+    from backendauth_operator.aws import ClientFactory
     from backendauth_operator.kube import KubeClient
+    from backendauth_operator.models import create_backend_auth_kwargs, parse_spec
+
+    def cost(one: Any) -> float:
+        for i in range(10):  # connections, caches
+            one(-1 - i)
+        started = time.thread_time()
+        for i in range(samples):
+            one(i)
+        return round(1000 * (time.thread_time() - started) / samples, 2)
 
     configuration = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
     kube = KubeClient(kubernetes.client.ApiClient(configuration))
-    configure_pacing(1_000_000)
+    request = create_backend_auth_kwargs(parse_spec(spec), lambda ref: "")
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(key, "bench")
-    with SimulatorThread(SimulatorConfig(auto_apps=True)) as sim:
-        aws = ClientFactory(sim.url).reading("eu-west-1")
-        calls = {
-            "aws_call_cpu_ms": lambda: call(aws, "get_backend", AppId="floor", BackendEnvironmentName="dev"),
-            "kubernetes_request_cpu_ms": lambda: kube.get_backendauth(namespace, name),
-        }
-        costs = {}
-        for label, one in calls.items():
-            for _ in range(20):  # connections, caches
-                one()
-            started = time.thread_time()
-            for _ in range(samples):
-                one()
-            costs[label] = round(1000 * (time.thread_time() - started) / samples, 2)
-    return costs
+    with SimulatorThread(SimulatorConfig(auto_apps=True, job_seconds=0)) as sim:
+        factory = ClientFactory(sim.url)
+        aws, once = factory.reading("eu-west-1"), factory.mutating("eu-west-1")
+        jobs: dict[int, str] = {}
+
+        def where(i: int) -> dict[str, str]:
+            return {"AppId": f"floor{i}", "BackendEnvironmentName": "dev"}
+
+        def create(i: int) -> None:
+            jobs[i] = once.create_backend_auth(**{**request, **where(i)})["JobId"]
+
+        def missing(i: int) -> None:
+            with contextlib.suppress(ClientError):
+                aws.get_backend_auth(**where(i), ResourceName="nothing-here")
+
+        costs = {"CreateBackendAuth:ok": cost(create)}
+        costs["GetBackendJob:ok"] = cost(lambda i: aws.get_backend_job(**where(i), JobId=jobs[i]))
+        costs["GetBackendAuth:ok"] = cost(
+            lambda i: aws.get_backend_auth(**where(i), ResourceName=request["ResourceName"])
+        )
+        costs["GetBackendAuth:NotFoundException"] = cost(missing)
+        costs["GetBackend:ok"] = cost(lambda i: aws.get_backend(**where(i)))
+    return costs, cost(lambda i: kube.get_backendauth(namespace, name))
 
 
 def main() -> int:
@@ -267,13 +289,14 @@ def main() -> int:
         restart = restart_costs(args, operator, start_operator, sim.url, proxy) if args.restart_window else {}
         # What the calls made cost the libraries alone, added to what bare Kopf spent on the
         # same watch events: no operator built on these libraries can spend less per object.
-        costs = call_costs(Path(kubeconfig), "default", "bench-00000")
+        aws_costs, kube_cost = call_costs(Path(kubeconfig), "default", "bench-00000", manifest(0, 1)["spec"])
+        mean_aws = sum(aws_costs.values()) / len(aws_costs)
         k8s_requests = sum(n for k, n in requests.items() if not k.startswith(("WATCH", "LIST", "GET (")))
         floor = (
-            1000 * bare_cpu / args.objects
-            + (len(calls) * costs["aws_call_cpu_ms"] + k8s_requests * costs["kubernetes_request_cpu_ms"])
-            / args.objects
-        )
+            1000 * bare_cpu
+            + sum(n * aws_costs.get(kind, mean_aws) for kind, n in by.items())
+            + k8s_requests * kube_cost
+        ) / args.objects
         print(json.dumps({
             "api": args.api, "objects": args.objects, "rate_limit": args.rate,
             "seconds_to_all_ready": round(elapsed, 1), "bound_seconds": round(bound, 1),
@@ -287,7 +310,8 @@ def main() -> int:
             "rss_ratio": round(peak / max(1, bare_peak), 2),
             "operator_cpu_ms_per_backendauth": round(1000 * cpu / args.objects, 1),
             "bare_kopf_cpu_ms_per_backendauth": round(1000 * bare_cpu / args.objects, 1),
-            **costs,
+            "aws_call_cpu_ms": aws_costs,
+            "kubernetes_request_cpu_ms": kube_cost,
             "cpu_floor_ms_per_backendauth": round(floor, 1),
             # Watches are long-lived streams, not per-object work; everything else is counted.
             "kubernetes_requests_per_backendauth": round(
