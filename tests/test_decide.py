@@ -31,6 +31,16 @@ DIFFERENT = {
     "UserPoolConfigs": {**DESIRED["UserPoolConfigs"], "PasswordPolicy": {"MinimumLength": 8}},
 }
 
+# What only a create sets (UpdateBackendAuth does not carry it) differs in AWS.
+CREATE_ONLY_DIFFERS = {
+    **DESIRED,
+    "UserPoolConfigs": {**DESIRED["UserPoolConfigs"], "RequiredSignUpAttributes": ["EMAIL"]},
+}
+BOTH_DIFFER = {
+    **DESIRED,
+    "UserPoolConfigs": {**CREATE_ONLY_DIFFERS["UserPoolConfigs"], "PasswordPolicy": {"MinimumLength": 8}},
+}
+
 
 def job(
     status: str = "RUNNING", op: str = CREATE, gen: int = 1, fp: str = FP, id: str = "job-1", **kw: Any
@@ -117,9 +127,15 @@ ROWS = [
     Row("completed but AWS differs: Drifted, looked at again",
         snap(job=job("COMPLETED", op=UPDATE), owned=True, observed=seen(DIFFERENT)), "show", "Drifted",
         failure=True),
-    Row("still different on the next look: updated again",
-        snap(job=job("COMPLETED", op=UPDATE, missing=True), owned=True, observed=seen(DIFFERENT)), "submit",
+    Row("still different on the next look after our create: one update",
+        snap(job=job("COMPLETED", missing=True), owned=True, observed=seen(DIFFERENT)), "submit",
         operation=UPDATE),
+    Row("still different on the next look after our update: stalls, not sent again for ever",
+        snap(job=job("COMPLETED", op=UPDATE, missing=True), owned=True, observed=seen(DIFFERENT)), "show",
+        "Drifted", release=True),
+    Row("... until a reconcile request sends it again",
+        snap(job=job("COMPLETED", op=UPDATE, missing=True), owned=True, requested=True, observed=seen(DIFFERENT)),
+        "submit", operation=UPDATE, event_reason="Drifted"),
     Row("failed job of this generation stalls", snap(job=job("FAILED"), owned=True, observed=seen(None)), "show",
         "JobFailed", release=True),
     Row("failed job of an older generation: tried again",
@@ -150,6 +166,15 @@ ROWS = [
     # --- drift: AWS changed behind our back
     Row("drift corrected by default: one update",
         snap(owned=True, requested=True, job=job("COMPLETED", verified=True), observed=seen(DIFFERENT)), "submit",
+        operation=UPDATE, event_reason="Drifted"),
+    Row("drift only where no update reaches (create-only fields): stalls, no call",
+        snap(owned=True, requested=True, job=job("COMPLETED", verified=True), observed=seen(CREATE_ONLY_DIFFERS)),
+        "show", "Drifted", release=True),
+    Row("the same right after our own update: no call either",
+        snap(owned=True, job=job("COMPLETED", op=UPDATE), observed=seen(CREATE_ONLY_DIFFERS)), "show", "Drifted",
+        release=True),
+    Row("drift in create-only and other fields: one update for what it can change",
+        snap(owned=True, requested=True, job=job("COMPLETED", verified=True), observed=seen(BOTH_DIFFER)), "submit",
         operation=UPDATE, event_reason="Drifted"),
     Row("drift only reported with driftPolicy Report: no call",
         snap(owned=True, requested=True, report_drift=True, job=job("COMPLETED", verified=True), observed=seen(DIFFERENT)),
@@ -285,3 +310,10 @@ def test_the_record_of_an_observation_alone_reads_back() -> None:
     assert action.job is not None and action.job.id == "" and action.job.operation == ""
     annotations = {"amplifybackend.gitops.dev/job": action.job.to_annotation()}
     assert Job.from_annotation(annotations) == action.job
+
+
+def test_drift_no_update_can_correct_is_explained_with_the_field_named() -> None:
+    action = decide(snap(owned=True, job=job("COMPLETED", verified=True), observed=seen(CREATE_ONLY_DIFFERS)))
+    assert action.state is not None and action.state.phase == "stalled"
+    assert action.drift == ("resourceConfig.userPoolConfigs.requiredSignUpAttributes",)
+    assert "requiredSignUpAttributes, which UpdateBackendAuth cannot change" in action.state.message

@@ -86,6 +86,23 @@ def test_drift_is_only_reported_with_drift_policy_report(make_bed: Callable[...,
     assert obj["status"]["drift"] == [] and bed.count("UpdateBackendAuth") == 0
 
 
+def test_drift_no_update_can_correct_stalls_rather_than_loops(make_bed: Callable[..., Bed]) -> None:
+    """requiredSignUpAttributes is set only by a create (UpdateBackendAuth does not carry it)."""
+    bed = resyncing(make_bed)
+    bed.apply(with_policy("fixed"))
+    bed.wait_reason("fixed", "JobCompleted", status="True")
+    config = sim_state(bed)["resources"][f"{APP}/{ENV}/fixed"]
+    config["userPoolConfigs"]["requiredSignUpAttributes"] = ["EMAIL", "PHONE_NUMBER"]
+    bed.sim_post("resources", {"appId": APP, "backendEnvironmentName": ENV, "resourceName": "fixed",
+                               "resourceConfig": config})  # fmt: skip
+    obj = bed.wait_reason("fixed", "Drifted", status="False")
+    assert obj["status"]["drift"] == ["resourceConfig.userPoolConfigs.requiredSignUpAttributes"]
+    assert bed.condition("fixed", "Stalled")["status"] == "True"
+    assert "UpdateBackendAuth cannot change" in bed.condition("fixed")["message"]
+    observed_again(bed, "fixed")
+    assert bed.count("UpdateBackendAuth") == 0
+
+
 def test_no_resync_means_no_aws_call_for_settled_objects(make_bed: Callable[..., Bed]) -> None:
     bed = resyncing(make_bed, "0")
     bed.apply(with_policy("quiet"))

@@ -649,6 +649,12 @@ _REF_TARGETS = {"clientSecretRef": "ClientSecret", "privateKeyRef": "PrivateKey"
 _CREATE_ONLY = {"identityPoolName", "userPoolName", "signInMethod", "requiredSignUpAttributes"}
 
 
+def create_only(path: str) -> bool:
+    """Whether a spec path (``resourceConfig.userPoolConfigs.signInMethod``) is one that only a
+    create sets: UpdateBackendAuth does not carry it, so no update can change it in AWS."""
+    return path.rsplit(".", 1)[-1] in _CREATE_ONLY
+
+
 def boto_key(alias: str) -> str:
     """The boto3 key of a spec key: ``oAuthScopes`` → ``OAuthScopes``, ``mfaMode`` → ``MFAMode``."""
     return _BOTO_KEY_EXCEPTIONS.get(alias, alias[:1].upper() + alias[1:])

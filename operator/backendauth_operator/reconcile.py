@@ -17,6 +17,7 @@ from typing import Any, Literal
 from backendauth_operator.bookkeeping import COMPLETED, Job, Marker
 from backendauth_operator.bookkeeping import CREATE as CREATE_OP
 from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
+from backendauth_operator.models import create_only
 
 Phase = Literal["ready", "reconciling", "stalled"]
 
@@ -365,6 +366,25 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
         paths = ", ".join(diff)
         if s.report_drift:
             return _stall("Drifted", f"AWS differs from the spec at {paths} (driftPolicy: Report)", job, **kw)
+        if all(create_only(path) for path in diff):
+            # No update can change these: sending one would repeat for ever.
+            return _stall(
+                "Drifted",
+                f"AWS differs from the spec at {paths}, which UpdateBackendAuth cannot change (AWS "
+                "sets it only when the auth resource is created)",
+                job,
+                **kw,
+            )
+        if job.missing and job.operation == UPDATE_OP and not s.requested:
+            # Our update completed and AWS still differs on the second look: AWS does not take
+            # these values as sent, and sending them again would repeat for ever.
+            return _stall(
+                "Drifted",
+                f"AWS still differs from the spec at {paths} after {job.describe()} completed; "
+                "set the reconcile-requested-at annotation to send it again",
+                job,
+                **kw,
+            )
         if job.verified or job.missing:
             # Changed behind our back (or still different on the second look): one update.
             return Action("submit", operation=UPDATE_OP, event_reason="Drifted", **kw)
