@@ -101,6 +101,8 @@ def test_drift_no_update_can_correct_stalls_rather_than_loops(make_bed: Callable
     assert "UpdateBackendAuth cannot change" in bed.condition("fixed")["message"]
     observed_again(bed, "fixed")
     assert bed.count("UpdateBackendAuth") == 0
+    logged = "Drifted: AWS differs from the spec at resourceConfig.userPoolConfigs.requiredSignUpAttributes"
+    assert logged in bed.operator.log, "the operator's log says it too"
 
 
 def test_no_resync_means_no_aws_call_for_settled_objects(make_bed: Callable[..., Bed]) -> None:

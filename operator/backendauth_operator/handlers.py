@@ -422,7 +422,8 @@ class Step:
     # ---- writing ----------------------------------------------------------------------------
 
     def show(self, state: State, event: str | None = None, **fields: Any) -> None:
-        """The one place conditions are set; an event is posted when the reason changes."""
+        """The one place conditions are set; an event is posted (and a warning logged) when the
+        reason changes."""
         self.status_patch.update(fields)
         self.status_patch["observedGeneration"] = self.generation
         self.status_patch["conditions"] = conditions_for(
@@ -432,6 +433,8 @@ class Step:
         self.shown = state
         if event and state.reason != self.previous_reason:
             self.events.append((event, state.reason, state.message))
+            if event == "Warning":  # whoever reads the operator's log sees trouble too
+                self.logger.warning(f"{state.reason}: {state.message}")
         self.previous_reason = state.reason
 
     def write(self) -> None:
