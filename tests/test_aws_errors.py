@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import socket
+import threading
 import types
 import urllib.request
 from collections.abc import Iterator
@@ -229,26 +231,31 @@ def sim() -> Iterator[SimulatorThread]:
         yield running
 
 
+def offline(mp: pytest.MonkeyPatch) -> None:
+    """Fake credentials, no shared config, no proxy: nothing but 127.0.0.1 is used."""
+    mp.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    mp.setenv("AWS_SECRET_ACCESS_KEY", "secret-example")
+    mp.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_AMPLIFYBACKEND",
+    ):
+        mp.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def factory(sim: SimulatorThread) -> Iterator[ClientFactory]:
     """Clients with fake credentials and no shared config, so nothing but the simulator is used."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "secret-example")
-        mp.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
-        for name in (
-            "AWS_PROFILE",
-            "AWS_SESSION_TOKEN",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_AMPLIFYBACKEND",
-        ):
-            mp.delenv(name, raising=False)
+        offline(mp)
         clients = ClientFactory(sim.url)
         clients.mutating(REGION)
         clients.reading(REGION)
@@ -397,12 +404,7 @@ def test_factory_caches_one_client_per_region_and_kind(factory: ClientFactory) -
 
 
 def test_unreachable_endpoint_is_classified_not_ambiguous(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-example")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    offline(monkeypatch)
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -419,13 +421,7 @@ def test_a_client_keeps_a_connection_for_each_thread_that_calls_at_once(
     """Sixteen calls in flight together (each held 300 ms by the simulator): with a pool of
     sixteen, every connection is kept for the next call; with botocore's default of ten, six are
     thrown away (and the next calls open new ones, a TLS handshake each against AWS)."""
-    import logging
-    import threading
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-example")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    offline(monkeypatch)
 
     def discarded(factory: ClientFactory) -> int:
         client = factory.reading(REGION)
