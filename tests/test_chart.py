@@ -319,6 +319,7 @@ def test_the_operator_settings_become_its_environment(helm: Path) -> None:
     )  # fmt: skip
     assert env == {
         "AWS_REGION": "eu-west-1",
+        "POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
         "BACKENDAUTH_LEASE_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
         "BACKENDAUTH_JOB_POLL_SECONDS": "2.5",
         "BACKENDAUTH_RETRY_BASE_SECONDS": "1",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from backendauth_operator.config import ConfigError, Settings, load_settings
+from backendauth_operator.config import ConfigError, Settings, load_settings, operator_identity
 
 VARIABLES = (
     "AWS_REGION",
@@ -22,6 +23,7 @@ VARIABLES = (
     "BACKENDAUTH_JOB_TIMEOUT_SECONDS",
     "BACKENDAUTH_LEASE_NAMESPACE",
     "POD_NAMESPACE",
+    "POD_NAME",
 )
 NUMERIC = (
     "BACKENDAUTH_JOB_POLL_SECONDS",
@@ -215,6 +217,25 @@ def test_lease_namespace_from_its_variable_or_the_pods_namespace(monkeypatch: py
     assert load_settings().lease_namespace == "backendauth-system"
     monkeypatch.setenv("BACKENDAUTH_LEASE_NAMESPACE", "leases")
     assert load_settings().lease_namespace == "leases"
+
+
+def test_identity_is_the_pod_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAME", "backendauth-operator-7d9f-abcde")
+    assert operator_identity(load_settings()) == "backendauth-operator-7d9f-abcde"
+
+
+def test_identity_without_a_pod_name_is_the_host_and_never_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user lookup: a container's uid may have no passwd entry (the image runs as 65532)."""
+
+    def no_user(*_: object) -> None:
+        raise KeyError("getpwuid(): uid not found: 65532")
+
+    monkeypatch.setattr("pwd.getpwuid", no_user)
+    monkeypatch.delenv("USER", raising=False)
+    monkeypatch.delenv("LOGNAME", raising=False)
+    first, second = operator_identity(load_settings()), operator_identity(load_settings())
+    assert first.startswith(socket.gethostname() + "-")
+    assert first != second
 
 
 @pytest.mark.parametrize("value", ["Not_A_Namespace", "", "-x"])

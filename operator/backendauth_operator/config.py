@@ -4,6 +4,8 @@ configuration table lists every variable)."""
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 from typing import Literal
 
 from pydantic import AliasChoices, Field, ValidationError, model_validator
@@ -48,6 +50,7 @@ class Settings(BaseSettings):
     default_deletion_policy: Literal["Retain", "Delete"] = Field(
         "Retain", validation_alias="BACKENDAUTH_DEFAULT_DELETION_POLICY"
     )
+    pod_name: str | None = Field(None, validation_alias="POD_NAME", min_length=1, max_length=253)
 
     @model_validator(mode="after")
     def _max_not_below_base(self) -> Settings:
@@ -68,6 +71,7 @@ _ENV_NAMES = {
     "resync_seconds": "BACKENDAUTH_RESYNC_SECONDS",
     "aws_max_rps": "BACKENDAUTH_AWS_MAX_RPS",
     "lease_namespace": "BACKENDAUTH_LEASE_NAMESPACE",
+    "pod_name": "POD_NAME",
 }
 
 
@@ -75,6 +79,17 @@ def _env_name(field: str) -> str:
     if field in ("default_region", "AWS_REGION") and os.environ.get("AWS_REGION") is None:
         return "AWS_DEFAULT_REGION"  # the one that was actually set
     return _ENV_NAMES.get(field, field)
+
+
+def operator_identity(settings: Settings) -> str:
+    """This process's name among operators: ``POD_NAME`` (deploy/ sets it from the pod's name),
+    else the hostname plus a random suffix, so that two processes on one host never share one.
+
+    Never the user name: a container runs as a uid with no passwd entry (65532 in deploy/), and
+    a user lookup there raises instead of answering."""
+    if settings.pod_name:
+        return settings.pod_name
+    return f"{socket.gethostname()}-{secrets.token_hex(3)}"
 
 
 class ConfigError(Exception):

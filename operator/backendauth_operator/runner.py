@@ -8,10 +8,11 @@ import sys
 from typing import Any
 
 import kopf
+from kopf._core.engines.peering import Identity  # kopf.run's identity type, not re-exported
 
 from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics
 from backendauth_operator.aws import ClientFactory, configure_pacing
-from backendauth_operator.config import ConfigError, Settings, load_settings
+from backendauth_operator.config import ConfigError, Settings, load_settings, operator_identity
 from backendauth_operator.handlers import (
     DowngradeWaiting,
     HideScheduling,
@@ -156,5 +157,8 @@ def run(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness,
         lifecycle=kopf.lifecycles.one_by_one,
         memo=memo,
+        # Kopf would otherwise build its identity from the user name, which a container running
+        # as a uid without a passwd entry does not have (getpwuid fails and the process exits).
+        identity=Identity(operator_identity(operator_settings)),
     )
     return 0
