@@ -79,6 +79,7 @@ from backendauth_operator.reconcile import (
     decide,
     in_progress,
     now_rfc3339,
+    ready_generation,
 )
 from backendauth_operator.watched import Poller, Watched
 
@@ -198,6 +199,7 @@ class Step:
         failures = Failures.from_annotation(self.annotations)
         base = Snapshot(
             generation=self.generation, now=time.time(), paused=is_true(self.annotations, PAUSED),
+            ready_generation=ready_generation(self.status.get("conditions") or []),
             job=job, marker=marker, not_before=failures.not_before, requested=self.look,
             owned=is_true(self.annotations, CREATED), job_timeout=self.ctx.settings.job_timeout_seconds,
         )  # fmt: skip
