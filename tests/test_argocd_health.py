@@ -62,6 +62,12 @@ def test_a_status_without_conditions_is_progressing() -> None:
     assert health(obj) == ("Progressing", "Waiting for the operator")
 
 
+def test_the_status_the_api_server_gives_a_new_object_is_progressing() -> None:
+    obj = backendauth()
+    obj["status"] = {"observedGeneration": 0}  # the CRD's default
+    assert health(obj) == ("Progressing", "Waiting for the operator")
+
+
 def test_an_object_without_metadata_is_progressing() -> None:
     assert health({"apiVersion": "amplifybackend.gitops.dev/v1alpha1", "kind": "BackendAuth"}) == (
         "Progressing",
@@ -125,6 +131,15 @@ def test_progressing_falls_back_to_the_ready_message_then_to_waiting() -> None:
 def test_reconciling_reason_paused_is_suspended_with_its_message() -> None:
     message = f"paused by the {PAUSED} annotation; no AWS calls"
     obj = backendauth("reconciling", "Paused", message, annotations={PAUSED: "true"})
+    assert health(obj) == ("Suspended", message)
+
+
+def test_paused_when_ready_is_suspended_though_ready_stays_true() -> None:
+    message = "paused by the annotation; no AWS calls; AWS last showed the auth resource as the spec says"
+    obj = backendauth("ready", "Paused", message, annotations={PAUSED: "true"})
+    assert [c["status"] for c in obj["status"]["conditions"]] == ["True", "False", "False"]
+    assert health(obj) == ("Suspended", message)
+    del obj["metadata"]["annotations"][PAUSED]  # unpaused, until the operator shows it
     assert health(obj) == ("Suspended", message)
 
 
