@@ -165,6 +165,13 @@ def test_stalled_wins_over_paused() -> None:
     assert health(obj) == ("Degraded", "bad")
 
 
+def test_an_object_being_deleted_is_pending_deletion_whatever_its_conditions() -> None:
+    for phase in ("ready", "stalled", "reconciling"):
+        obj = backendauth(phase, "JobCompleted", "done")
+        obj["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        assert health(obj) == ("Progressing", "Pending deletion")
+
+
 def test_a_condition_that_is_false_does_not_count() -> None:
     obj = backendauth("ready", "JobCompleted", "done")
     for condition in obj["status"]["conditions"]:
