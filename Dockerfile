@@ -13,29 +13,30 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
-# pip runs in a venv, so that the base's own Python packages (an externally managed system
-# Python, on a Debian base) stay as they are. pip itself is upgraded first in each stage, to
-# whatever is current (hence no pin: DL3013).
+# pip runs in a venv (first on PATH once made), so that the base's own Python packages stay as
+# they are: a Debian base's system Python is externally managed and refuses pip installs.
+ENV PATH=/opt/build/bin:$PATH
+# pip itself is upgraded first in each stage, to whatever is current (hence no pin: DL3013).
 # hadolint ignore=DL3013
 RUN python3 -m venv /opt/build \
- && /opt/build/bin/pip install -U pip \
- && /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels .
+ && python -m pip install -U pip \
+ && python -m pip wheel --no-deps --wheel-dir /wheels .
 
 # ---- runtime: the wheel and its runtime dependencies (no dev or test extras) --------------------
 FROM ${BASE_IMAGE}
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 # The operator and its dependencies go into a venv of their own, /opt/venv, first on PATH.
+ENV PATH=/opt/venv/bin:$PATH
 # The wheel is mounted for the install only, so it does not stay in a layer. pip compiles the
 # bytecode now: at run time nothing may be written under / (readOnlyRootFilesystem).
 # pip is upgraded to whatever is current, as in the build stage (hence no pin: DL3013).
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install -U pip \
- && /opt/venv/bin/pip install /wheels/*.whl \
- && /opt/venv/bin/backendauth-operator --help > /dev/null
-ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONDONTWRITEBYTECODE=1 \
+ && python -m pip install -U pip \
+ && python -m pip install /wheels/*.whl \
+ && backendauth-operator --help > /dev/null
+ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp
 WORKDIR /tmp
