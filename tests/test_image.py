@@ -129,6 +129,10 @@ def get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
+class ContainerExited(Exception):
+    """The operator's container is no longer running."""
+
+
 @dataclass
 class Container:
     """One ``docker run -d`` of the image; removed at the end."""
@@ -152,9 +156,11 @@ class Container:
         return result.stdout + result.stderr
 
     def running(self) -> bool:
-        """True while it runs; a container that exited fails the test with its log."""
+        """True while it runs; a container that exited fails the test at once, with its log
+        (not an AssertionError, which ``wait_until`` would take for "not yet")."""
         state = self.state()
-        assert state["Running"], f"the container exited ({state['ExitCode']}):\n{self.logs()[-4000:]}"
+        if not state["Running"]:
+            raise ContainerExited(f"the container exited ({state['ExitCode']}):\n{self.logs()[-4000:]}")
         return True
 
     def remove(self) -> None:
