@@ -106,6 +106,16 @@ stop() {
   fi
   log "stopping dockerd $pid"
   stop_pid "$pid"
+  unmount_leftovers
+}
+
+# dockerd leaves the bind mount of the host's network namespace (exec root/netns/default), and a
+# killed one its data root's mounts: unmount what is still mounted under this cache, deepest first.
+unmount_leftovers() {
+  local target
+  findmnt -rn -o TARGET | awk -v dir="$cache/" 'index($0, dir) == 1' | sort -r | while read -r target; do
+    umount "$target" 2>/dev/null || umount -l "$target" || log "could not unmount $target"
+  done
 }
 
 case ${1:-} in

@@ -30,8 +30,13 @@ base=$(bash "$here/base.sh" | tail -1)
 
 log "building $TAG from $repo/Dockerfile on $base"
 start=$SECONDS
+previous=$("$DOCKER" image inspect --format '{{.Id}}' "$TAG" 2>/dev/null || true)
 "$DOCKER" build --network host --build-arg "BASE_IMAGE=$base" -t "$TAG" "$repo" >&2
 id=$("$DOCKER" image inspect --format '{{.Id}}' "$TAG")
+# The image the tag named before, now untagged, would pile up in the data root with each change.
+if [[ -n $previous && $previous != "$id" ]]; then
+  "$DOCKER" image rm "$previous" >/dev/null 2>&1 || true # still used by a container: kept
+fi
 id=${id#sha256:}
 log "built $TAG (${id:0:12}) in $((SECONDS - start)) s"
 
