@@ -96,7 +96,10 @@ def _script(name: str, *args: str, log: Path, timeout: float, env: dict[str, str
 def docker_installed() -> bool:
     """An engine may answer, or can be started without installing anything."""
     return bool(
-        os.environ.get("DOCKER_HOST") or Path("/var/run/docker.sock").exists() or shutil.which("dockerd")
+        os.environ.get("DOCKER_HOST")
+        or Path("/var/run/docker.sock").exists()
+        or shutil.which("dockerd")
+        or os.access("/usr/sbin/dockerd", os.X_OK)  # a PATH without sbin (as engine.sh looks)
     )
 
 

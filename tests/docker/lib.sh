@@ -1,6 +1,9 @@
 # Sourced by the scripts of tests/docker/: shared settings and helpers.
 # shellcheck shell=bash
 
+# dockerd and debootstrap are in /usr/sbin, which a PATH may lack.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin:/sbin ;; esac
+
 log() { echo "${0##*/}: $*" >&2; }
 die() {
   log "$*"
