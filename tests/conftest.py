@@ -18,8 +18,9 @@ from backendauth_operator.simulator import SimulatorConfig
 from harness import Bed, kubectl_binary
 
 # A real kube-apiserver and etcd (tests/kube/): the real_cluster, real_namespace and make_real_bed
-# fixtures, and the build of the binaries before the first test that needs them.
-pytest_plugins = ["real_apiserver"]
+# fixtures, and the build of the binaries before the first test that needs them. The operator's
+# image (tests/docker/): the operator_image fixture, built before the first test marked image.
+pytest_plugins = ["real_apiserver", "docker_image"]
 
 
 def _put_kubectl_on_path() -> None:

@@ -323,11 +323,23 @@ def stages() -> list[str]:
 
 
 def test_the_dockerfile_builds_the_wheel_then_installs_only_it_on_python_3_11_slim() -> None:
+    # Both stages on BASE_IMAGE, python:3.11-slim unless the build says otherwise (the tests'
+    # stand-in when no registry answers: tests/docker/).
+    assert re.findall(r"^ARG BASE_IMAGE=(\S+)$", dockerfile(), re.M) == ["python:3.11-slim"]
+    assert dockerfile().index("ARG BASE_IMAGE=") < dockerfile().index("FROM ")
     build, runtime = stages()
-    assert build.startswith("python:3.11-slim AS build")
+    assert build.startswith("${BASE_IMAGE} AS build")
     assert "pip wheel --no-deps" in build
-    assert runtime.startswith("python:3.11-slim\n")
+    assert runtime.startswith("${BASE_IMAGE}\n")
     assert "pip install /wheels/*.whl" in runtime
+    # Into a venv on PATH, the same on any base (a Debian system Python refuses pip installs).
+    assert re.search(r"^ENV PATH=/opt/venv/bin:\$PATH", runtime, re.M)
+    assert "python3 -m venv /opt/venv" in runtime
+
+
+def test_the_dockerfile_needs_no_frontend_image() -> None:
+    # A "# syntax=" line makes BuildKit pull its frontend from a registry before anything else.
+    assert not re.search(r"^#\s*syntax\s*=", dockerfile(), re.M | re.I)
     assert "[test]" not in dockerfile() and "[dev]" not in dockerfile()
 
 
