@@ -23,6 +23,7 @@ old value back. One node at a time per host (a lock file).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
@@ -32,12 +33,14 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from real_apiserver import REPO, RealCluster, Unavailable, free_port, spawn, stop_process, tail
@@ -46,6 +49,7 @@ NODE_BUILD = REPO / "tests" / "node" / "build.sh"
 IMAGE_SCRIPT = REPO / "tests" / "docker" / "image.sh"
 IMAGE = "backendauth-operator:test"  # what tests/docker/image.sh builds and saves
 PAUSE_IMAGE = "local.test/pause:3.10.2"  # tests/node/build.sh's default name
+MARKER = "real_node"
 NODE_NAME = "backendauth-node"
 BRIDGE = "batest0"
 GATEWAY = "10.22.0.1"
@@ -502,14 +506,63 @@ def _try_lock(lock: Any) -> bool:
     return True
 
 
-def node_fixture(workdir: Path, log: Path) -> Iterator[RealNode]:
-    """Build (or find) everything, start a node, yield it, stop it. Unavailable: why not."""
-    reasons = missing_prerequisites()
-    if reasons:
-        raise Unavailable("; ".join(reasons))
-    bin_dir = build_node(log)
-    image = operator_image(log)
-    node = RealNode(bin_dir, workdir, bin_dir / "pause-image.tar", image)
+@dataclass
+class Prepared:
+    """What ``prepare`` found or built this session: the binaries' directory and the image, or why not."""
+
+    log: Path
+    bin_dir: Path | None = None
+    image_tar: Path | None = None
+    problem: str | None = None
+
+
+_prepared: Prepared | None = None
+
+
+def prepare() -> Prepared:
+    """Once per session: the prerequisites, ``tests/node/build.sh`` and the operator image."""
+    global _prepared
+    if _prepared is not None:
+        return _prepared
+    log_dir = tempfile.mkdtemp(prefix="backendauth-node-build-")
+    prepared = _prepared = Prepared(Path(log_dir) / "build.log")
+    try:
+        reasons = missing_prerequisites()
+        if reasons:
+            raise Unavailable("; ".join(reasons))
+        prepared.bin_dir = build_node(prepared.log)
+        prepared.image_tar = operator_image(prepared.log)
+    except (Unavailable, OSError, subprocess.SubprocessError) as error:
+        prepared.problem = str(error)
+    else:
+        atexit.register(shutil.rmtree, log_dir, True)  # kept only when something failed
+    return prepared
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build (or find) everything before the first test, if a selected test needs a node: a cold
+    build takes minutes, which must not count against a test's timeout."""
+    if session.config.option.collectonly:
+        return
+    if any(item.get_closest_marker(MARKER) for item in session.items):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                "real_node: tests/node/build.sh and tests/docker/image.sh (built once, cached)"
+            )
+        begin = time.monotonic()
+        prepared = prepare()
+        if reporter is not None:
+            outcome = prepared.bin_dir or f"unavailable: {(prepared.problem or '').splitlines()[0]}"
+            reporter.write_line(f"real_node: {outcome} ({time.monotonic() - begin:.1f}s)")
+
+
+def node_fixture(workdir: Path) -> Iterator[RealNode]:
+    """Start a node from what :func:`prepare` found, yield it, stop it. Unavailable: why not."""
+    prepared = prepare()
+    if prepared.bin_dir is None or prepared.image_tar is None:
+        raise Unavailable(prepared.problem or "the node could not be prepared")
+    node = RealNode(prepared.bin_dir, workdir, prepared.bin_dir / "pause-image.tar", prepared.image_tar)
     try:
         node.start()
     except BaseException:

@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from real_apiserver import REPO, Unavailable, in_ci
 from real_node import GATEWAY, IMAGE, RealNode, node_fixture, poll
 from tools.built import built_tool
 
-pytestmark = [pytest.mark.real_node, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.real_node, pytest.mark.timeout(600)]
 
 SYSTEM = "backendauth-system"  # deploy/'s namespace
 HELM_NAMESPACE = "backendauth-helm"
@@ -56,7 +57,7 @@ WAIT = 180  # seconds for a Pod or a BackendAuth to become Ready on a busy 2-cor
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
     workdir = tmp_path_factory.mktemp("real-node")
-    nodes = node_fixture(workdir, workdir / "build.log")
+    nodes = node_fixture(workdir)
     try:
         started = next(nodes)
     except Unavailable as error:
@@ -274,6 +275,16 @@ def test_examples_become_ready_each_created_once_by_the_service_account(
     assert writes, "no status write in the audit log"
     users = {e["user"]["username"] for e in writes}
     assert users == {kustomized.user}, users
+    print(node.kubectl("get", "pods", "-n", SYSTEM, "-o", "wide").stdout)  # shown with pytest -s
+    print(node.kubectl("get", "backendauths", "-A").stdout)
+    # The metrics Service answers through kube-proxy (its ClusterIP, from the host): one ok create each.
+    service = node.cluster.get_json("service", "backendauth-operator-metrics", "-n", SYSTEM)["spec"]
+    url = f"http://{service['clusterIP']}:{service['ports'][0]['port']}/metrics"
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy from the env
+    with direct.open(url, timeout=10) as response:
+        metrics = response.read().decode()
+    ok = 'backendauth_aws_calls_total{operation="CreateBackendAuth",outcome="ok"}'
+    assert f"{ok} {float(len(examples))}" in metrics, [line for line in metrics.splitlines() if ok in line]
     pod_ips = {ip["ip"] for ip in pod["status"]["podIPs"]}
     assert {e["sourceIPs"][0] for e in writes} <= pod_ips, (pod_ips, writes[-1]["sourceIPs"])
 
@@ -418,4 +429,5 @@ def test_helm_install_brings_backendauths_to_ready_as_the_service_account(
         if e.get("objectRef", {}).get("name") == "from-helm" and e["objectRef"].get("subresource") == "status"
     }  # fmt: skip
     assert writes == {install.user}, writes
-    print(json.dumps(node.timings))
+    print(node.kubectl("get", "pods", "-n", HELM_NAMESPACE).stdout)
+    print("node start-up (s):", json.dumps({k: round(v, 1) for k, v in node.timings.items()}))
