@@ -386,8 +386,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   conf_dir = "{cni_conf}"
 """)
         process = self._spawn("containerd", ["containerd", "--config", str(config)])
-        poll(lambda: self._alive("containerd", process) or self.ctr("version", check=False).returncode == 0,
-             "containerd to answer", 60)  # fmt: skip
+
+        def answers() -> bool:
+            self._alive("containerd", process)  # raises Unavailable if it exited
+            return self.ctr("version", check=False).returncode == 0
+
+        poll(answers, "containerd to answer", 60)
 
     def _import(self, tar: Path) -> None:
         self.ctr("images", "import", str(tar), timeout=600)
