@@ -19,8 +19,10 @@ from harness import Bed, kubectl_binary
 
 # A real kube-apiserver and etcd (tests/kube/): the real_cluster, real_namespace and make_real_bed
 # fixtures, and the build of the binaries before the first test that needs them. The operator's
-# image (tests/docker/): the operator_image fixture, built before the first test marked image.
-pytest_plugins = ["real_apiserver", "docker_image"]
+# image (tests/docker/): the operator_image fixture, built before the first test marked image. A
+# real node (tests/node/): its binaries and the operator image, built before the first test marked
+# real_node.
+pytest_plugins = ["real_apiserver", "docker_image", "real_node"]
 
 
 def _put_kubectl_on_path() -> None:
