@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 
 import yaml
 
-from backendauth_operator.sandbox import EmulatedClusterThread
-from backendauth_operator.sandbox.dev import die_with_parent
-from backendauth_operator.simulator import SimulatorConfig, SimulatorThread
+from backendauth_testbed.sandbox import EmulatedClusterThread
+from backendauth_testbed.sandbox.dev import die_with_parent
+from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from backendauth_operator.aws import MUTATING_CONFIG, READ_CONFIG, ClientFactory, Failure, classify
-from backendauth_operator.simulator import SimulatorConfig, SimulatorThread
+from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 
 PENDING_MESSAGE = (
     "There is already a pending job for the requested appId: a and backendEnvironmentName: b, "

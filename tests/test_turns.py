@@ -16,7 +16,7 @@ import pytest
 from backendauth_operator import kube
 from backendauth_operator.handlers import DowngradeWaiting, Waiting
 from backendauth_operator.kube import Leases
-from backendauth_operator.sandbox import EmulatedClusterThread
+from backendauth_testbed.sandbox import EmulatedClusterThread
 
 KEY = ("eu-west-1", "app1", "dev")
 OTHER_KEY = ("eu-west-1", "app2", "dev")
