@@ -15,6 +15,8 @@ from kubernetes.client.exceptions import ApiException
 from backendauth_testbed.sandbox import EmulatedClusterThread, emulator
 from sandbox_helpers import GROUP, PLURAL, VERSION, backendauth, fixture_crd, wait_for
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[EmulatedClusterThread]:

@@ -16,6 +16,8 @@ import yaml
 from backendauth_testbed.sandbox import EmulatedClusterThread
 from sandbox_helpers import REPO, Kubectl, backendauth, fixture_crd, wait_for
 
+pytestmark = pytest.mark.integration
+
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs the kubectl binary")
 
 
