@@ -137,3 +137,11 @@ def test_the_operator_wheel_holds_no_test_bed(tmp_path: Path) -> None:
     assert packages == {"backendauth_operator"}
     assert "backendauth_operator/crd.py" in names and "backendauth_operator/py.typed" in names
     assert not [name for name in names if "sandbox" in name or "simulator" in name or TESTBED in name]
+
+
+def test_hadolint_finds_nothing_in_the_test_beds_dockerfile() -> None:
+    """testbed/Dockerfile: the simulator's image for the kind e2e (linted as the operator's is)."""
+    from test_dockerfile import lint
+
+    findings = lint(REPO / "testbed" / "Dockerfile")
+    assert findings == [], "\n".join(f"line {f['line']}: {f['code']} {f['message']}" for f in findings)

@@ -3,10 +3,11 @@
 Needs ``docker`` with a reachable engine, ``kind`` and ``kubectl`` on PATH; skipped otherwise
 (also when this file is run on its own), failed instead when ``E2E_REQUIRED=1`` (the e2e
 workflow). Run with ``pytest tests/e2e -m e2e``. Nothing here reaches AWS: the operator's
-AmplifyBackend calls go to the simulator, which runs in the cluster from the same image. The
-cluster is created for the test and deleted afterwards.
+AmplifyBackend calls go to the simulator, which runs in the cluster from the test bed's image
+(``testbed/Dockerfile``: the operator's image does not contain the test bed). The cluster is
+created for the test and deleted afterwards.
 
-1. ``docker build`` the image, create a kind cluster, ``kind load docker-image``;
+1. ``docker build`` both images, create a kind cluster, ``kind load docker-image`` them;
 2. install ``deploy/`` plus the simulator (Deployment + Service), the operator pointed at it with
    dummy credentials (``tests/e2e/manifests/``), and wait for both rollouts;
 3. apply every manifest of ``examples/`` except ``examples/invalid/`` (Secrets first), into the
@@ -34,6 +35,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 IMAGE = "backendauth-operator:e2e"
+TESTBED_IMAGE = "backendauth-testbed:e2e"
 SYSTEM = "backendauth-system"
 EXAMPLES_NAMESPACE = "e2e"
 KIND_ID = ("amplifybackend.gitops.dev/v1alpha1", "BackendAuth")
@@ -100,7 +102,7 @@ class Cluster:
 
 
 def install_dir(tmp: Path) -> Path:
-    """A kustomization: deploy/ + the simulator, the operator pointed at it, the e2e image."""
+    """A kustomization: deploy/ + the simulator, the operator pointed at it, the e2e images."""
     target = tmp / "install"
     target.mkdir()
     for manifest in MANIFESTS.glob("*.yaml"):
@@ -112,7 +114,8 @@ def install_dir(tmp: Path) -> Path:
         "resources": [os.path.relpath(REPO / "deploy", target), "simulator.yaml"],
         "patches": [{"path": "operator-env.yaml"}],
         "images": [
-            {"name": "backendauth-operator", "newName": IMAGE.split(":")[0], "newTag": IMAGE.split(":")[1]}
+            {"name": name, "newName": image.split(":")[0], "newTag": image.split(":")[1]}
+            for name, image in (("backendauth-operator", IMAGE), ("backendauth-testbed", TESTBED_IMAGE))
         ],
     }
     (target / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
@@ -156,7 +159,7 @@ def test_the_e2e_install_renders_with_the_operator_pointed_at_the_simulator(tmp_
     assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"] and env["AWS_REGION"]
     assert len(operator["env"]) == len(env), "an env variable is listed twice"
     simulator = deployments["simulator"]["spec"]["template"]["spec"]["containers"][0]
-    assert operator["image"] == simulator["image"] == IMAGE
+    assert (operator["image"], simulator["image"]) == (IMAGE, TESTBED_IMAGE)
     assert simulator["command"][:2] == ["backendauth-operator", "simulator"]
     assert {"--auto-apps", "--job-seconds=2", "--host=0.0.0.0", "--port=4566"} <= set(simulator["command"])
     services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
@@ -180,12 +183,15 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         if os.environ.get("E2E_REQUIRED") == "1":  # CI's e2e job: a skip would hide a broken runner
             pytest.fail(message)
         pytest.skip(message)
-    run(["docker", "build", "-t", IMAGE, str(REPO)], env={**os.environ, "DOCKER_BUILDKIT": "1"}, timeout=1200)
+    buildkit = {**os.environ, "DOCKER_BUILDKIT": "1"}  # testbed/Dockerfile.dockerignore needs BuildKit
+    run(["docker", "build", "-t", IMAGE, str(REPO)], env=buildkit, timeout=1200)
+    run(["docker", "build", "-f", str(REPO / "testbed" / "Dockerfile"), "-t", TESTBED_IMAGE, str(REPO)],
+        env=buildkit, timeout=1200)  # fmt: skip
     name = f"backendauth-e2e-{uuid.uuid4().hex[:8]}"
     kubeconfig = tmp_path / "kubeconfig"
     try:
         run(["kind", "create", "cluster", "--name", name, "--kubeconfig", str(kubeconfig), "--wait", "180s"])
-        run(["kind", "load", "docker-image", IMAGE, "--name", name])
+        run(["kind", "load", "docker-image", IMAGE, TESTBED_IMAGE, "--name", name])
         yield Cluster(name, kubeconfig)
     finally:
         subprocess.run(["kind", "delete", "cluster", "--name", name, "--kubeconfig", str(kubeconfig)],
