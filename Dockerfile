@@ -1,5 +1,4 @@
 # The operator image: `backendauth-operator run` as a non-root user on a read-only root filesystem.
-# The same image runs the AmplifyBackend simulator (`backendauth-operator simulator`) for kind e2e.
 # Builds with the BuildKit built into Docker (DOCKER_BUILDKIT=1), no frontend image to pull.
 
 # The base of both stages. Any Debian-based image with Python 3.11 and its venv module will do:

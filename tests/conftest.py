@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from backendauth_operator.crd import build_crd
-from backendauth_operator.simulator import SimulatorConfig
+from backendauth_testbed.simulator import SimulatorConfig
 from harness import Bed, kubectl_binary
 
 # A real kube-apiserver and etcd (tests/kube/): the real_cluster, real_namespace and make_real_bed

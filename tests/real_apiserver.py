@@ -51,7 +51,7 @@ from typing import Any, NoReturn
 import pytest
 import yaml
 
-from backendauth_operator.simulator import SimulatorConfig, SimulatorThread
+from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 from harness import Bed, Operator, operator_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -168,7 +168,7 @@ def free_port() -> int:
 
 def killed_with_parent() -> None:
     """In the child, before exec: SIGKILL when pytest dies, even by SIGKILL (PR_SET_PDEATHSIG, as
-    ``backendauth_operator.sandbox.dev.die_with_parent`` but with SIGKILL): a kube-apiserver
+    ``backendauth_testbed.sandbox.dev.die_with_parent`` but with SIGKILL): a kube-apiserver
     whose etcd died with it would hang in its graceful shutdown after a SIGTERM, and neither
     holds anything worth a clean stop (their data is in the session's temp dir)."""
     if sys.platform.startswith("linux"):

@@ -60,7 +60,7 @@ def test_every_schema_node_is_structural() -> None:
 
 
 def _contract_name(member: str) -> str:
-    """boto3 member → the spec key of CONTRACT §4 (the inverse of ``boto_key``)."""
+    """boto3 member → its spec key: camelCase, MFAMode → mfaMode (the inverse of ``boto_key``)."""
     name = "mfaMode" if member == "MFAMode" else member[:1].lower() + member[1:]
     assert boto_key(name) == member
     return name
@@ -113,7 +113,7 @@ def test_every_seed_field_is_in_the_crd_with_aws_enums_and_required_flags() -> N
             assert leaf in parent_required, f"{path} is required by AWS"
         if leaf in SECRET_MEMBERS:
             assert SECRET_MEMBERS[leaf] in nodes[parent_path]["properties"], path
-    assert seen == 52  # every member of the seed tree (shared/research/tree.txt)
+    assert seen == 52  # every member of CreateBackendAuthResourceConfig in botocore 1.44
 
 
 def test_status_schema_declares_every_status_field() -> None:

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
-from backendauth_operator.simulator import SimulatorConfig, SimulatorThread
+from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 from real_apiserver import REPO, Unavailable, in_ci
 from real_node import GATEWAY, IMAGE, RealNode, node_fixture, poll
 from tools.built import built_tool

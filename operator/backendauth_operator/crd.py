@@ -25,8 +25,8 @@ from backendauth_operator import (
     SINGULAR,
     VERSION,
 )
+from backendauth_operator.botocore_model import service_model
 from backendauth_operator.models import BackendAuthSpec, BackendAuthStatus, boto_key, status_on_create
-from backendauth_operator.simulator.model import service_model
 
 _DROPPED_KEYS = {"title", "default", "$defs", "writeOnly"}
 
