@@ -11,6 +11,11 @@ timeout each include the TLS handshake.) ``restore()`` passes everything on agai
 path comes back: held connections are connected upstream then, so what a client sent before
 giving up still arrives.
 
+With ``stale_stay_dead=True`` the path comes back for new connections only: every connection that
+was open or opened during a cut stays a black hole for good. That is harsher than TCP, whose
+retransmissions get through some time after the path is back (up to two minutes later, on its
+backoff schedule), and shows that a client does not depend on them.
+
 Runs an asyncio loop in a thread of its own; every method is called from the test's thread.
 """
 
@@ -25,8 +30,10 @@ from typing import Any
 class BlackHoleForwarder:
     """Forward ``127.0.0.1:<port>`` to ``target``; :meth:`cut` and :meth:`restore` the path."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, stale_stay_dead: bool = False) -> None:
         self.target = (target_host, target_port)
+        self.stale_stay_dead = stale_stay_dead
+        self._cuts = 0  # connections remember how many cuts there had been when they opened
         self.port = 0
         self.accepted = 0  # connections accepted, held or not
         self._loop = asyncio.new_event_loop()
@@ -44,7 +51,12 @@ class BlackHoleForwarder:
 
     def cut(self) -> None:
         """Stop passing bytes, on open connections and new ones; close nothing."""
-        self._call(lambda: self._event.clear())
+
+        def cut() -> None:
+            self._cuts += 1
+            self._event.clear()
+
+        self._call(cut)
 
     def restore(self) -> None:
         """Pass bytes again, including what was held during the cut."""
@@ -91,20 +103,25 @@ class BlackHoleForwarder:
         self._server.close()
         for writer in list(self._writers):
             writer.transport.abort()
-        self._event.set()  # held connections and pumps wake up, find their sockets closed, end
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is not current:
+                task.cancel()
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         self._writers.add(client_writer)
         upstream_writer: asyncio.StreamWriter | None = None
+        opened = self._cuts if self._event.is_set() else self._cuts - 1
         try:
-            await self._event.wait()  # held while cut: the client's handshake gets no answer
+            await self._passing(opened)  # held while cut: the client's handshake gets no answer
             if client_writer.transport.is_closing():
                 return
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
             self._writers.add(upstream_writer)
             await asyncio.gather(
-                self._pump(client_reader, upstream_writer), self._pump(upstream_reader, client_writer)
+                self._pump(client_reader, upstream_writer, opened),
+                self._pump(upstream_reader, client_writer, opened),
             )
         except OSError:
             pass
@@ -114,13 +131,19 @@ class BlackHoleForwarder:
                     self._writers.discard(writer)
                     writer.close()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _passing(self, opened: int) -> None:
+        """Return when bytes of a connection opened after ``opened`` cuts may pass."""
+        await self._event.wait()
+        if self.stale_stay_dead and opened != self._cuts:
+            await asyncio.Event().wait()  # it lived through a cut: a black hole for good
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, opened: int) -> None:
         """Copy until end of stream; while cut, what was read is held, not written (nor the EOF)."""
         with contextlib.suppress(OSError):
             while True:
-                await self._event.wait()
+                await self._passing(opened)
                 data = await reader.read(65536)
-                await self._event.wait()
+                await self._passing(opened)
                 if not data:
                     if writer.can_write_eof():
                         writer.write_eof()

@@ -67,6 +67,12 @@ class KubeClient:
             kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         return cls(kubernetes.client.ApiClient(configuration))
 
+    def drop_connections(self) -> None:
+        """Close the idle keep-alive connections: after the API server stopped answering (or
+        answers again), a connection from before may lead nowhere, and a request sent on it
+        would only fail after its read timeout; new ones are opened as needed."""
+        self.api_client.rest_client.pool_manager.clear()
+
     def request(
         self, method: str, path: str, body: Any = None, content_type: str = "application/json",
         decode: bool = True,

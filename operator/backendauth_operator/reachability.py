@@ -72,7 +72,13 @@ class Reachability:
         self._since = clock()  # of the last answer, or of the start
         self._problem = ""
         self._warned_at: float | None = None  # of the last warning of this outage
+        self._listeners: list[Callable[[bool], None]] = []
         metrics.set_kube_api_reachable(False)
+
+    def on_change(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(answers)`` when the API server stops answering, and when it answers
+        again (from the monitor's thread; not at the first answer)."""
+        self._listeners.append(listener)
 
     @property
     def reachable(self) -> bool | None:
@@ -82,34 +88,42 @@ class Reachability:
 
     def record(self, answered: bool, problem: str = "") -> None:
         """The outcome of one probe: the API server answered, or not (``problem`` says how)."""
-        now = self.clock()
         with self._lock:
             was = self._reachable
-            self._reachable = answered
-            if answered:
-                outage = now - self._since
-                self._since, self._problem, warned = now, "", self._warned_at
-                self._warned_at = None
-                if was is not True:
-                    metrics.set_kube_api_reachable(True)
-                if warned is not None:
-                    self.log.info(
-                        f"The Kubernetes API server {self.server} answers again, after {_duration(outage)}."
-                    )
-                elif was is None:
-                    self.log.info(f"The Kubernetes API server {self.server} answers.")
-                return
-            self._problem = problem
-            if was is True:
-                metrics.set_kube_api_reachable(False)
-            if self._warned_at is not None and now - self._warned_at < self.repeat:
-                return
-            self._warned_at = now
-            self.log.warning(
-                f"The Kubernetes API server {self.server} cannot be reached: no answer for "
-                f"{_duration(now - self._since)} (last try: {problem}); watches and steps resume when "
-                "it answers."
-            )
+            self._record(answered, problem)
+        if was is not None and was != answered:
+            for listener in self._listeners:
+                listener(answered)
+
+    def _record(self, answered: bool, problem: str) -> None:
+        """:meth:`record`'s state and log, under the lock."""
+        now = self.clock()
+        was = self._reachable
+        self._reachable = answered
+        if answered:
+            outage = now - self._since
+            self._since, self._problem, warned = now, "", self._warned_at
+            self._warned_at = None
+            if was is not True:
+                metrics.set_kube_api_reachable(True)
+            if warned is not None:
+                self.log.info(
+                    f"The Kubernetes API server {self.server} answers again, after {_duration(outage)}."
+                )
+            elif was is None:
+                self.log.info(f"The Kubernetes API server {self.server} answers.")
+            return
+        self._problem = problem
+        if was is True:
+            metrics.set_kube_api_reachable(False)
+        if self._warned_at is not None and now - self._warned_at < self.repeat:
+            return
+        self._warned_at = now
+        self.log.warning(
+            f"The Kubernetes API server {self.server} cannot be reached: no answer for "
+            f"{_duration(now - self._since)} (last try: {problem}); watches and steps resume when "
+            "it answers."
+        )
 
     def readiness(self) -> tuple[bool, str]:
         """The ``kube-api`` check of ``/readyz``: (ready, a one-line reason when not)."""
@@ -208,20 +222,24 @@ class KopfBackoffs:
             yield KOPF_BACKOFF_WHILE_UNREACHABLE
 
 
-# Kopf logs every retry of its requests at ERROR. A retry for want of an answer says what the
-# monitor already says once a minute, so those lines are kept for --verbose only.
-_KOPF_RETRY = re.compile(
+# Kopf logs every retry of its requests at ERROR, urllib3 each of its own at WARNING. A retry
+# for want of an answer says what the monitor already says once a minute, so those lines are
+# kept for --verbose only.
+_UNANSWERED_RETRY = re.compile(
     r"failed; will retry: .* -> (?:TimeoutError|ConnectionTimeoutError|ServerTimeoutError|SocketTimeoutError|"
     r"ClientConnectorError|ClientConnectorDNSError|ServerDisconnectedError|ClientOSError)\("
+    r"|^Retrying \(.*\) after connection broken by '(?:ConnectTimeoutError|ReadTimeoutError|"
+    r"NewConnectionError|ProtocolError|RemoteDisconnected|SSLError)\("
 )
 
 
 class QuietUnreachableRetries(logging.Filter):
-    """A handler filter: Kopf's "Request attempt ... failed; will retry" lines for connection
-    errors and timeouts show only with ``--verbose`` (at DEBUG)."""
+    """A handler filter: Kopf's "Request attempt ... failed; will retry" lines and urllib3's
+    "Retrying ..." lines for connection errors and timeouts show only with ``--verbose`` (at
+    DEBUG)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING or not _KOPF_RETRY.search(record.getMessage()):
+        if record.levelno < logging.WARNING or not _UNANSWERED_RETRY.search(record.getMessage()):
             return True
         if not logging.getLogger().isEnabledFor(logging.DEBUG):
             return False

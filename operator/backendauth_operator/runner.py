@@ -151,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     # One probe of the API server every few seconds, on a client (and connection) of its own.
     probe_client = KubeClient.from_environment(max_connections=1, retries=0)
     reachable = Reachability(str(probe_client.api_client.configuration.host))
+    reachable.on_change(lambda answers: context.kube.drop_connections())
     monitor = ApiServerMonitor(reachability.version_probe(probe_client.api_client), reachable).start()
 
     @kopf.on.startup()
