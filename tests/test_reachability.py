@@ -23,6 +23,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import metrics, reachability
+from backendauth_operator.kube import KubeClient
 from backendauth_operator.probes import ProbeServer, Readiness, parse_endpoint
 from backendauth_operator.reachability import (
     KOPF_BACKOFFS,
@@ -128,6 +129,29 @@ def test_the_metric_follows_the_probes(clock: Clock) -> None:
     assert gauge() == 0
     r.record(True)
     assert gauge() == 1
+
+
+def test_listeners_hear_of_each_change_but_not_of_the_first_answer(clock: Clock) -> None:
+    r = reach(clock)
+    heard: list[bool] = []
+    r.on_change(heard.append)
+    r.record(True)
+    r.record(True)
+    r.record(False, "refused")
+    r.record(False, "refused")
+    r.record(True)
+    assert heard == [False, True]
+
+
+def test_dropping_connections_empties_the_pool_of_the_operators_client() -> None:
+    client = KubeClient(
+        kubernetes.client.ApiClient(kubernetes.client.Configuration(host="http://127.0.0.1:1"))
+    )
+    manager = client.api_client.rest_client.pool_manager
+    manager.connection_from_url("http://127.0.0.1:1/")
+    assert len(manager.pools) == 1
+    client.drop_connections()
+    assert len(manager.pools) == 0
 
 
 # ---- readiness
