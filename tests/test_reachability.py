@@ -9,12 +9,15 @@ import http.server
 import json
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -375,3 +378,15 @@ def test_the_monitor_feeds_what_its_probe_finds(clock: Clock) -> None:
         wait_until(lambda: r.reachable is True, 5, "an answered probe")
     finally:
         monitor.stop()
+
+
+def test_run_refuses_a_liveness_url_it_cannot_serve_in_one_line(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none")}
+    result = subprocess.run(
+        [sys.executable, "-m", "backendauth_operator.cli", "run", "--liveness=http://0.0.0.0:8080/readyz"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "backendauth-operator: --liveness: /readyz is the readiness path; use another (e.g. /healthz)"
+    ]

@@ -129,7 +129,6 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"backendauth-operator: {error}", file=sys.stderr)
         return 2
-    # Kopf's own log set-up: it prefixes object messages with [namespace/name].
     liveness: str | None = args.liveness or None
     try:
         if liveness:
@@ -137,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"backendauth-operator: {error}", file=sys.stderr)
         return 2
+    # Kopf's own log set-up: it prefixes object messages with [namespace/name].
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
     logging.getLogger("kopf.objects").addFilter(DowngradeWaiting())
     logging.getLogger("kopf.objects").addFilter(HideScheduling())
