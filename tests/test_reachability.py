@@ -307,6 +307,12 @@ def test_failures_are_described_in_a_few_words() -> None:
     connect = urllib3.exceptions.MaxRetryError(pool, "/version", urllib3.exceptions.ConnectTimeoutError("x"))
     read = urllib3.exceptions.ReadTimeoutError(pool, "/version", "read timed out")
     assert describe(connect) == "no connection within 5s"
+    refused = urllib3.exceptions.NewConnectionError(
+        None, "Failed to establish a new connection: [Errno 111] Connection refused"
+    )
+    assert describe(urllib3.exceptions.MaxRetryError(pool, "/version", refused)) == (
+        "no connection: [Errno 111] Connection refused"
+    )
     assert describe(read) == "no answer within 5s"
     assert describe(ApiException(status=503, reason="Service Unavailable")) == "HTTP 503 Service Unavailable"
     assert describe(ConnectionRefusedError(111, "Connection refused")) == (

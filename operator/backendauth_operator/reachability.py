@@ -142,6 +142,8 @@ def describe(error: BaseException) -> str:
     """A probe's failure in a few words (no credentials: urllib3's messages name the host)."""
     if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
         error = error.reason
+    if isinstance(error, urllib3.exceptions.NewConnectionError):  # refused, no route, no name
+        return f"no connection: {str(error).rpartition('new connection: ')[2] or type(error).__name__}"
     if isinstance(error, urllib3.exceptions.ConnectTimeoutError):
         return f"no connection within {PROBE_TIMEOUT:g}s"
     if isinstance(error, urllib3.exceptions.ReadTimeoutError):
