@@ -41,7 +41,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /tmp
 # A numeric user (the "nonroot" uid of distroless), so that runAsNonRoot can verify it.
 USER 65532:65532
-# 8080: Kopf's liveness endpoint (/healthz); 9090: Prometheus metrics.
+# 8080: liveness (/healthz) and readiness (/readyz); 9090: Prometheus metrics.
 EXPOSE 8080 9090
 ENTRYPOINT ["backendauth-operator", "run"]
 CMD ["--liveness=http://0.0.0.0:8080/healthz"]

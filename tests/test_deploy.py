@@ -185,13 +185,18 @@ def test_tmp_is_the_only_writable_place(base: list[dict[str, Any]]) -> None:
     assert volume["name"] == "tmp" and "emptyDir" in volume
 
 
-def test_the_liveness_probe_is_kopfs_healthz_on_8080(base: list[dict[str, Any]]) -> None:
+def test_liveness_is_healthz_and_readiness_readyz_both_on_8080(base: list[dict[str, Any]]) -> None:
     c = container(base)
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     probe = c["livenessProbe"]["httpGet"]
     assert probe["path"] == "/healthz"
     assert ports.get(probe["port"], probe["port"]) == 8080
     assert "--liveness=http://0.0.0.0:8080/healthz" in c["args"]
+    # /readyz is served on the liveness address; 503 while the API server cannot be reached.
+    ready = c["readinessProbe"]
+    assert ready["httpGet"]["path"] == "/readyz"
+    assert ports.get(ready["httpGet"]["port"], ready["httpGet"]["port"]) == 8080
+    assert ready["periodSeconds"] * ready["failureThreshold"] <= 15, "0/1 within seconds of a cut"
     assert ports["metrics"] == 9090
 
 
