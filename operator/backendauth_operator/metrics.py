@@ -10,6 +10,8 @@ Names and labels (README, deploy/README.md):
 - ``backendauth_resources{condition, reason}``: how many BackendAuths show each condition (the one
   that is True: ``Ready``, ``Reconciling`` or ``Stalled``) with each reason. Objects are counted,
   never labelled: the series stay bounded by the (small, fixed) set of reasons.
+- ``backendauth_leader``: 1 while this process leads (or runs without leader election), else 0.
+- ``backendauth_leader_transitions_total``: how often this process started or stopped leading.
 
 Every function is safe to call from Kopf's handler threads.
 """
@@ -17,6 +19,7 @@ Every function is safe to call from Kopf's handler threads.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
@@ -66,6 +69,16 @@ class OperatorMetrics:
             "backendauth_resources",
             "BackendAuth objects by the condition that is True and its reason.",
             ["condition", "reason"],
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "backendauth_leader",
+            "1 while this operator acts (the elected leader, or leader election is off), else 0.",
+            registry=self.registry,
+        )
+        self.leader_transitions = Counter(
+            "backendauth_leader_transitions",
+            "How often this operator started or stopped leading.",
             registry=self.registry,
         )
         self._states: dict[str, tuple[str, str]] = {}
@@ -154,6 +167,17 @@ def observe_job(operation: str, result: str, seconds: float) -> None:
 def set_object_state(uid: str, phase: str | None, reason: str | None) -> None:
     """Count object ``uid`` under (``phase``, ``reason``); ``phase=None`` removes it."""
     METRICS.set_object_state(uid, phase, reason)
+
+
+def watch_leadership(acting: Callable[[], bool]) -> None:
+    """``backendauth_leader`` reads ``acting()`` at every scrape, so it is right even while the
+    election's loop is stuck in a request."""
+    METRICS.leader.set_function(lambda: 1.0 if acting() else 0.0)
+
+
+def record_leader_transition() -> None:
+    """Count one start or end of leading."""
+    METRICS.leader_transitions.inc()
 
 
 def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:
