@@ -292,6 +292,21 @@ class Leases:
         self.takes_over = takes_over
         self.grace = grace
         self._known: dict[str, tuple[str, str | None]] = {}  # name → (resourceVersion, holder)
+        self._keys: dict[str, tuple[str, str, str]] = {}  # name → key, for disown()
+
+    def disown(self) -> None:
+        """At a clean shutdown, once no call of this process can be in flight: every turn it
+        holds is rewritten without its identity, so that a step of the same object in another
+        operator takes it at once (other objects still wait for the job it guards)."""
+        suffix = f"@{self.identity}"
+        for name, (version, holder) in list(self._known.items()):
+            key = self._keys.get(name)
+            if key is None or not self.identity or holder is None or not holder.endswith(suffix):
+                continue
+            try:
+                self._write(key, object_of(holder), version)
+            except Exception:  # changed meanwhile, or unreachable: the hold runs out by itself
+                continue
 
     def holder_id(self, me: str) -> str:
         """The holder written for object ``me`` (``namespace/name/uid``) by this process."""
@@ -302,6 +317,8 @@ class Leases:
         if self.takes_over():
             return True
         spec = (lease or {}).get("spec") or {}
+        if not identity_of(str(spec.get("holderIdentity") or "")):
+            return True  # disowned at a clean shutdown, or written before holders named processes
         renewed = _parse_time(spec.get("renewTime") or spec.get("acquireTime"))
         return renewed is None or (datetime.now(UTC) - renewed).total_seconds() > self.grace
 
@@ -344,6 +361,7 @@ class Leases:
     def _write(self, key: tuple[str, str, str], holder: str | None, version: str | None) -> None:
         """Create the Lease (``version`` None) or update that version of it; 409 if it moved on."""
         name, now = self.name(key), datetime.now(UTC)
+        self._keys[name] = key
         metadata: dict[str, Any] = {
             "name": name,
             "annotations": {f"{GROUP}/app": "/".join(key)},

@@ -110,23 +110,56 @@ class Gate(Protocol):
         """Held around a step, so that a shutdown lets it finish before handing over."""
         ...
 
+    def stop(self, drain_seconds: float = 10.0) -> None:
+        """Stop acting at once and let the steps in flight finish (at most ``drain_seconds``)."""
+        ...
 
-class SoleOperator:
-    """The gate without an election (``BACKENDAUTH_LEADER_ELECTION=false``): this process
-    always acts. Another process's turns are not taken over at once, since nothing says that
+
+class _Steps:
+    """Counts the steps in flight, so that a shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
+        self._stopping = False
+
+    @contextlib.contextmanager
+    def working(self) -> Iterator[None]:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _drain(self, drain_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        with self._lock:
+            self._stopping = True
+            deadline = clock() + drain_seconds
+            while self._in_flight and clock() < deadline:
+                self._idle.wait(min(0.1, max(0.0, deadline - clock())))
+
+
+class SoleOperator(_Steps):
+    """The gate without an election (``BACKENDAUTH_LEADER_ELECTION=false``): this process acts
+    until it stops. Another process's turns are not taken over at once, since nothing says that
     no other operator runs; the fencing of every write still holds."""
 
     def acting(self) -> bool:
-        return True
+        with self._lock:
+            return not self._stopping
 
     def takes_over(self) -> bool:
         return False
 
-    def working(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
+    def stop(self, drain_seconds: float = 10.0) -> None:
+        self._drain(drain_seconds)
 
 
-class LeaderElector:
+class LeaderElector(_Steps):
     """One candidate of the election; thread-safe. :meth:`start` runs the loop in a thread."""
 
     def __init__(
@@ -146,15 +179,13 @@ class LeaderElector:
             retry_period,
         )
         self.clock, self.wall = clock, wall
-        self._lock = threading.Lock()
+        super().__init__()
         self._renewed_at: float | None = None  # clock() at the start of our last successful write
         self._observed: tuple[Any, ...] | None = None  # the record last read
         self._observed_at = 0.0  # clock() when the record was last seen to change
         self._leading = False  # what the loop last reported (for logs and transitions)
         self._holder: str | None = None  # the holder last reported in the log
-        self._stopping = False
-        self._in_flight = 0
-        self._idle = threading.Condition(self._lock)
+        self._expires_at: float | None = None  # clock() when another's Lease runs out, as seen
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -171,17 +202,6 @@ class LeaderElector:
     def takes_over(self) -> bool:
         """The leader knows that no other process acts: it takes over their turns at once."""
         return self.acting()
-
-    @contextlib.contextmanager
-    def working(self) -> Iterator[None]:
-        with self._lock:
-            self._in_flight += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-                self._idle.notify_all()
 
     # ---- one round -------------------------------------------------------------------------
 
@@ -210,6 +230,7 @@ class LeaderElector:
             if holder is not None and holder != self.identity:
                 duration = spec.get("leaseDurationSeconds") or self.lease_duration
                 if observed_at + float(duration) > started:
+                    self._expires_at = observed_at + float(duration)
                     return False  # another's, and still valid as far as this process has seen
             ours = holder == self.identity
             transitions = int(spec.get("leaseTransitions") or 0) + (0 if ours else 1)
@@ -261,8 +282,11 @@ class LeaderElector:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._expires_at = None
             self.tick()
             period = self.retry_period if self._leading else self.retry_period * random.uniform(1.0, JITTER)
+            if self._expires_at is not None:  # try again as soon as the leader's Lease runs out
+                period = min(period, max(0.01, self._expires_at - self.clock()))
             self._stop.wait(period)
 
     def tick(self) -> None:
@@ -302,11 +326,7 @@ class LeaderElector:
     def stop(self, drain_seconds: float = 10.0) -> None:
         """Stop acting at once, let the steps in flight finish (at most ``drain_seconds``), stop
         the loop, and release the Lease if this process holds it."""
-        with self._lock:
-            self._stopping = True
-            deadline = self.clock() + drain_seconds
-            while self._in_flight and self.clock() < deadline:
-                self._idle.wait(min(0.1, max(0.0, deadline - self.clock())))
+        self._drain(drain_seconds, self.clock)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=max(self.retry_period, 1.0) + 1.0)

@@ -161,9 +161,12 @@ def run(args: argparse.Namespace) -> int:
 
     @kopf.on.cleanup()
     def _stop_polls(**_: Any) -> None:
-        # A leader stops acting, lets its steps finish and hands the Lease over at once.
-        if isinstance(context.gate, LeaderElector):
-            context.gate.stop()
+        # Stop acting and let the steps in flight finish; a leader then hands the Lease over at
+        # once. Without an election, the turns this process holds are disowned: no call of it
+        # can be in flight any more, so other operators need not wait for them.
+        context.gate.stop()
+        if not isinstance(context.gate, LeaderElector):
+            context.leases.disown()
         context.poller.stop()
 
     kopf.run(
