@@ -799,8 +799,13 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
             holder = ctx.leases.acquire(key, me)
             if holder is not None:
                 raise Waiting(f"{holder_name(holder)} has the turn on {key[1]}/{key[2]}", delay=delay)
+
+            def may_send() -> None:  # after pacing: a process that stopped leading sends nothing
+                if not ctx.gate.acting():
+                    raise Waiting("another operator leads; it deletes", delay=delay)
+
             answer = call(
-                ctx.clients.mutating(region), "delete_backend_auth",
+                ctx.clients.mutating(region), "delete_backend_auth", before_send=may_send,
                 AppId=key[1], BackendEnvironmentName=key[2], ResourceName=spec["resourceName"],
             )  # fmt: skip
             job = Job(str(answer.get("JobId") or ""), DELETE, str(answer.get("Status") or ""),
