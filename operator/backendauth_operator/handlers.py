@@ -171,7 +171,7 @@ class Step:
         # version that write made), so a step of a stale read changes nothing.
         self.version: str | None = meta.get("resourceVersion")
         self.sent = False  # a mutating call went out: its outcome must be written
-        self.releasing = False  # the turn goes back after the writes
+        self.foreign_hold = False  # another process's hold of this object's turn, left for after the writes
         self.conflicted = False  # the object changed meanwhile: read and decide again
         self.annotations: dict[str, str] = dict(meta.get("annotations") or {})
         self.status: dict[str, Any] = dict(obj.get("status") or {})
@@ -363,17 +363,20 @@ class Step:
             self.submit(action.operation, s)
 
     def release(self, s: Snapshot) -> None:
-        """Give the app/env's turn back once the step's writes are through (:meth:`write`)."""
-        self.releasing = True
+        """Give the app/env's turn back now, before the outcome is written: a crash in between
+        leaves the object showing that it waits, so it is stepped (and gives it back) again. A
+        hold of this object by another operator process goes only after this step's writes were
+        accepted (:meth:`give_back`)."""
+        self.give_back(fenced=False)
 
     def give_back(self, fenced: bool) -> None:
         """Give the turn back. ``fenced``: this step's writes were accepted on the version it
         decided from, so no other process can be calling AWS for this object under a turn taken
-        since; its hold may go too."""
-        if self.spec is None or not self.releasing:
+        since; another process's hold of it may go too."""
+        if self.spec is None or (fenced and not self.foreign_hold):
             return
         try:
-            self.ctx.leases.release(self.key, self.me, fenced=fenced)
+            self.foreign_hold = self.ctx.leases.release(self.key, self.me, fenced=fenced)
         except ApiException as error:  # the lease ends by itself; never fail a step for it
             self.logger.warning(
                 f"Could not give back the turn on {self.key[1]}/{self.key[2]}: {error.reason}"
@@ -406,7 +409,6 @@ class Step:
             )
         except ApiException as error:
             if error.status == 409:
-                self.releasing = True
                 self.give_back(fenced=False)
                 raise _Conflict() from None
             raise
@@ -523,7 +525,8 @@ class Step:
                 )
             if "observedGeneration" in self.status_patch:
                 self.ctx.watched.shown(self.uid, self.status_patch["observedGeneration"])
-            self.give_back(fenced=bool(annotations or status))
+            if self.foreign_hold and (annotations or status):
+                self.give_back(fenced=True)
         except ApiException as error:
             if error.status == 404:
                 return  # deleted meanwhile

@@ -424,44 +424,43 @@ class Leases:
             raise
         return None
 
-    def release(self, key: tuple[str, str, str], me: str, fenced: bool = False) -> None:
+    def release(self, key: tuple[str, str, str], me: str, fenced: bool = False) -> bool:
         """Give the turn back if object ``me`` holds it through this process, or through another
         whose hold may be taken over. ``fenced``: the caller's write to the object was accepted
         on the version it read, so any hold of the same object is stale (a process calling AWS
-        under it would have written the object since)."""
+        under it would have written the object since).
+
+        True when a hold of this object by another process was left in place: the caller may
+        release it with ``fenced`` once its own write is through."""
         known = self._known.get(self.name(key))
         mine, me = me, self.holder_id(me)
-        if (
-            known is not None
-            and known[1] != me
-            and not (fenced and (known[1] is None or object_of(known[1]) == mine))
-        ):
-            # This process remembers each turn it took: one it last saw held by another object
-            # (or free) cannot have become this object's through it. Another process's hold on
-            # this object is looked for only when the caller's write was fenced.
-            return
         if known is not None and known[1] == me:
             try:
                 self._write(key, None, known[0])
-                return
+                return False
             except ApiException as error:
                 if error.status == 404:
-                    return
+                    return False
                 if error.status != 409:
                     raise
+        elif not fenced and known is not None and (known[1] is None or object_of(known[1]) != mine):
+            # This process remembers each turn it took: one it last saw free or held by another
+            # object cannot have become this object's through it.
+            return False
         for _ in range(3):
             lease = self._read(key)
             held = (lease or {}).get("spec", {}).get("holderIdentity")
             if lease is None or not held or object_of(held) != mine:
-                return
+                return False
             if held != me and not fenced and not self._may_take(lease):
-                return
+                return True
             try:
                 self._write(key, None, lease["metadata"]["resourceVersion"])
-                return
+                return False
             except ApiException as error:
                 if error.status != 409:
                     raise
+        return False
 
 
 def _parse_time(value: Any) -> datetime | None:
