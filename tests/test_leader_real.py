@@ -115,6 +115,15 @@ def metric(operator: Operator, name: str) -> float:
     return total
 
 
+def rss_mib(operator: Operator) -> float:
+    """The operator process's resident memory now (a figure to print, not to assert)."""
+    assert operator.process is not None
+    for line in Path(f"/proc/{operator.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def manifests(count: int, prefix: str = "ba") -> list[dict[str, Any]]:
     return [
         backendauth(
@@ -214,6 +223,7 @@ def test_a_standby_takes_over_after_the_leader_is_killed_and_at_once_after_a_sig
     wait_until(lambda: up(second), 60, "the standby up")
     bed.apply(*manifests(5, "before"))
     wait_until(lambda: ready_items(bed, 5), 90, "Ready under the first leader")
+    print(f"resident memory: leader {rss_mib(first):.0f} MiB, standby {rss_mib(second):.0f} MiB")
 
     killed = time.monotonic()
     first.kill()
