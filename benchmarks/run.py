@@ -228,6 +228,7 @@ def main() -> int:
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", BACKENDAUTH_METRICS_PORT="0",
         BACKENDAUTH_JOB_POLL_SECONDS="2", BACKENDAUTH_AWS_MAX_RPS=str(args.max_rps or args.rate),
         BACKENDAUTH_RESYNC_SECONDS="0",
+        BACKENDAUTH_LEADER_ELECTION="false",  # one operator: its own costs, no Lease renewals
     )  # fmt: skip
     procs: list[subprocess.Popen[bytes]] = []
     try:

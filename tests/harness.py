@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -39,6 +40,8 @@ OPERATOR_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "BACKENDAUTH_METRICS_PORT": "0",  # off unless a test asks: operators come and go between tests
     "BACKENDAUTH_AWS_MAX_RPS": "200",  # the pace is tested on its own; here it would only slow tests
+    # One operator at a time, unless a test runs more (tests/test_leader_real.py elects).
+    "BACKENDAUTH_LEADER_ELECTION": "false",
 }
 
 
@@ -85,7 +88,9 @@ class Operator:
     """``backendauth-operator run`` in a subprocess, with its log in a file."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
+        # One identity for each Operator, kept across its restarts, as a pod keeps its name
+        # across container restarts.
+        self.env = {"POD_NAME": f"test-operator-{secrets.token_hex(4)}", **env}
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0

@@ -164,6 +164,10 @@ def without_helm_labels(obj: dict[str, Any]) -> dict[str, Any]:
     if obj["kind"] == "Deployment":
         strip(spec["selector"], "matchLabels")
         strip(spec["template"]["metadata"], "labels")
+        for spread in spec["template"]["spec"].get("topologySpreadConstraints", []):
+            strip(spread["labelSelector"], "matchLabels")
+    if obj["kind"] == "PodDisruptionBudget":
+        strip(spec["selector"], "matchLabels")
     return obj
 
 
@@ -321,6 +325,11 @@ def test_the_operator_settings_become_its_environment(helm: Path) -> None:
         "AWS_REGION": "eu-west-1",
         "POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
         "BACKENDAUTH_LEASE_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        "BACKENDAUTH_LEADER_ELECTION": "true",
+        "BACKENDAUTH_LEADER_LEASE": "backendauth-operator-leader",
+        "BACKENDAUTH_LEASE_DURATION_SECONDS": "15",
+        "BACKENDAUTH_RENEW_DEADLINE_SECONDS": "10",
+        "BACKENDAUTH_RETRY_PERIOD_SECONDS": "2",
         "BACKENDAUTH_JOB_POLL_SECONDS": "2.5",
         "BACKENDAUTH_RETRY_BASE_SECONDS": "1",
         "BACKENDAUTH_RETRY_MAX_SECONDS": "60",
@@ -405,8 +414,21 @@ def test_extra_environment_and_scheduling_values_reach_the_pod(helm: Path) -> No
         ({"operator.jobPollSeconds": "0"}, "jobPollSeconds"),
         ({"operator.retryBaseSeconds": "60", "operator.retryMaxSeconds": "30"}, "retryMaxSeconds"),
         ({"image.pullPolicy": "Sometimes"}, "pullPolicy"),
+        ({"leaderElection.renewDeadlineSeconds": "15"}, "renewDeadlineSeconds"),
+        ({"leaderElection.retryPeriodSeconds": "9"}, "retryPeriodSeconds"),
+        ({"replicas": "0"}, "replicas"),
     ],
-    ids=["deletion-policy", "namespace-name", "unknown-key", "zero-poll", "max-below-base", "pull-policy"],
+    ids=[
+        "deletion-policy",
+        "namespace-name",
+        "unknown-key",
+        "zero-poll",
+        "max-below-base",
+        "pull-policy",
+        "renew-not-below-duration",
+        "retry-not-below-renew",
+        "no-replicas",
+    ],
 )
 def test_bad_values_are_refused_naming_the_value(helm: Path, values: dict[str, str], named: str) -> None:
     assert named in refused(helm, values)

@@ -115,7 +115,7 @@ def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
 def test_the_base_renders_a_complete_install(base: list[dict[str, Any]]) -> None:
     assert kinds(base) == sorted(
         ["Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-         "Role", "RoleBinding", "Deployment", "Service"]
+         "Role", "RoleBinding", "Deployment", "PodDisruptionBudget", "Service"]
     )  # fmt: skip
     assert only(base, "Namespace")["metadata"]["name"] == NAMESPACE
     for doc in base:
@@ -145,10 +145,25 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard(base: list[
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_one_replica_replaced_not_rolled(base: list[dict[str, Any]]) -> None:
-    spec = only(base, "Deployment", ACCOUNT)["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+def test_two_replicas_rolled_one_at_a_time_spread_over_nodes_and_elected(base: list[dict[str, Any]]) -> None:
+    deployment = only(base, "Deployment", ACCOUNT)
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    # The new pod starts before an old one stops; the old one hands the Lease over on SIGTERM.
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    (spread,) = spec["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"  # one node still runs both
+    assert spread["labelSelector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    budget = only(base, "PodDisruptionBudget", ACCOUNT)
+    assert budget["metadata"]["namespace"] == NAMESPACE and budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"] == spec["selector"]
+    env = {e["name"]: e.get("value") for e in container(base)["env"]}
+    assert env["BACKENDAUTH_LEADER_ELECTION"] == "true"
+    assert env["BACKENDAUTH_LEADER_LEASE"] == "backendauth-operator-leader"
 
 
 def test_the_pod_runs_as_the_service_account(base: list[dict[str, Any]]) -> None:
@@ -265,6 +280,7 @@ def test_the_namespaced_overlay_grants_nothing_cluster_wide(namespaced: list[dic
             "Role",
             "RoleBinding",
             "Deployment",
+            "PodDisruptionBudget",
             "Service",
         ]
     )

@@ -2,6 +2,7 @@
 ServiceAccount of ``deploy/`` with a token from the TokenRequest API (``kubectl create token``),
 bound to the ClusterRole (and Roles) of ``deploy/`` exactly as rendered by ``kubectl kustomize``.
 
+The operator runs elected, as deploy/ runs it (the leader Lease is among what the rules allow).
 With every rule it creates, updates and deletes a BackendAuth whose Google client secret is a
 Secret reference (and that publishes its ids in a ConfigMap, when the CRD has ``spec.outputs``).
 Then, for each rule in turn, that rule is left out and the operator must fail visibly: a refusal
@@ -146,7 +147,13 @@ class RbacSetup:
         assert whoami["status"]["userInfo"]["username"] == (
             f"system:serviceaccount:{self.operator_namespace}:{account}"
         )
-        return make_real_bed(operator_kubeconfig=kubeconfig, lease_namespace=self.operator_namespace)
+        bed = make_real_bed(
+            start_operator=False, operator_kubeconfig=kubeconfig, lease_namespace=self.operator_namespace
+        )
+        # As deploy/ runs it: elected, so the leader Lease is among what the rules must allow.
+        bed.operator.env["BACKENDAUTH_LEADER_ELECTION"] = "true"
+        bed.operator.start()
+        return bed
 
     cluster_scoped: list[dict[str, Any]] | None = None
 
@@ -202,6 +209,13 @@ def test_the_operator_with_deploys_rbac_creates_updates_and_deletes(
     )
     bed.wait_reason("social", "JobCompleted", status="True", timeout=60)
     assert bed.count("CreateBackendAuth") == 1
+    # It led: the leader Lease in its own namespace names it.
+    lease = json.loads(
+        rbac.real.kubectl(
+            "get", "lease", "backendauth-operator-leader", "-n", rbac.operator_namespace, "-o", "json"
+        ).stdout
+    )
+    assert lease["spec"]["holderIdentity"] == bed.operator.env["POD_NAME"]
     if publishes_outputs():
 
         def published() -> dict[str, Any] | None:

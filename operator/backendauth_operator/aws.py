@@ -199,11 +199,16 @@ def pacer(region: str) -> Pacer:
         return _pacers[region]
 
 
-def call(client: Any, method: str, **kwargs: Any) -> dict[str, Any]:
-    """Make one AmplifyBackend call, paced per region, and count it by operation and outcome."""
+def call(
+    client: Any, method: str, before_send: Callable[[], None] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """Make one AmplifyBackend call, paced per region, and count it by operation and outcome.
+    ``before_send`` runs after the pacing wait, just before the request: it may raise to stop it."""
     operation = client.meta.method_to_api_mapping.get(method, method)
     pace = pacer(str(client.meta.region_name))
     pace.wait()
+    if before_send is not None:
+        before_send()
     try:
         answer: dict[str, Any] = getattr(client, method)(**kwargs)
     except Exception as error:

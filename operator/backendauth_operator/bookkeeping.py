@@ -47,8 +47,9 @@ def is_terminal(job_status: str | None) -> bool:
 
 
 def holder_name(identity: str) -> str:
-    """The ``namespace/name`` of a Lease holder identity (``namespace/name/uid``)."""
-    return identity.rsplit("/", 1)[0]
+    """The ``namespace/name`` of a Lease holder identity (``namespace/name/uid``, followed by
+    ``@`` and the operator process's identity)."""
+    return identity.split("@", 1)[0].rsplit("/", 1)[0]
 
 
 class BadAnnotation(ValueError):

@@ -51,11 +51,38 @@ class Settings(BaseSettings):
         "Retain", validation_alias="BACKENDAUTH_DEFAULT_DELETION_POLICY"
     )
     pod_name: str | None = Field(None, validation_alias="POD_NAME", min_length=1, max_length=253)
+    leader_election: bool = Field(True, validation_alias="BACKENDAUTH_LEADER_ELECTION")
+    leader_lease: str = Field(
+        "backendauth-operator-leader",
+        validation_alias="BACKENDAUTH_LEADER_LEASE",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    )
+    lease_duration_seconds: float = Field(
+        15.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_LEASE_DURATION_SECONDS"
+    )
+    renew_deadline_seconds: float = Field(
+        10.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_RENEW_DEADLINE_SECONDS"
+    )
+    retry_period_seconds: float = Field(
+        2.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_RETRY_PERIOD_SECONDS"
+    )
 
     @model_validator(mode="after")
     def _max_not_below_base(self) -> Settings:
         if self.retry_max_seconds < self.retry_base_seconds:
             raise ValueError("BACKENDAUTH_RETRY_MAX_SECONDS must not be below BACKENDAUTH_RETRY_BASE_SECONDS")
+        # client-go's rules: a leader gives up before its Lease can be taken, and tries to
+        # renew more than once before giving up.
+        if self.renew_deadline_seconds >= self.lease_duration_seconds:
+            raise ValueError(
+                "BACKENDAUTH_RENEW_DEADLINE_SECONDS must be below BACKENDAUTH_LEASE_DURATION_SECONDS"
+            )
+        if self.retry_period_seconds * 1.2 >= self.renew_deadline_seconds:
+            raise ValueError(
+                "BACKENDAUTH_RETRY_PERIOD_SECONDS must be below BACKENDAUTH_RENEW_DEADLINE_SECONDS / 1.2"
+            )
         return self
 
 
@@ -72,6 +99,11 @@ _ENV_NAMES = {
     "aws_max_rps": "BACKENDAUTH_AWS_MAX_RPS",
     "lease_namespace": "BACKENDAUTH_LEASE_NAMESPACE",
     "pod_name": "POD_NAME",
+    "leader_election": "BACKENDAUTH_LEADER_ELECTION",
+    "leader_lease": "BACKENDAUTH_LEADER_LEASE",
+    "lease_duration_seconds": "BACKENDAUTH_LEASE_DURATION_SECONDS",
+    "renew_deadline_seconds": "BACKENDAUTH_RENEW_DEADLINE_SECONDS",
+    "retry_period_seconds": "BACKENDAUTH_RETRY_PERIOD_SECONDS",
 }
 
 

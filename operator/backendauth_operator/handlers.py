@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -59,7 +60,8 @@ from backendauth_operator.bookkeeping import (
     is_true,
 )
 from backendauth_operator.config import Settings
-from backendauth_operator.kube import KubeClient, Leases, SecretMissing
+from backendauth_operator.kube import SEND_WINDOW_SECONDS, KubeClient, Leases, SecretMissing, object_of
+from backendauth_operator.leader import Gate, SoleOperator
 from backendauth_operator.models import (
     BackendAuthSpec,
     InvalidSpecError,
@@ -127,6 +129,15 @@ class OperatorContext:
     poller: Poller  # steps new generations and waiting objects (started by the runner)
     locks: ObjectLocks = field(default_factory=ObjectLocks)
     watched: Watched = field(default_factory=Watched)
+    gate: Gate = field(default_factory=SoleOperator)  # whether this process acts (leader election)
+
+
+class _Conflict(Exception):
+    """The object changed since the step read it: nothing is written; it is read and decided again."""
+
+
+class _NotSent(Exception):
+    """A mutating call was not sent: this process stopped leading, or pacing held it too long."""
 
 
 class _Failed(Exception):
@@ -157,6 +168,12 @@ class Step:
         self.uid: str = meta.get("uid", f"{self.namespace}/{self.name}")
         self.me = f"{self.namespace}/{self.name}/{self.uid}"
         self.generation: int | None = meta.get("generation")
+        # The version decided from: every write of the step is conditional on it (then on the
+        # version that write made), so a step of a stale read changes nothing.
+        self.version: str | None = meta.get("resourceVersion")
+        self.sent = False  # a mutating call went out: its outcome must be written
+        self.foreign_hold = False  # another process's hold of this object's turn, left for after the writes
+        self.conflicted = False  # the object changed meanwhile: read and decide again
         self.annotations: dict[str, str] = dict(meta.get("annotations") or {})
         self.status: dict[str, Any] = dict(obj.get("status") or {})
         self.previous_reason = current_reason(self.status.get("conditions") or [])
@@ -177,6 +194,16 @@ class Step:
     def run(self) -> None:
         try:
             snapshot = self.snapshot()
+            if snapshot.marker is not None and self.spec is not None:
+                other = self.ctx.leases.held_elsewhere(self.key, self.me)
+                if other is not None:
+                    # Another operator process wrote the marker and may be calling AWS right
+                    # now: neither look for its job nor call again until it is done.
+                    self.show(
+                        State("reconciling", "JobPending", f"operator {other or 'another'} is calling AWS")
+                    )
+                    self.write()
+                    return
         except BadAnnotation as error:
             self.show(State("stalled", "BadAnnotation", str(error)), event="Warning", error=str(error))
             self.write()
@@ -190,7 +217,11 @@ class Step:
                 self.write()
                 return
             action = decide(snapshot)
-        self.act(action, snapshot)
+        try:
+            self.act(action, snapshot)
+        except _Conflict:
+            self.conflicted = True
+            return
         self.write()
 
     def snapshot(self) -> Snapshot:
@@ -216,7 +247,7 @@ class Step:
         if self.previous_reason == "JobPending" and marker is None and (job is None or job.terminal):
             # Waiting for the app/env's turn: a Kubernetes read says whether it is still taken.
             holder = self.ctx.leases.holder(self.key)
-            busy = holder_name(holder) if holder and holder != self.me else None
+            busy = holder_name(holder) if holder and object_of(holder) != self.me else None
         return replace(
             base, fingerprint=self.fingerprint(spec), desired=desired, has_secrets=_has_secrets(desired),
             turn_busy=busy,
@@ -288,7 +319,7 @@ class Step:
             if candidate.terminal:
                 continue
             holder = self.ctx.leases.holder(self.key)
-            if holder != self.me:
+            if holder is None or object_of(holder) != self.me:
                 # Not ours to claim: wait until it ends, then AWS's state decides.
                 name = holder_name(holder) if holder else "someone outside this operator"
                 raise _Failed(Failure("JobPending", True, f"a job of {name} runs on {app}/{env}"))
@@ -334,10 +365,20 @@ class Step:
             self.submit(action.operation, s)
 
     def release(self, s: Snapshot) -> None:
-        if self.spec is None:
+        """Give the app/env's turn back now, before the outcome is written: a crash in between
+        leaves the object showing that it waits, so it is stepped (and gives it back) again. A
+        hold of this object by another operator process goes only after this step's writes were
+        accepted (:meth:`give_back`)."""
+        self.give_back(fenced=False)
+
+    def give_back(self, fenced: bool) -> None:
+        """Give the turn back. ``fenced``: this step's writes were accepted on the version it
+        decided from, so no other process can be calling AWS for this object under a turn taken
+        since; another process's hold of it may go too."""
+        if self.spec is None or (fenced and not self.foreign_hold):
             return
         try:
-            self.ctx.leases.release(self.key, self.me)
+            self.foreign_hold = self.ctx.leases.release(self.key, self.me, fenced=fenced)
         except ApiException as error:  # the lease ends by itself; never fail a step for it
             self.logger.warning(
                 f"Could not give back the turn on {self.key[1]}/{self.key[2]}: {error.reason}"
@@ -358,18 +399,47 @@ class Step:
             name = holder_name(holder)
             self.show(State("reconciling", "JobPending", f"waiting for {name}'s job on {app}/{env}"))
             return
+        taken = time.monotonic()
         # The marker reaches the API server *before* the call: if the answer is lost (a crash,
-        # a 504), the next step looks for the job instead of calling again.
+        # a 504), the next step looks for the job instead of calling again. It is written only
+        # to the version decided from: if another step (of this or another operator) wrote
+        # since, nothing is sent and the object is read and decided again.
         marker = Marker(operation, time.time(), self.generation, s.fingerprint)
-        self.ctx.kube.set_annotations(self.namespace, self.name, {PENDING: marker.to_annotation()})
+        try:
+            self.version = self.ctx.kube.set_annotations(
+                self.namespace, self.name, {PENDING: marker.to_annotation()}, self.version or None
+            )
+        except ApiException as error:
+            if error.status == 409:
+                self.give_back(fenced=False)
+                raise _Conflict() from None
+            raise
         self.annotations[PENDING] = marker.to_annotation()  # what the object has now
+
+        def may_send() -> None:  # after pacing, just before the request goes out
+            if not self.ctx.gate.acting():
+                raise _NotSent("this operator no longer leads")
+            if time.monotonic() - taken > SEND_WINDOW_SECONDS:
+                raise _NotSent(f"not sent within {SEND_WINDOW_SECONDS:g}s of taking the turn")
+
         self.logger.info(f"Calling {operation} for {app}/{env}.")
         client = self.ctx.clients.mutating(self.region)
         try:
             answer = call(
-                client, "create_backend_auth" if operation == CREATE else "update_backend_auth", **kwargs
-            )
+                client, "create_backend_auth" if operation == CREATE else "update_backend_auth",
+                before_send=may_send, **kwargs,
+            )  # fmt: skip
+            self.sent = True
+        except _NotSent as error:
+            # Nothing went out: the marker goes (if this process still acts) and the turn with
+            # it; the object is decided again.
+            self.logger.info(f"{operation} not sent: {error}.")
+            self.annotation_patch[PENDING] = None
+            self.release(s)
+            self.conflicted = True
+            return
         except Exception as error:
+            self.sent = True
             failure = classify(error)
             if failure.ambiguous:
                 # AWS may have done it: the marker stays (even if this step's recovery had
@@ -440,6 +510,8 @@ class Step:
         self.previous_reason = state.reason
 
     def write(self) -> None:
+        if not self.sent and not self.ctx.gate.acting():
+            return  # no longer the leader: the new one decides (what a sent call did is kept)
         if self.requested:
             self.status_patch["lastHandledReconcileAt"] = self.annotations.get(RECONCILE_REQUESTED)
         # Only what changes is written: a poll that finds the job still running writes nothing,
@@ -448,20 +520,51 @@ class Step:
         status = {k: v for k, v in self.status_patch.items() if self.status.get(k) != v}
         try:
             if annotations:
-                self.ctx.kube.set_annotations(self.namespace, self.name, annotations)
+                self.version = self.write_annotations(annotations)
             if status:
-                self.ctx.kube.patch_status(self.namespace, self.name, status)
+                self.version = self.ctx.kube.patch_status(
+                    self.namespace, self.name, status, self.version or None
+                )
             if "observedGeneration" in self.status_patch:
                 self.ctx.watched.shown(self.uid, self.status_patch["observedGeneration"])
+            if self.foreign_hold and (annotations or status):
+                self.give_back(fenced=True)
         except ApiException as error:
             if error.status == 404:
                 return  # deleted meanwhile
+            if error.status == 409:
+                # Written since this step read it: what it decided may be stale. Nothing more
+                # is written; the object is read and decided again.
+                self.conflicted = True
+                return
             raise
         for kind, reason, message in self.events:
             try:
                 self.ctx.kube.post_event(self.obj, kind, reason, message)
             except ApiException as error:  # an event is worth a warning, never a failed step
                 self.logger.warning(f"Event {reason} not posted: {error.reason}")
+
+    def write_annotations(self, annotations: dict[str, str | None]) -> str | None:
+        """Write the step's annotations to the version it decided from. After a call went out,
+        its record must not be lost to an unrelated change (a user's annotation, Kopf's
+        finalizer): while the object still carries this step's marker, the same record is
+        written to the newer version."""
+        marker = self.annotations.get(PENDING) if self.sent else None
+        for _ in range(5):
+            try:
+                return self.ctx.kube.set_annotations(
+                    self.namespace, self.name, annotations, self.version or None
+                )
+            except ApiException as error:
+                if error.status != 409 or marker is None:
+                    raise
+            current = self.ctx.kube.get_backendauth(self.namespace, self.name)
+            meta = current.get("metadata") or {}
+            if (meta.get("annotations") or {}).get(PENDING) != marker:
+                self.logger.warning("The pending marker changed while the call was made; deciding again.")
+                break
+            self.version = meta.get("resourceVersion")
+        raise ApiException(status=409, reason="Conflict")
 
     # ---- requests ---------------------------------------------------------------------------
 
@@ -560,8 +663,14 @@ def step(
     ``reconcile-requested-at`` not yet handled is handled by whichever step sees it.
 
     ``from_event``: nothing either if the object no longer asks for a step (the event that
-    asked predates a step's writes): a refused create must not be sent again."""
-    with ctx.locks.hold(f"{namespace}/{name}"):
+    asked predates a step's writes): a refused create must not be sent again.
+
+    Only while this process acts (leads, or runs without leader election): a standby keeps
+    the object in the poller, which holds it until this process leads."""
+    if not ctx.gate.acting():
+        ctx.poller.schedule(namespace, name, delay=0, from_event=from_event)
+        return
+    with ctx.gate.working(), ctx.locks.hold(f"{namespace}/{name}"):
         try:
             obj = ctx.kube.get_backendauth(namespace, name)
         except ApiException as error:
@@ -577,6 +686,9 @@ def step(
             ctx, obj, logger, requested=requested, look=look, check_secrets=check_secrets, cause=cause
         )
         done.run()
+    if done.conflicted:
+        ctx.poller.schedule(namespace, name, delay=random.uniform(0.05, 0.5))
+        return
     if requested:
         logger.info("Reconcile request handled.")
     if done.waits():
@@ -627,8 +739,10 @@ def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) ->
     if meta.get("deletionTimestamp"):
         return False  # the delete handler's, if the policy is Delete
     conditions = body.get("status", {}).get("conditions") or []
-    if type in (None, "ADDED") and shows_waiting(conditions):
-        # Seen for the first time (a restart lists every object): one that waits is polled.
+    if (type in (None, "ADDED") or not ctx.gate.acting()) and shows_waiting(conditions):
+        # Seen for the first time (a restart lists every object): one that waits is polled. A
+        # standby notes every object that waits, as the leader leaves it: the poller holds
+        # them until this process leads.
         ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
     fresh = unobserved(body) and not ctx.watched.has_shown(str(meta.get("uid")), meta.get("generation"))
     # A pause flip counts on changes only, so that a restart does not step every paused object.
@@ -666,6 +780,9 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
     """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
     resource and waits for AWS's delete job before Kubernetes lets the object go."""
     ctx: OperatorContext = memo.ctx
+    if not ctx.gate.acting():
+        # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done.
+        raise Waiting("another operator leads; it deletes", delay=max(ctx.settings.job_poll_seconds, 2.0))
     meta = body.get("metadata", {})
     annotations = meta.get("annotations") or {}
     policy = spec.get("deletionPolicy") or ctx.settings.default_deletion_policy
@@ -687,8 +804,13 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
             holder = ctx.leases.acquire(key, me)
             if holder is not None:
                 raise Waiting(f"{holder_name(holder)} has the turn on {key[1]}/{key[2]}", delay=delay)
+
+            def may_send() -> None:  # after pacing: a process that stopped leading sends nothing
+                if not ctx.gate.acting():
+                    raise Waiting("another operator leads; it deletes", delay=delay)
+
             answer = call(
-                ctx.clients.mutating(region), "delete_backend_auth",
+                ctx.clients.mutating(region), "delete_backend_auth", before_send=may_send,
                 AppId=key[1], BackendEnvironmentName=key[2], ResourceName=spec["resourceName"],
             )  # fmt: skip
             job = Job(str(answer.get("JobId") or ""), DELETE, str(answer.get("Status") or ""),
@@ -740,7 +862,8 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
         region = spec.get("region") or ctx.settings.default_region or ""
         turn = (region, str(spec.get("appId")), str(spec.get("backendEnvironmentName")))
         try:
-            ctx.leases.release(turn, f"{namespace}/{name}/{uid}")
+            if ctx.gate.acting():  # a standby holds no turn
+                ctx.leases.release(turn, f"{namespace}/{name}/{uid}")
         except ApiException as error:  # the lease ends by itself
             logger.warning(f"Could not give back the turn on {turn[1]}/{turn[2]}: {error.reason}")
         policy = spec.get("deletionPolicy") or ctx.settings.default_deletion_policy

@@ -15,7 +15,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote
@@ -85,18 +85,39 @@ class KubeClient:
         """The object as the API server has it now."""
         return self.request("GET", _custom_path(namespace, name))
 
-    def set_annotations(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-        """Merge-patch annotations (``None`` removes one) and wait for the API server to accept it."""
-        self.request(
-            "PATCH", _custom_path(namespace, name), {"metadata": {"annotations": annotations}},
-            MERGE_PATCH, decode=False,
-        )  # fmt: skip
+    def set_annotations(
+        self,
+        namespace: str,
+        name: str,
+        annotations: dict[str, str | None],
+        resource_version: str | None = None,
+    ) -> str | None:
+        """Merge-patch annotations (``None`` removes one) and wait for the API server to accept it.
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch the status subresource."""
-        self.request(
-            "PATCH", _custom_path(namespace, name) + "/status", {"status": status}, MERGE_PATCH, decode=False
-        )
+        With ``resource_version`` the patch applies only to that version of the object (409 if
+        it has changed since) and the new version is returned: a write that guards an AWS call
+        is never made from a stale read."""
+        return self._patch(namespace, name, "", {"metadata": {"annotations": annotations}}, resource_version)
+
+    def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> str | None:
+        """Merge-patch the status subresource; ``resource_version`` as for :meth:`set_annotations`."""
+        return self._patch(namespace, name, "/status", {"status": status}, resource_version)
+
+    def _patch(
+        self, namespace: str, name: str, sub: str, body: dict[str, Any], resource_version: str | None
+    ) -> str | None:
+        path = _custom_path(namespace, name) + sub
+        if resource_version is None:
+            self.request("PATCH", path, body, MERGE_PATCH, decode=False)
+            return None
+        # A merge patch that carries metadata.resourceVersion is refused with 409 Conflict when
+        # the object has another version: optimistic concurrency, as an update has.
+        metadata = {**body.get("metadata", {}), "resourceVersion": resource_version}
+        written = self.request("PATCH", path, {**body, "metadata": metadata}, MERGE_PATCH)
+        version = written.get("metadata", {}).get("resourceVersion")
+        return str(version) if version else None
 
     def write_config_map(
         self, namespace: str, name: str, data: dict[str, str], owner: Mapping[str, Any]
@@ -230,6 +251,25 @@ def _micro_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+HOLD_GRACE_SECONDS = 150.0
+"""A turn taken by another process for the same object is its own for this long: a mutating call
+is sent within ``SEND_WINDOW_SECONDS`` of taking the turn (or not at all) and answered or timed
+out within 70 s (aws.MUTATING_CONFIG), with room to spare."""
+
+SEND_WINDOW_SECONDS = 30.0
+"""A mutating call not sent this long after its turn was taken (pacing held it) is not sent."""
+
+
+def object_of(holder: str) -> str:
+    """The BackendAuth (``namespace/name/uid``) of a turn's holder."""
+    return holder.split("@", 1)[0]
+
+
+def identity_of(holder: str) -> str:
+    """The operator process of a turn's holder (empty for a holder written without one)."""
+    return holder.split("@", 1)[1] if "@" in holder else ""
+
+
 class Leases:
     """One turn per (region, appId, environment): a ``coordination.k8s.io`` Lease names the
     BackendAuth whose mutating call or job is in flight there.
@@ -240,6 +280,13 @@ class Leases:
     A holder that never gives it back (its object forcibly removed) loses it after
     ``duration_seconds``.
 
+    A holder is the BackendAuth *and* the operator process that acts for it
+    (``namespace/name/uid@identity``): two operators stepping one object never both hold its
+    turn. Another process's hold on the same object is taken over only when that process is
+    known not to act (``takes_over()``: this process is the elected leader), or when the hold is
+    older than ``grace`` seconds, longer than any call made under it can take to be sent and
+    answered.
+
     Every write is conditional on the ``resourceVersion`` it was based on, so a stale view can
     only cost a retry, never a second holder. The last version this process wrote or read is
     remembered per Lease: taking a free turn and giving it back are one request each (a create,
@@ -248,11 +295,56 @@ class Leases:
     nothing. :meth:`holder` always reads.
     """
 
-    def __init__(self, api_client: Any, namespace: str, duration_seconds: int) -> None:
+    def __init__(
+        self, api_client: Any, namespace: str, duration_seconds: int, identity: str = "",
+        takes_over: Callable[[], bool] = lambda: False, grace: float = HOLD_GRACE_SECONDS,
+    ) -> None:  # fmt: skip
         self.api_client = api_client
         self.namespace = namespace
         self.duration = duration_seconds
+        self.identity = identity
+        self.takes_over = takes_over
+        self.grace = grace
         self._known: dict[str, tuple[str, str | None]] = {}  # name → (resourceVersion, holder)
+        self._keys: dict[str, tuple[str, str, str]] = {}  # name → key, for disown()
+
+    def disown(self) -> None:
+        """At a clean shutdown, once no call of this process can be in flight: every turn it
+        holds is rewritten without its identity, so that a step of the same object in another
+        operator takes it at once (other objects still wait for the job it guards)."""
+        suffix = f"@{self.identity}"
+        for name, (version, holder) in list(self._known.items()):
+            key = self._keys.get(name)
+            if key is None or not self.identity or holder is None or not holder.endswith(suffix):
+                continue
+            try:
+                self._write(key, object_of(holder), version)
+            except Exception:  # changed meanwhile, or unreachable: the hold runs out by itself
+                continue
+
+    def holder_id(self, me: str) -> str:
+        """The holder written for object ``me`` (``namespace/name/uid``) by this process."""
+        return f"{me}@{self.identity}" if self.identity else me
+
+    def _may_take(self, lease: Mapping[str, Any] | None) -> bool:
+        """Whether another process's hold (on the same object) may be taken now."""
+        if self.takes_over():
+            return True
+        spec = (lease or {}).get("spec") or {}
+        if not identity_of(str(spec.get("holderIdentity") or "")):
+            return True  # disowned at a clean shutdown, or written before holders named processes
+        renewed = _parse_time(spec.get("renewTime") or spec.get("acquireTime"))
+        return renewed is None or (datetime.now(UTC) - renewed).total_seconds() > self.grace
+
+    def held_elsewhere(self, key: tuple[str, str, str], me: str) -> str | None:
+        """The identity of another operator process that holds object ``me``'s turn and may
+        still be calling AWS for it (None if none): its pending call must not be looked for, nor
+        made again, until it is done."""
+        lease = self._read(key)
+        current = self._current(lease)
+        if current is None or current == self.holder_id(me) or object_of(current) != me:
+            return None
+        return None if self._may_take(lease) else identity_of(current)
 
     @staticmethod
     def name(key: tuple[str, str, str]) -> str:
@@ -283,6 +375,7 @@ class Leases:
     def _write(self, key: tuple[str, str, str], holder: str | None, version: str | None) -> None:
         """Create the Lease (``version`` None) or update that version of it; 409 if it moved on."""
         name, now = self.name(key), datetime.now(UTC)
+        self._keys[name] = key
         metadata: dict[str, Any] = {
             "name": name,
             "annotations": {f"{GROUP}/app": "/".join(key)},
@@ -317,8 +410,10 @@ class Leases:
         return self._current(self._read(key))
 
     def acquire(self, key: tuple[str, str, str], me: str) -> str | None:
-        """Take the turn (or renew it if ``me`` has it); None on success, else the holder."""
+        """Take the turn for object ``me`` (or renew it if this process has it); None on success,
+        else the holder."""
         known = self._known.get(self.name(key))
+        mine, me = me, self.holder_id(me)
         try:
             if known is None or known[1] in (None, me):
                 # Free (or ours) as far as this process knows: one conditional write.
@@ -330,7 +425,11 @@ class Leases:
                         raise
             lease = self._read(key)
             current = self._current(lease)
-            if current is not None and current != me:
+            if (
+                current is not None
+                and current != me
+                and (object_of(current) != mine or not self._may_take(lease))
+            ):
                 return current
             self._write(key, me, lease["metadata"]["resourceVersion"] if lease else None)
         except ApiException as error:
@@ -339,32 +438,43 @@ class Leases:
             raise
         return None
 
-    def release(self, key: tuple[str, str, str], me: str) -> None:
-        """Give the turn back if ``me`` holds it."""
+    def release(self, key: tuple[str, str, str], me: str, fenced: bool = False) -> bool:
+        """Give the turn back if object ``me`` holds it through this process, or through another
+        whose hold may be taken over. ``fenced``: the caller's write to the object was accepted
+        on the version it read, so any hold of the same object is stale (a process calling AWS
+        under it would have written the object since).
+
+        True when a hold of this object by another process was left in place: the caller may
+        release it with ``fenced`` once its own write is through."""
         known = self._known.get(self.name(key))
-        if known is not None and known[1] != me:
-            # Only this process takes turns for its objects, and it remembers each it took: the
-            # Lease it last saw held by someone else (or free) cannot have become ours since.
-            return
-        if known is not None:
+        mine, me = me, self.holder_id(me)
+        if known is not None and known[1] == me:
             try:
                 self._write(key, None, known[0])
-                return
+                return False
             except ApiException as error:
                 if error.status == 404:
-                    return
+                    return False
                 if error.status != 409:
                     raise
+        elif not fenced and known is not None and (known[1] is None or object_of(known[1]) != mine):
+            # This process remembers each turn it took: one it last saw free or held by another
+            # object cannot have become this object's through it.
+            return False
         for _ in range(3):
             lease = self._read(key)
-            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != me:
-                return
+            held = (lease or {}).get("spec", {}).get("holderIdentity")
+            if lease is None or not held or object_of(held) != mine:
+                return False
+            if held != me and not fenced and not self._may_take(lease):
+                return True
             try:
                 self._write(key, None, lease["metadata"]["resourceVersion"])
-                return
+                return False
             except ApiException as error:
                 if error.status != 409:
                     raise
+        return False
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -12,6 +12,8 @@ Names and labels (README, deploy/README.md):
   never labelled: the series stay bounded by the (small, fixed) set of reasons.
 - ``backendauth_kube_api_reachable``: 1 while the Kubernetes API server answers the operator's
   probes, 0 while it cannot be reached (and before the first answer).
+- ``backendauth_leader``: 1 while this process leads (or runs without leader election), else 0.
+- ``backendauth_leader_transitions_total``: how often this process started or stopped leading.
 
 Every function is safe to call from Kopf's handler threads.
 """
@@ -19,6 +21,7 @@ Every function is safe to call from Kopf's handler threads.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
@@ -73,6 +76,16 @@ class OperatorMetrics:
         self.kube_api_reachable = Gauge(
             "backendauth_kube_api_reachable",
             "1 while the Kubernetes API server answers the operator's probes, else 0.",
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "backendauth_leader",
+            "1 while this operator acts (the elected leader, or leader election is off), else 0.",
+            registry=self.registry,
+        )
+        self.leader_transitions = Counter(
+            "backendauth_leader_transitions",
+            "How often this operator started or stopped leading.",
             registry=self.registry,
         )
         self._states: dict[str, tuple[str, str]] = {}
@@ -170,6 +183,17 @@ def set_object_state(uid: str, phase: str | None, reason: str | None) -> None:
 def set_kube_api_reachable(reachable: bool) -> None:
     """Whether the Kubernetes API server answers now (``backendauth_kube_api_reachable``)."""
     METRICS.set_kube_api_reachable(reachable)
+
+
+def watch_leadership(acting: Callable[[], bool]) -> None:
+    """``backendauth_leader`` reads ``acting()`` at every scrape, so it is right even while the
+    election's loop is stuck in a request."""
+    METRICS.leader.set_function(lambda: 1.0 if acting() else 0.0)
+
+
+def record_leader_transition() -> None:
+    """Count one start or end of leading."""
+    METRICS.leader_transitions.inc()
 
 
 def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:

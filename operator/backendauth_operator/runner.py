@@ -28,6 +28,7 @@ from backendauth_operator.handlers import (
     resync,
 )
 from backendauth_operator.kube import KubeClient, Leases
+from backendauth_operator.leader import LeaderElector, build_gate
 from backendauth_operator.probes import ProbeServer, Readiness, parse_endpoint, serving
 from backendauth_operator.reachability import ApiServerMonitor, KopfBackoffs, Reachability
 from backendauth_operator.watched import Poller, Resyncer
@@ -105,20 +106,26 @@ def lease_namespace(operator_settings: Settings) -> str:
         return "default"
 
 
-def build_context(operator_settings: Settings) -> OperatorContext:
-    """The shared context of every handler call."""
+def build_context(operator_settings: Settings, identity: str = "") -> OperatorContext:
+    """The shared context of every handler call; ``identity`` names this process (turns, the
+    leader Lease)."""
     # Steps and Kopf's sync handlers call from at most HANDLER_THREADS threads at once.
     kube = KubeClient.from_environment(max_connections=HANDLER_THREADS)
     # A Lease outlives its holder by at most this long (a holder never keeps one longer than
     # its job may run, plus the retries of a lost answer).
     duration = int(operator_settings.job_timeout_seconds + 10 * operator_settings.retry_max_seconds)
+    namespace = lease_namespace(operator_settings)
+    gate = build_gate(kube.api_client, operator_settings, namespace, identity)
+    poller = Poller(operator_settings.job_poll_seconds, max_in_flight=HANDLER_THREADS - 4)
+    poller.acting = gate.acting
     return OperatorContext(
         settings=operator_settings,
         clients=ClientFactory(operator_settings.aws_endpoint_url, max_connections=HANDLER_THREADS),
         kube=kube,
-        leases=Leases(kube.api_client, lease_namespace(operator_settings), duration),
+        leases=Leases(kube.api_client, namespace, duration, identity=identity, takes_over=gate.takes_over),
         # At most this many steps at once: the rest of the threads stay free for Kopf's handlers.
-        poller=Poller(operator_settings.job_poll_seconds, max_in_flight=HANDLER_THREADS - 4),
+        poller=poller,
+        gate=gate,
     )
 
 
@@ -147,7 +154,9 @@ def run(args: argparse.Namespace) -> int:
 
     namespaces = list(args.namespace or [])
 
-    context = build_context(operator_settings)
+    identity = operator_identity(operator_settings)
+    context = build_context(operator_settings, identity)
+    metrics.watch_leadership(context.gate.acting)
     # One probe of the API server every few seconds, on a client (and connection) of its own.
     probe_client = KubeClient.from_environment(max_connections=1, retries=0)
     reachable = Reachability(str(probe_client.api_client.configuration.host))
@@ -162,6 +171,9 @@ def run(args: argparse.Namespace) -> int:
             settings.execution.executor,
             lambda namespace, name, from_event: poll(context, namespace, name, from_event),
         )
+        if isinstance(context.gate, LeaderElector):
+            logger.info(f"Leader election on; this operator is {identity}.")
+            context.gate.start()
         if operator_settings.metrics_port:
             try:
                 metrics.start_metrics_server(operator_settings.metrics_port)
@@ -175,8 +187,9 @@ def run(args: argparse.Namespace) -> int:
     memo = kopf.Memo(ctx=context)
     if operator_settings.resync_seconds > 0:
         resyncer = Resyncer(
-            context.watched, operator_settings.resync_seconds, lambda entry: resync(context, entry)
-        )
+            context.watched, operator_settings.resync_seconds, lambda entry: resync(context, entry),
+            acting=context.gate.acting,
+        )  # fmt: skip
 
         @kopf.on.startup()
         def _start_resync(**_: Any) -> None:
@@ -188,10 +201,16 @@ def run(args: argparse.Namespace) -> int:
 
     @kopf.on.cleanup()
     def _stop_polls(**_: Any) -> None:
+        # Stop acting and let the steps in flight finish; a leader then hands the Lease over at
+        # once. Without an election, the turns this process holds are disowned: no call of it
+        # can be in flight any more, so other operators need not wait for them.
+        context.gate.stop()
+        if not isinstance(context.gate, LeaderElector):
+            context.leases.disown()
         context.poller.stop()
 
     try:
-        asyncio.run(operate(liveness, reachable, namespaces, memo, operator_identity(operator_settings)))
+        asyncio.run(operate(liveness, reachable, namespaces, memo, identity))
     except asyncio.CancelledError:  # as kopf.run
         pass
     finally:

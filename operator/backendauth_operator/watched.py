@@ -148,8 +148,12 @@ class Resyncer:
     """One thread that observes due BackendAuths one at a time, at most ``len(watched)/period``
     per second on average: a full round takes about one period, whatever the number of objects."""
 
-    def __init__(self, watched: Watched, period: float, resync: Callable[[Entry], None]) -> None:
+    def __init__(
+        self, watched: Watched, period: float, resync: Callable[[Entry], None],
+        acting: Callable[[], bool] = lambda: True,
+    ) -> None:  # fmt: skip
         self.watched, self.period, self.resync = watched, period, resync
+        self.acting = acting  # a standby resyncs nothing
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backendauth-resync", daemon=True)
 
@@ -167,6 +171,8 @@ class Resyncer:
             rate = max(len(self.watched), 1) / self.period
             tokens = min(max(1.0, rate * tick), tokens + rate * (now - last))
             last = now
+            if not self.acting():
+                continue
             for entry in self.watched.due(time.time(), self.period):
                 if tokens < 1 or self._stop.is_set():
                     break
@@ -184,6 +190,7 @@ class Resyncer:
 
 
 Key = tuple[str, str]  # namespace, name
+STANDBY_TICK = 0.25  # how often a standby's poller looks whether it leads now
 
 
 class Poller:
@@ -210,6 +217,9 @@ class Poller:
         self._wake = threading.Condition()
         self._stopped = False
         self._executor: Executor | None = None
+        # Whether this process acts (leads): while not, due objects wait in the heap, and run
+        # as soon as it does.
+        self.acting: Callable[[], bool] = lambda: True
 
     def schedule(
         self, namespace: str, name: str, delay: float | None = None, from_event: bool = False
@@ -269,8 +279,12 @@ class Poller:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                while not self._stopped and (
+                    not self._heap or self._heap[0][0] > time.monotonic() or not self.acting()
+                ):
                     timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    if self._heap and not self.acting():
+                        timeout = STANDBY_TICK
                     self._wake.wait(timeout)
                 if self._stopped:
                     return

@@ -37,6 +37,7 @@ SANDBOX_ENV = {
     "BACKENDAUTH_RETRY_MAX_SECONDS": "30",
     "BACKENDAUTH_RESYNC_SECONDS": "15",  # drift shows up within seconds, not ten minutes
     "BACKENDAUTH_AWS_MAX_RPS": "20",
+    "BACKENDAUTH_LEADER_ELECTION": "false",  # the sandbox runs one operator
 }
 # The simulator needs a region and any credentials (it checks no signatures).
 SIMULATOR_ENV = {
