@@ -186,7 +186,8 @@ def test_rollover_of_two_operators_creates_each_resource_once(
     the fencing (conditional marker and record, per-process turns) keeps creates single."""
     rng = random.Random(SEED)
     print(f"rollover seed {SEED}, {OBJECTS} BackendAuths, election {election}")
-    group = candidates(seed=SEED, job_seconds=0.5, throttle_rate=0.1, timeout_rate=0.1, ambiguous_rate=0.1)
+    # Jobs of 2 s, five in turn per app/env: the work spans several rollovers.
+    group = candidates(seed=SEED, job_seconds=2, throttle_rate=0.1, timeout_rate=0.1, ambiguous_rate=0.1)
     bed = group.bed
     running = [group.start(election), group.start(election)]
     wait_until(lambda: all(up(o) for o in running), 90, "two operators up")
@@ -197,7 +198,7 @@ def test_rollover_of_two_operators_creates_each_resource_once(
     items = None
     while items is None:
         assert time.monotonic() < deadline, f"not all Ready after {rollovers} rollovers (seed {SEED})"
-        pause_until = time.monotonic() + rng.uniform(2.0, 5.0)
+        pause_until = time.monotonic() + rng.uniform(1.0, 4.0)
         while items is None and time.monotonic() < pause_until:
             items = ready_items(bed, OBJECTS)
         if items is None:
