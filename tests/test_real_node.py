@@ -48,6 +48,9 @@ EXAMPLES_NAMESPACE = "examples"
 KIND_ID = ("amplifybackend.gitops.dev/v1alpha1", "BackendAuth")
 RESTRICTED = "pod-security.kubernetes.io/enforce"
 TAG = IMAGE.split(":")[1]
+LEADER_LEASE = (
+    "backendauth-operator-leader"  # BACKENDAUTH_LEADER_LEASE's default, in the operator's namespace
+)
 WAIT = 180  # seconds for a Pod or a BackendAuth to become Ready on a busy 2-core machine
 
 
@@ -108,18 +111,29 @@ class Install:
         return sorted(live, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True)
 
     def ready_pod(self) -> dict[str, Any]:
-        """Wait for the newest operator Pod to be Ready; return it."""
+        """Wait until every replica of the operator is Ready and one of them holds the leader
+        Lease; return the leader's Pod (the one that acts)."""
 
         def ready() -> dict[str, Any] | None:
             self.node.check_processes()
             pods = self.pods()
-            if len(pods) != 1:
+            wanted = self.node.cluster.get_json("deployment", "backendauth-operator", "-n", self.namespace)
+            if len(pods) != wanted["spec"]["replicas"]:
                 return None
-            conditions = {c["type"]: c["status"] for c in pods[0]["status"].get("conditions", [])}
-            return pods[0] if conditions.get("Ready") == "True" else None
+            for pod in pods:
+                conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+                if conditions.get("Ready") != "True":
+                    return None
+            lease = self.node.kubectl(
+                "get", "lease", LEADER_LEASE, "-n", self.namespace, "-o", "jsonpath={.spec.holderIdentity}",
+                check=False,
+            ).stdout.strip()  # fmt: skip
+            return next((pod for pod in pods if pod["metadata"]["name"] == lease), None)
 
         try:
-            pod: dict[str, Any] = poll(ready, f"the operator Pod in {self.namespace} to be Ready", WAIT, 1)
+            pod: dict[str, Any] = poll(
+                ready, f"the operator Pods in {self.namespace} to be Ready, one leading", WAIT, 1
+            )
         except AssertionError:
             print(self.diagnostics())
             raise
@@ -277,15 +291,19 @@ def test_examples_become_ready_each_created_once_by_the_service_account(
     assert users == {kustomized.user}, users
     print(node.kubectl("get", "pods", "-n", SYSTEM, "-o", "wide").stdout)  # shown with pytest -s
     print(node.kubectl("get", "backendauths", "-A").stdout)
-    # The metrics Service answers through kube-proxy (its ClusterIP, from the host): one ok create each.
+    # The metrics Service answers through kube-proxy (its ClusterIP, from the host), from either
+    # replica; the leader's own metrics (its Pod IP) count one ok create per example.
     service = node.cluster.get_json("service", "backendauth-operator-metrics", "-n", SYSTEM)["spec"]
-    url = f"http://{service['clusterIP']}:{service['ports'][0]['port']}/metrics"
+    port = service["ports"][0]["port"]
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy from the env
-    with direct.open(url, timeout=10) as response:
+    with direct.open(f"http://{service['clusterIP']}:{port}/metrics", timeout=10) as response:
+        assert "backendauth_leader " in response.read().decode()
+    with direct.open(f"http://{pod['status']['podIP']}:{port}/metrics", timeout=10) as response:
         metrics = response.read().decode()
+    assert "backendauth_leader 1.0" in metrics
     ok = 'backendauth_aws_calls_total{operation="CreateBackendAuth",outcome="ok"}'
     assert f"{ok} {float(len(examples))}" in metrics, [line for line in metrics.splitlines() if ok in line]
-    pod_ips = {ip["ip"] for ip in pod["status"]["podIPs"]}
+    pod_ips = {ip["ip"] for p in kustomized.pods() for ip in p["status"]["podIPs"]}
     assert {e["sourceIPs"][0] for e in writes} <= pod_ips, (pod_ips, writes[-1]["sourceIPs"])
 
 
@@ -331,9 +349,12 @@ def test_deleting_the_pod_while_a_job_runs_ends_ready_with_one_create(
         conditions = node.cluster.get_json("backendauth", "during-job", "-n", EXAMPLES_NAMESPACE)
         ready = [c for c in conditions.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
         assert not ready or ready[0]["status"] != "True", "Ready before its job ended"
+        # The leader goes: the standby takes the Lease over and finds the job running.
         node.kubectl("delete", "pod", "-n", SYSTEM, old, "--wait=false")
         poll(
-            lambda: [p for p in kustomized.pods() if p["metadata"]["name"] != old], "a new operator Pod", WAIT
+            lambda: old not in [p["metadata"]["name"] for p in kustomized.pods()],
+            "the leader Pod to go",
+            WAIT,
         )
         new = kustomized.ready_pod()
         assert new["metadata"]["name"] != old
