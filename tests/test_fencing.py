@@ -18,8 +18,6 @@ from typing import Any
 
 import kubernetes
 import pytest
-from backendauth_testbed.sandbox.cluster import EmulatedClusterThread
-from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 
 from backendauth_operator import GROUP, PLURAL, VERSION
 from backendauth_operator.aws import ClientFactory
@@ -28,6 +26,8 @@ from backendauth_operator.crd import build_crd
 from backendauth_operator.handlers import OperatorContext, Step
 from backendauth_operator.kube import KubeClient, Leases
 from backendauth_operator.watched import Poller
+from backendauth_testbed.sandbox.cluster import EmulatedClusterThread
+from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 from harness import backendauth
 from specs import minimal_spec
 
