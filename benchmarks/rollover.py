@@ -84,7 +84,7 @@ def main() -> int:
         """End the leader by ``end``, apply a fresh BackendAuth at once, and time its service."""
         gone = current_leader()
         assert gone.process is not None
-        fresh = manifests(1, f"after-{end.lower()}")[0]
+        fresh = manifests(1, end.lower())[0]
         resource = fresh["spec"]["resourceName"]
         signalled = time.time()
         gone.process.send_signal(15 if end == "SIGTERM" else 9)
