@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -59,6 +60,7 @@ def main() -> int:
         SimulatorConfig(auto_apps=True, job_seconds=args.job_seconds),
     )  # fmt: skip
     operators: dict[str, Operator] = {}
+    done = False  # the work directory, with the logs, is kept when something failed
 
     def start() -> Operator:
         name = f"op-{len(operators)}"
@@ -140,12 +142,17 @@ def main() -> int:
             "ready": len(items),
             "creates_per_backendauth": sorted(set(creates.values())),
         }))  # fmt: skip
+        done = True
         return 0
     finally:
         for operator in operators.values():
             operator.stop()
         bed.close()
         cluster.stop()
+        if done:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"logs in {work}", file=sys.stderr)
 
 
 if __name__ == "__main__":
