@@ -1,5 +1,6 @@
-"""A smoke run of the scale benchmark: it runs, says what it measured, and the counts that do
-not depend on the machine hold (times and memory are figures, not assertions)."""
+"""Smoke runs of the benchmarks: each runs, says what it measured, and the counts that do
+not depend on the machine hold. Times and memory are figures, not assertions, except the
+bounds a leader election sets: those hold on any machine, in one direction or the other."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from real_apiserver import build_binaries, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -37,3 +40,30 @@ def test_the_benchmark_prints_one_line_of_figures_and_a_restart_costs_no_aws_cal
     for key in ("operator_peak_rss_mib", "bare_kopf_peak_rss_mib", "operator_cpu_ms_per_backendauth",
                 "seconds_to_first_aws_call", "ratio_to_bound"):  # fmt: skip
         assert figures[key] > 0, key
+
+
+@pytest.mark.real_apiserver
+@pytest.mark.timeout(300)
+def test_the_rollover_benchmark_hands_over_within_the_lease_and_creates_each_resource_once() -> None:
+    """Shorter Lease timings (6 / 4 / 1 s) and five objects; the bounds are the election's own:
+    after a SIGTERM the Lease is released, so the fresh object is served before it could have
+    run out; after a SIGKILL it cannot be served before the killed leader's Lease runs out
+    (renewed at most one retry period before the kill)."""
+    build = build_binaries()
+    if build.bin_dir is None:
+        unavailable(build.problem or "the build failed", build.log)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "rollover.py"), "--objects", "5",
+         "--lease-duration", "6", "--renew-deadline", "4", "--retry-period", "1", "--timeout", "120"],
+        capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    (line,) = [row for row in out.stdout.splitlines() if row.startswith("{")]
+    figures = json.loads(line)
+    assert figures["ready"] == 7 and figures["creates_per_backendauth"] == [1], figures
+    sigterm, sigkill = figures["unserved_after_sigterm"], figures["unserved_after_sigkill"]
+    assert sigterm["seconds_to_create"] < 6, sigterm
+    # The killed leader renewed at most one retry period (and its requests) before the kill.
+    assert sigkill["seconds_to_first_aws_call"] >= 6 - 1 - 2, sigkill
+    assert sigterm["to"] != sigterm["from"] and sigkill["to"] != sigkill["from"]
+    assert all(mib > 0 for mib in figures["rss_mib"].values()), figures["rss_mib"]
