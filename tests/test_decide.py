@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from backendauth_operator.bookkeeping import CREATE, UPDATE, Job, Marker
-from backendauth_operator.reconcile import Action, Observation, Snapshot, config_diff, decide, spec_path
+from backendauth_operator.models import spec_path
+from backendauth_operator.reconcile import Action, Observation, Snapshot, config_diff, decide
 
 NOW = 1_800_000_000.0
 FP = "fp-current"

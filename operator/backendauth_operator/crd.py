@@ -24,7 +24,7 @@ from backendauth_operator import (
     SINGULAR,
     VERSION,
 )
-from backendauth_operator.models import BackendAuthSpec, BackendAuthStatus, boto_key
+from backendauth_operator.models import SECRET_FIELDS, BackendAuthSpec, BackendAuthStatus, boto_key
 from backendauth_operator.simulator.model import service_model
 
 _DROPPED_KEYS = {"title", "default", "$defs", "writeOnly"}
@@ -86,7 +86,7 @@ def _ordered(node: dict[str, Any]) -> dict[str, Any]:
     return dict(sorted(node.items(), key=lambda kv: rank.get(kv[0], len(rank))))
 
 
-_REFS = {"clientSecretRef": "ClientSecret", "privateKeyRef": "PrivateKey"}
+_REFS = {f.ref: f.boto for f in SECRET_FIELDS}
 
 
 def _plain(html: str) -> str:

@@ -34,17 +34,17 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP, PLURAL, VERSION, metrics
-from backendauth_operator.aws import ClientFactory, Failure, call, classify
+from backendauth_operator.amplify import AmplifyBackend
+from backendauth_operator.aws import ClientFactory, Failure
 from backendauth_operator.bookkeeping import (
     CREATE,
     CREATED,
-    DELETE,
     DELETE_JOB,
     FAILURES,
     JOB,
@@ -65,6 +65,7 @@ from backendauth_operator.models import (
     InvalidSpecError,
     SecretKeyRef,
     create_backend_auth_kwargs,
+    has_secrets,
     parse_spec,
     update_backend_auth_kwargs,
 )
@@ -82,6 +83,7 @@ from backendauth_operator.reconcile import (
 )
 from backendauth_operator.watched import Poller, Watched
 
+_T = TypeVar("_T")
 SECRET_RETRY_CAP = 30.0  # a Secret applied after its BackendAuth is picked up within this time
 WAITING_PREFIX = "waiting: "
 
@@ -216,7 +218,7 @@ class Step:
             holder = self.ctx.leases.holder(self.key)
             busy = holder_name(holder) if holder and holder != self.me else None
         return replace(
-            base, fingerprint=self.fingerprint(spec), desired=desired, has_secrets=_has_secrets(desired),
+            base, fingerprint=self.fingerprint(spec), desired=desired, has_secrets=has_secrets(desired),
             turn_busy=busy,
             adopt=spec.adoption_policy == "AdoptOrCreate", report_drift=spec.drift_policy == "Report",
             secrets_digest=self.secrets_digest(spec) if self.check_secrets else None,
@@ -246,45 +248,25 @@ class Step:
     def observe(self, s: Snapshot) -> Snapshot:
         """Read what AWS has: the job in flight, the unfinished job after a lost answer, the resource."""
         assert self.spec is not None
-        client = self.ctx.clients.reading(self.region)
+        aws = AmplifyBackend(self.ctx.clients, self.region)
         app, env = self.spec.app_id, self.spec.backend_environment_name
         job, running = s.job, None
-        try:
-            if job is not None and not job.terminal and job.id:
-                answer = call(client, "get_backend_job", AppId=job.app_id or app,
-                              BackendEnvironmentName=job.env or env, JobId=job.id)  # fmt: skip
-                job = job.answered(answer)
-                if job.terminal and job.submitted_at:
-                    metrics.observe_job(job.operation, job.status, time.time() - job.submitted_at)
-                if not job.terminal:
-                    # Still running: AWS's state cannot have settled yet, no need to read it.
-                    return replace(s, job=job, observed=Observation(resource=None))
-            if s.marker is not None:
-                running = self.unfinished_job(client, app, env)
-            try:
-                answer = call(client, "get_backend_auth", AppId=app, BackendEnvironmentName=env,
-                              ResourceName=self.spec.resource_name)  # fmt: skip
-                resource = answer.get("ResourceConfig") or None
-            except client.exceptions.NotFoundException:
-                resource = None
-        except _Failed:
-            raise
-        except Exception as error:
-            raise _Failed(classify(error)) from None
+        if job is not None and not job.terminal and job.id:
+            job = _answer(aws.job(job, app, env))
+            if job.terminal and job.submitted_at:
+                metrics.observe_job(job.operation, job.status, time.time() - job.submitted_at)
+            if not job.terminal:
+                # Still running: AWS's state cannot have settled yet, no need to read it.
+                return replace(s, job=job, observed=Observation(resource=None))
+        if s.marker is not None:
+            running = self.unfinished_job(aws, app, env)
+        resource = _answer(aws.resource(app, env, self.spec.resource_name))
         self.status_patch["lastObservedAt"] = now_rfc3339()
-        return replace(s, job=job, observed=Observation(resource=resource, running=running))
+        return replace(s, job=job, observed=Observation(resource=resource.config, running=running))
 
-    def unfinished_job(self, client: Any, app: str, env: str) -> Job | None:
+    def unfinished_job(self, aws: AmplifyBackend, app: str, env: str) -> Job | None:
         """After a lost answer: the unfinished job on the app/env, if it can only be ours."""
-        answer = call(client, "list_backend_jobs", AppId=app, BackendEnvironmentName=env, MaxResults=25)
-        for item in answer.get("Jobs") or []:
-            candidate = Job(
-                id=str(item.get("JobId") or ""), operation=str(item.get("Operation") or ""),
-                status=str(item.get("Status") or ""), error=str(item.get("Error") or ""),
-                app_id=app, env=env,
-            )  # fmt: skip
-            if candidate.terminal:
-                continue
+        for candidate in _answer(aws.unfinished_jobs(app, env)):
             holder = self.ctx.leases.holder(self.key)
             if holder != self.me:
                 # Not ours to claim: wait until it ends, then AWS's state decides.
@@ -362,13 +344,12 @@ class Step:
         self.ctx.kube.set_annotations(self.namespace, self.name, {PENDING: marker.to_annotation()})
         self.annotations[PENDING] = marker.to_annotation()  # what the object has now
         self.logger.info(f"Calling {operation} for {app}/{env}.")
-        client = self.ctx.clients.mutating(self.region)
-        try:
-            answer = call(
-                client, "create_backend_auth" if operation == CREATE else "update_backend_auth", **kwargs
-            )
-        except Exception as error:
-            failure = classify(error)
+        job = AmplifyBackend(self.ctx.clients, self.region).submit(
+            operation, kwargs, generation=self.generation, fingerprint=s.fingerprint,
+            submitted_at=time.time(), secrets_digest=self.secrets_digest(self.spec, sent) or "",
+        )  # fmt: skip
+        if isinstance(job, Failure):
+            failure = job
             if failure.ambiguous:
                 # AWS may have done it: the marker stays (even if this step's recovery had
                 # queued the previous one for removal), and the turn with it.
@@ -382,13 +363,6 @@ class Step:
                 return
             self.fail(failure, s)
             return
-        job = Job(
-            id=str(answer.get("JobId") or ""), operation=str(answer.get("Operation") or operation),
-            status=str(answer.get("Status") or ""), error=str(answer.get("Error") or ""),
-            app_id=str(answer.get("AppId") or app), env=str(answer.get("BackendEnvironmentName") or env),
-            generation=self.generation, fingerprint=s.fingerprint, submitted_at=time.time(),
-            secrets_digest=self.secrets_digest(self.spec, sent) or "",
-        )  # fmt: skip
         if operation == CREATE:
             self.annotation_patch[CREATED] = "true"
         self.annotation_patch.update({JOB: job.to_annotation(), PENDING: None, FAILURES: None})
@@ -494,15 +468,12 @@ class Step:
         """The ids apps need, from GetBackend's amplify-meta: into status, and into the ConfigMap
         the spec names. A failure here never changes the outcome: it is retried next time."""
         assert self.spec is not None
-        try:
-            answer = call(
-                self.ctx.clients.reading(self.region), "get_backend",
-                AppId=self.spec.app_id, BackendEnvironmentName=self.spec.backend_environment_name,
-            )  # fmt: skip
-        except Exception as error:
-            self.logger.warning(f"Could not read the auth outputs: {classify(error).message}")
+        spec = self.spec
+        aws = AmplifyBackend(self.ctx.clients, self.region)
+        outputs = aws.outputs(spec.app_id, spec.backend_environment_name, spec.resource_name)
+        if isinstance(outputs, Failure):
+            self.logger.warning(f"Could not read the auth outputs: {outputs.message}")
             return
-        outputs = auth_outputs(answer.get("AmplifyMetaConfig"), self.spec.resource_name)
         self.status_patch["outputs"] = outputs
         target = self.spec.outputs.config_map_name if self.spec.outputs else None
         if target:
@@ -515,32 +486,11 @@ class Step:
                 self.events.append(("Warning", "OutputsNotWritten", message))
 
 
-OUTPUT_KEYS = {
-    "UserPoolId": "userPoolId",
-    "AppClientIDWeb": "appClientIdWeb",
-    "AppClientID": "appClientId",
-    "IdentityPoolId": "identityPoolId",
-}
-
-
-def auth_outputs(meta_config: Any, resource_name: str) -> dict[str, str]:
-    """The ids of ``resource_name`` in an amplify-meta document (``auth`` → name → ``output``),
-    as the Amplify CLI writes it. Anything unreadable yields no ids rather than an error."""
-    try:
-        meta = json.loads(meta_config) if isinstance(meta_config, str) else meta_config
-        output = meta["auth"][resource_name]["output"]
-    except (ValueError, TypeError, KeyError):
-        return {}
-    if not isinstance(output, Mapping):
-        return {}
-    return {ours: str(output[theirs]) for theirs, ours in OUTPUT_KEYS.items() if output.get(theirs)}
-
-
-def _has_secrets(config: Mapping[str, Any]) -> bool:
-    return any(
-        key in ("ClientSecret", "PrivateKey") or (isinstance(value, Mapping) and _has_secrets(value))
-        for key, value in config.items()
-    )
+def _answer(answer: _T | Failure) -> _T:
+    """An AWS answer, or the step's failure."""
+    if isinstance(answer, Failure):
+        raise _Failed(answer)
+    return answer
 
 
 def step(
@@ -680,28 +630,20 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
         return
     job = Job.from_annotation(annotations, DELETE_JOB) if annotations.get(DELETE_JOB) else None
     delay = ctx.settings.job_poll_seconds
+    aws = AmplifyBackend(ctx.clients, region)
     try:
         if job is None:
             holder = ctx.leases.acquire(key, me)
             if holder is not None:
                 raise Waiting(f"{holder_name(holder)} has the turn on {key[1]}/{key[2]}", delay=delay)
-            answer = call(
-                ctx.clients.mutating(region), "delete_backend_auth",
-                AppId=key[1], BackendEnvironmentName=key[2], ResourceName=spec["resourceName"],
-            )  # fmt: skip
-            job = Job(str(answer.get("JobId") or ""), DELETE, str(answer.get("Status") or ""),
-                      key[1], key[2])  # fmt: skip
+            job = _answer(aws.delete(key[1], key[2], spec["resourceName"]))
             patch.metadata.annotations[DELETE_JOB] = job.to_annotation()
             kopf.info(body, reason="Deleting", message=f"{job.describe()} submitted")
         if not job.terminal:
-            answer = call(ctx.clients.reading(region), "get_backend_job",
-                          AppId=key[1], BackendEnvironmentName=key[2], JobId=job.id)  # fmt: skip
-            job = job.answered(answer)
+            job = _answer(aws.job(job, key[1], key[2]))
             patch.metadata.annotations[DELETE_JOB] = job.to_annotation()
-    except Waiting:
-        raise
-    except Exception as error:
-        failure = classify(error)
+    except _Failed as failed:
+        failure = failed.failure
         if failure.reason == "NotFound":
             logger.info("The Amplify auth resource is already gone.")
             ctx.leases.release(key, me)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from backendauth_operator.bookkeeping import COMPLETED, Job, Marker
 from backendauth_operator.bookkeeping import CREATE as CREATE_OP
 from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
-from backendauth_operator.models import create_only
+from backendauth_operator.models import SECRET_BOTO_KEYS, create_only, spec_path
 
 Phase = Literal["ready", "reconciling", "stalled"]
 
@@ -95,17 +95,6 @@ def backoff_delay(retry: int, base: float, cap: float, rng: random.Random | None
 
 # ---- observe → decide → act ------------------------------------------------------------------
 
-SECRET_KEYS = frozenset({"ClientSecret", "PrivateKey"})
-
-
-def spec_path(boto_path: Sequence[str]) -> str:
-    """The spec path of a boto3 ``ResourceConfig`` path: ``UserPoolConfigs.Mfa.MFAMode`` →
-    ``resourceConfig.userPoolConfigs.mfa.mfaMode``."""
-    parts = ["resourceConfig"]
-    for key in boto_path:
-        parts.append("mfaMode" if key == "MFAMode" else key[:1].lower() + key[1:])
-    return ".".join(parts)
-
 
 def _same_scalar(want: Any, have: Any) -> bool:
     if isinstance(want, bool) or isinstance(have, bool):
@@ -126,7 +115,7 @@ def config_diff(
     """
     out: list[str] = []
     for key, want in desired.items():
-        if key in SECRET_KEYS:
+        if key in SECRET_BOTO_KEYS:
             continue
         path = (*at, key)
         have = observed.get(key) if isinstance(observed, Mapping) else None
