@@ -3,6 +3,8 @@ referenced Secrets, and the pending marker written before a call."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -18,30 +20,35 @@ from backendauth_operator.models import (
     create_backend_auth_kwargs,
     update_backend_auth_kwargs,
 )
-from backendauth_operator.reading import secrets_digest, spec_of
 from backendauth_operator.reconcile import Accepted, NotSent, Rejected, Snapshot, Submitted, TurnTaken
 from backendauth_operator.writer import write_marker
+
+
+def secrets_digest(uid: str, values: Mapping[str, str]) -> str:
+    """A digest of Secret values (by ``name/key``), salted with the object's uid, so that a
+    rotation is noticed without keeping (or showing) any value."""
+    canonical = json.dumps(dict(values), sort_keys=True)
+    return hashlib.sha256(f"{uid}\nsecrets\n{canonical}".encode()).hexdigest()[:32]
 
 
 class LiveEffects:
     """:class:`~executor.Effects` against AWS and the API server, for one object."""
 
-    def __init__(
-        self, clients: ClientFactory, kube: KubeClient, leases: Leases, obj: Mapping[str, Any], logger: Any
-    ) -> None:
-        self.clients, self.kube, self.leases, self.obj, self.logger = clients, kube, leases, obj, logger
+    def __init__(self, clients: ClientFactory, kube: KubeClient, leases: Leases, logger: Any) -> None:
+        self.clients, self.kube, self.leases, self.logger = clients, kube, leases, logger
 
     def aws(self, s: Snapshot) -> AmplifyBackend:
         return AmplifyBackend(self.clients, s.region)
 
-    def spec(self) -> BackendAuthSpec:
-        return spec_of(self.obj)
+    def spec(self, s: Snapshot) -> BackendAuthSpec:
+        assert s.spec is not None, "no call is planned for an invalid spec"
+        return s.spec
 
     def turn_holder(self, s: Snapshot) -> str | None:
         return self.leases.holder(s.turn)
 
     def secrets_digest(self, s: Snapshot) -> str | None:
-        refs = self.spec().secret_refs()
+        refs = self.spec(s).secret_refs()
         if not refs:
             return ""
         try:
@@ -87,7 +94,7 @@ class LiveEffects:
 
     def request(self, s: Snapshot, operation: str) -> tuple[dict[str, Any], dict[str, str]]:
         """The call's keyword arguments, and the Secret values they carry (by ``name/key``)."""
-        spec = self.spec()
+        spec = self.spec(s)
         sent: dict[str, str] = {}
         oauth = spec.resource_config.user_pool_configs.o_auth
         apple = (

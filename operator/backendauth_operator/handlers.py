@@ -124,7 +124,7 @@ def step(
             return
         requested = handled_request(obj) is not None
         s = read(obj, ctx.settings, time.time(), look=look, check_secrets=check_secrets, cause=cause)
-        effects = LiveEffects(ctx.clients, ctx.kube, ctx.leases, obj, logger)
+        effects = LiveEffects(ctx.clients, ctx.kube, ctx.leases, logger)
         s, outcome = execute(s, effects)
         assert isinstance(outcome, Settle | Wait)
         outputs = None
@@ -241,7 +241,7 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
     resource and waits for AWS's delete job before Kubernetes lets the object go."""
     ctx: OperatorContext = memo.ctx
     s = read(body, ctx.settings, time.time())
-    effects = LiveEffects(ctx.clients, ctx.kube, ctx.leases, body, logger)
+    effects = LiveEffects(ctx.clients, ctx.kube, ctx.leases, logger)
     s, outcome = execute(s, effects)
     assert isinstance(outcome, Finish)
     if outcome.release:
@@ -264,7 +264,7 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
     key = f"{namespace}/{name}"
     with ctx.locks.hold(key):
         s = read(body, ctx.settings, time.time())
-        release(LiveEffects(ctx.clients, ctx.kube, ctx.leases, body, logger), s, logger)
+        release(LiveEffects(ctx.clients, ctx.kube, ctx.leases, logger), s, logger)
         if s.deletion_policy != "Delete":
             logger.info(f"Deletion policy {s.deletion_policy}: the Amplify auth resource is left in place.")
     ctx.poller.cancel(namespace, name)

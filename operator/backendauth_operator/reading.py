@@ -61,10 +61,11 @@ def read(
     meta = obj.get("metadata", {})
     annotations: dict[str, str] = dict(meta.get("annotations") or {})
     raw = obj.get("spec") or {}
-    look = look or handled_request(obj) is not None
+    request = handled_request(obj)
+    look = look or request is not None
     s = Snapshot(
         generation=meta.get("generation"), now=now, namespace=meta["namespace"], name=meta["name"],
-        uid=str(meta.get("uid", f"{meta['namespace']}/{meta['name']}")), me=identity(obj),
+        request=request, uid=str(meta.get("uid", f"{meta['namespace']}/{meta['name']}")), me=identity(obj),
         annotations=annotations,
         region=raw.get("region") or settings.default_region or "",
         app=str(raw.get("appId")), env=str(raw.get("backendEnvironmentName")),
@@ -99,16 +100,11 @@ def read(
         return replace(s, spec_error="spec.region: required, as the operator has no AWS_REGION set")
     desired = create_backend_auth_kwargs(spec, lambda ref: "")["ResourceConfig"]
     return replace(
-        s, fingerprint=fingerprint(spec, s.uid), desired=desired,
+        s, spec=spec, fingerprint=fingerprint(spec, s.uid), desired=desired,
         has_secrets=has_secrets(desired), adopt=spec.adoption_policy == "AdoptOrCreate",
         report_drift=spec.drift_policy == "Report",
         outputs_config_map=spec.outputs.config_map_name if spec.outputs else None,
     )  # fmt: skip
-
-
-def spec_of(obj: Mapping[str, Any]) -> BackendAuthSpec:
-    """The parsed spec (the snapshot says whether it parses)."""
-    return parse_spec(obj.get("spec") or {})
 
 
 def fingerprint(spec: BackendAuthSpec, uid: str) -> str:
@@ -117,10 +113,3 @@ def fingerprint(spec: BackendAuthSpec, uid: str) -> str:
     request = create_backend_auth_kwargs(spec, lambda ref: f"secretKeyRef:{ref.name}/{ref.key}")
     canonical = json.dumps(request, sort_keys=True, default=str)
     return hashlib.sha256(f"{uid}\n{canonical}".encode()).hexdigest()[:32]
-
-
-def secrets_digest(uid: str, values: Mapping[str, str]) -> str:
-    """A digest of Secret values (by ``name/key``), salted with the object's uid, so that a
-    rotation is noticed without keeping (or showing) any value."""
-    canonical = json.dumps(dict(values), sort_keys=True)
-    return hashlib.sha256(f"{uid}\nsecrets\n{canonical}".encode()).hexdigest()[:32]

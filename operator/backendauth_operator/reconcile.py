@@ -29,7 +29,7 @@ from backendauth_operator.bookkeeping import (
 )
 from backendauth_operator.bookkeeping import CREATE as CREATE_OP
 from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
-from backendauth_operator.models import SECRET_BOTO_KEYS, create_only, spec_path
+from backendauth_operator.models import SECRET_BOTO_KEYS, BackendAuthSpec, create_only, spec_path
 
 Phase = Literal["ready", "reconciling", "stalled"]
 
@@ -206,6 +206,8 @@ class Snapshot:
     env: str = ""
     resource_name: str = ""
     annotations: Mapping[str, str] = field(default_factory=dict)
+    request: str | None = None  # a reconcile-requested-at value not yet handled, to echo
+    spec: BackendAuthSpec | None = None  # the parsed spec (None: invalid, see spec_error)
     previous_reason: str | None = None  # the reason the conditions show now
     bad_annotation: str | None = None
     spec_error: str | None = None

@@ -20,7 +20,6 @@ from backendauth_operator.bookkeeping import DELETE_JOB, FAILURES, JOB, PENDING,
 from backendauth_operator.config import Settings
 from backendauth_operator.kube import KubeClient
 from backendauth_operator.models import BackendAuthStatus
-from backendauth_operator.reading import handled_request
 from backendauth_operator.reconcile import (
     Finish,
     Note,
@@ -118,9 +117,8 @@ class StepWriter:
         elif outputs is not None:
             patch["outputs"] = outputs
             events += self.publish(s, outputs)
-        request = handled_request(self.obj)
-        if request is not None:
-            patch["lastHandledReconcileAt"] = request
+        if s.request is not None:
+            patch["lastHandledReconcileAt"] = s.request
         # Only what changes is written: a poll that finds the job still running writes nothing,
         # and causes no watch event.
         annotations = {k: v for k, v in annotations.items() if s.annotations.get(k) != v}
