@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from backendauth_operator.cli import main
 from backendauth_operator.models import create_backend_auth_kwargs, parse_spec, update_backend_auth_kwargs
 from backendauth_operator.simulator.server import SimulatorThread
 from backendauth_operator.simulator.state import SimulatorConfig
+from harness import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -71,9 +71,12 @@ def apply(sim: SimulatorThread, doc: dict[str, Any]) -> None:
 
 def finish(aws: Any, app: str, env: str, job: str) -> None:
     """Wait for an AWS job to complete (the simulator's jobs here take no time)."""
-    deadline = time.monotonic() + 30
-    while aws.get_backend_job(AppId=app, BackendEnvironmentName=env, JobId=job)["Status"] != "COMPLETED":
-        assert time.monotonic() < deadline, f"job {job} did not end"
+    wait_until(
+        lambda: (
+            aws.get_backend_job(AppId=app, BackendEnvironmentName=env, JobId=job)["Status"] == "COMPLETED"
+        ),
+        what=f"job {job} to complete",
+    )
 
 
 def change_password_length(sim: SimulatorThread, doc: dict[str, Any]) -> None:
