@@ -105,8 +105,8 @@ class Row:
 
 ROWS = [
     # --- before observing: what needs no AWS call
-    Row("invalid spec stalls without observing", snap(spec_error="spec.appId: bad"), "show", "InvalidSpec",
-        release=True),
+    Row("invalid spec stalls without observing (no turn to give back)", snap(spec_error="spec.appId: bad"), "show",
+        "InvalidSpec", release=False),
     Row("invalid spec wins over paused", snap(spec_error="x", paused=True), "show", "InvalidSpec"),
     Row("paused without a job gives the turn back", snap(paused=True), "show", "Paused", release=True),
     Row("paused with a job in flight keeps the turn", snap(paused=True, job=job()), "show", "Paused",

@@ -457,7 +457,8 @@ def decide(s: Snapshot) -> Plan:
         state = State("stalled", "BadAnnotation", s.bad_annotation)
         return Settle(state, "Warning", s.bad_annotation)
     if s.spec_error is not None:
-        return _stall(s, "InvalidSpec", s.spec_error)
+        # No turn is given back: a spec that does not parse names no app/env to be sure of.
+        return replace(_stall(s, "InvalidSpec", s.spec_error), release=False)
     in_flight = s.job is not None and not s.job.terminal
     if s.paused:
         # A job in flight keeps its turn: another job on the app/env would be refused anyway.
