@@ -250,3 +250,9 @@ def test_deletion_waits_for_another_holder_of_the_turn() -> None:
 def test_a_throttled_delete_is_retried() -> None:
     _, outcome = run(deleting(), FakeEffects(submit_answer=Rejected(THROTTLED)))
     assert isinstance(outcome, Finish) and outcome.outcome == "retry" and outcome.retry_reason == "Throttled"
+
+
+def test_a_failed_poll_of_the_delete_job_retries_and_rewrites_nothing() -> None:
+    job = Job("del-1", DELETE, "RUNNING", "d1a2b3c4d5e6f7", "staging")
+    _, outcome = run(deleting(**{DELETE_JOB: job.to_annotation()}), FakeEffects(read_failure=THROTTLED))
+    assert isinstance(outcome, Finish) and outcome.outcome == "retry" and outcome.delete_job is None

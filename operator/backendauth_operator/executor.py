@@ -112,6 +112,6 @@ def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
     if isinstance(plan, PollDelete) and s.delete_job is not None:
         polled = effects.poll_job(s, s.delete_job)
         if isinstance(polled, Failure):
-            return replace(s, delete_polled=True, failure=polled)
+            return replace(s, failure=polled)
         return replace(s, delete_polled=True, delete_job=polled)
     raise AssertionError(f"not an action: {plan}")
