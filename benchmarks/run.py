@@ -48,10 +48,10 @@ sys.path.insert(0, str(REPO / "tests"))
 import yaml  # noqa: E402
 
 from backendauth_operator.crd import build_crd  # noqa: E402
-from backendauth_operator.sandbox import EmulatedClusterThread  # noqa: E402
-from backendauth_operator.sandbox.dev import die_with_parent  # noqa: E402
-from backendauth_operator.sandbox.kubeconfig import write_kubeconfig  # noqa: E402
-from backendauth_operator.simulator import SimulatorConfig, SimulatorThread  # noqa: E402
+from backendauth_testbed.sandbox import EmulatedClusterThread  # noqa: E402
+from backendauth_testbed.sandbox.dev import die_with_parent  # noqa: E402
+from backendauth_testbed.sandbox.kubeconfig import write_kubeconfig  # noqa: E402
+from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread  # noqa: E402
 
 
 def proc_stat(pid: int) -> tuple[float, int]:

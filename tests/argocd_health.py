@@ -22,6 +22,7 @@ except ImportError:  # a lupa build without Lua 5.1: the default runtime is clos
 SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "argocd" / "health.lua"
 HEALTH_CODES = ("Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown")
 INVALID_STATUS = "Lua returned an invalid health status"  # Argo CD's own message
+PENDING_DELETION = "Pending deletion"  # Argo CD's own message
 
 # Leave only what Argo CD opens: base, table, package and a safe os (time, date).
 _SANDBOX = """
@@ -53,7 +54,12 @@ def _to_lua(runtime: Any, value: Any) -> Any:
 
 
 def health(obj: Mapping[str, Any], script: str | None = None) -> tuple[str, str]:
-    """The Argo CD health (status, message) of ``obj`` (a BackendAuth as the API returns it)."""
+    """The Argo CD health (status, message) of ``obj`` (a BackendAuth as the API returns it).
+
+    As gitops-engine's ``GetResourceHealth``, an object being deleted is Progressing, "Pending
+    deletion", before any health script runs."""
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return "Progressing", PENDING_DELETION
     runtime = _lupa.LuaRuntime(register_eval=False, register_builtins=False)
     runtime.execute(_SANDBOX)
     runtime.globals().obj = _to_lua(runtime, obj)

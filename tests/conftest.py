@@ -14,12 +14,15 @@ from typing import Any
 import pytest
 
 from backendauth_operator.crd import build_crd
-from backendauth_operator.simulator import SimulatorConfig
+from backendauth_testbed.simulator import SimulatorConfig
 from harness import Bed, kubectl_binary
 
 # A real kube-apiserver and etcd (tests/kube/): the real_cluster, real_namespace and make_real_bed
-# fixtures, and the build of the binaries before the first test that needs them.
-pytest_plugins = ["real_apiserver"]
+# fixtures, and the build of the binaries before the first test that needs them. The operator's
+# image (tests/docker/): the operator_image fixture, built before the first test marked image. A
+# real node (tests/node/): its binaries and the operator image, built before the first test marked
+# real_node.
+pytest_plugins = ["real_apiserver", "docker_image", "real_node"]
 
 
 def _put_kubectl_on_path() -> None:

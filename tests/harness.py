@@ -20,16 +20,16 @@ from typing import Any, TypeVar
 
 import yaml
 
-from backendauth_operator.sandbox import EmulatedClusterThread
-from backendauth_operator.sandbox.dev import die_with_parent
-from backendauth_operator.simulator import SimulatorConfig, SimulatorThread
+from backendauth_testbed.sandbox import EmulatedClusterThread
+from backendauth_testbed.sandbox.dev import die_with_parent
+from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 K8S_GO_MOD = REPO / "tests" / "kube" / "go.mod"
 
-# Fast timings for tests; production defaults are in CONTRACT §3.
+# Fast timings for tests; the production defaults are those of config.Settings (README: Configuration).
 OPERATOR_ENV = {
     "BACKENDAUTH_JOB_POLL_SECONDS": "0.3",
     "BACKENDAUTH_RETRY_BASE_SECONDS": "0.2",

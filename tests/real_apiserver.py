@@ -51,7 +51,7 @@ from typing import Any, NoReturn
 import pytest
 import yaml
 
-from backendauth_operator.simulator import SimulatorConfig, SimulatorThread
+from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 from harness import Bed, Operator, operator_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -168,7 +168,7 @@ def free_port() -> int:
 
 def killed_with_parent() -> None:
     """In the child, before exec: SIGKILL when pytest dies, even by SIGKILL (PR_SET_PDEATHSIG, as
-    ``backendauth_operator.sandbox.dev.die_with_parent`` but with SIGKILL): a kube-apiserver
+    ``backendauth_testbed.sandbox.dev.die_with_parent`` but with SIGKILL): a kube-apiserver
     whose etcd died with it would hang in its graceful shutdown after a SIGTERM, and neither
     holds anything worth a clean stop (their data is in the session's temp dir)."""
     if sys.platform.startswith("linux"):
@@ -227,6 +227,8 @@ class RealCluster:
     ca_file: Path | None = None
     kubeconfig: Path = Path()
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    address: str = "127.0.0.1"  # where kube-apiserver listens (tests/real_node.py: a bridge's)
+    install_crd: bool = True
 
     @property
     def kubectl_path(self) -> Path:
@@ -255,17 +257,8 @@ class RealCluster:
         )  # fmt: skip
         self.processes.append(etcd)
         self._poll(lambda: _etcd_healthy(etcd_url), "etcd to be healthy", etcd, work / "etcd.log")
-        self.server = f"https://127.0.0.1:{api_port}"
-        apiserver = spawn(
-            [str(self.bin_dir / "kube-apiserver"), "--etcd-servers", etcd_url,
-             "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
-             "--disable-admission-plugins=ServiceAccount", f"--cert-dir={work / 'certs'}",
-             "--authorization-mode=RBAC", f"--secure-port={api_port}", "--bind-address=127.0.0.1",
-             f"--service-account-issuer={self.server}/", f"--service-account-key-file={work / 'sa.pub'}",
-             f"--service-account-signing-key-file={work / 'sa.key'}",
-             f"--token-auth-file={work / 'tokens.csv'}"],
-            work / "kube-apiserver.log", work,
-        )  # fmt: skip
+        self.server = f"https://{self.address}:{api_port}"
+        apiserver = spawn(self.apiserver_args(etcd_url, api_port), work / "kube-apiserver.log", work)
         self.processes.append(apiserver)
         insecure = ssl.create_default_context()
         insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
@@ -280,9 +273,24 @@ class RealCluster:
         else:
             self.ca_file = ca_file
         self.kubeconfig = self.write_kubeconfig(work / "admin.kubeconfig", self.token)
-        self.kubectl("apply", "-f", str(CRD_FILE))
-        self.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+        if self.install_crd:
+            self.kubectl("apply", "-f", str(CRD_FILE))
+            self.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
         return self
+
+    def apiserver_args(self, etcd_url: str, api_port: int) -> list[str]:
+        """kube-apiserver's command line: as envtest's, with no ServiceAccount admission (no
+        controller-manager makes the default ServiceAccounts)."""
+        work = self.workdir
+        return [
+            str(self.bin_dir / "kube-apiserver"), "--etcd-servers", etcd_url,
+            "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
+            "--disable-admission-plugins=ServiceAccount", f"--cert-dir={work / 'certs'}",
+            "--authorization-mode=RBAC", f"--secure-port={api_port}", f"--bind-address={self.address}",
+            f"--service-account-issuer={self.server}/", f"--service-account-key-file={work / 'sa.pub'}",
+            f"--service-account-signing-key-file={work / 'sa.key'}",
+            f"--token-auth-file={work / 'tokens.csv'}",
+        ]  # fmt: skip
 
     def _poll(
         self, check: Callable[[], bool], what: str, process: subprocess.Popen[bytes], log: Path

@@ -32,7 +32,7 @@ def minimal_spec(**overrides: Any) -> dict[str, Any]:
 
 
 def full_spec() -> dict[str, Any]:
-    """A spec with every field of the contract set (secrets both inline and by reference)."""
+    """A spec with every field of resourceConfig set (secrets both inline and by reference)."""
     return copy.deepcopy(
         {
             "appId": "d1a2b3c4d5e6f7",

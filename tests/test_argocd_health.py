@@ -62,6 +62,12 @@ def test_a_status_without_conditions_is_progressing() -> None:
     assert health(obj) == ("Progressing", "Waiting for the operator")
 
 
+def test_the_status_the_api_server_gives_a_new_object_is_progressing() -> None:
+    obj = backendauth()
+    obj["status"] = {"observedGeneration": 0}  # the CRD's default
+    assert health(obj) == ("Progressing", "Waiting for the operator")
+
+
 def test_an_object_without_metadata_is_progressing() -> None:
     assert health({"apiVersion": "amplifybackend.gitops.dev/v1alpha1", "kind": "BackendAuth"}) == (
         "Progressing",
@@ -128,6 +134,15 @@ def test_reconciling_reason_paused_is_suspended_with_its_message() -> None:
     assert health(obj) == ("Suspended", message)
 
 
+def test_paused_when_ready_is_suspended_though_ready_stays_true() -> None:
+    message = "paused by the annotation; no AWS calls; AWS last showed the auth resource as the spec says"
+    obj = backendauth("ready", "Paused", message, annotations={PAUSED: "true"})
+    assert [c["status"] for c in obj["status"]["conditions"]] == ["True", "False", "False"]
+    assert health(obj) == ("Suspended", message)
+    del obj["metadata"]["annotations"][PAUSED]  # unpaused, until the operator shows it
+    assert health(obj) == ("Suspended", message)
+
+
 def test_the_paused_annotation_suspends_even_before_the_operator_shows_it() -> None:
     obj = backendauth("ready", "JobCompleted", DONE, annotations={PAUSED: "true"})
     assert health(obj) == ("Suspended", f"Paused by the {PAUSED} annotation")
@@ -148,6 +163,13 @@ def test_other_paused_values_do_not_suspend(value: str) -> None:
 def test_stalled_wins_over_paused() -> None:
     obj = backendauth("stalled", "InvalidSpec", "bad", annotations={PAUSED: "true"})
     assert health(obj) == ("Degraded", "bad")
+
+
+def test_an_object_being_deleted_is_pending_deletion_whatever_its_conditions() -> None:
+    for phase in ("ready", "stalled", "reconciling"):
+        obj = backendauth(phase, "JobCompleted", "done")
+        obj["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        assert health(obj) == ("Progressing", "Pending deletion")
 
 
 def test_a_condition_that_is_false_does_not_count() -> None:

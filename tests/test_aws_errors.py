@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from backendauth_operator.aws import MUTATING_CONFIG, READ_CONFIG, ClientFactory, Failure, classify
-from backendauth_operator.simulator import SimulatorConfig, SimulatorThread
+from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 
 PENDING_MESSAGE = (
     "There is already a pending job for the requested appId: a and backendEnvironmentName: b, "
@@ -293,6 +293,7 @@ def inject(sim: SimulatorThread, operation: str, fault: str, count: int = 1) -> 
     sim.call(lambda s: s.backend.inject_fault(operation, fault, count))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "fault, reason, retryable, ambiguous",
     [
@@ -325,6 +326,7 @@ def test_classify_simulator_faults_through_real_boto3(
     assert sleeps.delays == []
 
 
+@pytest.mark.integration
 def test_create_without_fault_succeeds_through_the_factory(
     sim: SimulatorThread, factory: ClientFactory, sleeps: Sleeps
 ) -> None:
@@ -334,6 +336,7 @@ def test_create_without_fault_succeeds_through_the_factory(
     assert [c["httpStatus"] for c in calls(sim, app, "CreateBackendAuth")] == [200]
 
 
+@pytest.mark.integration
 def test_mutating_client_makes_exactly_one_attempt_on_504(
     sim: SimulatorThread, factory: ClientFactory, sleeps: Sleeps
 ) -> None:
@@ -346,6 +349,7 @@ def test_mutating_client_makes_exactly_one_attempt_on_504(
     assert sleeps.delays == []
 
 
+@pytest.mark.integration
 def test_mutating_client_does_not_retry_an_ambiguous_504_that_created_a_job(
     sim: SimulatorThread, factory: ClientFactory, sleeps: Sleeps
 ) -> None:
@@ -359,6 +363,7 @@ def test_mutating_client_does_not_retry_an_ambiguous_504_that_created_a_job(
     assert len(jobs) == 1  # carried out once: the 504 was a lie, and nobody sent it twice
 
 
+@pytest.mark.integration
 def test_a_client_with_botocore_retries_would_repeat_the_504(
     sim: SimulatorThread, factory: ClientFactory, sleeps: Sleeps
 ) -> None:
@@ -371,6 +376,7 @@ def test_a_client_with_botocore_retries_would_repeat_the_504(
     assert len(sleeps.delays) == READ_ATTEMPTS - 1
 
 
+@pytest.mark.integration
 def test_reading_client_retries_a_throttled_read_within_one_call(
     sim: SimulatorThread, factory: ClientFactory, sleeps: Sleeps
 ) -> None:
@@ -384,6 +390,7 @@ def test_reading_client_retries_a_throttled_read_within_one_call(
     assert len(sleeps.delays) == 1
 
 
+@pytest.mark.integration
 def test_reading_client_gives_up_after_its_attempts_and_classify_says_throttled(
     sim: SimulatorThread, factory: ClientFactory, sleeps: Sleeps
 ) -> None:
@@ -396,6 +403,7 @@ def test_reading_client_gives_up_after_its_attempts_and_classify_says_throttled(
     assert len(calls(sim, app, "GetBackendJob")) == READ_ATTEMPTS
 
 
+@pytest.mark.integration
 def test_factory_caches_one_client_per_region_and_kind(factory: ClientFactory) -> None:
     assert factory.mutating(REGION) is factory.mutating(REGION)
     assert factory.reading(REGION) is factory.reading(REGION)
@@ -415,6 +423,7 @@ def test_unreachable_endpoint_is_classified_not_ambiguous(monkeypatch: pytest.Mo
     assert (failure.reason, failure.ambiguous) == ("AWSUnavailable", False)
 
 
+@pytest.mark.integration
 def test_a_client_keeps_a_connection_for_each_thread_that_calls_at_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

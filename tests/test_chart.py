@@ -449,8 +449,6 @@ def test_the_network_policy_admits_only_scrapes_of_the_metrics_port(helm: Path) 
 # What checkov reports on deploy/ and on the chart's defaults, accepted, and why (deploy/README.md,
 # "Static checks"). Anything else it reports fails the test; so does an entry here it no longer reports.
 CHECKOV_ACCEPTED = {
-    "CKV_K8S_9": "no readiness probe: the pod serves no traffic but metrics, and one replica is "
-    "replaced (Recreate), never rolled; liveness is Kopf's /healthz",
     "CKV_K8S_38": "the ServiceAccount token is mounted: the operator is a Kubernetes API client",
     "CKV_K8S_43": "the image is named by tag: you build and push it (Dockerfile); pin a digest with "
     "kustomize's images: digest, or the chart's image.digest",
@@ -461,7 +459,7 @@ CHECKOV_ACCEPTED = {
 }
 # The chart with image.digest and networkPolicy.enabled: only what no value changes is left.
 HARDENED = {"image.digest": "sha256:" + "ab" * 32, "networkPolicy.enabled": "true"}
-HARDENED_ACCEPTED = {"CKV_K8S_9", "CKV_K8S_38"}
+HARDENED_ACCEPTED = {"CKV_K8S_38"}
 
 
 def checkov_failures(checkov: Path, files: dict[str, str], tmp: Path) -> dict[str, set[str]]:

@@ -253,7 +253,7 @@ def test_connection_pools_hold_one_connection_per_handler_thread(
     import kubernetes
 
     from backendauth_operator.runner import HANDLER_THREADS, build_context
-    from backendauth_operator.sandbox.kubeconfig import write_kubeconfig
+    from backendauth_testbed.sandbox.kubeconfig import write_kubeconfig
 
     # The kubernetes package reads KUBECONFIG once, at import.
     kubeconfig = str(write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:1"))

@@ -158,6 +158,23 @@ def test_missing_secret_is_waited_for_and_picked_up(bed: Bed) -> None:
     bed.wait_reason("social", "JobCompleted", status="True")
 
 
+def test_a_new_object_is_created_unobserved_and_the_operator_still_steps_it(
+    make_bed: Callable[..., Bed],
+) -> None:
+    # The emulated API defaults the status as the real server does (the CRD's default), so that
+    # kstatus reads InProgress before the operator has seen the object; the operator must not
+    # take that status for its own.
+    bed = make_bed(start_operator=False)
+    bed.apply(backendauth("fresh", spec_named("fresh")))
+    obj = bed.get("fresh")
+    assert (obj["metadata"]["generation"], obj["status"]) == (1, {"observedGeneration": 0})
+    assert health(obj)[0] == "Progressing"
+    bed.operator.start()
+    bed.wait_reason("fresh", "JobCompleted", status="True")
+    assert bed.get("fresh")["status"]["observedGeneration"] == 1
+    assert bed.count("CreateBackendAuth") == 1
+
+
 def test_paused_backendauth_makes_no_aws_call_until_unpaused(bed: Bed) -> None:
     paused = {"amplifybackend.gitops.dev/paused": "true"}
     bed.apply(backendauth("sleepy", spec_named("sleepy"), annotations=paused))

@@ -12,7 +12,17 @@ from typing import Any
 import pytest
 
 from backendauth_operator.aws import Failure
-from backendauth_operator.bookkeeping import CREATE, CREATED, DELETE, PENDING, UPDATE, Job, Marker
+from backendauth_operator.bookkeeping import (
+    COMPLETED,
+    CREATE,
+    CREATED,
+    DELETE,
+    FAILED,
+    PENDING,
+    UPDATE,
+    Job,
+    Marker,
+)
 from backendauth_operator.models import spec_path
 from backendauth_operator.reconcile import (
     Accepted,
@@ -101,6 +111,7 @@ class Row:
     failure: bool | None = None
     job_id: str | None = None
     event_reason: str | None = None
+    phase: str | None = None  # the state's phase (show)
 
 
 ROWS = [
@@ -110,9 +121,26 @@ ROWS = [
     Row("invalid spec wins over paused", snap(spec_error="x", paused=True), "show", "InvalidSpec"),
     Row("paused without a job gives the turn back", snap(paused=True), "show", "Paused", release=True),
     Row("paused with a job in flight keeps the turn", snap(paused=True, job=job()), "show", "Paused",
-        release=False),
+        release=False, phase="reconciling"),
     Row("paused with a lost answer keeps the turn", snap(paused=True, marker=MARK_CREATE), "show", "Paused",
-        release=False),
+        release=False, phase="reconciling"),
+    # --- paused: Ready stays True only when nothing is left to do for this request
+    Row("paused before it was ever created is not Ready", snap(paused=True), "show", "Paused", phase="reconciling"),
+    Row("paused when Ready stays Ready", snap(paused=True, ready_generation=1, job=job(COMPLETED, verified=True)),
+        "show", "Paused", release=True, phase="ready"),
+    Row("paused when Ready after an adoption (no job) stays Ready", snap(paused=True, ready_generation=1), "show",
+        "Paused", phase="ready"),
+    Row("paused with a spec change not yet sent is not Ready",
+        snap(paused=True, generation=2, ready_generation=1, job=job(COMPLETED, fp="fp-old", verified=True)),
+        "show", "Paused", phase="reconciling"),
+    Row("paused after a change AWS does not see (deletionPolicy) stays Ready",
+        snap(paused=True, generation=2, ready_generation=1, job=job(COMPLETED, verified=True)), "show", "Paused",
+        phase="ready"),
+    Row("paused when stalled is not Ready", snap(paused=True, job=job(FAILED)), "show", "Paused",
+        phase="reconciling"),
+    Row("paused after Ready, mid-update, is not Ready",
+        snap(paused=True, generation=2, ready_generation=1, job=job(op=UPDATE, gen=2)), "show", "Paused",
+        release=False, phase="reconciling"),
     Row("a new object observes first", snap(), "observe"),
     Row("waiting for another's turn: no AWS call while it is taken", snap(turn_busy="default/other"), "show",
         "JobPending"),
@@ -303,6 +331,8 @@ def test_decide(row: Row) -> None:
             assert getattr(seen, name) == expected, f"{name}: {plan}"
     if row.job_id is not None:
         assert isinstance(plan, Settle) and plan.job is not None and plan.job.id == row.job_id
+    if row.phase is not None:
+        assert isinstance(plan, Settle) and plan.state is not None and plan.state.phase == row.phase, plan
 
 
 def settled(s: Snapshot) -> Settle:
@@ -317,6 +347,9 @@ def test_ready_only_ever_comes_from_an_observation() -> None:
     for row in ROWS:
         plan = decide(row.snapshot)
         if isinstance(plan, Settle) and plan.state and plan.state.phase == "ready":
+            if plan.state.reason == "Paused":  # Ready kept as an earlier step showed it
+                assert row.snapshot.ready_generation is not None, row.situation
+                continue
             verified = row.snapshot.job is not None and row.snapshot.job.verified
             assert row.snapshot.observed is not None or verified, row.situation
             if row.snapshot.observed is not None:

@@ -63,8 +63,9 @@ def test_pausing_a_settled_object_shows_paused_and_unpausing_restores_ready(bed:
     ready(bed, "settled")
     calls = len(bed.calls()["calls"])
     bed.kubectl("annotate", "backendauth", "settled", f"{PAUSED}=true")
-    assert health(bed.wait_reason("settled", "Paused", status="False"))[0] == "Suspended"
-    assert bed.condition("settled", "Reconciling")["status"] == "True"
+    # Still Ready (nothing is in progress, so Flux's wait ends), and Argo CD shows it suspended.
+    assert health(bed.wait_reason("settled", "Paused", status="True"))[0] == "Suspended"
+    assert bed.condition("settled", "Reconciling")["status"] == "False"
     bed.kubectl("annotate", "backendauth", "settled", f"{PAUSED}-")
     bed.wait_reason("settled", "JobCompleted", status="True")
     assert len(bed.calls()["calls"]) == calls, "pausing and unpausing a settled object calls no AWS"

@@ -303,6 +303,8 @@ def test_the_alerts_asked_for_are_there() -> None:
     throttling = alert("BackendAuthThrottlingSustained")
     assert 'outcome="Throttled"' in throttling["expr"] and "rate(" in throttling["expr"]
     assert "backendauth_job_duration_seconds_bucket" in alert("BackendAuthJobsSlow")["expr"]
+    unreachable = alert("BackendAuthKubeAPIUnreachable")
+    assert "backendauth_kube_api_reachable" in unreachable["expr"] and unreachable["for"] == "2m"
     for rule in rules():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
@@ -483,6 +485,16 @@ def alert_tests() -> list[dict[str, Any]]:
                 {"eval_time": "10m", "alertname": "BackendAuthAWSAccessDenied", "exp_alerts": []},
                 {"eval_time": "28m", "alertname": "BackendAuthAWSAccessDenied",
                  "exp_alerts": [firing("BackendAuthAWSAccessDenied", create, "")]},
+            ],
+        },
+        {
+            "interval": "1m",
+            "input_series": [series("backendauth_kube_api_reachable", "1x5 0x10 1x5")],
+            "alert_rule_test": [
+                {"eval_time": "7m", "alertname": "BackendAuthKubeAPIUnreachable", "exp_alerts": []},
+                {"eval_time": "9m", "alertname": "BackendAuthKubeAPIUnreachable",
+                 "exp_alerts": [firing("BackendAuthKubeAPIUnreachable", {}, "0")]},
+                {"eval_time": "18m", "alertname": "BackendAuthKubeAPIUnreachable", "exp_alerts": []},
             ],
         },
     ]  # fmt: skip

@@ -18,8 +18,7 @@ import yaml
 from backendauth_operator.bookkeeping import CREATE
 from backendauth_operator.cli import main
 from backendauth_operator.models import create_backend_auth_kwargs, parse_spec, update_backend_auth_kwargs
-from backendauth_operator.simulator.server import SimulatorThread
-from backendauth_operator.simulator.state import SimulatorConfig
+from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 from harness import wait_until
 
 pytestmark = pytest.mark.integration

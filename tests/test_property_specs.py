@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from backendauth_operator.crd import build_crd
 from backendauth_operator.models import InvalidSpecError, create_backend_auth_kwargs, parse_spec
-from backendauth_operator.sandbox import admission
+from backendauth_testbed.sandbox import admission
 from specs import full_spec, minimal_spec
 
 EXAMPLES = int(os.environ.get("BACKENDAUTH_PROPERTY_EXAMPLES", "300"))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from backendauth_operator.sandbox import admission, tables
+from backendauth_testbed.sandbox import admission, tables
 from sandbox_helpers import backendauth, fixture_crd
 
 

@@ -12,8 +12,10 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator.sandbox import EmulatedClusterThread, emulator
+from backendauth_testbed.sandbox import EmulatedClusterThread, emulator
 from sandbox_helpers import GROUP, PLURAL, VERSION, backendauth, fixture_crd, wait_for
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

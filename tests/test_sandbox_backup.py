@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from backendauth_operator.crd import build_crd
-from backendauth_operator.sandbox import EmulatedClusterThread
-from backendauth_operator.sandbox.protobuf import openapi_v2_document
+from backendauth_testbed.sandbox import EmulatedClusterThread
+from backendauth_testbed.sandbox.protobuf import openapi_v2_document
 from harness import kubectl_binary
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from backendauth_operator.sandbox import EmulatedClusterThread, KubernetesAPI
+from backendauth_testbed.sandbox import EmulatedClusterThread, KubernetesAPI
 from sandbox_helpers import API_VERSION, FIXTURES, Kubectl, backendauth, fixture_crd, wait_for
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backendauth_operator.sandbox import EmulatedClusterThread
+from backendauth_testbed.sandbox import EmulatedClusterThread
 from sandbox_helpers import REPO, Kubectl, backendauth, fixture_crd, wait_for
+
+pytestmark = pytest.mark.integration
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs the kubectl binary")
 

@@ -25,7 +25,7 @@ import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from backendauth_operator.simulator import Simulator, SimulatorConfig, SimulatorThread
+from backendauth_testbed.simulator import Simulator, SimulatorConfig, SimulatorThread
 
 APP, ENV, RES = "app1", "dev", "auth1"
 SECRET, PRIVATE_KEY = "s3cr3t-google-value", "-----BEGIN PRIVATE KEY-----abc"
@@ -464,7 +464,7 @@ def test_bad_control_requests_are_rejected(sim: SimulatorThread) -> None:
 def test_calls_log_counts_and_never_holds_secrets(
     sim: SimulatorThread, client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="backendauth_operator.simulator")
+    caplog.set_level(logging.INFO, logger="backendauth_testbed.simulator")
     job = create(client)
     wait_job(client, job["JobId"])
     client.get_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)
@@ -596,7 +596,7 @@ def test_thread_start_failure_leaves_no_thread(sim: SimulatorThread) -> None:
 
 
 def test_the_rate_limit_answers_429_beyond_the_quota_and_refills() -> None:
-    from backendauth_operator.simulator.state import Backend
+    from backendauth_testbed.simulator.state import Backend
 
     backend = Backend(SimulatorConfig(auto_apps=True, rate_limit=3.0))
 

@@ -16,7 +16,7 @@ import pytest
 from backendauth_operator import kube
 from backendauth_operator.handlers import DowngradeWaiting, Waiting
 from backendauth_operator.kube import Leases
-from backendauth_operator.sandbox import EmulatedClusterThread
+from backendauth_testbed.sandbox import EmulatedClusterThread
 
 KEY = ("eu-west-1", "app1", "dev")
 OTHER_KEY = ("eu-west-1", "app2", "dev")
@@ -43,24 +43,28 @@ def key(request: pytest.FixtureRequest, app: str = "app") -> tuple[str, str, str
     return ("eu-west-1", f"{app}-{request.node.name}"[:60], "dev")
 
 
+@pytest.mark.integration
 def test_first_acquire_takes_the_turn(leases: Leases, request: pytest.FixtureRequest) -> None:
     k = key(request)
     assert leases.acquire(k, "ns/a/1") is None
     assert leases.holder(k) == "ns/a/1"
 
 
+@pytest.mark.integration
 def test_a_second_holder_is_told_who_has_it(leases: Leases, request: pytest.FixtureRequest) -> None:
     k = key(request)
     leases.acquire(k, "ns/a/1")
     assert leases.acquire(k, "ns/b/2") == "ns/a/1"
 
 
+@pytest.mark.integration
 def test_the_holder_takes_it_again(leases: Leases, request: pytest.FixtureRequest) -> None:
     k = key(request)
     assert leases.acquire(k, "ns/a/1") is None
     assert leases.acquire(k, "ns/a/1") is None
 
 
+@pytest.mark.integration
 def test_keys_are_independent(leases: Leases, request: pytest.FixtureRequest) -> None:
     first, second = key(request, "one"), key(request, "two")
     assert leases.acquire(first, "ns/a/1") is None
@@ -68,6 +72,7 @@ def test_keys_are_independent(leases: Leases, request: pytest.FixtureRequest) ->
     assert leases.acquire(first, "ns/b/2") == "ns/a/1"
 
 
+@pytest.mark.integration
 def test_released_turn_goes_to_the_next(leases: Leases, request: pytest.FixtureRequest) -> None:
     k = key(request)
     leases.acquire(k, "ns/a/1")
@@ -76,6 +81,7 @@ def test_released_turn_goes_to_the_next(leases: Leases, request: pytest.FixtureR
     assert leases.acquire(k, "ns/b/2") is None
 
 
+@pytest.mark.integration
 def test_only_the_holder_can_release(leases: Leases, request: pytest.FixtureRequest) -> None:
     k = key(request)
     leases.acquire(k, "ns/a/1")
@@ -84,6 +90,7 @@ def test_only_the_holder_can_release(leases: Leases, request: pytest.FixtureRequ
     leases.release(("eu-west-1", "never-used", "dev"), "ns/a/1")  # no Lease at all: harmless
 
 
+@pytest.mark.integration
 def test_an_expired_turn_can_be_taken(api_client: object, request: pytest.FixtureRequest) -> None:
     k = key(request)
     short = Leases(api_client, "default", duration_seconds=60)
@@ -100,6 +107,7 @@ def test_an_expired_turn_can_be_taken(api_client: object, request: pytest.Fixtur
     assert short.holder(k) == "ns/b/2"
 
 
+@pytest.mark.integration
 def test_a_free_turn_costs_one_request_to_take_and_one_to_give_back(
     leases: Leases, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,6 +128,7 @@ def test_a_free_turn_costs_one_request_to_take_and_one_to_give_back(
     assert calls == ["PUT"]
 
 
+@pytest.mark.integration
 def test_a_stale_memory_never_makes_a_second_holder(
     api_client: object, request: pytest.FixtureRequest
 ) -> None:
@@ -145,6 +154,7 @@ def test_lease_names_are_dns_labels_whatever_the_app_and_env() -> None:
     assert Leases.name(KEY) != Leases.name(OTHER_KEY)
 
 
+@pytest.mark.integration
 def test_many_threads_racing_for_one_turn_have_exactly_one_winner(
     leases: Leases, request: pytest.FixtureRequest
 ) -> None:

@@ -2,7 +2,7 @@
 -- Install: deploy/argocd/argocd-cm.yaml (key resource.customizations.health.amplifybackend.gitops.dev_BackendAuth).
 -- Argo CD runs this with only its base, table and package libraries: no string methods here.
 --   Stalled=True (for the current generation)        -> Degraded, with the Stalled message
---   paused (annotation, or Reconciling reason Paused) -> Suspended
+--   paused (annotation, or reason Paused)             -> Suspended (Ready may stay True meanwhile)
 --   Ready=True and observedGeneration == generation   -> Healthy
 --   anything else, or no status yet                  -> Progressing
 local hs = {}
@@ -56,7 +56,9 @@ if annotations ~= nil then
   flag = annotations[PAUSED]
 end
 local annotated = flag == "true" or flag == "True" or flag == "TRUE"
-local shows_paused = reconciling ~= nil and reconciling.status == "True" and reconciling.reason == "Paused"
+-- Every condition carries the one reason: Reconciling=True when paused before the auth resource
+-- was ready, Ready=True (Reconciling=False) when paused after.
+local shows_paused = reconciling ~= nil and reconciling.reason == "Paused"
 if annotated or shows_paused then
   hs.status = "Suspended"
   if shows_paused then

@@ -1,14 +1,20 @@
 """The ``backendauth-operator`` command: run, dev, simulator, crd, export, plan.
 
-Each sub-command's module is imported only when that sub-command runs, so that ``crd`` and
-``run`` do not need the sandbox's extra packages installed.
+Each sub-command's module is imported only when that sub-command runs. ``dev`` and
+``simulator`` come from the test bed, a distribution of its own (``amplify-backendauth-testbed``,
+import package ``backendauth_testbed``) that the operator's image does not contain: without it
+they say how to install it. Nothing else in the operator imports the test bed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
+
+TESTBED_INSTALL = "pip install -e ./testbed -e '.[dev]'"
 
 
 def _cmd_crd(args: argparse.Namespace) -> int:
@@ -18,16 +24,37 @@ def _cmd_crd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_simulator(args: argparse.Namespace) -> int:
-    from backendauth_operator.simulator import cli as simulator_cli
+def _testbed_module(command: str, module: str) -> ModuleType | None:
+    """``module`` of the test bed, or None after one line on stderr saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        missing = error.name or "backendauth_testbed"
+        if missing.split(".")[0] == "backendauth_testbed":
+            what = "the test bed (amplify-backendauth-testbed) is not installed"
+        else:
+            what = f"the test bed needs {missing}, which is not installed"
+        print(
+            f"backendauth-operator {command}: {what}; in a checkout of the project: {TESTBED_INSTALL}",
+            file=sys.stderr,
+        )
+        return None
 
-    return simulator_cli.run(args)
+
+def _cmd_simulator(args: argparse.Namespace) -> int:
+    simulator_cli = _testbed_module("simulator", "backendauth_testbed.simulator.cli")
+    if simulator_cli is None:
+        return 2
+    code: int = simulator_cli.run(args)
+    return code
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
-    from backendauth_operator.sandbox import dev
-
-    return dev.run(args)
+    dev = _testbed_module("dev", "backendauth_testbed.sandbox.dev")
+    if dev is None:
+        return 2
+    code: int = dev.run(args)
+    return code
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

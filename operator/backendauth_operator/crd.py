@@ -4,7 +4,8 @@ pydantic's JSON schema is not a Kubernetes *structural* schema. :func:`structura
 ``$ref``/``$defs`` inlined, ``anyOf [X, null]`` collapsed to ``X``, ``const`` turned into a
 one-value ``enum``, and ``title``, ``default`` and ``additionalProperties: false`` dropped (the
 API server prunes unknown fields and, with kubectl's default strict field validation, refuses
-them). Every node keeps a ``type``; a test walks the result to make sure.
+them). Every node keeps a ``type``; a test walks the result to make sure. The one default
+kept is the status of a new object (:func:`~backendauth_operator.models.status_on_create`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,14 @@ from backendauth_operator import (
     SINGULAR,
     VERSION,
 )
-from backendauth_operator.models import SECRET_FIELDS, BackendAuthSpec, BackendAuthStatus, boto_key
-from backendauth_operator.simulator.model import service_model
+from backendauth_operator.botocore_model import service_model
+from backendauth_operator.models import (
+    SECRET_FIELDS,
+    BackendAuthSpec,
+    BackendAuthStatus,
+    boto_key,
+    status_on_create,
+)
 
 _DROPPED_KEYS = {"title", "default", "$defs", "writeOnly"}
 
@@ -127,6 +134,8 @@ def _status_schema() -> dict[str, Any]:
     conditions["x-kubernetes-list-type"] = "map"
     conditions["x-kubernetes-list-map-keys"] = ["type"]
     conditions["items"]["required"] = ["type", "status"]
+    # The one default of the CRD (pydantic's are dropped above): a new object is unobserved.
+    schema["default"] = status_on_create()
     return schema
 
 

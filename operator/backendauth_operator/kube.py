@@ -49,18 +49,29 @@ class KubeClient:
         self.api_client = api_client
 
     @classmethod
-    def from_environment(cls, max_connections: int | None = None) -> KubeClient:
+    def from_environment(cls, max_connections: int | None = None, retries: int = 1) -> KubeClient:
         """In-cluster config when in a pod, else the current kubeconfig (as Kopf does).
         ``max_connections``: connections kept open, one per thread that may call at once (the
-        client's default follows the host's CPU count, not the threads that share it)."""
+        client's default follows the host's CPU count, not the threads that share it).
+        ``retries``: how often a request that failed to connect (or, if idempotent, lost its
+        answer) is sent again at once; with the timeouts of :data:`REQUEST_TIMEOUT`, they bound
+        how long a call can hang on an API server that does not answer (urllib3's default of
+        three would make a GET wait four read timeouts)."""
         configuration = kubernetes.client.Configuration()
         if max_connections is not None:
             configuration.connection_pool_maxsize = max_connections
+        configuration.retries = retries
         try:
             kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         return cls(kubernetes.client.ApiClient(configuration))
+
+    def drop_connections(self) -> None:
+        """Close the idle keep-alive connections: after the API server stopped answering (or
+        answers again), a connection from before may lead nowhere, and a request sent on it
+        would only fail after its read timeout; new ones are opened as needed."""
+        self.api_client.rest_client.pool_manager.clear()
 
     def request(
         self, method: str, path: str, body: Any = None, content_type: str = "application/json",
@@ -196,16 +207,19 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 def request(
     api_client: Any, method: str, path: str, body: Any = None, content_type: str = "application/json",
-    decode: bool = True,
+    decode: bool = True, timeout: tuple[float, float] | None = None, headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """One request through ``api_client`` (its host, credentials and TLS), JSON in and out."""
-    headers = {"Accept": "application/json"}
+    """One request through ``api_client`` (its host, credentials and TLS), JSON in and out.
+    ``timeout``: (connect, read) seconds, :data:`REQUEST_TIMEOUT` unless given."""
+    headers = {"Accept": "application/json", **(headers or {})}
     if body is not None:
         headers["Content-Type"] = content_type
     method, url, headers, body, _ = api_client.param_serialize(
         method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
     )
-    response = api_client.call_api(method, url, headers, body, None, _request_timeout=REQUEST_TIMEOUT)
+    response = api_client.call_api(
+        method, url, headers, body, None, _request_timeout=timeout or REQUEST_TIMEOUT
+    )
     response.read()
     if not 200 <= response.status <= 299:
         raise ApiException(http_resp=response)
@@ -214,7 +228,10 @@ def request(
     return cast(dict[str, Any], json.loads(response.data))
 
 
-REQUEST_TIMEOUT = (10, 60)  # connect, read: no step hangs on a silent API server
+# Connect (TCP and TLS), then read: no step hangs on a silent API server. A connect that
+# takes more than a few seconds is not coming (a dropped SYN is retried by TCP for two minutes);
+# the API server answers these small requests in milliseconds when it answers at all.
+REQUEST_TIMEOUT = (5, 30)
 
 
 def _custom_path(namespace: str, name: str) -> str:

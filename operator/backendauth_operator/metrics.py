@@ -10,6 +10,8 @@ Names and labels (README, deploy/README.md):
 - ``backendauth_resources{condition, reason}``: how many BackendAuths show each condition (the one
   that is True: ``Ready``, ``Reconciling`` or ``Stalled``) with each reason. Objects are counted,
   never labelled: the series stay bounded by the (small, fixed) set of reasons.
+- ``backendauth_kube_api_reachable``: 1 while the Kubernetes API server answers the operator's
+  probes, 0 while it cannot be reached (and before the first answer).
 
 Every function is safe to call from Kopf's handler threads.
 """
@@ -68,6 +70,11 @@ class OperatorMetrics:
             ["condition", "reason"],
             registry=self.registry,
         )
+        self.kube_api_reachable = Gauge(
+            "backendauth_kube_api_reachable",
+            "1 while the Kubernetes API server answers the operator's probes, else 0.",
+            registry=self.registry,
+        )
         self._states: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._servers: list[WSGIServer] = []
@@ -102,6 +109,10 @@ class OperatorMetrics:
                 self.resources.labels(condition=old[0], reason=old[1]).dec()
             if new is not None:
                 self.resources.labels(condition=new[0], reason=new[1]).inc()
+
+    def set_kube_api_reachable(self, reachable: bool) -> None:
+        """Whether the Kubernetes API server answers now."""
+        self.kube_api_reachable.set(1 if reachable else 0)
 
     def tracked_objects(self) -> int:
         """How many objects are counted in ``backendauth_resources`` now."""
@@ -154,6 +165,11 @@ def observe_job(operation: str, result: str, seconds: float) -> None:
 def set_object_state(uid: str, phase: str | None, reason: str | None) -> None:
     """Count object ``uid`` under (``phase``, ``reason``); ``phase=None`` removes it."""
     METRICS.set_object_state(uid, phase, reason)
+
+
+def set_kube_api_reachable(reachable: bool) -> None:
+    """Whether the Kubernetes API server answers now (``backendauth_kube_api_reachable``)."""
+    METRICS.set_kube_api_reachable(reachable)
 
 
 def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:

@@ -560,7 +560,9 @@ class AuthOutputs(StatusModel):
 class BackendAuthStatus(StatusModel):
     """What the operator last saw and did."""
 
-    observed_generation: int | None = Field(None, description="The generation the status describes.")
+    observed_generation: int | None = Field(
+        None, description="The generation the status describes; 0 until the operator has seen the object."
+    )
     app_id: str | None = Field(None, description="The app id as AWS returned it.")
     backend_environment_name: str | None = Field(None, description="The environment as AWS returned it.")
     job_id: str | None = Field(None, description="The latest AWS job.")
@@ -580,6 +582,15 @@ class BackendAuthStatus(StatusModel):
         None, description="Spec paths whose value differs in AWS; empty when AWS is as the spec says."
     )
     outputs: AuthOutputs | None = Field(None, description="The ids AWS reports for the auth resource.")
+
+
+def status_on_create() -> dict[str, Any]:
+    """The status the API server gives a new BackendAuth (the CRD's default for ``status``).
+
+    ``observedGeneration: 0`` says that no one has observed generation 1 yet. Without any status,
+    kstatus (Flux, kpt) reads a new object as Current, healthy before the operator has seen it;
+    with this one it reads InProgress until the operator writes its first status."""
+    return BackendAuthStatus(observed_generation=0).model_dump(by_alias=True, exclude_unset=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from backendauth_operator.models import (
     has_secrets,
     parse_spec,
 )
-from backendauth_operator.reconcile import Snapshot, current_reason
+from backendauth_operator.reconcile import Snapshot, current_reason, ready_generation
 
 
 def identity(obj: Mapping[str, Any]) -> str:
@@ -61,6 +61,7 @@ def read(
     meta = obj.get("metadata", {})
     annotations: dict[str, str] = dict(meta.get("annotations") or {})
     raw = obj.get("spec") or {}
+    conditions = (obj.get("status") or {}).get("conditions") or []
     request = handled_request(obj)
     look = look or request is not None
     s = Snapshot(
@@ -70,7 +71,8 @@ def read(
         region=raw.get("region") or settings.default_region or "",
         app=str(raw.get("appId")), env=str(raw.get("backendEnvironmentName")),
         resource_name=str(raw.get("resourceName")),
-        previous_reason=current_reason((obj.get("status") or {}).get("conditions") or []),
+        previous_reason=current_reason(conditions),
+        ready_generation=ready_generation(conditions),
         paused=is_true(annotations, PAUSED), owned=is_true(annotations, CREATED),
         look=look, check_secrets=check_secrets or look, cause=cause,
         job_timeout=settings.job_timeout_seconds,

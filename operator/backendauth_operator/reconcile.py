@@ -95,6 +95,15 @@ def current_reason(conditions: Iterable[Mapping[str, Any]]) -> str | None:
     return None
 
 
+def ready_generation(conditions: Iterable[Mapping[str, Any]]) -> int | None:
+    """The generation the conditions show Ready=True for; None when they do not show Ready."""
+    for condition in conditions:
+        if condition.get("type") == "Ready" and condition.get("status") == "True":
+            generation = condition.get("observedGeneration")
+            return generation if isinstance(generation, int) else None
+    return None
+
+
 def backoff_delay(retry: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter, kept between ``base`` and ``cap``.
 
@@ -212,6 +221,7 @@ class Snapshot:
     bad_annotation: str | None = None
     spec_error: str | None = None
     paused: bool = False
+    ready_generation: int | None = None  # the generation the conditions show Ready=True for
     fingerprint: str = ""  # digest of the request the spec asks for (secrets by reference)
     desired: Mapping[str, Any] | None = None  # the spec's ResourceConfig as boto3 sends it
     has_secrets: bool = False
@@ -462,8 +472,7 @@ def decide(s: Snapshot) -> Plan:
     in_flight = s.job is not None and not s.job.terminal
     if s.paused:
         # A job in flight keeps its turn: another job on the app/env would be refused anyway.
-        state = State("reconciling", "Paused", "paused by the annotation; no AWS calls")
-        return _show(s, state, release=not in_flight and s.marker is None)
+        return _show(s, _paused(s), release=not in_flight and s.marker is None)
     if s.check_secrets and not s.secrets_read:
         return ReadSecrets()
     if s.observed is None and not s.started_reading:
@@ -524,6 +533,22 @@ def _next_read(s: Snapshot) -> Plan:
         name = holder_name(s.running_holder) if s.running_holder else "someone outside this operator"
         return _fail(Failure("JobPending", True, f"a job of {name} runs on {s.app}/{s.env}"))
     return ReadResource()
+
+
+def _paused(s: Snapshot) -> State:
+    """Paused: Ready stays True when it was for this very request, as nothing is in progress
+    (kstatus reads Current, Argo CD Suspended); otherwise not Ready, and Reconciling says why
+    (paused before the auth resource was created, mid-job, or with a change not yet sent)."""
+    message = "paused by the annotation; no AWS calls"
+    job = s.job
+    ready = s.ready_generation is not None and (
+        s.ready_generation == s.generation
+        # A spec change that AWS does not see (deletionPolicy) leaves the request as it was.
+        or (job is not None and job.verified and job.fingerprint == s.fingerprint)
+    )
+    if ready and s.marker is None and (job is None or job.terminal):
+        return State("ready", "Paused", f"{message}; AWS last showed the auth resource as the spec says")
+    return State("reconciling", "Paused", message)
 
 
 def _settled(s: Snapshot, job: Job) -> Settle:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import kopf
+from kopf._cogs.structs.ephemera import AnyMemo
+from kopf._core.engines import activities  # Kopf's probe handlers, for the liveness path
+from kopf._core.engines.indexing import OperatorIndexers
 from kopf._core.engines.peering import Identity  # kopf.run's identity type, not re-exported
+from kopf._core.intents.causes import Activity
 
-from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics
+from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics, reachability
 from backendauth_operator.aws import ClientFactory, configure_pacing
 from backendauth_operator.config import ConfigError, Settings, load_settings, operator_identity
 from backendauth_operator.handlers import (
@@ -22,6 +28,8 @@ from backendauth_operator.handlers import (
     resync,
 )
 from backendauth_operator.kube import KubeClient, Leases
+from backendauth_operator.probes import ProbeServer, Readiness, parse_endpoint, serving
+from backendauth_operator.reachability import ApiServerMonitor, KopfBackoffs, Reachability
 from backendauth_operator.watched import Poller, Resyncer
 
 HANDLER_THREADS = 16
@@ -48,21 +56,40 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 def configure_kopf(
-    settings: kopf.OperatorSettings, operator_settings: Settings, namespaced: bool = False
+    settings: kopf.OperatorSettings,
+    operator_settings: Settings,
+    namespaced: bool = False,
+    reachable: Reachability | None = None,
 ) -> None:
-    """Kopf's settings for this operator; used by ``run`` and by tests that embed the operator."""
+    """Kopf's settings for this operator; used by ``run`` and by tests that embed the operator.
+    ``reachable``: the process's view of the API server, which keeps Kopf's requests retrying
+    while it cannot be reached."""
     # Kopf's handler progress (deletion only) under our own prefix.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.finalizer = FINALIZER
     settings.posting.loggers = False  # events are posted explicitly, once per reason change
     settings.posting.reporting_component = "backendauth-operator"
+    # Every request to the API server has a deadline. A connect (TCP and TLS) that takes longer
+    # than a few seconds is not coming: TCP would retry a dropped SYN for two minutes.
+    settings.networking.connect_timeout = KOPF_CONNECT_TIMEOUT
+    settings.networking.request_timeout = KOPF_REQUEST_TIMEOUT  # lists, patches, events
+    settings.networking.error_backoffs = KopfBackoffs(reachable)
+    # Watches: a short connect, a long read. A watch that carries nothing, not even the bookmark
+    # the API server sends about once a minute (Kopf asks for bookmarks), is stalled: it is
+    # dropped and reopened after 70 s (Kopf's default, pinned here).
+    settings.watching.connect_timeout = KOPF_CONNECT_TIMEOUT
+    settings.watching.inactivity_timeout = 70
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 310
     settings.execution.max_workers = HANDLER_THREADS  # sync steps: each holds a thread per AWS call
     # Watching named namespaces needs no cluster-wide rights: no Namespace listing, no CRD watch
     # (the CRD is found by API discovery at start-up). kopf: _core/reactor/observation.py.
     settings.scanning.disabled = namespaced
+
+
+KOPF_CONNECT_TIMEOUT = 5.0
+KOPF_REQUEST_TIMEOUT = 30.0
 
 
 def lease_namespace(operator_settings: Settings) -> str:
@@ -102,21 +129,34 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"backendauth-operator: {error}", file=sys.stderr)
         return 2
+    liveness: str | None = args.liveness or None
+    try:
+        if liveness:
+            parse_endpoint(liveness)  # a bad URL stops start-up here, with one line
+    except ValueError as error:
+        print(f"backendauth-operator: {error}", file=sys.stderr)
+        return 2
     # Kopf's own log set-up: it prefixes object messages with [namespace/name].
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
     logging.getLogger("kopf.objects").addFilter(DowngradeWaiting())
     logging.getLogger("kopf.objects").addFilter(HideScheduling())
     logfilters.install()  # inline secret values never reach a log line, also with --verbose
+    reachability.install_log_filter()
     for noisy in ("botocore", "urllib3", "aiohttp.access", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     namespaces = list(args.namespace or [])
 
     context = build_context(operator_settings)
+    # One probe of the API server every few seconds, on a client (and connection) of its own.
+    probe_client = KubeClient.from_environment(max_connections=1, retries=0)
+    reachable = Reachability(str(probe_client.api_client.configuration.host))
+    reachable.on_change(lambda answers: context.kube.drop_connections())
+    monitor = ApiServerMonitor(reachability.version_probe(probe_client.api_client), reachable).start()
 
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
-        configure_kopf(settings, operator_settings, namespaced=bool(namespaces))
+        configure_kopf(settings, operator_settings, namespaced=bool(namespaces), reachable=reachable)
         # Polls run on Kopf's handler threads.
         context.poller.start(
             settings.execution.executor,
@@ -150,15 +190,50 @@ def run(args: argparse.Namespace) -> int:
     def _stop_polls(**_: Any) -> None:
         context.poller.stop()
 
-    kopf.run(
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=args.liveness,
-        lifecycle=kopf.lifecycles.one_by_one,
-        memo=memo,
-        # Kopf would otherwise build its identity from the user name, which a container running
-        # as a uid without a passwd entry does not have (getpwuid fails and the process exits).
-        identity=Identity(operator_identity(operator_settings)),
-    )
+    try:
+        asyncio.run(operate(liveness, reachable, namespaces, memo, operator_identity(operator_settings)))
+    except asyncio.CancelledError:  # as kopf.run
+        pass
+    finally:
+        monitor.stop()
     return 0
+
+
+async def operate(
+    liveness: str | None, reachable: Reachability, namespaces: Collection[str], memo: kopf.Memo, identity: str
+) -> None:
+    """Kopf, and the probe endpoints on the ``--liveness`` address (instead of Kopf's own, which
+    serves one path only): the liveness path answers Kopf's probe handlers as Kopf would, and
+    ``/readyz`` is ready once Kopf has started and while the API server answers."""
+    registry = kopf.get_default_registry()
+    settings = kopf.OperatorSettings()
+    indexers = OperatorIndexers()
+    started = asyncio.Event()
+    readiness = Readiness()
+    readiness.add("operator", lambda: (started.is_set(), "starting (start-up handlers running)"))
+    readiness.add("kube-api", reachable.readiness)
+
+    async def kopf_probes() -> Mapping[str, Any]:
+        results = await activities.run_activity(
+            lifecycle=kopf.lifecycles.all_at_once, registry=registry, settings=settings,
+            activity=Activity.PROBE, indices=indexers.indices, memo=AnyMemo(memo),
+        )  # fmt: skip
+        return {str(handler_id): result for handler_id, result in results.items()}
+
+    server = ProbeServer(liveness, readiness, kopf_probes) if liveness else None
+    async with serving(server):
+        await kopf.operator(
+            registry=registry,
+            settings=settings,
+            indexers=indexers,
+            ready_flag=started,
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            lifecycle=kopf.lifecycles.one_by_one,
+            memo=memo,
+            # Kopf would otherwise build its identity from the user name, which a container
+            # running as a uid without a passwd entry does not have (getpwuid fails and the
+            # process exits).
+            identity=Identity(identity),
+        )

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from backendauth_operator.models import SECRET_REF_KEYS
+from backendauth_operator.reachability import is_unreachable_error
 
 logger = logging.getLogger("backendauth_operator.resync")
 poll_logger = logging.getLogger("backendauth_operator.poll")
@@ -174,7 +175,10 @@ class Resyncer:
                 self.watched.observed(entry.uid, time.time())
                 try:
                     self.resync(entry)
-                except Exception:  # one object's trouble must not stop the others' resyncs
+                except Exception as error:  # one object's trouble must not stop the others' resyncs
+                    if is_unreachable_error(error):  # said by the reachability monitor
+                        logger.debug(f"[{entry.namespace}/{entry.name}] Resync failed: {error}")
+                        continue
                     logger.exception(
                         f"[{entry.namespace}/{entry.name}] Resync failed; it is tried again later."
                     )
@@ -288,8 +292,11 @@ class Poller:
         assert self.step is not None
         try:
             self.step(*key, from_event)
-        except Exception:  # one object's trouble must not end its polling
-            poll_logger.exception(f"[{key[0]}/{key[1]}] Step failed; it is tried again later.")
+        except Exception as error:  # one object's trouble must not end its polling
+            if is_unreachable_error(error):  # the reachability monitor says so, once a minute
+                poll_logger.debug(f"[{key[0]}/{key[1]}] Step failed, no answer from the API server: {error}")
+            else:
+                poll_logger.exception(f"[{key[0]}/{key[1]}] Step failed; it is tried again later.")
             self.schedule(*key)
         finally:
             self._slots.release()

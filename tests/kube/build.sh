@@ -4,7 +4,15 @@
 # or does nothing when they are already there and run. Progress goes to stderr; the last
 # line on stdout is that directory:
 #   dir=$(bash tests/kube/build.sh | tail -1)
+# `build.sh node` also builds kubelet, kube-scheduler, kube-controller-manager and kube-proxy
+# of the same release into the same directory (tests/node/ runs them).
 set -euo pipefail
+
+target=${1:-}
+case $target in
+  "" | node) ;;
+  *) echo "usage: $0 [node]" >&2; exit 2 ;;
+esac
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here"
@@ -38,7 +46,20 @@ complete() {
   out=$("$d/etcd" --version 2>/dev/null) && grep -qx "etcd Version: ${etcd_version#v}" <<<"$out" || return 1
 }
 
-if complete "$dir"; then
+node_binaries=(kubelet kube-scheduler kube-controller-manager kube-proxy)
+# The same for the node's binaries: each one prints "Kubernetes <version>".
+complete_node() {
+  local d=$1 b out
+  for b in "${node_binaries[@]}"; do
+    [[ -x $d/$b ]] || return 1
+    out=$("$d/$b" --version 2>/dev/null) && grep -qx "Kubernetes $version" <<<"$out" || return 1
+  done
+}
+
+# Everything this call was asked for.
+wanted() { complete "$1" && { [[ $target != node ]] || complete_node "$1"; }; }
+
+if wanted "$dir"; then
   echo "$dir"
   exit 0
 fi
@@ -47,16 +68,10 @@ mkdir -p "$cache"
 # One build at a time per cache; a second caller waits and then finds the binaries there.
 exec 9>"$cache/.k8s-$version.lock"
 flock 9
-if complete "$dir"; then
+if wanted "$dir"; then
   echo "$dir"
   exit 0
 fi
-
-# Leftovers of a build that was killed (we hold the lock, so no one else is using them).
-rm -rf "$cache/.k8s-$version.tmp."* "$cache/.k8s-$version.old."*
-tmp=$(mktemp -d "$cache/.k8s-$version.tmp.XXXXXX")
-chmod 755 "$tmp"
-trap 'rm -rf "$tmp"' EXIT
 
 "$GO" version >&2
 
@@ -80,22 +95,47 @@ log "downloading modules for k8s.io/kubernetes $version and etcd $etcd_version"
 "$GO" mod download
 log "modules ready in $((SECONDS - start))s"
 
-start=$SECONDS
-log "building kube-apiserver and kubectl $version into $tmp"
-"$GO" build "${flags[@]}" -ldflags "$ldflags" -o "$tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
-log "building etcd $etcd_version"
-"$GO" build "${flags[@]}" -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3
-log "built in $((SECONDS - start))s"
+if ! complete "$dir"; then
+  # Leftovers of a build that was killed (we hold the lock, so no one else is using them).
+  rm -rf "$cache/.k8s-$version.tmp."* "$cache/.k8s-$version.old."*
+  tmp=$(mktemp -d "$cache/.k8s-$version.tmp.XXXXXX")
+  chmod 755 "$tmp"
+  trap 'rm -rf "$tmp"' EXIT
 
-complete "$tmp" || { log "the built binaries do not report $version / etcd $etcd_version"; exit 1; }
+  start=$SECONDS
+  log "building kube-apiserver and kubectl $version into $tmp"
+  "$GO" build "${flags[@]}" -ldflags "$ldflags" -o "$tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+  log "building etcd $etcd_version"
+  "$GO" build "${flags[@]}" -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3
+  log "built in $((SECONDS - start))s"
 
-# Swap the finished directory in (rename within the same parent); an old incomplete one goes.
-if [[ -e $dir ]]; then
-  old=$(mktemp -d "$cache/.k8s-$version.old.XXXXXX")
-  mv -T "$dir" "$old/d"
-  rm -rf "$old"
+  complete "$tmp" || { log "the built binaries do not report $version / etcd $etcd_version"; exit 1; }
+
+  # Swap the finished directory in (rename within the same parent); an old incomplete one goes.
+  if [[ -e $dir ]]; then
+    old=$(mktemp -d "$cache/.k8s-$version.old.XXXXXX")
+    mv -T "$dir" "$old/d"
+    rm -rf "$old"
+  fi
+  mv -T "$tmp" "$dir"
+  trap - EXIT
+  log "kube-apiserver, kubectl and etcd are in $dir"
 fi
-mv -T "$tmp" "$dir"
-trap - EXIT
-log "kube-apiserver, kubectl and etcd are in $dir"
+
+if [[ $target == node ]] && ! complete_node "$dir"; then
+  rm -rf "$dir/.node.tmp."*
+  tmp=$(mktemp -d "$dir/.node.tmp.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  start=$SECONDS
+  log "building ${node_binaries[*]} $version into $tmp"
+  "$GO" build "${flags[@]}" -ldflags "$ldflags" -o "$tmp/" "${node_binaries[@]/#/k8s.io/kubernetes/cmd/}"
+  log "built in $((SECONDS - start))s"
+  complete_node "$tmp" || { log "the built node binaries do not report $version"; exit 1; }
+  # Each one renamed into place (same filesystem), so a reader never sees half a binary.
+  for b in "${node_binaries[@]}"; do mv -f "$tmp/$b" "$dir/$b"; done
+  rm -rf "$tmp"
+  trap - EXIT
+  log "${node_binaries[*]} are in $dir"
+fi
+
 echo "$dir"

@@ -5,6 +5,7 @@
 # the last line on stdout is that directory:
 #   dir=$(bash tests/tools/build.sh helm | tail -1)       # helm.sh/helm/v3, cmd/helm
 #   dir=$(bash tests/tools/build.sh promtool | tail -1)   # github.com/prometheus/prometheus, cmd/promtool
+#   dir=$(bash tests/tools/build.sh kstatus | tail -1)    # tests/tools/kstatus, on sigs.k8s.io/cli-utils
 set -euo pipefail
 
 tool=${1:-}
@@ -54,8 +55,20 @@ case $tool in
       local out; out=$("$1/promtool" --version 2>/dev/null) && grep -q "^promtool, version ${version#v} " <<<"$out"
     }
     ;;
+  kstatus)
+    # Our own command (tests/tools/kstatus/main.go) around cli-utils' kstatus: its version is
+    # the cli-utils release plus a digest of its source, so a changed tool is built again.
+    cd "$here/kstatus"
+    cli_utils=$(modver 'sigs\.k8s\.io/cli-utils')
+    [[ $cli_utils =~ ^v0\.[0-9]+\.[0-9]+$ ]] || { log "no sigs.k8s.io/cli-utils release in go.mod (got '$cli_utils')"; exit 1; }
+    version=$cli_utils-$(cat go.mod go.sum main.go | sha256sum | cut -c1-12)
+    package=.
+    tags=""
+    ldflags="-s -w -X main.version=$version"
+    reports_version() { local out; out=$("$1/kstatus" --version 2>/dev/null) && [[ $out == "$version" ]]; }
+    ;;
   *)
-    log "usage: build.sh helm|promtool"
+    log "usage: build.sh helm|promtool|kstatus"
     exit 2
     ;;
 esac

@@ -47,7 +47,7 @@ def built_tool(command: list[str], binary: str, timeout: int) -> Path:
         if problem is not None or path is None:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
             reason = f"{' '.join(Path(c).name for c in command)} {problem}"
-            if command[-1] in ("helm", "promtool") and not go_available():
+            if command[-1] in ("helm", "promtool", "kstatus") and not go_available():
                 reason += " (Go is not installed)"
             if in_ci():
                 pytest.fail(f"{binary} is required under CI=true: {reason}\n{tail}")

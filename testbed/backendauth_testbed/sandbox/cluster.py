@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 import aiohttp.web
 
-from backendauth_operator.sandbox.emulator import KubernetesAPI
-from backendauth_operator.sandbox.kubeconfig import write_kubeconfig
+from backendauth_testbed.sandbox.emulator import KubernetesAPI
+from backendauth_testbed.sandbox.kubeconfig import write_kubeconfig
 
 T = TypeVar("T")
 

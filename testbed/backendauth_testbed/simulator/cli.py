@@ -8,8 +8,8 @@ import logging
 import signal
 import sys
 
-from backendauth_operator.simulator.server import Simulator
-from backendauth_operator.simulator.state import SimulatorConfig
+from backendauth_testbed.simulator.server import Simulator
+from backendauth_testbed.simulator.state import SimulatorConfig
 
 
 def config_from_args(args: argparse.Namespace, auto_apps: bool | None = None) -> SimulatorConfig:

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from backendauth_operator.sandbox.cluster import EmulatedCluster
-from backendauth_operator.sandbox.emulator import ApiError
+from backendauth_testbed.sandbox.cluster import EmulatedCluster
+from backendauth_testbed.sandbox.emulator import ApiError
 
 OperatorHandle = Callable[[], Awaitable[None]]  # awaited to stop the operator
 
@@ -159,8 +159,8 @@ async def _serve(args: argparse.Namespace) -> int:
         kubeconfig = cluster.write_kubeconfig(args.kubeconfig)
         aws_url = os.environ.get("BACKENDAUTH_AWS_ENDPOINT_URL") or None
         if aws_url is None and not args.real_aws:
-            from backendauth_operator.simulator import Simulator
-            from backendauth_operator.simulator.cli import config_from_args
+            from backendauth_testbed.simulator import Simulator
+            from backendauth_testbed.simulator.cli import config_from_args
 
             simulator = Simulator(config_from_args(args, auto_apps=True))
             try:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from backendauth_operator.simulator import model
+from backendauth_testbed.simulator import model
 
-logger = logging.getLogger("backendauth_operator.simulator")
+logger = logging.getLogger("backendauth_testbed.simulator")
 
 RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "FAILED"
 TERMINAL = frozenset({COMPLETED, FAILED})

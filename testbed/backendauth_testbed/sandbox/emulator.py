@@ -79,7 +79,7 @@ import jsonpatch
 import kmock
 from typing_extensions import override
 
-from backendauth_operator.sandbox import admission, protobuf, tables
+from backendauth_testbed.sandbox import admission, protobuf, tables
 
 BOOKMARK_SECONDS = 20.0  # Kopf reconnects a watch after 70 s of silence; real servers bookmark ~1/min
 WATCH_SECONDS = 1800.0  # the longest watch when the client sets no timeoutSeconds

@@ -25,7 +25,7 @@ Known differences from real AWS (where AWS's documentation leaves the real behav
   the model answer 404 ``UnknownOperationException``.
 """
 
-from backendauth_operator.simulator.server import Simulator, SimulatorThread
-from backendauth_operator.simulator.state import Backend, SimulatorConfig
+from backendauth_testbed.simulator.server import Simulator, SimulatorThread
+from backendauth_testbed.simulator.state import Backend, SimulatorConfig
 
 __all__ = ["Backend", "Simulator", "SimulatorConfig", "SimulatorThread"]

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from backendauth_operator.simulator import model
-from backendauth_operator.simulator.state import Backend, SimulatorConfig
+from backendauth_testbed.simulator import model
+from backendauth_testbed.simulator.state import Backend, SimulatorConfig
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.Response]]

@@ -7,15 +7,13 @@ it by a hand-written table.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.session
-from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
+from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
 
-SERVICE = "amplifybackend"
+from backendauth_operator.botocore_model import service_model
 
 #: The operations the simulator serves, in the order their routes are registered.
 OPERATIONS = (
@@ -34,12 +32,6 @@ OPERATIONS = (
 MUTATING = frozenset({"CreateBackendAuth", "UpdateBackendAuth", "DeleteBackendAuth"})
 
 REDACTED = "***"
-
-
-@functools.cache
-def service_model() -> ServiceModel:
-    """The botocore service model of AmplifyBackend (loaded once: it takes a while)."""
-    return botocore.session.get_session().get_service_model(SERVICE)
 
 
 @dataclass(frozen=True)

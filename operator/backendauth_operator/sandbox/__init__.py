@@ -1,9 +1,0 @@
-"""The local sandbox: an emulated Kubernetes API (on kmock) with CRD admission, for dev and tests.
-
-See :mod:`backendauth_operator.sandbox.emulator` for what it emulates and its known gaps.
-"""
-
-from backendauth_operator.sandbox.cluster import EmulatedCluster, EmulatedClusterThread
-from backendauth_operator.sandbox.emulator import ApiError, Kind, KubernetesAPI
-
-__all__ = ["ApiError", "EmulatedCluster", "EmulatedClusterThread", "Kind", "KubernetesAPI"]
