@@ -129,6 +129,17 @@ class Job:
     def failed(self) -> bool:
         return self.status == FAILED
 
+    @classmethod
+    def from_answer(cls, answer: Mapping[str, Any], operation: str, app_id: str, env: str, **kw: Any) -> Job:
+        """The job an AWS answer describes (a create/update/delete answer, or a ListBackendJobs
+        item); what the answer leaves out is taken from the call."""
+        return cls(
+            id=str(answer.get("JobId") or ""), operation=str(answer.get("Operation") or operation),
+            status=str(answer.get("Status") or ""), error=str(answer.get("Error") or ""),
+            app_id=str(answer.get("AppId") or app_id), env=str(answer.get("BackendEnvironmentName") or env),
+            **kw,
+        )  # fmt: skip
+
     def answered(self, answer: Mapping[str, Any]) -> Job:
         """The job updated with an AWS answer (GetBackendJob or a ListBackendJobs item)."""
         return replace(self, status=str(answer.get("Status") or ""), error=str(answer.get("Error") or ""))
