@@ -7,7 +7,7 @@ what the outcome writes; the decision itself is :func:`decide`'s, tabled in test
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from backendauth_operator.amplify import Resource
@@ -21,12 +21,15 @@ from backendauth_operator.reconcile import (
     Accepted,
     Finish,
     NotSent,
+    ReadAgain,
     Rejected,
     Settle,
     Snapshot,
+    Stale,
     Submitted,
     TurnTaken,
     Wait,
+    Withheld,
 )
 from specs import minimal_spec
 
@@ -55,6 +58,7 @@ class FakeEffects:
     jobs: dict[str, str] = field(default_factory=dict)  # job id -> status
     unfinished: Job | None = None
     holder: str | None = None
+    held_by: str | None = None  # another operator process holding this object's turn
     submit_answer: Submitted | None = None
     read_failure: Failure | None = None
     calls: list[str] = field(default_factory=list)
@@ -62,6 +66,10 @@ class FakeEffects:
     def turn_holder(self, s: Snapshot) -> str | None:
         self.calls.append("turn_holder")
         return self.holder
+
+    def held_elsewhere(self, s: Snapshot) -> str | None:
+        self.calls.append("held_elsewhere")
+        return self.held_by
 
     def secrets_digest(self, s: Snapshot) -> str | None:
         self.calls.append("secrets_digest")
@@ -89,7 +97,9 @@ class FakeEffects:
         return self.submit_answer or Accepted(Job("del-1", DELETE, "RUNNING", s.app, s.env))
 
 
-def run(body: dict[str, Any], fake: FakeEffects, **read_kw: Any) -> tuple[Snapshot, Settle | Wait | Finish]:
+def run(
+    body: dict[str, Any], fake: FakeEffects, **read_kw: Any
+) -> tuple[Snapshot, Settle | Wait | ReadAgain | Finish]:
     return execute(read(body, SETTINGS, NOW, **read_kw), fake)
 
 
@@ -132,7 +142,7 @@ def test_a_lost_answer_with_another_holders_job_waits_with_backoff() -> None:
     marker = Marker(CREATE, NOW - 10, 1, "")
     fake = FakeEffects(unfinished=Job("x", CREATE, "RUNNING", "a", "e"), holder="default/other/uid-2")
     outcome = settled(obj({PENDING: marker.to_annotation()}), fake)
-    assert fake.calls == ["unfinished_job"]
+    assert fake.calls == ["held_elsewhere", "unfinished_job"]
     assert outcome.state is not None and outcome.state.reason == "JobPending"
     assert outcome.backoff == "JobPending" and "default/other" in outcome.state.message
 
@@ -141,7 +151,7 @@ def test_a_lost_answer_with_our_job_running_is_recovered_not_sent_again() -> Non
     marker = Marker(CREATE, NOW - 10, 1, "")
     fake = FakeEffects(unfinished=Job("x", CREATE, "RUNNING", "a", "e"), holder=ME)
     outcome = settled(obj({PENDING: marker.to_annotation()}), fake)
-    assert fake.calls == ["unfinished_job", "resource"]
+    assert fake.calls == ["held_elsewhere", "unfinished_job", "resource"]
     assert [n.reason for n in outcome.notes] == ["Recovered"]
     assert outcome.annotations[PENDING] is None
 
@@ -189,6 +199,43 @@ def test_a_backoff_not_yet_over_waits_with_no_call() -> None:
     failures = json.dumps({"count": 1, "notBefore": NOW + 60})
     _, outcome = run(obj({"amplifybackend.gitops.dev/failures": failures}), fake)
     assert isinstance(outcome, Wait) and fake.calls == []
+
+
+def test_a_lost_answer_while_another_operator_holds_the_objects_turn_calls_nothing() -> None:
+    marker = Marker(CREATE, NOW - 10, 1, "")
+    fake = FakeEffects(held_by="pod-a", unfinished=Job("x", CREATE, "RUNNING", "a", "e"))
+    outcome = settled(obj({PENDING: marker.to_annotation()}), fake)
+    assert fake.calls == ["held_elsewhere"]
+    assert outcome.state is not None and outcome.state.reason == "JobPending"
+    assert "pod-a" in outcome.state.message and not outcome.release and PENDING not in outcome.annotations
+
+
+def test_a_refused_marker_sends_nothing_and_reads_again() -> None:
+    fake = FakeEffects(submit_answer=Stale())
+    _, outcome = run(obj(), fake)
+    assert fake.calls == ["resource", CREATE]  # the fake's submit stands for the marker's write
+    assert isinstance(outcome, ReadAgain) and outcome.release
+
+
+def test_a_call_withheld_after_the_marker_removes_it_and_reads_again() -> None:
+    marker = Marker(CREATE, NOW, 1)
+    outcome = settled(obj(), FakeEffects(submit_answer=Withheld("this operator no longer leads", marker)))
+    assert outcome.state is None and outcome.again and outcome.release
+    assert outcome.annotations[PENDING] is None
+
+
+def test_a_submit_carries_the_version_its_marker_made_into_the_snapshot() -> None:
+    marker = Marker(CREATE, NOW, 1)
+    accepted = Accepted(Job("job-1", CREATE, "RUNNING", "a", "e"), marker, version="42")
+    s, _ = run(obj(), FakeEffects(submit_answer=accepted))
+    assert s.version == "42" and s.annotations[PENDING] == marker.to_annotation() and s.sent
+
+
+def test_a_standby_reads_again_without_any_call() -> None:
+    fake = FakeEffects()
+    s = replace(read(obj(), SETTINGS, NOW), leading=False)
+    _, outcome = execute(s, fake)
+    assert isinstance(outcome, ReadAgain) and fake.calls == []
 
 
 def test_waiting_for_a_turn_reads_the_lease_and_not_aws() -> None:

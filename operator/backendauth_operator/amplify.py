@@ -12,7 +12,7 @@ Reads go through the retrying client, mutating calls through the client that cal
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,14 @@ OUTPUT_KEYS = {
     "AppClientID": "appClientId",
     "IdentityPoolId": "identityPoolId",
 }
+
+
+class NotSentError(Exception):
+    """Raised by a ``before_send`` check to stop a mutating call before it goes out (this
+    process stopped leading, or pacing held the call too long); it is never sent."""
+
+
+BeforeSend = Callable[[], None] | None
 
 
 @dataclass(frozen=True)
@@ -74,25 +82,33 @@ class AmplifyBackend:
         answer = self._read("get_backend", AppId=app, BackendEnvironmentName=env)
         return answer if isinstance(answer, Failure) else auth_outputs(answer.get("AmplifyMetaConfig"), name)
 
-    def submit(self, operation: str, kwargs: Mapping[str, Any], **job: Any) -> Job | Failure:
+    def submit(
+        self, operation: str, kwargs: Mapping[str, Any], before_send: BeforeSend = None, **job: Any
+    ) -> Job | Failure:
         """CreateBackendAuth or UpdateBackendAuth, attempted once: the job AWS started, or why
-        not (``ambiguous`` when AWS may have started it anyway)."""
+        not (``ambiguous`` when AWS may have started it anyway). ``before_send`` runs after the
+        pacing wait, just before the request; its :class:`NotSentError` passes through."""
         method = "create_backend_auth" if operation == CREATE else "update_backend_auth"
         try:
-            answer = call(self.clients.mutating(self.region), method, **kwargs)
+            answer = call(self.clients.mutating(self.region), method, before_send=before_send, **kwargs)
+        except NotSentError:
+            raise
         except Exception as error:
             return classify(error)
         return Job.from_answer(
             answer, operation, str(kwargs["AppId"]), str(kwargs["BackendEnvironmentName"]), **job
         )
 
-    def delete(self, app: str, env: str, name: str) -> Job | Failure:
-        """DeleteBackendAuth, attempted once: the delete job, or why not."""
+    def delete(self, app: str, env: str, name: str, before_send: BeforeSend = None) -> Job | Failure:
+        """DeleteBackendAuth, attempted once: the delete job, or why not (``before_send`` as
+        for :meth:`submit`)."""
         try:
             answer = call(
-                self.clients.mutating(self.region), "delete_backend_auth",
+                self.clients.mutating(self.region), "delete_backend_auth", before_send=before_send,
                 AppId=app, BackendEnvironmentName=env, ResourceName=name,
             )  # fmt: skip
+        except NotSentError:
+            raise
         except Exception as error:
             return classify(error)
         # The job is remembered under the call's app/env and operation, whatever the answer echoes.

@@ -12,9 +12,10 @@ from typing import Protocol
 
 from backendauth_operator.amplify import Resource
 from backendauth_operator.aws import Failure
-from backendauth_operator.bookkeeping import PENDING, Job
+from backendauth_operator.bookkeeping import PENDING, Job, holder_name, object_of
 from backendauth_operator.reconcile import (
     Accepted,
+    CheckHold,
     CheckTurn,
     Delete,
     FindRunning,
@@ -23,6 +24,7 @@ from backendauth_operator.reconcile import (
     Plan,
     PollDelete,
     PollJob,
+    ReadAgain,
     ReadResource,
     ReadSecrets,
     Rejected,
@@ -31,6 +33,7 @@ from backendauth_operator.reconcile import (
     Submit,
     Submitted,
     Wait,
+    Withheld,
     decide,
     now_rfc3339,
 )
@@ -44,6 +47,10 @@ class Effects(Protocol):
     def turn_holder(self, s: Snapshot) -> str | None:
         """The identity holding the app/env's turn, if any."""
 
+    def held_elsewhere(self, s: Snapshot) -> str | None:
+        """Another operator process that holds this object's turn and may still be calling
+        AWS for it (its identity), if any."""
+
     def secrets_digest(self, s: Snapshot) -> str | None:
         """The salted digest of the referenced Secret values; None if one cannot be read."""
 
@@ -55,20 +62,21 @@ class Effects(Protocol):
     def resource(self, s: Snapshot) -> Resource | Failure: ...
 
     def submit(self, s: Snapshot, operation: str) -> Submitted:
-        """Take the turn, write the pending marker, make the call."""
+        """Take the turn, write the pending marker to the version read (:class:`Stale` if it
+        changed), make the call unless this process stopped leading (:class:`Withheld`)."""
 
     def delete(self, s: Snapshot) -> Submitted:
         """Take the turn, call DeleteBackendAuth."""
 
 
-Outcome = Settle | Wait | Finish
+Outcome = Settle | Wait | ReadAgain | Finish
 
 
 def execute(s: Snapshot, effects: Effects) -> tuple[Snapshot, Outcome]:
     """Run a step to its outcome; returns the last snapshot with it."""
     for _ in range(MAX_ACTIONS):
         plan: Plan = decide(s)
-        if isinstance(plan, Settle | Wait | Finish):
+        if isinstance(plan, Settle | Wait | ReadAgain | Finish):
             return s, plan
         s = carry_out(plan, s, effects)
     raise RuntimeError(f"no outcome after {MAX_ACTIONS} actions: {plan}")
@@ -80,8 +88,10 @@ def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
         return replace(s, secrets_read=True, secrets_digest=effects.secrets_digest(s))
     if isinstance(plan, CheckTurn):
         holder = effects.turn_holder(s)
-        busy = holder.rsplit("/", 1)[0] if holder and holder != s.me else None
+        busy = holder_name(holder) if holder and object_of(holder) != s.me else None
         return replace(s, turn_checked=True, turn_busy=busy)
+    if isinstance(plan, CheckHold):
+        return replace(s, hold_checked=True, held_by=effects.held_elsewhere(s))
     if isinstance(plan, PollJob) and s.job is not None:
         answered = effects.poll_job(s, s.job)
         if isinstance(answered, Failure):
@@ -102,9 +112,10 @@ def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
         return replace(s, observed=seen, observed_at=now_rfc3339())
     if isinstance(plan, Submit):
         outcome = effects.submit(s, plan.operation)
-        marker = outcome.marker if isinstance(outcome, Accepted | Rejected) else None
-        if marker is not None:  # what the object has now
-            s = replace(s, annotations={**s.annotations, PENDING: marker.to_annotation()})
+        if isinstance(outcome, Accepted | Rejected | Withheld) and outcome.marker is not None:
+            # What the object has now, and the version the marker's write made.
+            marked = {**s.annotations, PENDING: outcome.marker.to_annotation()}
+            s = replace(s, annotations=marked, version=outcome.version or s.version)
         return replace(s, submitted=outcome)
     if isinstance(plan, Delete):
         sent = effects.delete(s)

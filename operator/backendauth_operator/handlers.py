@@ -22,6 +22,12 @@ What runs a step:
 
 Deletion is Kopf's ``on.delete``, only with ``deletionPolicy: Delete``: it must hold the
 finalizer until AWS's delete job has ended.
+
+With leader election, only the leader steps (the gate): a standby keeps every object it is
+asked about in the poller, which holds them until this process leads. Whether this process
+leads is a field of the snapshot (read when the step starts, and again before its writes), and
+every write is conditional on the version read: both are rows of the decision table
+(:class:`~reconcile.ReadAgain`).
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kopf
@@ -45,10 +52,20 @@ from backendauth_operator.config import Settings
 from backendauth_operator.effects import LiveEffects
 from backendauth_operator.executor import execute
 from backendauth_operator.kube import KubeClient, Leases
+from backendauth_operator.leader import Gate, SoleOperator
 from backendauth_operator.reading import handled_request, read
-from backendauth_operator.reconcile import Finish, Settle, Snapshot, Wait, current_reason
+from backendauth_operator.reconcile import (
+    Finish,
+    Plan,
+    ReadAgain,
+    Settle,
+    Snapshot,
+    Wait,
+    current_reason,
+    decide,
+)
 from backendauth_operator.watched import Poller, Watched
-from backendauth_operator.writer import StepWriter, write_deletion
+from backendauth_operator.writer import StepWriter, Written, write_deletion
 
 WAITING_PREFIX = "waiting: "
 
@@ -93,6 +110,29 @@ class OperatorContext:
     poller: Poller  # steps new generations and waiting objects (started by the runner)
     locks: ObjectLocks = field(default_factory=ObjectLocks)
     watched: Watched = field(default_factory=Watched)
+    gate: Gate = field(default_factory=SoleOperator)  # whether this process acts (leader election)
+
+    def effects(self, logger: Any) -> LiveEffects:
+        return LiveEffects(self.clients, self.kube, self.leases, logger, self.gate)
+
+
+@dataclass(frozen=True)
+class Stepped:
+    """How a step ended: its last snapshot, its outcome, and what its writes came to."""
+
+    snapshot: Snapshot
+    outcome: Settle | Wait | ReadAgain
+    written: Written = field(default_factory=Written)
+
+    @property
+    def conflicted(self) -> bool:
+        """Read and decide again (the object changed since it was read, or this process does
+        not lead): nothing of the step's decision was written."""
+        return isinstance(self.outcome, ReadAgain)
+
+    @property
+    def again(self) -> bool:
+        return self.conflicted or (isinstance(self.outcome, Settle) and self.outcome.again)
 
 
 def step(
@@ -110,8 +150,14 @@ def step(
     ``reconcile-requested-at`` not yet handled is handled by whichever step sees it.
 
     ``from_event``: nothing either if the object no longer asks for a step (the event that
-    asked predates a step's writes): a refused create must not be sent again."""
-    with ctx.locks.hold(f"{namespace}/{name}"):
+    asked predates a step's writes): a refused create must not be sent again.
+
+    Only while this process acts (leads, or runs without leader election): a standby keeps
+    the object in the poller, which holds it until this process leads."""
+    if not ctx.gate.acting():
+        ctx.poller.schedule(namespace, name, delay=0, from_event=from_event)
+        return
+    with ctx.gate.working(), ctx.locks.hold(f"{namespace}/{name}"):
         try:
             obj = ctx.kube.get_backendauth(namespace, name)
         except ApiException as error:
@@ -122,31 +168,71 @@ def step(
             return
         if from_event and not asks_for_step(obj):
             return
-        requested = handled_request(obj) is not None
-        s = read(obj, ctx.settings, time.time(), look=look, check_secrets=check_secrets, cause=cause)
-        effects = LiveEffects(ctx.clients, ctx.kube, ctx.leases, logger)
-        s, outcome = execute(s, effects)
-        assert isinstance(outcome, Settle | Wait)
-        outputs = None
-        if isinstance(outcome, Settle):
-            if outcome.release:
-                release(effects, s, logger)
-            if outcome.outputs:
-                outputs = effects.outputs(s)
-        if StepWriter(ctx.kube, ctx.settings, obj, logger).write(s, outcome, outputs):
-            ctx.watched.shown(s.uid, s.generation)
-    if requested:
+        done = run_step(ctx, obj, logger, look=look, check_secrets=check_secrets, cause=cause)
+    if done.again:
+        # Fencing or the gate: read and decide again, a little later than a competing writer.
+        ctx.poller.schedule(namespace, name, delay=random.uniform(0.05, 0.5))
+        return
+    if done.snapshot.request is not None:
         logger.info("Reconcile request handled.")
-    if waits(outcome, obj):
+    if not isinstance(done.outcome, ReadAgain) and waits(done.outcome, obj):
         ctx.poller.schedule(namespace, name)
 
 
-def release(effects: LiveEffects, s: Snapshot, logger: Any) -> None:
-    """Give back the app/env's turn; the Lease ends by itself, so a failure is only a warning."""
+def run_step(
+    ctx: OperatorContext,
+    obj: Mapping[str, Any],
+    logger: Any,
+    look: bool = False,
+    check_secrets: bool = False,
+    cause: str | None = None,
+) -> Stepped:
+    """One step of ``obj`` as read: snapshot, execute, and write the outcome (conditionally on
+    the version read). The outcome is decided once more just before the writes, with whether
+    this process still leads and then with whether the writes were refused."""
+    s = read(obj, ctx.settings, time.time(), look=look, check_secrets=check_secrets, cause=cause)
+    s = replace(s, leading=ctx.gate.acting())
+    effects = ctx.effects(logger)
+    s, executed = execute(s, effects)
+    outcome: Plan = executed
+    if not ctx.gate.acting() and s.leading:
+        s = replace(s, leading=False)
+        outcome = decide(s)  # no longer the leader: what a sent call did is still written
+    assert isinstance(outcome, Settle | Wait | ReadAgain)
+    if isinstance(outcome, ReadAgain):
+        if outcome.release:
+            release(effects, s, logger)
+        return Stepped(s, outcome)
+    outputs = None
+    foreign_hold = False
+    if isinstance(outcome, Settle):
+        if outcome.release:
+            foreign_hold = release(effects, s, logger)
+        if outcome.outputs:
+            outputs = effects.outputs(s)
+    written = StepWriter(ctx.kube, ctx.settings, obj, logger).write(s, outcome, outputs)
+    if written.conflicted:
+        s = replace(s, stale=True)
+        again = decide(s)
+        assert isinstance(again, ReadAgain)
+        return Stepped(s, again, written)
+    if written.shown:
+        ctx.watched.shown(s.uid, s.generation)
+    if foreign_hold and written.wrote:
+        # The writes were accepted on the version read: no other process can be calling AWS
+        # for this object under a turn it took since, so its hold goes too.
+        release(effects, s, logger, fenced=True)
+    return Stepped(s, outcome, written)
+
+
+def release(effects: LiveEffects, s: Snapshot, logger: Any, fenced: bool = False) -> bool:
+    """Give back the app/env's turn; the Lease ends by itself, so a failure is only a warning.
+    True when another process's hold of this object was left for after the writes."""
     try:
-        effects.release(s)
+        return effects.release(s, fenced=fenced)
     except ApiException as error:
         logger.warning(f"Could not give back the turn on {s.app}/{s.env}: {error.reason}")
+        return False
 
 
 def waits(outcome: Settle | Wait, obj: Mapping[str, Any]) -> bool:
@@ -201,8 +287,10 @@ def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) ->
     if meta.get("deletionTimestamp"):
         return False  # the delete handler's, if the policy is Delete
     conditions = body.get("status", {}).get("conditions") or []
-    if type in (None, "ADDED") and shows_waiting(conditions):
-        # Seen for the first time (a restart lists every object): one that waits is polled.
+    if (type in (None, "ADDED") or not ctx.gate.acting()) and shows_waiting(conditions):
+        # Seen for the first time (a restart lists every object): one that waits is polled. A
+        # standby notes every object that waits, as the leader leaves it: the poller holds
+        # them until this process leads.
         ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
     fresh = unobserved(body) and not ctx.watched.has_shown(str(meta.get("uid")), meta.get("generation"))
     # A pause flip counts on changes only, so that a restart does not step every paused object.
@@ -240,14 +328,16 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
     """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
     resource and waits for AWS's delete job before Kubernetes lets the object go."""
     ctx: OperatorContext = memo.ctx
-    s = read(body, ctx.settings, time.time())
-    effects = LiveEffects(ctx.clients, ctx.kube, ctx.leases, logger)
+    s = replace(read(body, ctx.settings, time.time()), leading=ctx.gate.acting())
+    effects = ctx.effects(logger)
     s, outcome = execute(s, effects)
     assert isinstance(outcome, Finish)
     if outcome.release:
         effects.release(s)
     write_deletion(patch, body, s, outcome, logger)
     delay = ctx.settings.job_poll_seconds
+    if not s.leading:  # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done
+        delay = max(delay, 2.0)
     if outcome.outcome == "wait":
         raise Waiting(outcome.message, delay=delay)
     if outcome.outcome == "retry":
@@ -264,7 +354,8 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
     key = f"{namespace}/{name}"
     with ctx.locks.hold(key):
         s = read(body, ctx.settings, time.time())
-        release(LiveEffects(ctx.clients, ctx.kube, ctx.leases, logger), s, logger)
+        if ctx.gate.acting():  # a standby holds no turn
+            release(ctx.effects(logger), s, logger)
         if s.deletion_policy != "Delete":
             logger.info(f"Deletion policy {s.deletion_policy}: the Amplify auth resource is left in place.")
     ctx.poller.cancel(namespace, name)

@@ -24,6 +24,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP, KIND, PLURAL, VERSION
+from backendauth_operator.bookkeeping import object_of as object_of
 from backendauth_operator.models import SecretKeyRef
 
 
@@ -270,11 +271,6 @@ out within 70 s (aws.MUTATING_CONFIG), with room to spare."""
 
 SEND_WINDOW_SECONDS = 30.0
 """A mutating call not sent this long after its turn was taken (pacing held it) is not sent."""
-
-
-def object_of(holder: str) -> str:
-    """The BackendAuth (``namespace/name/uid``) of a turn's holder."""
-    return holder.split("@", 1)[0]
 
 
 def identity_of(holder: str) -> str:

@@ -67,6 +67,7 @@ def read(
     s = Snapshot(
         generation=meta.get("generation"), now=now, namespace=meta["namespace"], name=meta["name"],
         request=request, uid=str(meta.get("uid", f"{meta['namespace']}/{meta['name']}")), me=identity(obj),
+        version=str(meta["resourceVersion"]) if meta.get("resourceVersion") else None,
         annotations=annotations,
         region=raw.get("region") or settings.default_region or "",
         app=str(raw.get("appId")), env=str(raw.get("backendEnvironmentName")),

@@ -26,6 +26,7 @@ from backendauth_operator.bookkeeping import (
     Job,
     Marker,
     holder_name,
+    object_of,
 )
 from backendauth_operator.bookkeeping import CREATE as CREATE_OP
 from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
@@ -167,10 +168,12 @@ class Observation:
 
 @dataclass(frozen=True)
 class Accepted:
-    """AWS started the job; ``marker`` was written before the call."""
+    """AWS started the job; ``marker`` was written before the call, making the object's
+    ``version``."""
 
     job: Job
     marker: Marker | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,23 @@ class Rejected:
 
     failure: Failure
     marker: Marker | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class Stale:
+    """The pending marker was refused (409): the object changed since it was read, so nothing
+    was sent."""
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """The marker was written but the call was not sent (``reason``): this process stopped
+    leading, or pacing held the call past the send window."""
+
+    reason: str
+    marker: Marker | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +215,7 @@ class NotSent:
     failure: Failure
 
 
-Submitted = Accepted | Rejected | TurnTaken | NotSent
+Submitted = Accepted | Rejected | TurnTaken | NotSent | Stale | Withheld
 
 
 @dataclass(frozen=True)
@@ -210,6 +230,8 @@ class Snapshot:
     name: str = ""
     uid: str = ""
     me: str = ""  # the Lease holder identity of this object: namespace/name/uid
+    version: str | None = None  # the resourceVersion read: every write is conditional on it
+    leading: bool = True  # this process acts (leads, or runs without leader election)
     region: str = ""
     app: str = ""
     env: str = ""
@@ -255,6 +277,14 @@ class Snapshot:
     submitted: Submitted | None = None
     delete_submitted: Submitted | None = None
     delete_polled: bool = False
+    hold_checked: bool = False  # the turn was read for another process's hold of this object
+    held_by: str | None = None  # another operator process that may be calling AWS for this object
+    stale: bool = False  # a conditional write of this step was refused: the object changed
+
+    @property
+    def sent(self) -> bool:
+        """A mutating call of this step went out (or may have): its outcome must be written."""
+        return isinstance(self.submitted, Accepted | Rejected)
 
     @property
     def turn(self) -> tuple[str, str, str]:
@@ -294,11 +324,21 @@ class Settle:
     backoff: str | None = None  # a retryable failure of this reason: wait before the next attempt
     backoff_cap: float | None = None
     outputs: bool = False  # publish the auth outputs (Ready from an observation)
+    again: bool = False  # then read and decide again soon (a call that was not sent)
 
 
 @dataclass(frozen=True)
 class Wait:
     """Nothing to do or write until the backoff has passed."""
+
+
+@dataclass(frozen=True)
+class ReadAgain:
+    """Write nothing: read the object and decide again soon (it changed since it was read, or
+    this process does not lead, in which case the poller holds it until it does)."""
+
+    reason: str
+    release: bool = False  # give back the app/env's turn first
 
 
 @dataclass(frozen=True)
@@ -309,6 +349,12 @@ class ReadSecrets:
 @dataclass(frozen=True)
 class CheckTurn:
     """Read who holds the app/env's turn into :attr:`Snapshot.turn_busy`."""
+
+
+@dataclass(frozen=True)
+class CheckHold:
+    """Read whether another operator process holds this object's turn (and may be calling AWS
+    for it) into :attr:`Snapshot.held_by`."""
 
 
 @dataclass(frozen=True)
@@ -361,8 +407,8 @@ class Finish:
     retry_reason: str | None = None
 
 
-Read = ReadSecrets | CheckTurn | PollJob | FindRunning | ReadResource
-Plan = Settle | Wait | Read | Submit | Delete | PollDelete | Finish
+Read = ReadSecrets | CheckTurn | CheckHold | PollJob | FindRunning | ReadResource
+Plan = Settle | Wait | ReadAgain | Read | Submit | Delete | PollDelete | Finish
 
 
 def in_progress(job: Job) -> State:
@@ -463,6 +509,12 @@ def decide(s: Snapshot) -> Plan:
     observation of AWS. What each plan's action produced comes back in the next snapshot."""
     if s.deleting:
         return _decide_deletion(s)
+    if s.stale:
+        # Fencing: a write was refused, so what this step decided may rest on a stale read.
+        return ReadAgain("the object changed since it was read")
+    if not s.leading and not s.sent:
+        # Another operator leads and decides; what a call of this step did is still written.
+        return ReadAgain("another operator leads")
     if s.bad_annotation is not None:
         state = State("stalled", "BadAnnotation", s.bad_annotation)
         return Settle(state, "Warning", s.bad_annotation)
@@ -520,6 +572,12 @@ def _next_read(s: Snapshot) -> Plan:
     job on the app/env, then the resource."""
     if s.failure is not None:
         return _fail(s.failure)
+    if s.marker is not None and not s.hold_checked:
+        return CheckHold()
+    if s.held_by is not None:
+        # Another operator process wrote the marker and may be calling AWS right now: neither
+        # look for its job nor call again until it is done.
+        return _show(s, State("reconciling", "JobPending", f"operator {s.held_by} is calling AWS"))
     job = s.job
     if job is not None and not job.terminal and job.id and not s.polled:
         return PollJob()
@@ -528,7 +586,7 @@ def _next_read(s: Snapshot) -> Plan:
         return _decide_observed(s, Observation(resource=None))
     if s.marker is not None and not s.running_checked:
         return FindRunning()
-    if s.running_job is not None and s.running_holder != s.me:
+    if s.running_job is not None and (s.running_holder is None or object_of(s.running_holder) != s.me):
         # Not ours to claim: wait until it ends, then AWS's state decides.
         name = holder_name(s.running_holder) if s.running_holder else "someone outside this operator"
         return _fail(Failure("JobPending", True, f"a job of {name} runs on {s.app}/{s.env}"))
@@ -701,9 +759,15 @@ def _drifted(s: Snapshot, job: Job, diff: list[str], kw: dict[str, Any]) -> Sett
 SECRET_RETRY_CAP = 30.0  # a Secret applied after its BackendAuth is picked up within this time
 
 
-def _after_submit(s: Snapshot, plan: Submit, outcome: Submitted) -> Settle:
+def _after_submit(s: Snapshot, plan: Submit, outcome: Submitted) -> Settle | ReadAgain:
     """What a submit's outcome means; ``plan.books`` is written in every case."""
     books = plan.books
+    if isinstance(outcome, Stale):
+        # The marker was refused: nothing was sent, nothing more is written.
+        return ReadAgain("the object changed since it was read", release=True)
+    if isinstance(outcome, Withheld):
+        # The marker goes again (if this process still acts) and the turn with it.
+        return Settle(annotations={**books.annotations, PENDING: None}, release=True, again=True)
     if isinstance(outcome, NotSent):
         return _fail(outcome.failure, SECRET_RETRY_CAP, **_kept(books, release=True))
     if isinstance(outcome, TurnTaken):
@@ -743,6 +807,9 @@ def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete:
     """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
     resource and waits for AWS's delete job before Kubernetes lets the object go."""
     policy = s.deletion_policy
+    if not s.leading:
+        # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done.
+        return Finish("wait", "another operator leads; it deletes")
     if policy != "Delete" or not s.owned or s.paused:
         if policy == "Delete" and s.paused:
             # Deleting must still work while paused; AWS is not called, so the resource stays.
@@ -755,6 +822,9 @@ def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete:
     sent = s.delete_submitted
     if isinstance(sent, TurnTaken):
         return Finish("wait", f"{sent.holder} has the turn on {s.app}/{s.env}")
+    if isinstance(sent, Withheld | Stale):
+        # Not sent (this process stopped leading): whoever leads now deletes.
+        return Finish("wait", sent.reason if isinstance(sent, Withheld) else "the object changed")
     if isinstance(sent, Rejected | NotSent):
         return _delete_failed(s.delete_job, (), sent.failure)
     job = s.delete_job

@@ -4,11 +4,18 @@ Only what changes is written, at the end of the step, in one annotation patch an
 patch; status is built from :class:`~models.BackendAuthStatus`, the model the CRD's status schema
 is generated from. The one early write is the pending marker, written before a create or update
 is sent (:func:`write_marker`).
+
+Every write is conditional on the ``resourceVersion`` the snapshot was read at (then on the
+version the previous write made): a step decided from a stale read changes nothing, and the
+conflict comes back as :attr:`~reconcile.Snapshot.stale`, for which decide says read again. The
+one exception keeps what a call that went out did: while the object still carries this step's
+own marker, its record is written again on the newer version.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -32,9 +39,10 @@ from backendauth_operator.reconcile import (
 )
 
 
-def write_marker(kube: KubeClient, s: Snapshot, marker: Marker) -> None:
-    """The pending marker, before the call it stands for (the one early write)."""
-    kube.set_annotations(s.namespace, s.name, {PENDING: marker.to_annotation()})
+def write_marker(kube: KubeClient, s: Snapshot, marker: Marker) -> str | None:
+    """The pending marker, before the call it stands for (the one early write), only to the
+    version the snapshot was read at (409 if it changed); returns the version it made."""
+    return kube.set_annotations(s.namespace, s.name, {PENDING: marker.to_annotation()}, s.version or None)
 
 
 def _checked(status: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +101,15 @@ def _shown(s: Snapshot, state: State, status: Mapping[str, Any], error: str | No
     return shown
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a step's writes came to."""
+
+    shown: bool = False  # the object's status was written (observedGeneration among it)
+    wrote: bool = False  # something was written on the version decided from
+    conflicted: bool = False  # refused: the object changed since it was read
+
+
 class StepWriter:
     """Writes a step's outcome for one object."""
 
@@ -105,8 +122,8 @@ class StepWriter:
         s: Snapshot,
         outcome: Settle | Wait,
         outputs: dict[str, str] | Failure | None = None,
-    ) -> bool:
-        """Write what changed; True once the object's status has been written (not deleted)."""
+    ) -> Written:
+        """Write what changed, conditionally on the version the snapshot was read at."""
         annotations: dict[str, str | None] = {}
         patch: dict[str, Any] = {}
         events: list[Note] = []
@@ -123,18 +140,45 @@ class StepWriter:
         # and causes no watch event.
         annotations = {k: v for k, v in annotations.items() if s.annotations.get(k) != v}
         changed = _checked({k: v for k, v in patch.items() if self.status.get(k) != v})
+        version = s.version or None
         try:
             if annotations:
-                self.kube.set_annotations(s.namespace, s.name, annotations)
+                version = self.write_annotations(s, annotations, version)
             if changed:
-                self.kube.patch_status(s.namespace, s.name, changed)
+                version = self.kube.patch_status(s.namespace, s.name, changed, version)
         except ApiException as error:
             if error.status == 404:
-                return False  # deleted meanwhile
+                return Written()  # deleted meanwhile
+            if error.status == 409:
+                # Written since this step read it: what it decided may be stale. Nothing more
+                # is written; the object is read and decided again.
+                return Written(conflicted=True)
             raise
         for note in events:
             _post(self.kube, self.obj, note, self.logger)
-        return "observedGeneration" in patch
+        return Written(shown="observedGeneration" in patch, wrote=bool(annotations or changed))
+
+    def write_annotations(
+        self, s: Snapshot, annotations: dict[str, str | None], version: str | None
+    ) -> str | None:
+        """Write the step's annotations to ``version``. After a call went out, its record must
+        not be lost to an unrelated change (a user's annotation, Kopf's finalizer): while the
+        object still carries this step's marker, the same record is written to the newer
+        version."""
+        marker = s.annotations.get(PENDING) if s.sent else None
+        for _ in range(5):
+            try:
+                return self.kube.set_annotations(s.namespace, s.name, annotations, version)
+            except ApiException as error:
+                if error.status != 409 or marker is None:
+                    raise
+            current = self.kube.get_backendauth(s.namespace, s.name)
+            meta = current.get("metadata") or {}
+            if (meta.get("annotations") or {}).get(PENDING) != marker:
+                self.logger.warning("The pending marker changed while the call was made; deciding again.")
+                break
+            version = meta.get("resourceVersion")
+        raise ApiException(status=409, reason="Conflict")
 
     def publish(self, s: Snapshot, outputs: Mapping[str, str]) -> list[Note]:
         """The outputs into the ConfigMap the spec names; a failure is an event, never a failed step."""
