@@ -514,7 +514,8 @@ def decide(s: Snapshot) -> Plan:
         return ReadAgain("the object changed since it was read")
     if not s.leading and not s.sent:
         # Another operator leads and decides; what a call of this step did is still written.
-        return ReadAgain("another operator leads")
+        # A turn taken for a call that was not sent goes back.
+        return ReadAgain("another operator leads", release=isinstance(s.submitted, Stale | Withheld))
     if s.bad_annotation is not None:
         state = State("stalled", "BadAnnotation", s.bad_annotation)
         return Settle(state, "Warning", s.bad_annotation)
