@@ -249,6 +249,40 @@ def test_a_standby_takes_over_after_the_leader_is_killed_and_at_once_after_a_sig
     assert_created_once_and_no_foreign_jobs(bed, items)
 
 
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("ending", ["SIGKILL", "SIGTERM"])
+def test_a_job_running_when_the_leader_goes_is_followed_by_the_new_leader_to_ready(
+    candidates: Callable[..., Candidates], ending: str
+) -> None:
+    """A BackendAuth created while the other operator stands by; the leader submits its create
+    and goes (killed, or a rolling update's SIGTERM) while the job runs. The new leader polls
+    that job until it ends: Ready, with one create."""
+    group = candidates(job_seconds=0.5)
+    bed = group.bed
+    first = group.start()
+    wait_until(lambda: leader(bed) == group.name(first), 60, "the first operator leading")
+    second = group.start()
+    wait_until(lambda: up(second), 60, "the standby up")
+    bed.sim.call(lambda s: s.backend.hold(True))  # jobs stay RUNNING until released
+    try:
+        bed.apply(*manifests(1, "during"))
+
+        def submitted() -> bool:
+            out = bed.kubectl("get", "backendauth", "during-000", "-o", "json", check=False)
+            return out.returncode == 0 and bool(json.loads(out.stdout).get("status", {}).get("jobId"))
+
+        wait_until(submitted, 60, "the create job submitted by the leader")
+        if ending == "SIGKILL":
+            first.kill()
+        else:
+            first.stop()
+        wait_until(lambda: leader(bed) == group.name(second), DURATION * 3, "the standby leading")
+    finally:
+        bed.sim.call(lambda s: s.backend.hold(False))
+    items = wait_until(lambda: ready_items(bed, 1), 60, "Ready under the new leader")
+    assert_created_once_and_no_foreign_jobs(bed, items)
+
+
 class Blackhole:
     """A TCP forwarder to ``target`` that can stop answering: after :meth:`cut`, bytes in either
     direction are read and dropped, and new connections are accepted but never served."""

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+from typing import Any
 
+import kopf
 import pytest
 
+from backendauth_operator.handlers import noteworthy, on_event
 from backendauth_operator.watched import Poller, Watched
 
 DEADLINE = 10.0
@@ -115,6 +120,49 @@ def test_an_events_step_is_marked_unless_a_poll_was_due_too(executor: ThreadPool
     poller.schedule("ns", "both", delay=0, from_event=True)  # ...whose spec changed: a full step
     steps.wait_for(2)
     assert dict(zip(steps.steps, steps.flags, strict=True)) == {("ns", "new"): True, ("ns", "both"): False}
+    poller.stop()
+
+
+def test_a_poll_ensured_after_an_events_step_makes_it_a_full_step(executor: ThreadPoolExecutor) -> None:
+    steps = Recorder()
+    poller = Poller(3600)
+    poller.schedule("ns", "a", delay=0.05, from_event=True)  # a new object, its step not yet run...
+    poller.ensure("ns", "a")  # ...which the next event shows waiting: it must be polled
+    started(poller, executor, steps)
+    steps.wait_for(1)
+    assert steps.flags == [False]
+    poller.stop()
+
+
+def test_a_standby_that_leads_polls_the_job_the_old_leader_left_running(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """A BackendAuth created while this process stands by: it sees the object new (an event
+    asks for its step), then as the leader left it, a job running. When this process leads,
+    its step must poll the job, not only look whether an event still asks for something."""
+    leading = threading.Event()
+    poller = Poller(3600)
+    poller.acting = leading.is_set
+    ctx = SimpleNamespace(watched=Watched(), poller=poller, gate=SimpleNamespace(acting=leading.is_set))
+    memo = SimpleNamespace(ctx=ctx)
+    meta = {"namespace": "ns", "name": "a", "uid": "u1", "generation": 1}
+    running = [
+        {"type": "Ready", "status": "False", "reason": "JobInProgress"},
+        {"type": "Reconciling", "status": "True", "reason": "JobInProgress"},
+    ]
+
+    def event(type: str, body: dict[str, Any]) -> None:
+        if noteworthy(memo, kopf.Body(body), type=type):
+            asyncio.run(on_event(memo, kopf.Body(body), type, "u1", "ns", "a", None))
+
+    event("ADDED", {"metadata": meta, "spec": {}})
+    status = {"observedGeneration": 1, "conditions": running}  # the leader's step submitted the job
+    event("MODIFIED", {"metadata": meta, "spec": {}, "status": status})
+    steps = Recorder()
+    started(poller, executor, steps)
+    leading.set()
+    steps.wait_for(1)
+    assert steps.flags == [False], "a step only for the event would find nothing asked, and end the polling"
     poller.stop()
 
 

@@ -244,9 +244,16 @@ class Poller:
             self._wake.notify()
 
     def ensure(self, namespace: str, name: str) -> None:
-        """Schedule the object if it is not yet: its first step comes within one interval."""
-        if (namespace, name) not in self._due:
-            self.schedule(namespace, name, random.uniform(0.1, 1.0) * self.interval)
+        """Poll the object: its first step comes within one interval, or when it is due already.
+
+        A step due only because a watch event asked becomes a full step: the object waits,
+        and a step for the event alone would find nothing asked and leave it unpolled (a
+        standby sees a new object, then the job its leader started)."""
+        with self._wake:
+            if (namespace, name) in self._due:
+                self._from_event.discard((namespace, name))
+                return
+        self.schedule(namespace, name, random.uniform(0.1, 1.0) * self.interval)
 
     def cancel(self, namespace: str, name: str) -> None:
         with self._wake:
