@@ -62,6 +62,15 @@ NODE_READY_SECONDS = 240.0
 IPTABLES = ("iptables", "ip6tables")
 TABLES = ("filter", "nat", "mangle")
 OUR_CHAINS = re.compile(r"^(KUBE-|CNI-)")
+# The chains kube-proxy's iptables mode makes, as ``kube-proxy --cleanup`` removes them (its other
+# cleanups, of IPVS and nftables, reach beyond what this node made: the host's IPVS table).
+KUBE_PROXY_CHAINS = re.compile(
+    r"^KUBE-(SERVICES|EXTERNAL-SERVICES|NODEPORTS|POSTROUTING|MARK-MASQ|FORWARD|PROXY-FIREWALL|PROXY-CANARY)$"
+    r"|^KUBE-(SVC|SVL|SEP|FW|EXT)-"
+)
+# While kube-proxy is cut off (``RealNode.cut_kube_proxy``): what Pods send to a ClusterIP that no
+# rule translates any more is dropped here, instead of leaving the host by its default route.
+CUT_CHAIN = "KUBE-BACKENDAUTH-CUT"
 
 
 def poll(check: Callable[[], Any], what: str, timeout: float, interval: float = 0.5) -> Any:
@@ -255,6 +264,7 @@ class RealNode:
     ip_forward: str | None = None
     lock: Any = None
     timings: dict[str, float] = field(default_factory=dict)
+    kube_proxy_args: list[str] = field(default_factory=list)
 
     @property
     def socket(self) -> Path:
@@ -424,7 +434,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         ])  # fmt: skip
 
     def _kube_proxy(self) -> None:
-        self._spawn("kube-proxy", [
+        self.kube_proxy_args = [
             str(self.bin_dir / "kube-proxy"), "--proxy-mode=iptables",
             f"--kubeconfig={self.cluster.kubeconfig}", f"--hostname-override={NODE_NAME}",
             f"--cluster-cidr={POD_SUBNET}",
@@ -433,7 +443,38 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "--conntrack-tcp-timeout-close-wait=0", "--iptables-localhost-nodeports=false",
             f"--metrics-bind-address=127.0.0.1:{free_port()}",
             f"--healthz-bind-address=127.0.0.1:{free_port()}",
-        ])  # fmt: skip
+        ]  # fmt: skip
+        self._spawn("kube-proxy", self.kube_proxy_args)
+
+    def cut_kube_proxy(self) -> None:
+        """Stop kube-proxy (by its pid) and remove the iptables chains it made, as
+        ``kube-proxy --cleanup`` does: a new connection from a Pod to a Service's ClusterIP (the
+        ``kubernetes`` Service's 10.0.0.1:443 too) goes nowhere; it is dropped on this host
+        (:data:`CUT_CHAIN`). Connections already made keep their translation (conntrack), as on
+        any node. :meth:`restore_kube_proxy` undoes it."""
+        index = next(i for i, (name, _) in enumerate(self.processes) if name == "kube-proxy")
+        _, process = self.processes.pop(index)
+        stop_process(process, grace=20)
+        remove_chains({c for c in chains() - self.chains_before if KUBE_PROXY_CHAINS.match(c[2])})
+        run("iptables", "-w", "-N", CUT_CHAIN)
+        run("iptables", "-w", "-A", CUT_CHAIN, "-s", POD_SUBNET, "-d", SERVICE_RANGE, "-j", "DROP")
+        run("iptables", "-w", "-I", "FORWARD", "1", "-j", CUT_CHAIN)
+
+    def restore_kube_proxy(self) -> None:
+        """Start kube-proxy again, with the same command line, once the cut is gone; return when its
+        rules translate the ``kubernetes`` Service again."""
+        remove_chains({c for c in chains() if c[2] == CUT_CHAIN})
+        if any(name == "kube-proxy" for name, _ in self.processes):
+            return
+        self._spawn("kube-proxy", self.kube_proxy_args)
+
+        def translated() -> bool:
+            self.check_processes()
+            rules = run("iptables", "-w", "-t", "nat", "-S", "KUBE-SERVICES", check=False).stdout
+            jumps = run("iptables", "-w", "-t", "nat", "-S", "PREROUTING", check=False).stdout
+            return "10.0.0.1/32" in rules and "KUBE-SERVICES" in jumps
+
+        poll(translated, "kube-proxy to translate the kubernetes Service again", 60)
 
     def check_processes(self) -> None:
         """Fail, with its log's end, if a component has exited."""

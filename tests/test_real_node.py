@@ -14,7 +14,11 @@ runs in this process, listening on the node's bridge gateway, which is the host 
 - ``kubectl rollout restart`` and deleting the Pod while a job runs (the simulator holds jobs)
   leave every BackendAuth Ready, still created once;
 - deleting a BackendAuth lets the controller-manager's garbage collector delete its outputs
-  ConfigMap.
+  ConfigMap;
+- with kube-proxy stopped and its rules removed (the Pods' path to the API server, the
+  ``kubernetes`` Service, gone), every operator Pod is ``0/1``, its log and ``/readyz`` name the
+  API server and say it cannot be reached, liveness keeps passing; once kube-proxy runs again,
+  both are ``1/1`` and a BackendAuth applied meanwhile becomes Ready.
 
 Needs root on Linux; skipped otherwise with the reason, or when something cannot be built, but
 under ``CI=true`` never skipped: it fails instead.
@@ -26,6 +30,8 @@ import json
 import os
 import subprocess
 import tempfile
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -387,6 +393,86 @@ def test_deleting_a_backendauth_garbage_collects_its_outputs_configmap(
     ]  # fmt: skip
     users = {e["user"]["username"] for e in deletes}
     assert users == {"system:serviceaccount:kube-system:generic-garbage-collector"}, users
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+def restarts(pods: list[dict[str, Any]]) -> dict[str, int]:
+    return {
+        p["metadata"]["name"]: sum(s["restartCount"] for s in p["status"]["containerStatuses"]) for p in pods
+    }
+
+
+def readyz(pod: dict[str, Any]) -> tuple[int, str]:
+    """``/readyz`` of the Pod, from the host (the Pod's address on the bridge)."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with direct.open(f"http://{pod['status']['podIP']}:8080/readyz", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_without_kube_proxy_the_pods_are_not_ready_and_say_why_then_resume(
+    node: RealNode, kustomized: Install, examples: list[dict[str, Any]], sim: SimulatorThread, state: State
+) -> None:
+    """kube-proxy stopped and its rules gone: the Pods cannot reach the API server through the
+    ``kubernetes`` Service. Each Pod shows 0/1 and its log says why; liveness keeps passing; both
+    come back, and work resumes, once kube-proxy runs again."""
+    kustomized.ready_pod()
+    before = restarts(kustomized.pods())
+    server = "https://10.0.0.1:443"  # the kubernetes Service, as the Pods see it
+    auth = user_pool_auth("during-cut", EXAMPLES_NAMESPACE, "cut")
+    node.cut_kube_proxy()
+    cut = time.monotonic()
+    try:
+
+        def not_ready() -> list[dict[str, Any]] | None:
+            pods = kustomized.pods()
+            return pods if len(pods) == len(before) and not any(pod_ready(p) for p in pods) else None
+
+        try:
+            pods = poll(not_ready, "every operator Pod to be 0/1 without kube-proxy", 45, 1)
+        except AssertionError:
+            print(kustomized.diagnostics())
+            raise
+        unready_after = time.monotonic() - cut
+        node.cluster.apply(auth)
+        state.examples = [*state.examples, auth]
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            log = node.kubectl("logs", "-n", SYSTEM, name).stdout
+            assert f"The Kubernetes API server {server} cannot be reached" in log, (name, log[-3000:])
+            code, body = readyz(pod)
+            assert code == 503 and f"{server} cannot be reached" in body, (name, code, body)
+        print(node.kubectl("get", "pods", "-n", SYSTEM).stdout)  # shown with pytest -s
+        # The node itself stays Ready: kubelet talks to the API server directly.
+        conditions = node.cluster.get_json("node", "backendauth-node")["status"]["conditions"]
+        assert {c["type"]: c["status"] for c in conditions}["Ready"] == "True"
+    finally:
+        node.restore_kube_proxy()
+    back = time.monotonic()
+    kustomized.ready_pod()  # every replica 1/1 again, one leading
+    pods_back_after = time.monotonic() - back
+    result = node.kubectl(
+        "wait", "--for=condition=Ready", "-n", EXAMPLES_NAMESPACE, "backendauth/during-cut", "--timeout=45s",
+        check=False, timeout=55,
+    )  # fmt: skip
+    assert result.returncode == 0, f"not Ready within 45s of kube-proxy's return\n{kustomized.diagnostics()}"
+    ready_after = time.monotonic() - back
+    # Liveness kept passing: no restart, no failed liveness probe; readiness said why.
+    assert restarts(kustomized.pods()) == before
+    events = node.cluster.get_json("events", "-n", SYSTEM, "--field-selector", "reason=Unhealthy")["items"]
+    messages = [e["message"] for e in events if e["involvedObject"]["name"] in before]
+    assert not [m for m in messages if m.startswith("Liveness")], messages
+    assert [m for m in messages if m.startswith("Readiness probe failed") and "503" in m], messages
+    assert_created_once(sim, state.examples)
+    print(
+        f"0/1 after {unready_after:.0f}s of the cut; after kube-proxy's return: 1/1 after "
+        f"{pods_back_after:.0f}s, the BackendAuth applied during the cut Ready after {ready_after:.0f}s"
+    )
 
 
 # ---- helm -----------------------------------------------------------------------------------------------
