@@ -13,7 +13,7 @@ import yaml
 
 from backendauth_operator import CRD_PATH
 from backendauth_operator.crd import build_crd, render_crd_yaml
-from backendauth_operator.models import boto_key
+from backendauth_operator.models import SECRET_FIELDS, boto_key, spec_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,7 +61,7 @@ def test_every_schema_node_is_structural() -> None:
 
 def _contract_name(member: str) -> str:
     """boto3 member → its spec key: camelCase, MFAMode → mfaMode (the inverse of ``boto_key``)."""
-    name = "mfaMode" if member == "MFAMode" else member[:1].lower() + member[1:]
+    name = spec_key(member)
     assert boto_key(name) == member
     return name
 
@@ -80,7 +80,7 @@ def _shape_tree(shape: Any, path: str = "") -> list[tuple[str, Any, bool]]:
     return out
 
 
-SECRET_MEMBERS = {"clientSecret": "clientSecretRef", "privateKey": "privateKeyRef"}
+SECRET_MEMBERS = {f.inline: f.ref for f in SECRET_FIELDS}
 
 
 def test_every_seed_field_is_in_the_crd_with_aws_enums_and_required_flags() -> None:

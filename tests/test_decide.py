@@ -11,8 +11,46 @@ from typing import Any
 
 import pytest
 
-from backendauth_operator.bookkeeping import COMPLETED, CREATE, FAILED, UPDATE, Job, Marker
-from backendauth_operator.reconcile import Action, Observation, Snapshot, config_diff, decide, spec_path
+from backendauth_operator.aws import Failure
+from backendauth_operator.bookkeeping import (
+    COMPLETED,
+    CREATE,
+    CREATED,
+    DELETE,
+    FAILED,
+    PENDING,
+    UPDATE,
+    Job,
+    Marker,
+)
+from backendauth_operator.models import spec_path
+from backendauth_operator.reconcile import (
+    Accepted,
+    CheckHold,
+    CheckTurn,
+    Delete,
+    FindRunning,
+    Finish,
+    NotSent,
+    Observation,
+    Plan,
+    PollDelete,
+    PollJob,
+    Read,
+    ReadAgain,
+    ReadResource,
+    ReadSecrets,
+    Rejected,
+    Settle,
+    Snapshot,
+    Stale,
+    Submit,
+    TurnTaken,
+    Wait,
+    Withheld,
+    config_diff,
+    decide,
+)
 
 NOW = 1_800_000_000.0
 FP = "fp-current"
@@ -82,8 +120,8 @@ class Row:
 
 ROWS = [
     # --- before observing: what needs no AWS call
-    Row("invalid spec stalls without observing", snap(spec_error="spec.appId: bad"), "show", "InvalidSpec",
-        release=True),
+    Row("invalid spec stalls without observing (no turn to give back)", snap(spec_error="spec.appId: bad"), "show",
+        "InvalidSpec", release=False),
     Row("invalid spec wins over paused", snap(spec_error="x", paused=True), "show", "InvalidSpec"),
     Row("paused without a job gives the turn back", snap(paused=True), "show", "Paused", release=True),
     Row("paused with a job in flight keeps the turn", snap(paused=True, job=job()), "show", "Paused",
@@ -110,11 +148,11 @@ ROWS = [
     Row("a new object observes first", snap(), "observe"),
     Row("waiting for another's turn: no AWS call while it is taken", snap(turn_busy="default/other"), "show",
         "JobPending"),
-    Row("waiting for a turn, but a reconcile request observes", snap(turn_busy="default/other", requested=True),
+    Row("waiting for a turn, but a reconcile request observes", snap(turn_busy="default/other", look=True),
         "observe"),
     Row("a job in flight is observed", snap(job=job()), "observe"),
     Row("backing off: nothing until the time has come", snap(not_before=NOW + 5), "nothing"),
-    Row("backing off, but a reconcile request observes now", snap(not_before=NOW + 5, requested=True),
+    Row("backing off, but a reconcile request observes now", snap(not_before=NOW + 5, look=True),
         "observe"),
     Row("unpaused after Ready: shown again without AWS", snap(job=job("COMPLETED", verified=True)), "show",
         "JobCompleted"),
@@ -126,14 +164,14 @@ ROWS = [
         "observe"),
     Row("a failed job of an older generation is observed (the user may have fixed things)",
         snap(generation=2, job=job("FAILED", gen=1)), "observe"),
-    Row("a reconcile request observes even when settled", snap(requested=True, job=job("COMPLETED", verified=True)),
+    Row("a reconcile request observes even when settled", snap(look=True, job=job("COMPLETED", verified=True)),
         "observe"),
     # --- jobs in flight
     Row("a running job is waited for", snap(job=job(), observed=seen()), "show", "JobInProgress", release=False),
     Row("a job past its deadline stalls and gives the turn back",
         snap(job=job(), observed=seen(), job_timeout=10), "show", "JobTimedOut", release=True),
     Row("a reconcile request restarts a timed-out job's clock",
-        snap(job=job(), observed=seen(), job_timeout=10, requested=True), "show", "JobInProgress"),
+        snap(job=job(), observed=seen(), job_timeout=10, look=True), "show", "JobInProgress"),
     # --- a job has ended: Ready only from observation
     Row("completed and AWS matches: Ready", snap(job=job("COMPLETED"), owned=True, observed=seen(DESIRED)),
         "show", "JobCompleted", release=True),
@@ -152,7 +190,7 @@ ROWS = [
         snap(job=job("COMPLETED", op=UPDATE, missing=True), owned=True, observed=seen(DIFFERENT)), "show",
         "Drifted", release=True),
     Row("... until a reconcile request sends it again",
-        snap(job=job("COMPLETED", op=UPDATE, missing=True), owned=True, requested=True, observed=seen(DIFFERENT)),
+        snap(job=job("COMPLETED", op=UPDATE, missing=True), owned=True, look=True, observed=seen(DIFFERENT)),
         "submit", operation=UPDATE, event_reason="Drifted"),
     Row("failed job of this generation stalls", snap(job=job("FAILED"), owned=True, observed=seen(None)), "show",
         "JobFailed", release=True),
@@ -183,19 +221,19 @@ ROWS = [
         "submit", operation=CREATE),
     # --- drift: AWS changed behind our back
     Row("drift corrected by default: one update",
-        snap(owned=True, requested=True, job=job("COMPLETED", verified=True), observed=seen(DIFFERENT)), "submit",
+        snap(owned=True, look=True, job=job("COMPLETED", verified=True), observed=seen(DIFFERENT)), "submit",
         operation=UPDATE, event_reason="Drifted"),
     Row("drift only where no update reaches (create-only fields): stalls, no call",
-        snap(owned=True, requested=True, job=job("COMPLETED", verified=True), observed=seen(CREATE_ONLY_DIFFERS)),
+        snap(owned=True, look=True, job=job("COMPLETED", verified=True), observed=seen(CREATE_ONLY_DIFFERS)),
         "show", "Drifted", release=True),
     Row("the same right after our own update: no call either",
         snap(owned=True, job=job("COMPLETED", op=UPDATE), observed=seen(CREATE_ONLY_DIFFERS)), "show", "Drifted",
         release=True),
     Row("drift in create-only and other fields: one update for what it can change",
-        snap(owned=True, requested=True, job=job("COMPLETED", verified=True), observed=seen(BOTH_DIFFER)), "submit",
+        snap(owned=True, look=True, job=job("COMPLETED", verified=True), observed=seen(BOTH_DIFFER)), "submit",
         operation=UPDATE, event_reason="Drifted"),
     Row("drift only reported with driftPolicy Report: no call",
-        snap(owned=True, requested=True, report_drift=True, job=job("COMPLETED", verified=True), observed=seen(DIFFERENT)),
+        snap(owned=True, look=True, report_drift=True, job=job("COMPLETED", verified=True), observed=seen(DIFFERENT)),
         "show", "Drifted", release=True),
     Row("report also right after our own job", snap(owned=True, report_drift=True, job=job("COMPLETED", op=UPDATE),
         observed=seen(DIFFERENT)), "show", "Drifted"),
@@ -235,33 +273,85 @@ ROWS = [
 ]  # fmt: skip
 
 
-def _reason(action: Action) -> str | None:
-    return action.state.reason if action.state else None
+@dataclass(frozen=True)
+class View:
+    """A plan as the table reads it."""
+
+    kind: str
+    settle: Settle | None
+    operation: str | None = None
+
+    @property
+    def books(self) -> Settle:
+        assert self.settle is not None
+        return self.settle
+
+    @property
+    def reason(self) -> str | None:
+        return self.books.state.reason if self.books.state else None
+
+    @property
+    def release(self) -> bool:
+        return self.books.release
+
+    @property
+    def clear_marker(self) -> bool:
+        return PENDING in self.books.annotations and self.books.annotations[PENDING] is None
+
+    @property
+    def own(self) -> bool:
+        return self.books.annotations.get(CREATED) == "true"
+
+    @property
+    def failure(self) -> bool:
+        return self.books.backoff is not None
+
+    @property
+    def event_reason(self) -> str | None:
+        return self.books.notes[0].reason if self.books.notes else None
+
+
+def view(plan: Plan) -> View:
+    if isinstance(plan, Settle):
+        return View("show", plan)
+    if isinstance(plan, Submit):
+        return View("submit", plan.books, plan.operation)
+    if isinstance(plan, Wait):
+        return View("nothing", None)
+    assert isinstance(plan, Read), plan
+    return View("observe", None)
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.situation for r in ROWS])
 def test_decide(row: Row) -> None:
-    action = decide(row.snapshot)
-    assert action.kind == row.kind, action
+    plan = decide(row.snapshot)
+    seen = view(plan)
+    assert seen.kind == row.kind, plan
     if row.reason is not None:
-        assert _reason(action) == row.reason, action
+        assert seen.reason == row.reason, plan
     for name in ("operation", "release", "clear_marker", "own", "failure", "event_reason"):
         expected = getattr(row, name)
         if expected is not None:
-            assert getattr(action, name) == expected, f"{name}: {action}"
+            assert getattr(seen, name) == expected, f"{name}: {plan}"
     if row.job_id is not None:
-        assert action.job is not None and action.job.id == row.job_id
+        assert isinstance(plan, Settle) and plan.job is not None and plan.job.id == row.job_id
     if row.phase is not None:
-        assert action.state is not None and action.state.phase == row.phase, action
+        assert isinstance(plan, Settle) and plan.state is not None and plan.state.phase == row.phase, plan
+
+
+def settled(s: Snapshot) -> Settle:
+    plan = decide(s)
+    assert isinstance(plan, Settle), plan
+    return plan
 
 
 def test_ready_only_ever_comes_from_an_observation() -> None:
     """Whatever the bookkeeping says, Ready needs AWS to have been observed in this step or a
     verified earlier observation of the same request."""
     for row in ROWS:
-        action = decide(row.snapshot)
-        if action.state and action.state.phase == "ready":
-            if action.state.reason == "Paused":  # Ready kept as an earlier step showed it
+        plan = decide(row.snapshot)
+        if isinstance(plan, Settle) and plan.state and plan.state.phase == "ready":
+            if plan.state.reason == "Paused":  # Ready kept as an earlier step showed it
                 assert row.snapshot.ready_generation is not None, row.situation
                 continue
             verified = row.snapshot.job is not None and row.snapshot.job.verified
@@ -271,7 +361,7 @@ def test_ready_only_ever_comes_from_an_observation() -> None:
 
 
 def test_a_recovered_job_keeps_the_marker_generation_and_request() -> None:
-    action = decide(
+    action = settled(
         snap(marker=MARK_UPDATE, generation=2, observed=seen(None, running=job(id="j", op=UPDATE)))
     )
     assert action.job is not None
@@ -279,7 +369,7 @@ def test_a_recovered_job_keeps_the_marker_generation_and_request() -> None:
 
 
 def test_verified_job_is_remembered_as_verified() -> None:
-    action = decide(snap(job=job("COMPLETED"), owned=True, observed=seen(DESIRED)))
+    action = settled(snap(job=job("COMPLETED"), owned=True, observed=seen(DESIRED)))
     assert action.job is not None and action.job.verified and not action.job.missing
 
 
@@ -319,24 +409,153 @@ def test_spec_path_maps_the_irregular_keys(boto: list[str], spec: str) -> None:
 
 
 def test_the_drift_paths_are_reported_with_every_observation_of_the_resource() -> None:
-    drifted = decide(
+    drifted = settled(
         snap(owned=True, report_drift=True, job=job("COMPLETED", verified=True), observed=seen(DIFFERENT))
     )
     assert drifted.drift == ("resourceConfig.userPoolConfigs.passwordPolicy.minimumLength",)
-    in_sync = decide(snap(owned=True, job=job("COMPLETED"), observed=seen(DESIRED)))
+    in_sync = settled(snap(owned=True, job=job("COMPLETED"), observed=seen(DESIRED)))
     assert in_sync.drift == ()
-    assert decide(snap(job=job(), observed=seen())).drift is None
+    assert settled(snap(job=job(), observed=seen())).drift is None
 
 
 def test_the_record_of_an_observation_alone_reads_back() -> None:
-    action = decide(snap(owned=True, observed=seen(DESIRED)))
+    action = settled(snap(owned=True, observed=seen(DESIRED)))
     assert action.job is not None and action.job.id == "" and action.job.operation == ""
     annotations = {"amplifybackend.gitops.dev/job": action.job.to_annotation()}
     assert Job.from_annotation(annotations) == action.job
 
 
 def test_drift_no_update_can_correct_is_explained_with_the_field_named() -> None:
-    action = decide(snap(owned=True, job=job("COMPLETED", verified=True), observed=seen(CREATE_ONLY_DIFFERS)))
+    action = settled(
+        snap(owned=True, job=job("COMPLETED", verified=True), observed=seen(CREATE_ONLY_DIFFERS))
+    )
     assert action.state is not None and action.state.phase == "stalled"
     assert action.drift == ("resourceConfig.userPoolConfigs.requiredSignUpAttributes",)
     assert "requiredSignUpAttributes, which UpdateBackendAuth cannot change" in action.state.message
+
+
+# ---- the rows that were branches of the step: what to read, and what each result means ---------
+
+THROTTLED = Failure("Throttled", True, "TooManyRequestsException: slow down")
+AMBIGUOUS = Failure("AWSUnavailable", True, "AWS did not answer", ambiguous=True)
+REFUSED = Failure("BadRequest", False, "BadRequestException: no")
+MISSING = Failure("SecretNotFound", True, "Secret default/x not found")
+MARKER = Marker(CREATE, NOW, 1, FP)
+CREATE_SUBMIT = snap(observed=seen(None))
+
+
+@dataclass(frozen=True)
+class Step:
+    situation: str
+    snapshot: Snapshot
+    plan: type
+    reason: str | None = None
+    check: Any = None  # a predicate on the plan
+
+
+STEP_ROWS = [
+    # what to read, and in which order (once: a read's result is a field of the next snapshot)
+    Step("a bad annotation stalls, naming it", snap(bad_annotation="annotation x is not JSON"), Settle, "BadAnnotation"),
+    Step("a rotation check reads the Secrets first", snap(check_secrets=True), ReadSecrets),
+    Step("... then goes on", snap(check_secrets=True, secrets_read=True), ReadResource),
+    Step("waiting for a turn: the Lease is read, not AWS", snap(previous_reason="JobPending"), CheckTurn),
+    Step("... and the turn is free: AWS is read", snap(previous_reason="JobPending", turn_checked=True), ReadResource),
+    Step("a job in flight is polled first", snap(job=job()), PollJob),
+    Step("a polled job still running: nothing else is read", snap(job=job(), polled=True), Settle, "JobInProgress"),
+    Step("after a lost answer, the turn is read first: another operator may be making the call", snap(marker=MARKER), CheckHold),
+    Step("another operator process holds this object's turn: wait, neither looking for its job nor calling",
+         snap(marker=MARKER, hold_checked=True, held_by="pod-a"), Settle, "JobPending",
+         lambda p: "operator pod-a is calling AWS" in p.state.message and not p.release and p.backoff is None
+         and PENDING not in p.annotations),
+    Step("no other process holds it (or its hold may be taken): the unfinished jobs are listed",
+         snap(marker=MARKER, hold_checked=True), FindRunning),
+    Step("a foreign job runs: wait for it, with backoff",
+         snap(marker=MARKER, hold_checked=True, running_checked=True, running_job=job(id="x"), running_holder="default/other/u", me="default/auth/u"),
+         Settle, "JobPending", lambda p: p.backoff == "JobPending" and "default/other" in p.state.message),
+    Step("our own job runs: the resource is read, then it is recovered",
+         snap(marker=MARKER, hold_checked=True, running_checked=True, running_job=job(id="x"), running_holder="default/auth/u", me="default/auth/u"),
+         ReadResource),
+    Step("... also when this object's turn is held through another operator process",
+         snap(marker=MARKER, hold_checked=True, running_checked=True, running_job=job(id="x"), running_holder="default/auth/u@pod-a", me="default/auth/u"),
+         ReadResource),
+    # fencing and the leader gate: read again rather than act on a stale read or as a standby
+    Step("a standby reads again (its poller holds the object until it leads)", snap(leading=False), ReadAgain, None,
+         lambda p: not p.release),
+    Step("a write of the step was refused (409): read again, whatever was decided", snap(stale=True, observed=seen(DESIRED)),
+         ReadAgain, None, lambda p: not p.release),
+    Step("... also after a call went out (its record was rewritten while the marker was its own)",
+         replace(CREATE_SUBMIT, stale=True, submitted=Accepted(job(), MARKER)), ReadAgain),
+    Step("the marker's write was refused: nothing was sent; read again, the turn goes back",
+         replace(CREATE_SUBMIT, submitted=Stale()), ReadAgain, None, lambda p: p.release),
+    Step("not sent (no longer leading, or past the send window): the marker and the turn go, read again",
+         replace(CREATE_SUBMIT, submitted=Withheld("this operator no longer leads", MARKER)), Settle, None,
+         lambda p: p.state is None and p.annotations[PENDING] is None and p.release and p.again and p.backoff is None),
+    Step("no longer leading, and the call was withheld: read again, the turn goes back (the new leader clears the marker)",
+         replace(CREATE_SUBMIT, leading=False, submitted=Withheld("this operator no longer leads", MARKER)), ReadAgain, None,
+         lambda p: p.release),
+    Step("no longer leading once the call went out: its outcome is still written",
+         replace(CREATE_SUBMIT, leading=False, submitted=Accepted(job(), MARKER)), Settle, "JobInProgress",
+         lambda p: p.annotations[PENDING] is None),
+    Step("... and an ambiguous one keeps its marker", replace(CREATE_SUBMIT, leading=False, submitted=Rejected(AMBIGUOUS, MARKER)),
+         Settle, "AWSUnavailable", lambda p: p.annotations[PENDING] == MARKER.to_annotation()),
+    Step("a failed read backs off", snap(failure=THROTTLED), Settle, "Throttled", lambda p: p.backoff == "Throttled"),
+    Step("nothing else to read: the resource", snap(), ReadResource),
+    # what a submit's outcome means
+    Step("accepted: the job is remembered and shown", replace(CREATE_SUBMIT, submitted=Accepted(job(), MARKER)),
+         Settle, "JobInProgress",
+         lambda p: p.annotations[PENDING] is None and p.annotations[CREATED] == "true" and p.notes[-1].reason == "Submitted"),
+    Step("refused: stalls, the turn and the marker go", replace(CREATE_SUBMIT, submitted=Rejected(REFUSED, MARKER)),
+         Settle, "BadRequest", lambda p: p.release and p.annotations[PENDING] is None and p.backoff is None),
+    Step("throttled: backs off, the turn goes back", replace(CREATE_SUBMIT, submitted=Rejected(THROTTLED, MARKER)),
+         Settle, "Throttled", lambda p: p.release and p.backoff == "Throttled"),
+    Step("ambiguous: the marker and the turn stay", replace(CREATE_SUBMIT, submitted=Rejected(AMBIGUOUS, MARKER)),
+         Settle, "AWSUnavailable", lambda p: not p.release and p.annotations[PENDING] == MARKER.to_annotation()),
+    Step("another has the turn: waits, no backoff, no event", replace(CREATE_SUBMIT, submitted=TurnTaken("default/other")),
+         Settle, "JobPending", lambda p: p.backoff is None and p.event is None),
+    Step("a Secret is missing: retried within 30 s", replace(CREATE_SUBMIT, submitted=NotSent(MISSING)),
+         Settle, "SecretNotFound", lambda p: p.backoff_cap == 30.0 and p.release),
+    # deletion: the same decide
+    Step("Retain: let go, AWS untouched", snap(deleting=True, owned=True), Finish, None,
+         lambda p: p.outcome == "let_go" and p.release),
+    Step("Delete, not ours: let go", snap(deleting=True, deletion_policy="Delete"), Finish, None,
+         lambda p: p.outcome == "let_go"),
+    Step("Delete while paused: retained, with a warning", snap(deleting=True, deletion_policy="Delete", owned=True, paused=True),
+         Finish, None, lambda p: p.outcome == "let_go" and p.notes[0].reason == "Paused"),
+    Step("Delete, ours: DeleteBackendAuth", snap(deleting=True, deletion_policy="Delete", owned=True), Delete),
+    Step("the delete job in flight is polled", snap(deleting=True, deletion_policy="Delete", owned=True, delete_job=job(op=DELETE)),
+         PollDelete),
+    Step("still running: wait", snap(deleting=True, deletion_policy="Delete", owned=True, delete_job=job(op=DELETE), delete_polled=True),
+         Finish, None, lambda p: p.outcome == "wait"),
+    Step("completed: let go", snap(deleting=True, deletion_policy="Delete", owned=True, delete_job=job("COMPLETED", op=DELETE)),
+         Finish, None, lambda p: p.outcome == "let_go" and p.release),
+    Step("failed: the finalizer stays", snap(deleting=True, deletion_policy="Delete", owned=True, delete_job=job("FAILED", op=DELETE)),
+         Finish, None, lambda p: p.outcome == "give_up" and p.state.reason == "DeleteFailed"),
+    Step("a standby waits: the leader deletes", snap(deleting=True, deletion_policy="Delete", owned=True, leading=False),
+         Finish, None, lambda p: p.outcome == "wait" and not p.release),
+    Step("not sent (no longer leading): wait, the leader deletes",
+         snap(deleting=True, deletion_policy="Delete", owned=True, delete_submitted=Withheld("another operator leads; it deletes")),
+         Finish, None, lambda p: p.outcome == "wait" and "another operator leads" in p.message),
+    Step("another has the turn: wait", snap(deleting=True, deletion_policy="Delete", owned=True, delete_submitted=TurnTaken("x/y")),
+         Finish, None, lambda p: p.outcome == "wait" and not p.release),
+    Step("already gone in AWS: let go", snap(deleting=True, deletion_policy="Delete", owned=True,
+                                              delete_submitted=Rejected(Failure("NotFound", True, "gone"))),
+         Finish, None, lambda p: p.outcome == "let_go"),
+    Step("throttled: retried, the turn goes back", snap(deleting=True, deletion_policy="Delete", owned=True,
+                                                         delete_submitted=Rejected(THROTTLED)),
+         Finish, None, lambda p: p.outcome == "retry" and p.release and p.retry_reason == "Throttled"),
+    Step("ambiguous: retried, the turn stays", snap(deleting=True, deletion_policy="Delete", owned=True,
+                                                     delete_submitted=Rejected(AMBIGUOUS)),
+         Finish, None, lambda p: p.outcome == "retry" and not p.release),
+    Step("refused: given up", snap(deleting=True, deletion_policy="Delete", owned=True, delete_submitted=Rejected(REFUSED)),
+         Finish, None, lambda p: p.outcome == "give_up"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("row", STEP_ROWS, ids=[r.situation for r in STEP_ROWS])
+def test_step_rows(row: Step) -> None:
+    plan = decide(row.snapshot)
+    assert isinstance(plan, row.plan), plan
+    if row.reason is not None:
+        assert isinstance(plan, Settle) and plan.state is not None and plan.state.reason == row.reason, plan
+    if row.check is not None:
+        assert row.check(plan), plan

@@ -23,7 +23,7 @@ from backendauth_operator import GROUP, PLURAL, VERSION
 from backendauth_operator.aws import ClientFactory
 from backendauth_operator.config import Settings
 from backendauth_operator.crd import build_crd
-from backendauth_operator.handlers import OperatorContext, Step
+from backendauth_operator.handlers import OperatorContext, run_step
 from backendauth_operator.kube import KubeClient, Leases
 from backendauth_operator.watched import Poller
 from backendauth_testbed.sandbox.cluster import EmulatedClusterThread
@@ -100,10 +100,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 def test_a_second_operator_stepping_from_the_same_read_neither_calls_nor_writes(world: World) -> None:
     obj = world.apply("fenced")
     first, second = world.context("pod-a"), world.context("pod-b")
-    Step(first, obj, logger).run()
+    run_step(first, obj, logger)
     assert len(world.creates()) == 1
-    late = Step(second, obj, logger)  # the read from before the first operator's writes
-    late.run()
+    late = run_step(second, obj, logger)  # the read from before the first operator's writes
     assert len(world.creates()) == 1, "the second operator sent a create"
     assert late.conflicted  # its outcome was refused: it reads and decides again
     status = world.kube.get_backendauth("default", "fenced")["status"]
@@ -112,19 +111,18 @@ def test_a_second_operator_stepping_from_the_same_read_neither_calls_nor_writes(
 
 def test_a_leader_taking_over_the_turn_still_cannot_write_a_marker_to_a_stale_version(world: World) -> None:
     obj = world.apply("stale")
-    Step(world.context("pod-a"), obj, logger).run()
+    run_step(world.context("pod-a"), obj, logger)
     # The new leader takes every turn at once, but its step decided from a version that is gone.
-    late = Step(world.context("pod-b", takes_over=True), obj, logger)
-    late.run()
+    late = run_step(world.context("pod-b", takes_over=True), obj, logger)
     assert len(world.creates()) == 1
     assert late.conflicted
 
 
 def test_after_a_fresh_read_the_second_operator_follows_the_first_ones_job(world: World) -> None:
     obj = world.apply("follow")
-    Step(world.context("pod-a"), obj, logger).run()
+    run_step(world.context("pod-a"), obj, logger)
     fresh = world.kube.get_backendauth("default", "follow")
-    Step(world.context("pod-b"), fresh, logger).run()
+    run_step(world.context("pod-b"), fresh, logger)
     assert len(world.creates()) == 1
     after = world.kube.get_backendauth("default", "follow")["status"]
     assert after["jobId"] == world.creates()[0]["jobId"]

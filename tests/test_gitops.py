@@ -142,6 +142,12 @@ def test_a_rotated_secret_reaches_aws_with_one_update_and_is_never_shown(bed: Be
     assert stored_google_secret(bed, "rotating") == "first-secret-9a8b"
     bed.apply(secret("google-oauth", {"clientSecret": ROTATED}))
     wait_until(lambda: bed.count("UpdateBackendAuth") == 1, what="the update carrying the new value")
+    update = next(c for c in bed.calls()["calls"] if c["operation"] == "UpdateBackendAuth")
+    # Ready again for the update's own job (not the create's, still shown while it is written).
+    wait_until(
+        lambda: bed.get("rotating").get("status", {}).get("jobId") == update["jobId"],
+        what="the update's job shown",
+    )
     bed.wait_reason("rotating", "JobCompleted", status="True")
     assert stored_google_secret(bed, "rotating") == ROTATED
     submitted = [e["message"] for e in bed.events("rotating") if e["reason"] == "Submitted"]

@@ -46,6 +46,11 @@ def is_terminal(job_status: str | None) -> bool:
     return job_status in (COMPLETED, FAILED)
 
 
+def object_of(holder: str) -> str:
+    """The BackendAuth (``namespace/name/uid``) of a turn's holder."""
+    return holder.split("@", 1)[0]
+
+
 def holder_name(identity: str) -> str:
     """The ``namespace/name`` of a Lease holder identity (``namespace/name/uid``, followed by
     ``@`` and the operator process's identity)."""
@@ -128,6 +133,17 @@ class Job:
     @property
     def failed(self) -> bool:
         return self.status == FAILED
+
+    @classmethod
+    def from_answer(cls, answer: Mapping[str, Any], operation: str, app_id: str, env: str, **kw: Any) -> Job:
+        """The job an AWS answer describes (a create/update/delete answer, or a ListBackendJobs
+        item); what the answer leaves out is taken from the call."""
+        return cls(
+            id=str(answer.get("JobId") or ""), operation=str(answer.get("Operation") or operation),
+            status=str(answer.get("Status") or ""), error=str(answer.get("Error") or ""),
+            app_id=str(answer.get("AppId") or app_id), env=str(answer.get("BackendEnvironmentName") or env),
+            **kw,
+        )  # fmt: skip
 
     def answered(self, answer: Mapping[str, Any]) -> Job:
         """The job updated with an AWS answer (GetBackendJob or a ListBackendJobs item)."""

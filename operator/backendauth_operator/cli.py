@@ -1,4 +1,4 @@
-"""The ``backendauth-operator`` command: run, dev, simulator, crd, export.
+"""The ``backendauth-operator`` command: run, dev, simulator, crd, export, plan.
 
 Each sub-command's module is imported only when that sub-command runs. ``dev`` and
 ``simulator`` come from the test bed, a distribution of its own (``amplify-backendauth-testbed``,
@@ -91,6 +91,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from backendauth_operator import plan
+    from backendauth_operator.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"backendauth-operator: {error}", file=sys.stderr)
+        return 1
+    return plan.run(args.filename, args.namespace, args.output, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
@@ -112,6 +124,23 @@ def build_parser() -> argparse.ArgumentParser:
     p_export.add_argument("--namespace", help="metadata.namespace of the manifests")
     p_export.add_argument("--region", help="AWS region (default: AWS_REGION)")
     p_export.set_defaults(func=_cmd_export)
+
+    p_plan = sub.add_parser(
+        "plan",
+        help="print what the operator would do for BackendAuth manifests (read-only AWS calls); "
+        "exit 0: nothing to change, 2: changes, 1: an error",
+    )
+    p_plan.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="a manifest file, - for stdin",
+    )
+    p_plan.add_argument("-n", "--namespace", default="default", help="namespace of manifests that name none")
+    p_plan.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
+    p_plan.set_defaults(func=_cmd_plan)
 
     p_run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster")
     p_run.add_argument(

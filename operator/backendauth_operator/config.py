@@ -86,24 +86,18 @@ class Settings(BaseSettings):
         return self
 
 
+def _first_name(alias: object) -> str | None:
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        return first if isinstance(first, str) else None
+    return alias if isinstance(alias, str) else None
+
+
+# Each field's environment variable, read from its validation alias: the one source.
 _ENV_NAMES = {
-    "default_region": "AWS_REGION",
-    "aws_endpoint_url": "BACKENDAUTH_AWS_ENDPOINT_URL",
-    "job_poll_seconds": "BACKENDAUTH_JOB_POLL_SECONDS",
-    "retry_base_seconds": "BACKENDAUTH_RETRY_BASE_SECONDS",
-    "retry_max_seconds": "BACKENDAUTH_RETRY_MAX_SECONDS",
-    "default_deletion_policy": "BACKENDAUTH_DEFAULT_DELETION_POLICY",
-    "metrics_port": "BACKENDAUTH_METRICS_PORT",
-    "job_timeout_seconds": "BACKENDAUTH_JOB_TIMEOUT_SECONDS",
-    "resync_seconds": "BACKENDAUTH_RESYNC_SECONDS",
-    "aws_max_rps": "BACKENDAUTH_AWS_MAX_RPS",
-    "lease_namespace": "BACKENDAUTH_LEASE_NAMESPACE",
-    "pod_name": "POD_NAME",
-    "leader_election": "BACKENDAUTH_LEADER_ELECTION",
-    "leader_lease": "BACKENDAUTH_LEADER_LEASE",
-    "lease_duration_seconds": "BACKENDAUTH_LEASE_DURATION_SECONDS",
-    "renew_deadline_seconds": "BACKENDAUTH_RENEW_DEADLINE_SECONDS",
-    "retry_period_seconds": "BACKENDAUTH_RETRY_PERIOD_SECONDS",
+    name: env
+    for name, field in Settings.model_fields.items()
+    if (env := _first_name(field.validation_alias)) is not None
 }
 
 

@@ -26,7 +26,13 @@ from backendauth_operator import (
     VERSION,
 )
 from backendauth_operator.botocore_model import service_model
-from backendauth_operator.models import BackendAuthSpec, BackendAuthStatus, boto_key, status_on_create
+from backendauth_operator.models import (
+    SECRET_FIELDS,
+    BackendAuthSpec,
+    BackendAuthStatus,
+    boto_key,
+    status_on_create,
+)
 
 _DROPPED_KEYS = {"title", "default", "$defs", "writeOnly"}
 
@@ -87,7 +93,7 @@ def _ordered(node: dict[str, Any]) -> dict[str, Any]:
     return dict(sorted(node.items(), key=lambda kv: rank.get(kv[0], len(rank))))
 
 
-_REFS = {"clientSecretRef": "ClientSecret", "privateKeyRef": "PrivateKey"}
+_REFS = {f.ref: f.boto for f in SECRET_FIELDS}
 
 
 def _plain(html: str) -> str:

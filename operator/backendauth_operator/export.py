@@ -17,16 +17,9 @@ import yaml
 
 from backendauth_operator import GROUP, KIND, VERSION
 from backendauth_operator.aws import ClientFactory, call
-from backendauth_operator.models import InvalidSpecError, parse_spec
+from backendauth_operator.models import SECRET_FIELDS, InvalidSpecError, parse_spec, spec_key
 
-_SECRETS = {
-    "ClientSecret": ("clientSecretRef", "clientSecret"),
-    "PrivateKey": ("privateKeyRef", "privateKey"),
-}
-
-
-def _alias(boto_key: str) -> str:
-    return "mfaMode" if boto_key == "MFAMode" else boto_key[:1].lower() + boto_key[1:]
+_SECRETS = {f.boto: f for f in SECRET_FIELDS}
 
 
 def _dns_name(text: str) -> str:
@@ -41,16 +34,16 @@ def to_spec_config(
     out: dict[str, Any] = {}
     for key, value in config.items():
         if key in _SECRETS:
-            ref, secret_key = _SECRETS[key]
+            ref, secret_key = _SECRETS[key].ref, _SECRETS[key].inline
             name = _dns_name(f"{resource}-{at}")
             out[ref] = {"name": name, "key": secret_key}
             secrets.append(f"{name} (key {secret_key})")
         elif isinstance(value, Mapping):
-            out[_alias(key)] = to_spec_config(value, resource, secrets, _alias(key))
+            out[spec_key(key)] = to_spec_config(value, resource, secrets, spec_key(key))
         elif key == "MinimumLength" and isinstance(value, float) and value.is_integer():
-            out[_alias(key)] = int(value)
+            out[spec_key(key)] = int(value)
         else:
-            out[_alias(key)] = value
+            out[spec_key(key)] = value
     return out
 
 

@@ -1,10 +1,11 @@
-"""Kopf handlers: every trigger runs one step, observe → decide → act.
+"""Kopf handlers: the wiring. Every trigger runs one step, one way:
+event → snapshot → decide → act → write.
 
-A step reads the BackendAuth as it is now, builds a :class:`~reconcile.Snapshot`, asks
-:func:`~reconcile.decide` what to do, and does it: it observes AWS when asked (GetBackendJob for
-a job in flight, ListBackendJobs after a lost answer, GetBackendAuth for the resource), then
-submits a call or writes the outcome. Everything the step decides is written at once, under the
-object's lock, by :meth:`Step.write`.
+A step reads the BackendAuth once into a :class:`~reconcile.Snapshot` (:func:`reading.read`);
+:func:`executor.execute` asks :func:`~reconcile.decide` for the next plan and carries it out
+(:class:`effects.LiveEffects`: AWS through :mod:`amplify`, the Lease, the Secrets), each result
+coming back as a field of the next snapshot, until the plan settles; :mod:`writer` writes the
+outcome at once, under the object's lock. Deletion is the same path with Kopf's patch.
 
 What runs a step:
 
@@ -21,14 +22,18 @@ What runs a step:
 
 Deletion is Kopf's ``on.delete``, only with ``deletionPolicy: Delete``: it must hold the
 finalizer until AWS's delete job has ended.
+
+With leader election, only the leader steps (the gate): a standby keeps every object it is
+asked about in the poller, which holds them until this process leads. Whether this process
+leads is a field of the snapshot (read when the step starts, and again before its writes), and
+every write is conditional on the version read: both are rows of the decision table
+(:class:`~reconcile.ReadAgain`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import random
 import threading
@@ -41,51 +46,27 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP, PLURAL, VERSION, metrics
-from backendauth_operator.aws import ClientFactory, Failure, call, classify
-from backendauth_operator.bookkeeping import (
-    CREATE,
-    CREATED,
-    DELETE,
-    DELETE_JOB,
-    FAILURES,
-    JOB,
-    PAUSED,
-    PENDING,
-    RECONCILE_REQUESTED,
-    BadAnnotation,
-    Failures,
-    Job,
-    Marker,
-    holder_name,
-    is_true,
-)
+from backendauth_operator.aws import ClientFactory
+from backendauth_operator.bookkeeping import PAUSED, is_true
 from backendauth_operator.config import Settings
-from backendauth_operator.kube import SEND_WINDOW_SECONDS, KubeClient, Leases, SecretMissing, object_of
+from backendauth_operator.effects import LiveEffects
+from backendauth_operator.executor import execute
+from backendauth_operator.kube import KubeClient, Leases
 from backendauth_operator.leader import Gate, SoleOperator
-from backendauth_operator.models import (
-    BackendAuthSpec,
-    InvalidSpecError,
-    SecretKeyRef,
-    create_backend_auth_kwargs,
-    parse_spec,
-    update_backend_auth_kwargs,
-)
+from backendauth_operator.reading import handled_request, read
 from backendauth_operator.reconcile import (
-    Action,
-    Observation,
+    Finish,
+    Plan,
+    ReadAgain,
+    Settle,
     Snapshot,
-    State,
-    backoff_delay,
-    conditions_for,
+    Wait,
     current_reason,
     decide,
-    in_progress,
-    now_rfc3339,
-    ready_generation,
 )
 from backendauth_operator.watched import Poller, Watched
+from backendauth_operator.writer import StepWriter, Written, write_deletion
 
-SECRET_RETRY_CAP = 30.0  # a Secret applied after its BackendAuth is picked up within this time
 WAITING_PREFIX = "waiting: "
 
 
@@ -131,521 +112,27 @@ class OperatorContext:
     watched: Watched = field(default_factory=Watched)
     gate: Gate = field(default_factory=SoleOperator)  # whether this process acts (leader election)
 
-
-class _Conflict(Exception):
-    """The object changed since the step read it: nothing is written; it is read and decided again."""
-
-
-class _NotSent(Exception):
-    """A mutating call was not sent: this process stopped leading, or pacing held it too long."""
+    def effects(self, logger: Any) -> LiveEffects:
+        return LiveEffects(self.clients, self.kube, self.leases, logger, self.gate)
 
 
-class _Failed(Exception):
-    """An AWS or Kubernetes call failed in a way the step shows and retries later."""
+@dataclass(frozen=True)
+class Stepped:
+    """How a step ended: its last snapshot, its outcome, and what its writes came to."""
 
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.message)
-        self.failure = failure
-
-
-class Step:
-    """One step for one BackendAuth: observe, decide, act, write."""
-
-    def __init__(
-        self,
-        ctx: OperatorContext,
-        obj: Mapping[str, Any],
-        logger: Any,
-        requested: bool = False,
-        look: bool = False,
-        check_secrets: bool = False,
-        cause: str | None = None,
-    ) -> None:
-        self.ctx, self.obj, self.logger = ctx, obj, logger
-        meta = obj.get("metadata", {})
-        self.namespace: str = meta["namespace"]
-        self.name: str = meta["name"]
-        self.uid: str = meta.get("uid", f"{self.namespace}/{self.name}")
-        self.me = f"{self.namespace}/{self.name}/{self.uid}"
-        self.generation: int | None = meta.get("generation")
-        # The version decided from: every write of the step is conditional on it (then on the
-        # version that write made), so a step of a stale read changes nothing.
-        self.version: str | None = meta.get("resourceVersion")
-        self.sent = False  # a mutating call went out: its outcome must be written
-        self.foreign_hold = False  # another process's hold of this object's turn, left for after the writes
-        self.conflicted = False  # the object changed meanwhile: read and decide again
-        self.annotations: dict[str, str] = dict(meta.get("annotations") or {})
-        self.status: dict[str, Any] = dict(obj.get("status") or {})
-        self.previous_reason = current_reason(self.status.get("conditions") or [])
-        self.requested = requested  # a reconcile-requested-at to echo
-        self.look = look or requested  # observe AWS now (a request, a resync, a Secret change)
-        self.check_secrets = check_secrets or self.look  # read the Secrets to notice a rotation
-        self.cause = cause  # what started this step, for events (never a secret value)
-        # What this step writes, all at once at the end.
-        self.annotation_patch: dict[str, str | None] = {}
-        self.status_patch: dict[str, Any] = {}
-        self.events: list[tuple[str, str, str]] = []
-        self.spec: BackendAuthSpec | None = None
-        self.region = ""
-        self.shown: State | None = None  # what the conditions show after this step
-
-    # ---- the step ---------------------------------------------------------------------------
-
-    def run(self) -> None:
-        try:
-            snapshot = self.snapshot()
-            if snapshot.marker is not None and self.spec is not None:
-                other = self.ctx.leases.held_elsewhere(self.key, self.me)
-                if other is not None:
-                    # Another operator process wrote the marker and may be calling AWS right
-                    # now: neither look for its job nor call again until it is done.
-                    self.show(
-                        State("reconciling", "JobPending", f"operator {other or 'another'} is calling AWS")
-                    )
-                    self.write()
-                    return
-        except BadAnnotation as error:
-            self.show(State("stalled", "BadAnnotation", str(error)), event="Warning", error=str(error))
-            self.write()
-            return
-        action = decide(snapshot)
-        if action.kind == "observe":
-            try:
-                snapshot = self.observe(snapshot)
-            except _Failed as failed:
-                self.fail(failed.failure, snapshot)
-                self.write()
-                return
-            action = decide(snapshot)
-        try:
-            self.act(action, snapshot)
-        except _Conflict:
-            self.conflicted = True
-            return
-        self.write()
-
-    def snapshot(self) -> Snapshot:
-        job = Job.from_annotation(self.annotations)
-        marker = Marker.from_annotation(self.annotations)
-        failures = Failures.from_annotation(self.annotations)
-        base = Snapshot(
-            generation=self.generation, now=time.time(), paused=is_true(self.annotations, PAUSED),
-            ready_generation=ready_generation(self.status.get("conditions") or []),
-            job=job, marker=marker, not_before=failures.not_before, requested=self.look,
-            owned=is_true(self.annotations, CREATED), job_timeout=self.ctx.settings.job_timeout_seconds,
-        )  # fmt: skip
-        try:
-            spec = parse_spec(self.obj.get("spec") or {})
-        except InvalidSpecError as error:
-            return replace(base, spec_error=str(error))
-        region = spec.region or self.ctx.settings.default_region
-        if not region:
-            return replace(base, spec_error="spec.region: required, as the operator has no AWS_REGION set")
-        self.spec, self.region = spec, region
-        desired = create_backend_auth_kwargs(spec, lambda ref: "")["ResourceConfig"]
-        busy = None
-        if self.previous_reason == "JobPending" and marker is None and (job is None or job.terminal):
-            # Waiting for the app/env's turn: a Kubernetes read says whether it is still taken.
-            holder = self.ctx.leases.holder(self.key)
-            busy = holder_name(holder) if holder and object_of(holder) != self.me else None
-        return replace(
-            base, fingerprint=self.fingerprint(spec), desired=desired, has_secrets=_has_secrets(desired),
-            turn_busy=busy,
-            adopt=spec.adoption_policy == "AdoptOrCreate", report_drift=spec.drift_policy == "Report",
-            secrets_digest=self.secrets_digest(spec) if self.check_secrets else None,
-        )  # fmt: skip
-
-    def secrets_digest(self, spec: BackendAuthSpec, values: Mapping[str, str] | None = None) -> str | None:
-        """A digest of the referenced Secret values, salted with the object's uid, so that a
-        rotation is noticed without keeping (or showing) any value. None if one cannot be read."""
-        refs = spec.secret_refs()
-        if not refs:
-            return ""
-        if values is None:
-            try:
-                values = {
-                    f"{r.name}/{r.key}": self.ctx.kube.read_secret_key(self.namespace, r, 8192) for r in refs
-                }
-            except SecretMissing:
-                return None
-        canonical = json.dumps(dict(values), sort_keys=True)
-        return hashlib.sha256(f"{self.uid}\nsecrets\n{canonical}".encode()).hexdigest()[:32]
+    snapshot: Snapshot
+    outcome: Settle | Wait | ReadAgain
+    written: Written = field(default_factory=Written)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        assert self.spec is not None
-        return (self.region, self.spec.app_id, self.spec.backend_environment_name)
+    def conflicted(self) -> bool:
+        """Read and decide again (the object changed since it was read, or this process does
+        not lead): nothing of the step's decision was written."""
+        return isinstance(self.outcome, ReadAgain)
 
-    def observe(self, s: Snapshot) -> Snapshot:
-        """Read what AWS has: the job in flight, the unfinished job after a lost answer, the resource."""
-        assert self.spec is not None
-        client = self.ctx.clients.reading(self.region)
-        app, env = self.spec.app_id, self.spec.backend_environment_name
-        job, running = s.job, None
-        try:
-            if job is not None and not job.terminal and job.id:
-                answer = call(client, "get_backend_job", AppId=job.app_id or app,
-                              BackendEnvironmentName=job.env or env, JobId=job.id)  # fmt: skip
-                job = job.answered(answer)
-                if job.terminal and job.submitted_at:
-                    metrics.observe_job(job.operation, job.status, time.time() - job.submitted_at)
-                if not job.terminal:
-                    # Still running: AWS's state cannot have settled yet, no need to read it.
-                    return replace(s, job=job, observed=Observation(resource=None))
-            if s.marker is not None:
-                running = self.unfinished_job(client, app, env)
-            try:
-                answer = call(client, "get_backend_auth", AppId=app, BackendEnvironmentName=env,
-                              ResourceName=self.spec.resource_name)  # fmt: skip
-                resource = answer.get("ResourceConfig") or None
-            except client.exceptions.NotFoundException:
-                resource = None
-        except _Failed:
-            raise
-        except Exception as error:
-            raise _Failed(classify(error)) from None
-        self.status_patch["lastObservedAt"] = now_rfc3339()
-        return replace(s, job=job, observed=Observation(resource=resource, running=running))
-
-    def unfinished_job(self, client: Any, app: str, env: str) -> Job | None:
-        """After a lost answer: the unfinished job on the app/env, if it can only be ours."""
-        answer = call(client, "list_backend_jobs", AppId=app, BackendEnvironmentName=env, MaxResults=25)
-        for item in answer.get("Jobs") or []:
-            candidate = Job(
-                id=str(item.get("JobId") or ""), operation=str(item.get("Operation") or ""),
-                status=str(item.get("Status") or ""), error=str(item.get("Error") or ""),
-                app_id=app, env=env,
-            )  # fmt: skip
-            if candidate.terminal:
-                continue
-            holder = self.ctx.leases.holder(self.key)
-            if holder is None or object_of(holder) != self.me:
-                # Not ours to claim: wait until it ends, then AWS's state decides.
-                name = holder_name(holder) if holder else "someone outside this operator"
-                raise _Failed(Failure("JobPending", True, f"a job of {name} runs on {app}/{env}"))
-            return candidate
-        return None
-
-    def act(self, action: Action, s: Snapshot) -> None:
-        if action.clear_marker:
-            self.annotation_patch[PENDING] = None
-        if action.own:
-            self.annotation_patch[CREATED] = "true"
-        if action.job is not None:
-            self.annotation_patch[JOB] = action.job.to_annotation()
-            if action.job.id:  # a record of an observation alone has no job to show
-                self.status_patch.update(action.job.status_fields())
-        if action.drift is not None:
-            self.status_patch["drift"] = list(action.drift)
-        if action.event_reason == "Recovered" and action.job is not None:
-            self.logger.info(f"Recovered {action.job.describe()} instead of calling again.")
-            self.events.append(("Normal", "Recovered", f"{action.job.describe()} recovered"))
-        elif action.event_reason == "Adopted":
-            self.logger.info("Adopted the auth resource that AWS already has.")
-            self.events.append(("Normal", "Adopted", "took over the auth resource that AWS already has"))
-        elif action.event_reason == "Drifted" and action.drift:
-            message = f"AWS differs from the spec at {', '.join(action.drift)}: updating"
-            self.logger.info(message)
-            self.events.append(("Warning", "Drifted", message))
-        if action.release:
-            self.release(s)
-        if action.kind == "show":
-            assert action.state is not None
-            if action.failure:
-                self.backoff(s, action.state.reason)
-            elif action.settled:
-                self.annotation_patch[FAILURES] = None
-            trouble = action.state.phase == "stalled" or action.failure
-            error = action.state.message if trouble else (action.job.error if action.job else "")
-            self.show(action.state, action.event, error=error)
-            if action.state.phase == "ready" and s.observed is not None:
-                self.publish_outputs()
-        elif action.kind == "submit":
-            assert action.operation is not None
-            self.submit(action.operation, s)
-
-    def release(self, s: Snapshot) -> None:
-        """Give the app/env's turn back now, before the outcome is written: a crash in between
-        leaves the object showing that it waits, so it is stepped (and gives it back) again. A
-        hold of this object by another operator process goes only after this step's writes were
-        accepted (:meth:`give_back`)."""
-        self.give_back(fenced=False)
-
-    def give_back(self, fenced: bool) -> None:
-        """Give the turn back. ``fenced``: this step's writes were accepted on the version it
-        decided from, so no other process can be calling AWS for this object under a turn taken
-        since; another process's hold of it may go too."""
-        if self.spec is None or (fenced and not self.foreign_hold):
-            return
-        try:
-            self.foreign_hold = self.ctx.leases.release(self.key, self.me, fenced=fenced)
-        except ApiException as error:  # the lease ends by itself; never fail a step for it
-            self.logger.warning(
-                f"Could not give back the turn on {self.key[1]}/{self.key[2]}: {error.reason}"
-            )
-
-    def submit(self, operation: str, s: Snapshot) -> None:
-        """Resolve Secrets, take the app/env's turn, write the marker, make the call."""
-        assert self.spec is not None
-        try:
-            kwargs, sent = self.request(self.spec, operation)
-        except SecretMissing as error:
-            self.release(s)
-            self.fail(Failure(error.reason, True, str(error)), s, cap=SECRET_RETRY_CAP)
-            return
-        app, env = self.spec.app_id, self.spec.backend_environment_name
-        holder = self.ctx.leases.acquire(self.key, self.me)
-        if holder is not None:
-            name = holder_name(holder)
-            self.show(State("reconciling", "JobPending", f"waiting for {name}'s job on {app}/{env}"))
-            return
-        taken = time.monotonic()
-        # The marker reaches the API server *before* the call: if the answer is lost (a crash,
-        # a 504), the next step looks for the job instead of calling again. It is written only
-        # to the version decided from: if another step (of this or another operator) wrote
-        # since, nothing is sent and the object is read and decided again.
-        marker = Marker(operation, time.time(), self.generation, s.fingerprint)
-        try:
-            self.version = self.ctx.kube.set_annotations(
-                self.namespace, self.name, {PENDING: marker.to_annotation()}, self.version or None
-            )
-        except ApiException as error:
-            if error.status == 409:
-                self.give_back(fenced=False)
-                raise _Conflict() from None
-            raise
-        self.annotations[PENDING] = marker.to_annotation()  # what the object has now
-
-        def may_send() -> None:  # after pacing, just before the request goes out
-            if not self.ctx.gate.acting():
-                raise _NotSent("this operator no longer leads")
-            if time.monotonic() - taken > SEND_WINDOW_SECONDS:
-                raise _NotSent(f"not sent within {SEND_WINDOW_SECONDS:g}s of taking the turn")
-
-        self.logger.info(f"Calling {operation} for {app}/{env}.")
-        client = self.ctx.clients.mutating(self.region)
-        try:
-            answer = call(
-                client, "create_backend_auth" if operation == CREATE else "update_backend_auth",
-                before_send=may_send, **kwargs,
-            )  # fmt: skip
-            self.sent = True
-        except _NotSent as error:
-            # Nothing went out: the marker goes (if this process still acts) and the turn with
-            # it; the object is decided again.
-            self.logger.info(f"{operation} not sent: {error}.")
-            self.annotation_patch[PENDING] = None
-            self.release(s)
-            self.conflicted = True
-            return
-        except Exception as error:
-            self.sent = True
-            failure = classify(error)
-            if failure.ambiguous:
-                # AWS may have done it: the marker stays (even if this step's recovery had
-                # queued the previous one for removal), and the turn with it.
-                self.annotation_patch[PENDING] = marker.to_annotation()
-            else:  # AWS refused it: nothing to recover, the turn goes back
-                self.annotation_patch[PENDING] = None
-                self.release(s)
-            if not failure.retryable:
-                self.annotation_patch[FAILURES] = None
-                self.show(State("stalled", failure.reason, failure.message), "Warning", error=failure.message)
-                return
-            self.fail(failure, s)
-            return
-        job = Job(
-            id=str(answer.get("JobId") or ""), operation=str(answer.get("Operation") or operation),
-            status=str(answer.get("Status") or ""), error=str(answer.get("Error") or ""),
-            app_id=str(answer.get("AppId") or app), env=str(answer.get("BackendEnvironmentName") or env),
-            generation=self.generation, fingerprint=s.fingerprint, submitted_at=time.time(),
-            secrets_digest=self.secrets_digest(self.spec, sent) or "",
-        )  # fmt: skip
-        if operation == CREATE:
-            self.annotation_patch[CREATED] = "true"
-        self.annotation_patch.update({JOB: job.to_annotation(), PENDING: None, FAILURES: None})
-        self.status_patch.update(job.status_fields())
-        because = f" ({self.cause})" if self.cause else ""
-        self.events.append(("Normal", "Submitted", f"{job.describe()} submitted{because}"))
-        self.show(in_progress(job))
-
-    def fail(self, failure: Failure, s: Snapshot, cap: float | None = None) -> None:
-        """Show a retryable failure; the next attempt waits for the backoff."""
-        self.backoff(s, failure.reason, cap)
-        self.show(State("reconciling", failure.reason, failure.message), "Warning", error=failure.message)
-
-    def backoff(self, s: Snapshot, reason: str, cap: float | None = None) -> None:
-        failures = Failures.from_annotation(self.annotations)
-        settings = self.ctx.settings
-        delay = backoff_delay(
-            failures.count, settings.retry_base_seconds, min(cap or 1e9, settings.retry_max_seconds)
-        )
-        self.annotation_patch[FAILURES] = Failures(failures.count + 1, s.now + delay).to_annotation()
-        metrics.record_retry(reason)
-
-    def waits(self) -> bool:
-        """Whether the object is left waiting (its job runs, a retry is due, another BackendAuth
-        has the turn), so that the poller steps it again. Settled and paused objects are not.
-        A step that only waited shows what it showed before."""
-        if self.shown is not None:
-            return self.shown.phase == "reconciling" and self.shown.reason != "Paused"
-        return shows_waiting(self.status.get("conditions") or [])
-
-    # ---- writing ----------------------------------------------------------------------------
-
-    def show(self, state: State, event: str | None = None, **fields: Any) -> None:
-        """The one place conditions are set; an event is posted (and a warning logged) when the
-        reason changes."""
-        self.status_patch.update(fields)
-        self.status_patch["observedGeneration"] = self.generation
-        self.status_patch["conditions"] = conditions_for(
-            state, self.generation, self.status.get("conditions") or []
-        )
-        metrics.set_object_state(self.uid, state.phase, state.reason)
-        self.shown = state
-        if event and state.reason != self.previous_reason:
-            self.events.append((event, state.reason, state.message))
-            if event == "Warning":  # whoever reads the operator's log sees trouble too
-                self.logger.warning(f"{state.reason}: {state.message}")
-        self.previous_reason = state.reason
-
-    def write(self) -> None:
-        if not self.sent and not self.ctx.gate.acting():
-            return  # no longer the leader: the new one decides (what a sent call did is kept)
-        if self.requested:
-            self.status_patch["lastHandledReconcileAt"] = self.annotations.get(RECONCILE_REQUESTED)
-        # Only what changes is written: a poll that finds the job still running writes nothing,
-        # and causes no watch event.
-        annotations = {k: v for k, v in self.annotation_patch.items() if self.annotations.get(k) != v}
-        status = {k: v for k, v in self.status_patch.items() if self.status.get(k) != v}
-        try:
-            if annotations:
-                self.version = self.write_annotations(annotations)
-            if status:
-                self.version = self.ctx.kube.patch_status(
-                    self.namespace, self.name, status, self.version or None
-                )
-            if "observedGeneration" in self.status_patch:
-                self.ctx.watched.shown(self.uid, self.status_patch["observedGeneration"])
-            if self.foreign_hold and (annotations or status):
-                self.give_back(fenced=True)
-        except ApiException as error:
-            if error.status == 404:
-                return  # deleted meanwhile
-            if error.status == 409:
-                # Written since this step read it: what it decided may be stale. Nothing more
-                # is written; the object is read and decided again.
-                self.conflicted = True
-                return
-            raise
-        for kind, reason, message in self.events:
-            try:
-                self.ctx.kube.post_event(self.obj, kind, reason, message)
-            except ApiException as error:  # an event is worth a warning, never a failed step
-                self.logger.warning(f"Event {reason} not posted: {error.reason}")
-
-    def write_annotations(self, annotations: dict[str, str | None]) -> str | None:
-        """Write the step's annotations to the version it decided from. After a call went out,
-        its record must not be lost to an unrelated change (a user's annotation, Kopf's
-        finalizer): while the object still carries this step's marker, the same record is
-        written to the newer version."""
-        marker = self.annotations.get(PENDING) if self.sent else None
-        for _ in range(5):
-            try:
-                return self.ctx.kube.set_annotations(
-                    self.namespace, self.name, annotations, self.version or None
-                )
-            except ApiException as error:
-                if error.status != 409 or marker is None:
-                    raise
-            current = self.ctx.kube.get_backendauth(self.namespace, self.name)
-            meta = current.get("metadata") or {}
-            if (meta.get("annotations") or {}).get(PENDING) != marker:
-                self.logger.warning("The pending marker changed while the call was made; deciding again.")
-                break
-            self.version = meta.get("resourceVersion")
-        raise ApiException(status=409, reason="Conflict")
-
-    # ---- requests ---------------------------------------------------------------------------
-
-    def fingerprint(self, spec: BackendAuthSpec) -> str:
-        """A digest of what AWS would be sent, salted with the object's uid; Secret values are
-        represented by their references, so none is read or stored for it."""
-        request = create_backend_auth_kwargs(spec, lambda ref: f"secretKeyRef:{ref.name}/{ref.key}")
-        canonical = json.dumps(request, sort_keys=True, default=str)
-        return hashlib.sha256(f"{self.uid}\n{canonical}".encode()).hexdigest()[:32]
-
-    def request(self, spec: BackendAuthSpec, operation: str) -> tuple[dict[str, Any], dict[str, str]]:
-        """The call's keyword arguments, and the Secret values they carry (by ``name/key``)."""
-        sent: dict[str, str] = {}
-
-        oauth = spec.resource_config.user_pool_configs.o_auth
-        apple = (
-            oauth.social_provider_settings.sign_in_with_apple
-            if oauth and oauth.social_provider_settings
-            else None
-        )
-
-        def resolve(ref: SecretKeyRef) -> str:
-            # The same limits as the inline values: 4096 characters, 8192 for Apple's .p8 key.
-            limit = 8192 if apple is not None and ref is apple.private_key_ref else 4096
-            sent[f"{ref.name}/{ref.key}"] = self.ctx.kube.read_secret_key(self.namespace, ref, limit)
-            return sent[f"{ref.name}/{ref.key}"]
-
-        build = create_backend_auth_kwargs if operation == CREATE else update_backend_auth_kwargs
-        return build(spec, resolve), sent
-
-    def publish_outputs(self) -> None:
-        """The ids apps need, from GetBackend's amplify-meta: into status, and into the ConfigMap
-        the spec names. A failure here never changes the outcome: it is retried next time."""
-        assert self.spec is not None
-        try:
-            answer = call(
-                self.ctx.clients.reading(self.region), "get_backend",
-                AppId=self.spec.app_id, BackendEnvironmentName=self.spec.backend_environment_name,
-            )  # fmt: skip
-        except Exception as error:
-            self.logger.warning(f"Could not read the auth outputs: {classify(error).message}")
-            return
-        outputs = auth_outputs(answer.get("AmplifyMetaConfig"), self.spec.resource_name)
-        self.status_patch["outputs"] = outputs
-        target = self.spec.outputs.config_map_name if self.spec.outputs else None
-        if target:
-            data = {**{k: v for k, v in outputs.items() if v}, "region": self.region}
-            try:
-                self.ctx.kube.write_config_map(self.namespace, target, data, owner=self.obj)
-            except ApiException as error:
-                message = f"ConfigMap {self.namespace}/{target} not written: {error.reason}"
-                self.logger.warning(message)
-                self.events.append(("Warning", "OutputsNotWritten", message))
-
-
-OUTPUT_KEYS = {
-    "UserPoolId": "userPoolId",
-    "AppClientIDWeb": "appClientIdWeb",
-    "AppClientID": "appClientId",
-    "IdentityPoolId": "identityPoolId",
-}
-
-
-def auth_outputs(meta_config: Any, resource_name: str) -> dict[str, str]:
-    """The ids of ``resource_name`` in an amplify-meta document (``auth`` → name → ``output``),
-    as the Amplify CLI writes it. Anything unreadable yields no ids rather than an error."""
-    try:
-        meta = json.loads(meta_config) if isinstance(meta_config, str) else meta_config
-        output = meta["auth"][resource_name]["output"]
-    except (ValueError, TypeError, KeyError):
-        return {}
-    if not isinstance(output, Mapping):
-        return {}
-    return {ours: str(output[theirs]) for theirs, ours in OUTPUT_KEYS.items() if output.get(theirs)}
-
-
-def _has_secrets(config: Mapping[str, Any]) -> bool:
-    return any(
-        key in ("ClientSecret", "PrivateKey") or (isinstance(value, Mapping) and _has_secrets(value))
-        for key, value in config.items()
-    )
+    @property
+    def again(self) -> bool:
+        return self.conflicted or (isinstance(self.outcome, Settle) and self.outcome.again)
 
 
 def step(
@@ -681,18 +168,80 @@ def step(
             return
         if from_event and not asks_for_step(obj):
             return
-        requested = reconcile_requested(obj)
-        done = Step(
-            ctx, obj, logger, requested=requested, look=look, check_secrets=check_secrets, cause=cause
-        )
-        done.run()
-    if done.conflicted:
+        done = run_step(ctx, obj, logger, look=look, check_secrets=check_secrets, cause=cause)
+    if done.again:
+        # Fencing or the gate: read and decide again, a little later than a competing writer.
         ctx.poller.schedule(namespace, name, delay=random.uniform(0.05, 0.5))
         return
-    if requested:
+    if done.snapshot.request is not None:
         logger.info("Reconcile request handled.")
-    if done.waits():
+    if not isinstance(done.outcome, ReadAgain) and waits(done.outcome, obj):
         ctx.poller.schedule(namespace, name)
+
+
+def run_step(
+    ctx: OperatorContext,
+    obj: Mapping[str, Any],
+    logger: Any,
+    look: bool = False,
+    check_secrets: bool = False,
+    cause: str | None = None,
+) -> Stepped:
+    """One step of ``obj`` as read: snapshot, execute, and write the outcome (conditionally on
+    the version read). The outcome is decided once more just before the writes, with whether
+    this process still leads and then with whether the writes were refused."""
+    s = read(obj, ctx.settings, time.time(), look=look, check_secrets=check_secrets, cause=cause)
+    s = replace(s, leading=ctx.gate.acting())
+    effects = ctx.effects(logger)
+    s, executed = execute(s, effects)
+    outcome: Plan = executed
+    if not ctx.gate.acting() and s.leading:
+        s = replace(s, leading=False)
+        outcome = decide(s)  # no longer the leader: what a sent call did is still written
+    assert isinstance(outcome, Settle | Wait | ReadAgain)
+    if isinstance(outcome, ReadAgain):
+        if outcome.release:
+            release(effects, s, logger)
+        return Stepped(s, outcome)
+    outputs = None
+    foreign_hold = False
+    if isinstance(outcome, Settle):
+        if outcome.release:
+            foreign_hold = release(effects, s, logger)
+        if outcome.outputs:
+            outputs = effects.outputs(s)
+    written = StepWriter(ctx.kube, ctx.settings, obj, logger).write(s, outcome, outputs)
+    if written.conflicted:
+        s = replace(s, stale=True)
+        again = decide(s)
+        assert isinstance(again, ReadAgain)
+        return Stepped(s, again, written)
+    if written.shown:
+        ctx.watched.shown(s.uid, s.generation)
+    if foreign_hold and written.wrote:
+        # The writes were accepted on the version read: no other process can be calling AWS
+        # for this object under a turn it took since, so its hold goes too.
+        release(effects, s, logger, fenced=True)
+    return Stepped(s, outcome, written)
+
+
+def release(effects: LiveEffects, s: Snapshot, logger: Any, fenced: bool = False) -> bool:
+    """Give back the app/env's turn; the Lease ends by itself, so a failure is only a warning.
+    True when another process's hold of this object was left for after the writes."""
+    try:
+        return effects.release(s, fenced=fenced)
+    except ApiException as error:
+        logger.warning(f"Could not give back the turn on {s.app}/{s.env}: {error.reason}")
+        return False
+
+
+def waits(outcome: Settle | Wait, obj: Mapping[str, Any]) -> bool:
+    """Whether the object is left waiting (its job runs, a retry is due, another BackendAuth
+    has the turn), so that the poller steps it again. Settled and paused objects are not.
+    A step that only waited shows what it showed before."""
+    if isinstance(outcome, Settle) and outcome.state is not None:
+        return outcome.state.phase == "reconciling" and outcome.state.reason != "Paused"
+    return shows_waiting((obj.get("status") or {}).get("conditions") or [])
 
 
 def unobserved(body: Mapping[str, Any]) -> bool:
@@ -722,8 +271,7 @@ def asks_for_step(body: Mapping[str, Any]) -> bool:
 
 def reconcile_requested(body: Mapping[str, Any]) -> bool:
     """True when ``reconcile-requested-at`` holds a value not yet handled."""
-    requested = (body.get("metadata", {}).get("annotations") or {}).get(RECONCILE_REQUESTED)
-    return requested is not None and requested != body.get("status", {}).get("lastHandledReconcileAt")
+    return handled_request(body) is not None
 
 
 def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) -> bool:
@@ -780,76 +328,23 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
     """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
     resource and waits for AWS's delete job before Kubernetes lets the object go."""
     ctx: OperatorContext = memo.ctx
-    if not ctx.gate.acting():
-        # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done.
-        raise Waiting("another operator leads; it deletes", delay=max(ctx.settings.job_poll_seconds, 2.0))
-    meta = body.get("metadata", {})
-    annotations = meta.get("annotations") or {}
-    policy = spec.get("deletionPolicy") or ctx.settings.default_deletion_policy
-    region = spec.get("region") or ctx.settings.default_region or ""
-    key = (region, str(spec.get("appId")), str(spec.get("backendEnvironmentName")))
-    me = f"{meta.get('namespace')}/{meta.get('name')}/{meta.get('uid')}"
-    if policy != "Delete" or not is_true(annotations, CREATED) or is_true(annotations, PAUSED):
-        if policy == "Delete" and is_true(annotations, PAUSED):
-            # Deleting must still work while paused; AWS is not called, so the resource stays.
-            kopf.warn(body, reason="Paused", message="paused: the Amplify auth resource is retained")
-        else:
-            logger.info(f"Deletion policy {policy}: the Amplify auth resource is left in place.")
-        ctx.leases.release(key, me)
-        return
-    job = Job.from_annotation(annotations, DELETE_JOB) if annotations.get(DELETE_JOB) else None
+    s = replace(read(body, ctx.settings, time.time()), leading=ctx.gate.acting())
+    effects = ctx.effects(logger)
+    s, outcome = execute(s, effects)
+    assert isinstance(outcome, Finish)
+    if outcome.release:
+        effects.release(s)
+    write_deletion(patch, body, s, outcome, logger)
     delay = ctx.settings.job_poll_seconds
-    try:
-        if job is None:
-            holder = ctx.leases.acquire(key, me)
-            if holder is not None:
-                raise Waiting(f"{holder_name(holder)} has the turn on {key[1]}/{key[2]}", delay=delay)
-
-            def may_send() -> None:  # after pacing: a process that stopped leading sends nothing
-                if not ctx.gate.acting():
-                    raise Waiting("another operator leads; it deletes", delay=delay)
-
-            answer = call(
-                ctx.clients.mutating(region), "delete_backend_auth", before_send=may_send,
-                AppId=key[1], BackendEnvironmentName=key[2], ResourceName=spec["resourceName"],
-            )  # fmt: skip
-            job = Job(str(answer.get("JobId") or ""), DELETE, str(answer.get("Status") or ""),
-                      key[1], key[2])  # fmt: skip
-            patch.metadata.annotations[DELETE_JOB] = job.to_annotation()
-            kopf.info(body, reason="Deleting", message=f"{job.describe()} submitted")
-        if not job.terminal:
-            answer = call(ctx.clients.reading(region), "get_backend_job",
-                          AppId=key[1], BackendEnvironmentName=key[2], JobId=job.id)  # fmt: skip
-            job = job.answered(answer)
-            patch.metadata.annotations[DELETE_JOB] = job.to_annotation()
-    except Waiting:
-        raise
-    except Exception as error:
-        failure = classify(error)
-        if failure.reason == "NotFound":
-            logger.info("The Amplify auth resource is already gone.")
-            ctx.leases.release(key, me)
-            return
-        if not failure.ambiguous:
-            ctx.leases.release(key, me)
-        if not failure.retryable:
-            raise kopf.PermanentError(f"{failure.reason}: {failure.message}") from None
-        metrics.record_retry(failure.reason)
-        raise kopf.TemporaryError(f"{failure.reason}: {failure.message}", delay=delay) from None
-    if not job.terminal:
-        raise Waiting(f"{job.describe()} is {job.status}", delay=delay)
-    ctx.leases.release(key, me)
-    if job.failed:
-        # Keep the finalizer: letting go would orphan a resource the user asked to delete.
-        message = job.error or f"{job.describe()} failed"
-        patch.status["conditions"] = conditions_for(
-            State("stalled", "DeleteFailed", message),
-            meta.get("generation"),
-            body.get("status", {}).get("conditions") or [],
-        )
-        patch.status["error"] = message
-        kopf.warn(body, reason="DeleteFailed", message=message)
-        raise kopf.PermanentError(f"DeleteFailed: {message}")
+    if not s.leading:  # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done
+        delay = max(delay, 2.0)
+    if outcome.outcome == "wait":
+        raise Waiting(outcome.message, delay=delay)
+    if outcome.outcome == "retry":
+        metrics.record_retry(str(outcome.retry_reason))
+        raise kopf.TemporaryError(outcome.message, delay=delay)
+    if outcome.outcome == "give_up":
+        raise kopf.PermanentError(outcome.message)
 
 
 def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name: str, logger: Any) -> None:
@@ -858,17 +353,11 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
     object's lock, so a step that is writing its outcome finishes first."""
     key = f"{namespace}/{name}"
     with ctx.locks.hold(key):
-        spec = body.get("spec") or {}
-        region = spec.get("region") or ctx.settings.default_region or ""
-        turn = (region, str(spec.get("appId")), str(spec.get("backendEnvironmentName")))
-        try:
-            if ctx.gate.acting():  # a standby holds no turn
-                ctx.leases.release(turn, f"{namespace}/{name}/{uid}")
-        except ApiException as error:  # the lease ends by itself
-            logger.warning(f"Could not give back the turn on {turn[1]}/{turn[2]}: {error.reason}")
-        policy = spec.get("deletionPolicy") or ctx.settings.default_deletion_policy
-        if policy != "Delete":
-            logger.info(f"Deletion policy {policy}: the Amplify auth resource is left in place.")
+        s = read(body, ctx.settings, time.time())
+        if ctx.gate.acting():  # a standby holds no turn
+            release(ctx.effects(logger), s, logger)
+        if s.deletion_policy != "Delete":
+            logger.info(f"Deletion policy {s.deletion_policy}: the Amplify auth resource is left in place.")
     ctx.poller.cancel(namespace, name)
     ctx.locks.forget(key)
     ctx.watched.forget(uid)

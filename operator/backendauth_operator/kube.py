@@ -24,6 +24,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP, KIND, PLURAL, VERSION
+from backendauth_operator.bookkeeping import object_of as object_of
 from backendauth_operator.models import SecretKeyRef
 
 
@@ -123,26 +124,7 @@ class KubeClient:
         self, namespace: str, name: str, data: dict[str, str], owner: Mapping[str, Any]
     ) -> None:
         """Create or update a ConfigMap owned by ``owner`` (garbage-collected with it)."""
-        meta = owner.get("metadata", {})
-        body: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": {"app.kubernetes.io/managed-by": "backendauth-operator"},
-                "ownerReferences": [
-                    {
-                        "apiVersion": f"{GROUP}/{VERSION}",
-                        "kind": KIND,
-                        "name": meta.get("name"),
-                        "uid": meta.get("uid"),
-                        "controller": True,
-                    }
-                ],
-            },
-            "data": data,
-        }
+        body = _config_map(namespace, name, data, owner)
         collection = f"/api/v1/namespaces/{quote(namespace)}/configmaps"
         try:
             self.request("POST", collection, body, decode=False)
@@ -155,27 +137,7 @@ class KubeClient:
         """A core v1 Event about ``obj`` (what ``kubectl describe`` shows). Posted directly, so
         that steps outside Kopf's handlers (the resync loop, Secret changes) can post too."""
         meta = obj.get("metadata", {})
-        now = datetime.now(UTC)
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta.get("namespace")},
-            "involvedObject": {
-                "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta.get("name"),
-                "namespace": meta.get("namespace"), "uid": meta.get("uid"),
-            },
-            "type": type,
-            "reason": reason,
-            "message": message[:1024],
-            "source": {"component": "backendauth-operator"},
-            "reportingComponent": "backendauth-operator",
-            "reportingInstance": "backendauth-operator",
-            "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "eventTime": _micro_time(now),
-            "action": reason,
-            "count": 1,
-        }  # fmt: skip
+        body = _event(meta, type, reason, message)
         self.request("POST", f"/api/v1/namespaces/{quote(str(meta.get('namespace')))}/events", body,
                      decode=False)  # fmt: skip
 
@@ -208,6 +170,57 @@ class KubeClient:
                 "SecretUnreadable",
             )
         return value
+
+
+def _config_map(namespace: str, name: str, data: dict[str, str], owner: Mapping[str, Any]) -> dict[str, Any]:
+    """A ConfigMap owned by ``owner`` (garbage-collected with it)."""
+    meta = owner.get("metadata", {})
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "backendauth-operator"},
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": KIND,
+                    "name": meta.get("name"),
+                    "uid": meta.get("uid"),
+                    "controller": True,
+                }
+            ],
+        },
+        "data": data,
+    }
+    return body
+
+
+def _event(meta: Mapping[str, Any], type: str, reason: str, message: str) -> dict[str, Any]:
+    """A core v1 Event about the object of ``meta``."""
+    now = datetime.now(UTC)
+    body = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta.get("namespace")},
+        "involvedObject": {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": meta.get("name"),
+            "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+        },
+        "type": type,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": "backendauth-operator"},
+        "reportingComponent": "backendauth-operator",
+        "reportingInstance": "backendauth-operator",
+        "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventTime": _micro_time(now),
+        "action": reason,
+        "count": 1,
+    }  # fmt: skip
+    return body
 
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -258,11 +271,6 @@ out within 70 s (aws.MUTATING_CONFIG), with room to spare."""
 
 SEND_WINDOW_SECONDS = 30.0
 """A mutating call not sent this long after its turn was taken (pacing held it) is not sent."""
-
-
-def object_of(holder: str) -> str:
-    """The BackendAuth (``namespace/name/uid``) of a turn's holder."""
-    return holder.split("@", 1)[0]
 
 
 def identity_of(holder: str) -> str:
@@ -374,19 +382,9 @@ class Leases:
 
     def _write(self, key: tuple[str, str, str], holder: str | None, version: str | None) -> None:
         """Create the Lease (``version`` None) or update that version of it; 409 if it moved on."""
-        name, now = self.name(key), datetime.now(UTC)
+        name = self.name(key)
         self._keys[name] = key
-        metadata: dict[str, Any] = {
-            "name": name,
-            "annotations": {f"{GROUP}/app": "/".join(key)},
-            "labels": {"app.kubernetes.io/managed-by": "backendauth-operator"},
-        }
-        if version is not None:
-            metadata["resourceVersion"] = version
-        spec: dict[str, Any] = {"holderIdentity": holder, "leaseDurationSeconds": self.duration}
-        if holder is not None:
-            spec.update(acquireTime=_micro_time(now), renewTime=_micro_time(now))
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
+        body = _lease(name, key, holder, version, self.duration)
         if version is None:
             written = request(self.api_client, "POST", self._path(), body)
         else:
@@ -395,15 +393,7 @@ class Leases:
 
     def _current(self, lease: Mapping[str, Any] | None) -> str | None:
         """The holder of a Lease as read, unless its time has run out."""
-        spec = (lease or {}).get("spec") or {}
-        holder = spec.get("holderIdentity")
-        if not holder:
-            return None
-        renewed = _parse_time(spec.get("renewTime") or spec.get("acquireTime"))
-        duration = spec.get("leaseDurationSeconds") or self.duration
-        if renewed is not None and (datetime.now(UTC) - renewed).total_seconds() > duration:
-            return None
-        return str(holder)
+        return _current_holder(lease, self.duration)
 
     def holder(self, key: tuple[str, str, str]) -> str | None:
         """Who holds the turn now (None: nobody, or the holder's time ran out)."""
@@ -475,6 +465,37 @@ class Leases:
                 if error.status != 409:
                     raise
         return False
+
+
+def _lease(
+    name: str, key: tuple[str, str, str], holder: str | None, version: str | None, duration: int
+) -> dict[str, Any]:
+    """A Lease of the turn ``key`` held by ``holder`` (None: free), based on ``version``."""
+    now = datetime.now(UTC)
+    metadata: dict[str, Any] = {
+        "name": name,
+        "annotations": {f"{GROUP}/app": "/".join(key)},
+        "labels": {"app.kubernetes.io/managed-by": "backendauth-operator"},
+    }
+    if version is not None:
+        metadata["resourceVersion"] = version
+    spec: dict[str, Any] = {"holderIdentity": holder, "leaseDurationSeconds": duration}
+    if holder is not None:
+        spec.update(acquireTime=_micro_time(now), renewTime=_micro_time(now))
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
+
+
+def _current_holder(lease: Mapping[str, Any] | None, default_duration: int) -> str | None:
+    """The holder of a Lease as read, unless its time has run out."""
+    spec = (lease or {}).get("spec") or {}
+    holder = spec.get("holderIdentity")
+    if not holder:
+        return None
+    renewed = _parse_time(spec.get("renewTime") or spec.get("acquireTime"))
+    duration = spec.get("leaseDurationSeconds") or default_duration
+    if renewed is not None and (datetime.now(UTC) - renewed).total_seconds() > duration:
+        return None
+    return str(holder)
 
 
 def _parse_time(value: Any) -> datetime | None:

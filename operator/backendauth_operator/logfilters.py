@@ -11,11 +11,18 @@ from __future__ import annotations
 import logging
 import re
 
+from backendauth_operator.models import SECRET_FIELDS
+
 # "clientSecret": "value", 'privateKey': 'value', clientSecret=value ... in dict reprs, JSON
 # (also JSON inside a repr'd string) and key=value text. The key must end right there, so
 # clientSecretRef is left alone.
+_NAMES = "|".join(
+    name
+    for f in SECRET_FIELDS
+    for name in (f.inline, re.sub(r"(?<!^)(?=[A-Z])", "_", f.inline).lower(), f.boto)
+)
 _SECRET = re.compile(
-    r"""(?P<key>\\?["']?(?:clientSecret|privateKey|client_secret|private_key|ClientSecret|PrivateKey)\\?["']?"""
+    rf"""(?P<key>\\?["']?(?:{_NAMES})\\?["']?"""
     r"""\s*[:=]\s*)(?P<quote>\\?["'])(?P<value>(?:\\.|(?!(?P=quote)).)*?)(?P=quote)""",
     re.DOTALL,
 )

@@ -16,7 +16,7 @@ alias with the first letter upper-cased; ``mfaMode`` → ``MFAMode`` is the only
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -654,8 +654,28 @@ SecretResolver = Callable[[SecretKeyRef], str]
 """Returns the value of a Secret key; raises if the Secret or key is missing."""
 
 _BOTO_KEY_EXCEPTIONS = {"mfaMode": "MFAMode"}
-# Refs exist only on our side: each is replaced by the value it points to.
-_REF_TARGETS = {"clientSecretRef": "ClientSecret", "privateKeyRef": "PrivateKey"}
+_SPEC_KEY_EXCEPTIONS = {boto: alias for alias, boto in _BOTO_KEY_EXCEPTIONS.items()}
+
+
+@dataclass(frozen=True)
+class SecretField:
+    """A secret of the request: its boto3 key, its inline spec key and the spec key of the
+    reference to a Secret that holds it."""
+
+    boto: str
+    inline: str
+    ref: str
+
+
+# The one list of secret fields. Refs exist only on our side: each is replaced by the value it
+# points to.
+SECRET_FIELDS = (
+    SecretField("ClientSecret", "clientSecret", "clientSecretRef"),
+    SecretField("PrivateKey", "privateKey", "privateKeyRef"),
+)
+SECRET_BOTO_KEYS = frozenset(f.boto for f in SECRET_FIELDS)
+SECRET_REF_KEYS = frozenset(f.ref for f in SECRET_FIELDS)
+_REF_TARGETS = {f.ref: f.boto for f in SECRET_FIELDS}
 # Absent from UpdateBackendAuthResourceConfig in the botocore model: AWS cannot change them.
 _CREATE_ONLY = {"identityPoolName", "userPoolName", "signInMethod", "requiredSignUpAttributes"}
 
@@ -669,6 +689,25 @@ def create_only(path: str) -> bool:
 def boto_key(alias: str) -> str:
     """The boto3 key of a spec key: ``oAuthScopes`` → ``OAuthScopes``, ``mfaMode`` → ``MFAMode``."""
     return _BOTO_KEY_EXCEPTIONS.get(alias, alias[:1].upper() + alias[1:])
+
+
+def spec_key(boto: str) -> str:
+    """The spec key of a boto3 key, the inverse of :func:`boto_key`: ``MFAMode`` → ``mfaMode``."""
+    return _SPEC_KEY_EXCEPTIONS.get(boto, boto[:1].lower() + boto[1:])
+
+
+def spec_path(boto_path: Sequence[str]) -> str:
+    """The spec path of a boto3 ``ResourceConfig`` path: ``UserPoolConfigs.Mfa.MFAMode`` →
+    ``resourceConfig.userPoolConfigs.mfa.mfaMode``."""
+    return ".".join(["resourceConfig", *(spec_key(key) for key in boto_path)])
+
+
+def has_secrets(config: Mapping[str, Any]) -> bool:
+    """Whether a boto3 ``ResourceConfig`` carries a secret value (at any depth)."""
+    return any(
+        key in SECRET_BOTO_KEYS or (isinstance(value, Mapping) and has_secrets(value))
+        for key, value in config.items()
+    )
 
 
 def _to_boto(model: BaseModel, resolve: SecretResolver, drop: frozenset[str]) -> dict[str, Any]:

@@ -1,23 +1,36 @@
 """Pure decisions: what to do next for a BackendAuth, the conditions, the retry delay.
 
-A step of the operator is observe → decide → act. :func:`decide` is the whole policy: it takes a
-:class:`Snapshot` (the parsed spec, what the operator remembers, and what AWS was observed to
-have) and returns one :class:`Action`. Nothing here talks to Kubernetes or AWS, so every rule is
-tested as a table.
+A step of the operator is event → snapshot → decide → act → write. :func:`decide` is the whole
+policy, deletion included: it takes a :class:`Snapshot` (the object as read once, then what each
+action of this step produced: a read of AWS, a submit's outcome, the Lease's holder) and returns
+one :data:`Plan`, a closed set of typed variants: a read, :class:`Submit`, :class:`Delete`,
+:class:`PollDelete`, or an outcome (:class:`Settle`, :class:`Wait`, :class:`Finish`). Nothing
+here talks to Kubernetes or AWS, so every rule is tested as a table.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from backendauth_operator.bookkeeping import COMPLETED, Job, Marker
+from backendauth_operator.aws import Failure
+from backendauth_operator.bookkeeping import (
+    COMPLETED,
+    CREATED,
+    FAILURES,
+    JOB,
+    PENDING,
+    Job,
+    Marker,
+    holder_name,
+    object_of,
+)
 from backendauth_operator.bookkeeping import CREATE as CREATE_OP
 from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
-from backendauth_operator.models import create_only
+from backendauth_operator.models import SECRET_BOTO_KEYS, BackendAuthSpec, create_only, spec_path
 
 Phase = Literal["ready", "reconciling", "stalled"]
 
@@ -104,17 +117,6 @@ def backoff_delay(retry: int, base: float, cap: float, rng: random.Random | None
 
 # ---- observe → decide → act ------------------------------------------------------------------
 
-SECRET_KEYS = frozenset({"ClientSecret", "PrivateKey"})
-
-
-def spec_path(boto_path: Sequence[str]) -> str:
-    """The spec path of a boto3 ``ResourceConfig`` path: ``UserPoolConfigs.Mfa.MFAMode`` →
-    ``resourceConfig.userPoolConfigs.mfa.mfaMode``."""
-    parts = ["resourceConfig"]
-    for key in boto_path:
-        parts.append("mfaMode" if key == "MFAMode" else key[:1].lower() + key[1:])
-    return ".".join(parts)
-
 
 def _same_scalar(want: Any, have: Any) -> bool:
     if isinstance(want, bool) or isinstance(have, bool):
@@ -135,7 +137,7 @@ def config_diff(
     """
     out: list[str] = []
     for key, want in desired.items():
-        if key in SECRET_KEYS:
+        if key in SECRET_BOTO_KEYS:
             continue
         path = (*at, key)
         have = observed.get(key) if isinstance(observed, Mapping) else None
@@ -161,12 +163,84 @@ class Observation:
     running: Job | None = None  # with a pending marker: the unfinished job on the app/env, if any
 
 
+# ---- what an action produced: each comes back as a field of the next snapshot ------------------
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """AWS started the job; ``marker`` was written before the call, making the object's
+    ``version``."""
+
+    job: Job
+    marker: Marker | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The call failed: refused, throttled, or ``failure.ambiguous`` (AWS may have done it)."""
+
+    failure: Failure
+    marker: Marker | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class Stale:
+    """The pending marker was refused (409): the object changed since it was read, so nothing
+    was sent."""
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """The marker was written but the call was not sent (``reason``): this process stopped
+    leading, or pacing held the call past the send window."""
+
+    reason: str
+    marker: Marker | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class TurnTaken:
+    """Another BackendAuth holds the app/env's turn (``holder``: its namespace/name)."""
+
+    holder: str
+
+
+@dataclass(frozen=True)
+class NotSent:
+    """Nothing was sent: a referenced Secret cannot be read."""
+
+    failure: Failure
+
+
+Submitted = Accepted | Rejected | TurnTaken | NotSent | Stale | Withheld
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything :func:`decide` may look at."""
+    """Everything :func:`decide` may look at: the object as read once, then what each action of
+    this step produced."""
 
     generation: int | None
     now: float  # wall clock, seconds
+    # --- the object (reading.read)
+    namespace: str = ""
+    name: str = ""
+    uid: str = ""
+    me: str = ""  # the Lease holder identity of this object: namespace/name/uid
+    version: str | None = None  # the resourceVersion read: every write is conditional on it
+    leading: bool = True  # this process acts (leads, or runs without leader election)
+    region: str = ""
+    app: str = ""
+    env: str = ""
+    resource_name: str = ""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    request: str | None = None  # a reconcile-requested-at value not yet handled, to echo
+    spec: BackendAuthSpec | None = None  # the parsed spec (None: invalid, see spec_error)
+    previous_reason: str | None = None  # the reason the conditions show now
+    bad_annotation: str | None = None
     spec_error: str | None = None
     paused: bool = False
     ready_generation: int | None = None  # the generation the conditions show Ready=True for
@@ -177,94 +251,347 @@ class Snapshot:
     owned: bool = False  # this BackendAuth created (or adopted) the auth resource
     job: Job | None = None
     marker: Marker | None = None
+    failures: int = 0  # consecutive retryable failures
     not_before: float = 0.0  # backoff: no attempt before this
-    requested: bool = False  # look at AWS now: a reconcile request, a resync, a Secret change
+    look: bool = False  # look at AWS now: a reconcile request, a resync, a Secret change
+    check_secrets: bool = False  # read the Secrets to notice a rotation
+    cause: str | None = None  # what started this step, for events (never a secret value)
     report_drift: bool = False  # spec.driftPolicy is Report
-    secrets_digest: str | None = None  # salted digest of the referenced Secret values; None: not read
-    turn_busy: str | None = None  # another BackendAuth holds the app/env's turn (read when waiting for it)
+    outputs_config_map: str | None = None  # spec.outputs.configMapName
     job_timeout: float = 3600.0
+    deleting: bool = False
+    deletion_policy: str = "Retain"
+    delete_job: Job | None = None
+    # --- what this step's actions produced
+    secrets_read: bool = False
+    secrets_digest: str | None = None  # salted digest of the referenced Secret values; None: not read
+    turn_checked: bool = False
+    turn_busy: str | None = None  # another BackendAuth holds the app/env's turn (read when waiting for it)
+    polled: bool = False  # the job in flight was asked about
+    running_checked: bool = False  # ListBackendJobs was asked after a lost answer
+    running_job: Job | None = None  # the unfinished job found on the app/env
+    running_holder: str | None = None  # who held the app/env's turn when it was found
     observed: Observation | None = None  # None: AWS not looked at yet in this step
+    observed_at: str | None = None  # when GetBackendAuth answered
+    failure: Failure | None = None  # a read of AWS failed
+    submitted: Submitted | None = None
+    delete_submitted: Submitted | None = None
+    delete_polled: bool = False
+    hold_checked: bool = False  # the turn was read for another process's hold of this object
+    held_by: str | None = None  # another operator process that may be calling AWS for this object
+    stale: bool = False  # a conditional write of this step was refused: the object changed
+
+    @property
+    def sent(self) -> bool:
+        """A mutating call of this step went out (or may have): its outcome must be written."""
+        return isinstance(self.submitted, Accepted | Rejected)
+
+    @property
+    def turn(self) -> tuple[str, str, str]:
+        """The Lease key of the app/env: one job at a time there, across BackendAuths."""
+        return (self.region, self.app, self.env)
+
+    @property
+    def started_reading(self) -> bool:
+        return self.polled or self.running_checked or self.failure is not None
 
 
-Kind = Literal["nothing", "observe", "show", "submit"]
+# ---- plans: a closed set ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Action:
-    """What to do. ``show``: write ``state``; ``submit``: call ``operation`` (then show its job);
-    ``observe``: read AWS, then decide again; ``nothing``: no call, no write."""
+class Note:
+    """An event besides the state's own, and the log line that goes with it."""
 
-    kind: Kind
-    state: State | None = None
-    operation: str | None = None
+    kind: str  # Normal or Warning
+    reason: str
+    message: str
+    log: str | None = None
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Write the outcome of the step; no more calls."""
+
+    state: State | None = None  # the conditions to show; None: they stay as they are
+    event: str | None = None  # Normal or Warning: post the state's reason when it changes
+    error: str | None = None  # status.error (None: not written)
     job: Job | None = None  # the job to remember and show, when it changed
-    event: str | None = None  # "Normal" or "Warning": post the reason as an event
-    event_reason: str | None = None  # the event's reason when it differs from the state's
-    clear_marker: bool = False
-    own: bool = False  # remember that this BackendAuth owns its auth resource
-    release: bool = False  # give back the app/env's turn
-    failure: bool = False  # a retryable failure: back off before the next attempt
-    settled: bool = False  # Ready or Stalled: the failure count starts over
+    annotations: Mapping[str, str | None] = field(default_factory=dict)  # bookkeeping
     drift: tuple[str, ...] | None = None  # spec paths that differ in AWS; None: AWS not seen
+    notes: tuple[Note, ...] = ()
+    release: bool = False  # give back the app/env's turn
+    backoff: str | None = None  # a retryable failure of this reason: wait before the next attempt
+    backoff_cap: float | None = None
+    outputs: bool = False  # publish the auth outputs (Ready from an observation)
+    again: bool = False  # then read and decide again soon (a call that was not sent)
 
 
-NOTHING = Action("nothing")
-OBSERVE = Action("observe")
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to do or write until the backoff has passed."""
 
 
-def _stall(
-    reason: str, message: str, job: Job | None = None, event: str | None = "Warning", **kw: Any
-) -> Action:
-    state = State("stalled", reason, message)
-    return Action("show", state, job=job, event=event, release=True, settled=True, **kw)
+@dataclass(frozen=True)
+class ReadAgain:
+    """Write nothing: read the object and decide again soon (it changed since it was read, or
+    this process does not lead, in which case the poller holds it until it does)."""
+
+    reason: str
+    release: bool = False  # give back the app/env's turn first
 
 
-def _ready(job: Job | None, reason: str, message: str, event: str | None = "Normal", **kw: Any) -> Action:
-    state = State("ready", reason, message)
-    return Action("show", state, job=job, event=event, release=True, settled=True, **kw)
+@dataclass(frozen=True)
+class ReadSecrets:
+    """Read the referenced Secrets into :attr:`Snapshot.secrets_digest`."""
 
 
-def _look_again(job: Job, reason: str, message: str, kw: dict[str, Any]) -> Action:
-    """Our job completed, yet AWS does not show what it asked for: say so, and look once more
-    (after the backoff) before sending it again; AWS may be slow to show the result."""
-    unconfirmed = replace(job, missing=True, verified=False)
-    state = State("reconciling", reason, message)
-    return Action("show", state, job=unconfirmed, event="Warning", release=True, failure=True, **kw)
+@dataclass(frozen=True)
+class CheckTurn:
+    """Read who holds the app/env's turn into :attr:`Snapshot.turn_busy`."""
+
+
+@dataclass(frozen=True)
+class CheckHold:
+    """Read whether another operator process holds this object's turn (and may be calling AWS
+    for it) into :attr:`Snapshot.held_by`."""
+
+
+@dataclass(frozen=True)
+class PollJob:
+    """GetBackendJob for the job in flight, into :attr:`Snapshot.job`."""
+
+
+@dataclass(frozen=True)
+class FindRunning:
+    """ListBackendJobs after a lost answer, and the turn's holder if a job runs."""
+
+
+@dataclass(frozen=True)
+class ReadResource:
+    """GetBackendAuth, into :attr:`Snapshot.observed`."""
+
+
+@dataclass(frozen=True)
+class Submit:
+    """CreateBackendAuth or UpdateBackendAuth, into :attr:`Snapshot.submitted`; ``books`` is
+    what is written whatever the call's outcome."""
+
+    operation: str
+    books: Settle = field(default_factory=Settle)
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Take the turn and call DeleteBackendAuth, into :attr:`Snapshot.delete_submitted`."""
+
+
+@dataclass(frozen=True)
+class PollDelete:
+    """GetBackendJob for the delete job, into :attr:`Snapshot.delete_job`."""
+
+
+FinishOutcome = Literal["let_go", "wait", "retry", "give_up"]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The end of a deletion step: let the object go, wait, retry later or give up."""
+
+    outcome: FinishOutcome
+    message: str = ""
+    delete_job: Job | None = None  # the delete job to remember
+    notes: tuple[Note, ...] = ()
+    release: bool = False
+    state: State | None = None
+    retry_reason: str | None = None
+
+
+Read = ReadSecrets | CheckTurn | CheckHold | PollJob | FindRunning | ReadResource
+Plan = Settle | Wait | ReadAgain | Read | Submit | Delete | PollDelete | Finish
 
 
 def in_progress(job: Job) -> State:
     return State("reconciling", "JobInProgress", f"{job.describe()} is {job.status or 'submitted'}")
 
 
-def decide(s: Snapshot) -> Action:
-    """The next action for a BackendAuth. Ready only from an observation of AWS."""
+def _notes(event_reason: str | None, job: Job | None, drift: tuple[str, ...] | None) -> tuple[Note, ...]:
+    """The events a decision posts besides its state's (each with its log line)."""
+    if event_reason == "Recovered" and job is not None:
+        log = f"Recovered {job.describe()} instead of calling again."
+        return (Note("Normal", "Recovered", f"{job.describe()} recovered", log),)
+    if event_reason == "Adopted":
+        log = "Adopted the auth resource that AWS already has."
+        return (Note("Normal", "Adopted", "took over the auth resource that AWS already has", log),)
+    if event_reason == "Drifted" and drift:
+        message = f"AWS differs from the spec at {', '.join(drift)}: updating"
+        return (Note("Warning", "Drifted", message, message),)
+    return ()
+
+
+def _books(clear_marker: bool = False, own: bool = False, settled: bool = False) -> dict[str, str | None]:
+    books: dict[str, str | None] = {PENDING: None} if clear_marker else {}
+    if own:
+        books[CREATED] = "true"
+    if settled:
+        books[FAILURES] = None
+    return books
+
+
+def _show(
+    s: Snapshot,
+    state: State,
+    event: str | None = None,
+    job: Job | None = None,
+    event_reason: str | None = None,
+    clear_marker: bool = False,
+    own: bool = False,
+    release: bool = False,
+    failure: bool = False,
+    settled: bool = False,
+    drift: tuple[str, ...] | None = None,
+) -> Settle:
+    """Show ``state``: the bookkeeping, the events, the backoff of a retryable failure."""
+    trouble = state.phase == "stalled" or failure
+    return Settle(
+        state=state, event=event, job=job, drift=drift, release=release,
+        error=state.message if trouble else (job.error if job else ""),
+        annotations=_books(clear_marker, own, settled and not failure),
+        notes=_notes(event_reason, job, drift), backoff=state.reason if failure else None,
+        outputs=state.phase == "ready" and s.observed is not None,
+    )  # fmt: skip
+
+
+def _submit(
+    operation: str,
+    event_reason: str | None = None,
+    clear_marker: bool = False,
+    own: bool = False,
+    drift: tuple[str, ...] | None = None,
+) -> Submit:
+    books = Settle(
+        annotations=_books(clear_marker, own), drift=drift, notes=_notes(event_reason, None, drift)
+    )
+    return Submit(operation, books)
+
+
+def _fail(failure: Failure, cap: float | None = None, **books: Any) -> Settle:
+    """A retryable failure: shown, and the next attempt waits for the backoff."""
+    state = State("reconciling", failure.reason, failure.message)
+    return Settle(state, "Warning", failure.message, backoff=failure.reason, backoff_cap=cap, **books)
+
+
+def _stall(
+    s: Snapshot, reason: str, message: str, job: Job | None = None, event: str | None = "Warning", **kw: Any
+) -> Settle:
+    return _show(s, State("stalled", reason, message), event, job, release=True, settled=True, **kw)
+
+
+def _ready(
+    s: Snapshot, job: Job | None, reason: str, message: str, event: str | None = "Normal", **kw: Any
+) -> Settle:
+    return _show(s, State("ready", reason, message), event, job, release=True, settled=True, **kw)
+
+
+def _look_again(s: Snapshot, job: Job, reason: str, message: str, kw: dict[str, Any]) -> Settle:
+    """Our job completed, yet AWS does not show what it asked for: say so, and look once more
+    (after the backoff) before sending it again; AWS may be slow to show the result."""
+    unconfirmed = replace(job, missing=True, verified=False)
+    state = State("reconciling", reason, message)
+    return _show(s, state, "Warning", unconfirmed, release=True, failure=True, **kw)
+
+
+# ---- decide -----------------------------------------------------------------------------------
+
+
+def decide(s: Snapshot) -> Plan:
+    """The next plan for a BackendAuth: the whole policy, deletion included. Ready only from an
+    observation of AWS. What each plan's action produced comes back in the next snapshot."""
+    if s.deleting:
+        return _decide_deletion(s)
+    if s.stale:
+        # Fencing: a write was refused, so what this step decided may rest on a stale read.
+        return ReadAgain("the object changed since it was read")
+    if not s.leading and not s.sent:
+        # Another operator leads and decides; what a call of this step did is still written.
+        # A turn taken for a call that was not sent goes back.
+        return ReadAgain("another operator leads", release=isinstance(s.submitted, Stale | Withheld))
+    if s.bad_annotation is not None:
+        state = State("stalled", "BadAnnotation", s.bad_annotation)
+        return Settle(state, "Warning", s.bad_annotation)
     if s.spec_error is not None:
-        return _stall("InvalidSpec", s.spec_error)
+        # No turn is given back: a spec that does not parse names no app/env to be sure of.
+        return replace(_stall(s, "InvalidSpec", s.spec_error), release=False)
     in_flight = s.job is not None and not s.job.terminal
     if s.paused:
         # A job in flight keeps its turn: another job on the app/env would be refused anyway.
-        return Action("show", _paused(s), release=not in_flight and s.marker is None)
+        return _show(s, _paused(s), release=not in_flight and s.marker is None)
+    if s.check_secrets and not s.secrets_read:
+        return ReadSecrets()
+    if s.observed is None and not s.started_reading:
+        before = _before_observing(s)
+        if before is not None:
+            return before
     if s.observed is None:
-        job = s.job
-        if (
-            job is not None
-            and job.terminal
-            and not s.marker
-            and not s.requested
-            and job.fingerprint == s.fingerprint
-            and (s.secrets_digest is None or job.secrets_digest == s.secrets_digest)
-            and (job.verified or (job.failed and job.generation == s.generation))
-        ):
-            # Unpaused, or a spec change AWS does not see (deletionPolicy): what was last
-            # observed for this very request still holds, so no AWS call.
-            return _settled(replace(job, generation=s.generation) if job.verified else job)
-        if s.now < s.not_before and not s.requested:
-            return NOTHING
-        if s.turn_busy is not None and not s.requested:
-            # Still another's turn: nothing could be sent anyway, so AWS is not even asked.
-            return Action("show", State("reconciling", "JobPending", f"waiting for {s.turn_busy}'s job"))
-        return OBSERVE
-    return _decide_observed(s, s.observed)
+        return _next_read(s)
+    plan = _decide_observed(s, s.observed)
+    if isinstance(plan, Submit) and s.submitted is not None:
+        return _after_submit(s, plan, s.submitted)
+    return plan
+
+
+def _before_observing(s: Snapshot) -> Plan | None:
+    """What needs no AWS call: a settled request shown again, a backoff, another's turn."""
+    job = s.job
+    if (
+        job is not None
+        and job.terminal
+        and not s.marker
+        and not s.look
+        and job.fingerprint == s.fingerprint
+        and (s.secrets_digest is None or job.secrets_digest == s.secrets_digest)
+        and (job.verified or (job.failed and job.generation == s.generation))
+    ):
+        # Unpaused, or a spec change AWS does not see (deletionPolicy): what was last
+        # observed for this very request still holds, so no AWS call.
+        return _settled(s, replace(job, generation=s.generation) if job.verified else job)
+    if s.now < s.not_before and not s.look:
+        return Wait()
+    waiting_for_turn = (
+        s.previous_reason == "JobPending" and s.marker is None and (job is None or job.terminal)
+    )
+    if waiting_for_turn and not s.turn_checked and not s.look:
+        return CheckTurn()  # a Kubernetes read says whether the turn is still taken
+    if s.turn_busy is not None and not s.look:
+        # Still another's turn: nothing could be sent anyway, so AWS is not even asked.
+        return _show(s, State("reconciling", "JobPending", f"waiting for {s.turn_busy}'s job"))
+    return None
+
+
+def _next_read(s: Snapshot) -> Plan:
+    """What to read of AWS next: the job in flight, then (after a lost answer) the unfinished
+    job on the app/env, then the resource."""
+    if s.failure is not None:
+        return _fail(s.failure)
+    if s.marker is not None and not s.hold_checked:
+        return CheckHold()
+    if s.held_by is not None:
+        # Another operator process wrote the marker and may be calling AWS right now: neither
+        # look for its job nor call again until it is done.
+        return _show(s, State("reconciling", "JobPending", f"operator {s.held_by} is calling AWS"))
+    job = s.job
+    if job is not None and not job.terminal and job.id and not s.polled:
+        return PollJob()
+    if s.polled and job is not None and not job.terminal:
+        # Still running: AWS's state cannot have settled yet, no need to read it.
+        return _decide_observed(s, Observation(resource=None))
+    if s.marker is not None and not s.running_checked:
+        return FindRunning()
+    if s.running_job is not None and (s.running_holder is None or object_of(s.running_holder) != s.me):
+        # Not ours to claim: wait until it ends, then AWS's state decides.
+        name = holder_name(s.running_holder) if s.running_holder else "someone outside this operator"
+        return _fail(Failure("JobPending", True, f"a job of {name} runs on {s.app}/{s.env}"))
+    return ReadResource()
 
 
 def _paused(s: Snapshot) -> State:
@@ -283,10 +610,11 @@ def _paused(s: Snapshot) -> State:
     return State("reconciling", "Paused", message)
 
 
-def _settled(job: Job) -> Action:
+def _settled(s: Snapshot, job: Job) -> Settle:
     if job.failed:
-        return _stall("JobFailed", job.error or f"{job.describe()} failed", job, event=None)
+        return _stall(s, "JobFailed", job.error or f"{job.describe()} failed", job, event=None)
     return _ready(
+        s,
         job,
         "JobCompleted",
         f"{job.describe()} completed; AWS shows the auth resource as the spec says",
@@ -294,7 +622,7 @@ def _settled(job: Job) -> Action:
     )
 
 
-def _decide_observed(s: Snapshot, seen: Observation) -> Action:
+def _decide_observed(s: Snapshot, seen: Observation) -> Settle | Submit:
     # A create job of ours means the auth resource is ours, whatever the annotation says.
     job, clear_marker = s.job, False
     owned = s.owned or (job is not None and job.operation == CREATE_OP)
@@ -308,14 +636,14 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
                 fingerprint=s.marker.fingerprint,
                 submitted_at=s.marker.at,
             )
-            return Action(
-                "show",
+            return _show(
+                s,
                 in_progress(found),
-                job=found,
+                "Normal",
+                found,
+                event_reason="Recovered",
                 clear_marker=True,
                 own=s.marker.operation == CREATE_OP and not s.owned,
-                event="Normal",
-                event_reason="Recovered",
             )
         # Nothing runs: the call never reached AWS, or its job has ended. AWS's state decides.
         clear_marker = True
@@ -324,17 +652,18 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
             job = None  # an earlier job (a create found missing): the lost create is what counts
     if job is not None and not job.terminal:
         started = job.submitted_at if job.submitted_at is not None else s.now
-        if s.requested:
+        if s.look:
             job = replace(job, submitted_at=s.now)  # a reconcile request restarts the clock
         elif s.now - started > s.job_timeout:
             return _stall(
+                s,
                 "JobTimedOut",
                 f"{job.describe()} is still {job.status or 'running'} after "
                 f"{s.job_timeout:.0f}s; set the reconcile-requested-at annotation to look again",
                 job,
                 clear_marker=clear_marker,
             )
-        return Action("show", in_progress(job), job=job, clear_marker=clear_marker)
+        return _show(s, in_progress(job), job=job, clear_marker=clear_marker)
     # Whether AWS was last sent this very request (Secret values included, when they were read).
     current = (
         job is not None
@@ -342,16 +671,17 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
         and (s.secrets_digest is None or job.secrets_digest == s.secrets_digest)
     )
     if job is not None and current and job.failed and job.generation == s.generation:
-        return _stall("JobFailed", job.error or f"{job.describe()} failed", job, clear_marker=clear_marker)
+        return _stall(s, "JobFailed", job.error or f"{job.describe()} failed", job, clear_marker=clear_marker)
     kw: dict[str, Any] = {"clear_marker": clear_marker, "own": owned and not s.owned}
     if seen.resource is None:
         if job is not None and current and job.completed and not job.missing:
             message = f"{job.describe()} completed, but AWS shows no auth resource; it will be created again"
-            return _look_again(job, "ResourceMissing", message, kw)
-        return Action("submit", operation=CREATE_OP, **{**kw, "own": False})
+            return _look_again(s, job, "ResourceMissing", message, kw)
+        return _submit(CREATE_OP, **{**kw, "own": False})
     if not owned:
         if not s.adopt:
             return _stall(
+                s,
                 "AlreadyExists",
                 "AWS already has an auth resource of this name that this BackendAuth "
                 "did not create; set spec.adoptionPolicy: AdoptOrCreate to manage it",
@@ -364,6 +694,7 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
     if not diff:
         if job is not None and current and job.completed:
             return _ready(
+                s,
                 replace(job, verified=True, missing=False),
                 "JobCompleted",
                 f"{job.describe()} completed; AWS shows the auth resource as the spec says",
@@ -379,6 +710,7 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
                 job or Job("", "", COMPLETED, "", ""), fingerprint=s.fingerprint, verified=True
             )
             return _ready(
+                s,
                 seen_job,
                 "Adopted" if adopted else "InSync",
                 "AWS shows the auth resource as the spec says",
@@ -386,33 +718,144 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Action:
                 event_reason="Adopted" if adopted else None,
                 **kw,
             )
-        return Action("submit", operation=UPDATE_OP, event_reason="Adopted" if adopted else None, **kw)
+        return _submit(UPDATE_OP, event_reason="Adopted" if adopted else None, **kw)
     if job is not None and current and job.completed:
-        paths = ", ".join(diff)
-        if s.report_drift:
-            return _stall("Drifted", f"AWS differs from the spec at {paths} (driftPolicy: Report)", job, **kw)
-        if all(create_only(path) for path in diff):
-            # No update can change these: sending one would repeat for ever.
-            return _stall(
-                "Drifted",
-                f"AWS differs from the spec at {paths}, which UpdateBackendAuth cannot change (AWS "
-                "sets it only when the auth resource is created)",
-                job,
-                **kw,
-            )
-        if job.missing and job.operation == UPDATE_OP and not s.requested:
-            # Our update completed and AWS still differs on the second look: AWS does not take
-            # these values as sent, and sending them again would repeat for ever.
-            return _stall(
-                "Drifted",
-                f"AWS still differs from the spec at {paths} after {job.describe()} completed; "
-                "set the reconcile-requested-at annotation to send it again",
-                job,
-                **kw,
-            )
-        if job.verified or job.missing:
-            # Changed behind our back (or still different on the second look): one update.
-            return Action("submit", operation=UPDATE_OP, event_reason="Drifted", **kw)
-        # Our own job completed, yet AWS differs: look once more before sending it again.
-        return _look_again(job, "Drifted", f"AWS differs from the spec at {paths}; it will be updated", kw)
-    return Action("submit", operation=UPDATE_OP, event_reason="Adopted" if adopted else None, **kw)
+        return _drifted(s, job, diff, kw)
+    return _submit(UPDATE_OP, event_reason="Adopted" if adopted else None, **kw)
+
+
+def _drifted(s: Snapshot, job: Job, diff: list[str], kw: dict[str, Any]) -> Settle | Submit:
+    """AWS differs from what our completed job of this very request asked for."""
+    paths = ", ".join(diff)
+    if s.report_drift:
+        return _stall(s, "Drifted", f"AWS differs from the spec at {paths} (driftPolicy: Report)", job, **kw)
+    if all(create_only(path) for path in diff):
+        # No update can change these: sending one would repeat for ever.
+        return _stall(
+            s,
+            "Drifted",
+            f"AWS differs from the spec at {paths}, which UpdateBackendAuth cannot change (AWS "
+            "sets it only when the auth resource is created)",
+            job,
+            **kw,
+        )
+    if job.missing and job.operation == UPDATE_OP and not s.look:
+        # Our update completed and AWS still differs on the second look: AWS does not take
+        # these values as sent, and sending them again would repeat for ever.
+        return _stall(
+            s,
+            "Drifted",
+            f"AWS still differs from the spec at {paths} after {job.describe()} completed; "
+            "set the reconcile-requested-at annotation to send it again",
+            job,
+            **kw,
+        )
+    if job.verified or job.missing:
+        # Changed behind our back (or still different on the second look): one update.
+        return _submit(UPDATE_OP, event_reason="Drifted", **kw)
+    # Our own job completed, yet AWS differs: look once more before sending it again.
+    return _look_again(s, job, "Drifted", f"AWS differs from the spec at {paths}; it will be updated", kw)
+
+
+SECRET_RETRY_CAP = 30.0  # a Secret applied after its BackendAuth is picked up within this time
+
+
+def _after_submit(s: Snapshot, plan: Submit, outcome: Submitted) -> Settle | ReadAgain:
+    """What a submit's outcome means; ``plan.books`` is written in every case."""
+    books = plan.books
+    if isinstance(outcome, Stale):
+        # The marker was refused: nothing was sent, nothing more is written.
+        return ReadAgain("the object changed since it was read", release=True)
+    if isinstance(outcome, Withheld):
+        # The marker goes again (if this process still acts) and the turn with it.
+        return Settle(annotations={**books.annotations, PENDING: None}, release=True, again=True)
+    if isinstance(outcome, NotSent):
+        return _fail(outcome.failure, SECRET_RETRY_CAP, **_kept(books, release=True))
+    if isinstance(outcome, TurnTaken):
+        state = State("reconciling", "JobPending", f"waiting for {outcome.holder}'s job on {s.app}/{s.env}")
+        return replace(books, state=state)
+    if isinstance(outcome, Rejected):
+        failure = outcome.failure
+        # Ambiguous: AWS may have done it, so the marker stays (even if this step's recovery had
+        # queued the previous one for removal), and the turn with it. Refused: nothing to
+        # recover, the turn goes back.
+        marker = outcome.marker.to_annotation() if failure.ambiguous and outcome.marker else None
+        kept = _kept(books, release=not failure.ambiguous, annotations={PENDING: marker})
+        if not failure.retryable:
+            kept["annotations"] = {**kept["annotations"], FAILURES: None}
+            state = State("stalled", failure.reason, failure.message)
+            return Settle(state, "Warning", failure.message, **kept)
+        return _fail(failure, **kept)
+    job = outcome.job
+    because = f" ({s.cause})" if s.cause else ""
+    written = {CREATED: "true"} if plan.operation == CREATE_OP else {}
+    kept = _kept(books, annotations={**written, JOB: job.to_annotation(), PENDING: None, FAILURES: None})
+    kept["notes"] = (*kept["notes"], Note("Normal", "Submitted", f"{job.describe()} submitted{because}"))
+    return Settle(in_progress(job), job=job, **kept)
+
+
+def _kept(books: Settle, release: bool = False, annotations: Mapping[str, str | None] = {}) -> dict[str, Any]:
+    """The bookkeeping of a submit, to go with its outcome."""
+    return {
+        "annotations": {**books.annotations, **annotations},
+        "drift": books.drift,
+        "notes": books.notes,
+        "release": books.release or release,
+    }
+
+
+def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete:
+    """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
+    resource and waits for AWS's delete job before Kubernetes lets the object go."""
+    policy = s.deletion_policy
+    if not s.leading:
+        # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done.
+        return Finish("wait", "another operator leads; it deletes")
+    if policy != "Delete" or not s.owned or s.paused:
+        if policy == "Delete" and s.paused:
+            # Deleting must still work while paused; AWS is not called, so the resource stays.
+            note = Note("Warning", "Paused", "paused: the Amplify auth resource is retained")
+        else:
+            note = Note("", "", "", f"Deletion policy {policy}: the Amplify auth resource is left in place.")
+        return Finish("let_go", notes=(note,), release=True)
+    if s.bad_annotation is not None:
+        return Finish("retry", s.bad_annotation)
+    sent = s.delete_submitted
+    if isinstance(sent, TurnTaken):
+        return Finish("wait", f"{sent.holder} has the turn on {s.app}/{s.env}")
+    if isinstance(sent, Withheld | Stale):
+        # Not sent (this process stopped leading): whoever leads now deletes.
+        return Finish("wait", sent.reason if isinstance(sent, Withheld) else "the object changed")
+    if isinstance(sent, Rejected | NotSent):
+        return _delete_failed(s.delete_job, (), sent.failure)
+    job = s.delete_job
+    if job is None:
+        return Delete()
+    notes: tuple[Note, ...] = ()
+    if isinstance(sent, Accepted):
+        notes = (Note("Normal", "Deleting", f"{job.describe()} submitted"),)
+    remember = job if isinstance(sent, Accepted) or s.delete_polled else None
+    if s.failure is not None:
+        return _delete_failed(remember, notes, s.failure)
+    if not job.terminal and not s.delete_polled:
+        return PollDelete()
+    if not job.terminal:
+        return Finish("wait", f"{job.describe()} is {job.status}", remember, notes)
+    if job.failed:
+        # Keep the finalizer: letting go would orphan a resource the user asked to delete.
+        message = job.error or f"{job.describe()} failed"
+        notes = (*notes, Note("Warning", "DeleteFailed", message))
+        state = State("stalled", "DeleteFailed", message)
+        return Finish("give_up", f"DeleteFailed: {message}", remember, notes, release=True, state=state)
+    return Finish("let_go", delete_job=remember, notes=notes, release=True)
+
+
+def _delete_failed(remember: Job | None, notes: tuple[Note, ...], failure: Failure) -> Finish:
+    if failure.reason == "NotFound":
+        gone = Note("", "", "", "The Amplify auth resource is already gone.")
+        return Finish("let_go", delete_job=remember, notes=(*notes, gone), release=True)
+    message = f"{failure.reason}: {failure.message}"
+    release = not failure.ambiguous
+    if not failure.retryable:
+        return Finish("give_up", message, remember, notes, release=release)
+    return Finish("retry", message, remember, notes, release=release, retry_reason=failure.reason)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from backendauth_operator.models import SECRET_REF_KEYS
 from backendauth_operator.reachability import is_unreachable_error
 
 logger = logging.getLogger("backendauth_operator.resync")
@@ -58,7 +59,7 @@ def _secret_names(spec: Mapping[str, Any]) -> frozenset[str]:
     def walk(node: Any) -> None:
         if isinstance(node, Mapping):
             for key, value in node.items():
-                if key in ("clientSecretRef", "privateKeyRef") and isinstance(value, Mapping):
+                if key in SECRET_REF_KEYS and isinstance(value, Mapping):
                     names.add(str(value.get("name")))
                 else:
                     walk(value)

@@ -1,0 +1,128 @@
+"""The one I/O face to AWS Amplify Backend: every call the operator makes, with typed answers.
+
+Each method returns what AWS said as a value (a :class:`~bookkeeping.Job`, a resource
+configuration, the auth outputs), or a :class:`~aws.Failure` that says what went wrong
+(throttled, unavailable, refused, ambiguous, a pending job, access denied). None raises for an
+AWS answer, so the caller records the result and lets the decision table choose.
+
+Reads go through the retrying client, mutating calls through the client that calls once
+(:mod:`aws` says why).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from backendauth_operator.aws import ClientFactory, Failure, call, classify
+from backendauth_operator.bookkeeping import CREATE, DELETE, Job
+
+OUTPUT_KEYS = {
+    "UserPoolId": "userPoolId",
+    "AppClientIDWeb": "appClientIdWeb",
+    "AppClientID": "appClientId",
+    "IdentityPoolId": "identityPoolId",
+}
+
+
+class NotSentError(Exception):
+    """Raised by a ``before_send`` check to stop a mutating call before it goes out (this
+    process stopped leading, or pacing held the call too long); it is never sent."""
+
+
+BeforeSend = Callable[[], None] | None
+
+
+@dataclass(frozen=True)
+class Resource:
+    """GetBackendAuth's answer: the ``ResourceConfig``, or None when AWS has no such resource."""
+
+    config: Mapping[str, Any] | None
+
+
+class AmplifyBackend:
+    """The AmplifyBackend calls of one region."""
+
+    def __init__(self, clients: ClientFactory, region: str) -> None:
+        self.clients, self.region = clients, region
+
+    def _read(self, method: str, **kwargs: Any) -> dict[str, Any] | Failure:
+        try:
+            return call(self.clients.reading(self.region), method, **kwargs)
+        except Exception as error:
+            return classify(error)
+
+    def job(self, job: Job, app: str, env: str) -> Job | Failure:
+        """GetBackendJob: ``job`` with AWS's status and error now (on ``app``/``env`` unless the
+        job names its own)."""
+        answer = self._read(
+            "get_backend_job", AppId=job.app_id or app, BackendEnvironmentName=job.env or env, JobId=job.id
+        )
+        return answer if isinstance(answer, Failure) else job.answered(answer)
+
+    def unfinished_jobs(self, app: str, env: str) -> list[Job] | Failure:
+        """ListBackendJobs: the jobs on the app/env that have not ended."""
+        answer = self._read("list_backend_jobs", AppId=app, BackendEnvironmentName=env, MaxResults=25)
+        if isinstance(answer, Failure):
+            return answer
+        jobs = [Job.from_answer(item, "", app, env) for item in answer.get("Jobs") or []]
+        return [job for job in jobs if not job.terminal]
+
+    def resource(self, app: str, env: str, name: str) -> Resource | Failure:
+        """GetBackendAuth: the auth resource's configuration, or none."""
+        answer = self._read("get_backend_auth", AppId=app, BackendEnvironmentName=env, ResourceName=name)
+        if isinstance(answer, Failure):
+            return Resource(None) if answer.reason == "NotFound" else answer
+        return Resource(answer.get("ResourceConfig") or None)
+
+    def outputs(self, app: str, env: str, name: str) -> dict[str, str] | Failure:
+        """GetBackend: the ids apps need for ``name``, from the amplify-meta document."""
+        answer = self._read("get_backend", AppId=app, BackendEnvironmentName=env)
+        return answer if isinstance(answer, Failure) else auth_outputs(answer.get("AmplifyMetaConfig"), name)
+
+    def submit(
+        self, operation: str, kwargs: Mapping[str, Any], before_send: BeforeSend = None, **job: Any
+    ) -> Job | Failure:
+        """CreateBackendAuth or UpdateBackendAuth, attempted once: the job AWS started, or why
+        not (``ambiguous`` when AWS may have started it anyway). ``before_send`` runs after the
+        pacing wait, just before the request; its :class:`NotSentError` passes through."""
+        method = "create_backend_auth" if operation == CREATE else "update_backend_auth"
+        try:
+            answer = call(self.clients.mutating(self.region), method, before_send=before_send, **kwargs)
+        except NotSentError:
+            raise
+        except Exception as error:
+            return classify(error)
+        return Job.from_answer(
+            answer, operation, str(kwargs["AppId"]), str(kwargs["BackendEnvironmentName"]), **job
+        )
+
+    def delete(self, app: str, env: str, name: str, before_send: BeforeSend = None) -> Job | Failure:
+        """DeleteBackendAuth, attempted once: the delete job, or why not (``before_send`` as
+        for :meth:`submit`)."""
+        try:
+            answer = call(
+                self.clients.mutating(self.region), "delete_backend_auth", before_send=before_send,
+                AppId=app, BackendEnvironmentName=env, ResourceName=name,
+            )  # fmt: skip
+        except NotSentError:
+            raise
+        except Exception as error:
+            return classify(error)
+        # The job is remembered under the call's app/env and operation, whatever the answer echoes.
+        return Job.from_answer({key: answer.get(key) for key in ("JobId", "Status")}, DELETE, app, env)
+
+
+def auth_outputs(meta_config: Any, resource_name: str) -> dict[str, str]:
+    """The ids of ``resource_name`` in an amplify-meta document (``auth`` → name → ``output``),
+    as the Amplify CLI writes it. Anything unreadable yields no ids rather than an error."""
+    try:
+        meta = json.loads(meta_config) if isinstance(meta_config, str) else meta_config
+        output = meta["auth"][resource_name]["output"]
+    except (ValueError, TypeError, KeyError):
+        return {}
+    if not isinstance(output, Mapping):
+        return {}
+    return {ours: str(output[theirs]) for theirs, ours in OUTPUT_KEYS.items() if output.get(theirs)}

@@ -1,0 +1,182 @@
+"""What a step does besides deciding, for real: the AWS face, the Lease of the app/env, the
+referenced Secrets, and the pending marker written before a call.
+
+Fencing: the marker is written only to the version the step read (a conflict comes back as
+:class:`~reconcile.Stale`, and nothing is sent), and the call itself is sent only while this
+process acts and within ``SEND_WINDOW_SECONDS`` of taking the turn (checked after the pacing
+wait, just before the request: :class:`~reconcile.Withheld` otherwise)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from backendauth_operator import metrics
+from backendauth_operator.amplify import AmplifyBackend, NotSentError, Resource
+from backendauth_operator.aws import ClientFactory, Failure
+from backendauth_operator.bookkeeping import CREATE, DELETE, Job, Marker, holder_name
+from backendauth_operator.kube import SEND_WINDOW_SECONDS, KubeClient, Leases, SecretMissing
+from backendauth_operator.leader import Gate, SoleOperator
+from backendauth_operator.models import (
+    BackendAuthSpec,
+    SecretKeyRef,
+    create_backend_auth_kwargs,
+    update_backend_auth_kwargs,
+)
+from backendauth_operator.reconcile import (
+    Accepted,
+    NotSent,
+    Rejected,
+    Snapshot,
+    Stale,
+    Submitted,
+    TurnTaken,
+    Withheld,
+)
+from backendauth_operator.writer import write_marker
+
+
+def secrets_digest(uid: str, values: Mapping[str, str]) -> str:
+    """A digest of Secret values (by ``name/key``), salted with the object's uid, so that a
+    rotation is noticed without keeping (or showing) any value."""
+    canonical = json.dumps(dict(values), sort_keys=True)
+    return hashlib.sha256(f"{uid}\nsecrets\n{canonical}".encode()).hexdigest()[:32]
+
+
+class LiveEffects:
+    """:class:`~executor.Effects` against AWS and the API server, for one object."""
+
+    def __init__(
+        self, clients: ClientFactory, kube: KubeClient, leases: Leases, logger: Any, gate: Gate | None = None
+    ) -> None:
+        self.clients, self.kube, self.leases, self.logger = clients, kube, leases, logger
+        self.gate: Gate = gate or SoleOperator()
+
+    def aws(self, s: Snapshot) -> AmplifyBackend:
+        return AmplifyBackend(self.clients, s.region)
+
+    def spec(self, s: Snapshot) -> BackendAuthSpec:
+        assert s.spec is not None, "no call is planned for an invalid spec"
+        return s.spec
+
+    def turn_holder(self, s: Snapshot) -> str | None:
+        return self.leases.holder(s.turn)
+
+    def held_elsewhere(self, s: Snapshot) -> str | None:
+        return self.leases.held_elsewhere(s.turn, s.me)
+
+    def secrets_digest(self, s: Snapshot) -> str | None:
+        refs = self.spec(s).secret_refs()
+        if not refs:
+            return ""
+        try:
+            values = {f"{r.name}/{r.key}": self.kube.read_secret_key(s.namespace, r, 8192) for r in refs}
+        except SecretMissing:
+            return None
+        return secrets_digest(s.uid, values)
+
+    def poll_job(self, s: Snapshot, job: Job) -> Job | Failure:
+        answered = self.aws(s).job(job, s.app, s.env)
+        done = isinstance(answered, Job) and answered.terminal and answered.operation != DELETE
+        if isinstance(answered, Job) and done and answered.submitted_at:
+            metrics.observe_job(answered.operation, answered.status, time.time() - answered.submitted_at)
+        return answered
+
+    def unfinished_job(self, s: Snapshot) -> tuple[Job, str | None] | Failure | None:
+        jobs = self.aws(s).unfinished_jobs(s.app, s.env)
+        if isinstance(jobs, Failure):
+            return jobs
+        return (jobs[0], self.leases.holder(s.turn)) if jobs else None
+
+    def resource(self, s: Snapshot) -> Resource | Failure:
+        return self.aws(s).resource(s.app, s.env, s.resource_name)
+
+    def submit(self, s: Snapshot, operation: str) -> Submitted:
+        try:
+            kwargs, sent = self.request(s, operation)
+        except SecretMissing as error:
+            return NotSent(Failure(error.reason, True, str(error)))
+        holder = self.leases.acquire(s.turn, s.me)
+        if holder is not None:
+            return TurnTaken(holder_name(holder))
+        taken = time.monotonic()
+        # The marker reaches the API server *before* the call: if the answer is lost (a crash,
+        # a 504), the next step looks for the job instead of calling again. It is written only
+        # to the version read: if another step (of this or another operator) wrote since,
+        # nothing is sent and the object is read and decided again.
+        marker = Marker(operation, time.time(), s.generation, s.fingerprint)
+        try:
+            version = write_marker(self.kube, s, marker)
+        except ApiException as error:
+            if error.status == 409:
+                return Stale()
+            raise
+
+        def may_send() -> None:  # after pacing, just before the request goes out
+            if not self.gate.acting():
+                raise NotSentError("this operator no longer leads")
+            if time.monotonic() - taken > SEND_WINDOW_SECONDS:
+                raise NotSentError(f"not sent within {SEND_WINDOW_SECONDS:g}s of taking the turn")
+
+        self.logger.info(f"Calling {operation} for {s.app}/{s.env}.")
+        try:
+            job = self.aws(s).submit(
+                operation, kwargs, before_send=may_send, generation=s.generation,
+                fingerprint=s.fingerprint, submitted_at=time.time(),
+                secrets_digest=secrets_digest(s.uid, sent) if sent else "",
+            )  # fmt: skip
+        except NotSentError as error:
+            self.logger.info(f"{operation} not sent: {error}.")
+            return Withheld(str(error), marker, version)
+        if isinstance(job, Failure):
+            return Rejected(job, marker, version)
+        return Accepted(job, marker, version)
+
+    def request(self, s: Snapshot, operation: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The call's keyword arguments, and the Secret values they carry (by ``name/key``)."""
+        spec = self.spec(s)
+        sent: dict[str, str] = {}
+        oauth = spec.resource_config.user_pool_configs.o_auth
+        apple = (
+            oauth.social_provider_settings.sign_in_with_apple
+            if oauth and oauth.social_provider_settings
+            else None
+        )
+
+        def resolve(ref: SecretKeyRef) -> str:
+            # The same limits as the inline values: 4096 characters, 8192 for Apple's .p8 key.
+            limit = 8192 if apple is not None and ref is apple.private_key_ref else 4096
+            sent[f"{ref.name}/{ref.key}"] = self.kube.read_secret_key(s.namespace, ref, limit)
+            return sent[f"{ref.name}/{ref.key}"]
+
+        build = create_backend_auth_kwargs if operation == CREATE else update_backend_auth_kwargs
+        return build(spec, resolve), sent
+
+    def delete(self, s: Snapshot) -> Submitted:
+        holder = self.leases.acquire(s.turn, s.me)
+        if holder is not None:
+            return TurnTaken(holder_name(holder))
+
+        def may_send() -> None:  # after pacing: a process that stopped leading sends nothing
+            if not self.gate.acting():
+                raise NotSentError("another operator leads; it deletes")
+
+        try:
+            job = self.aws(s).delete(s.app, s.env, s.resource_name, before_send=may_send)
+        except NotSentError as error:
+            return Withheld(str(error))
+        return Rejected(job) if isinstance(job, Failure) else Accepted(job)
+
+    def release(self, s: Snapshot, fenced: bool = False) -> bool:
+        """Give back the turn this object holds through this process. ``fenced``: this step's
+        writes were accepted on the version it read, so another process's hold of the same
+        object is stale and goes too. True when such a hold was left in place."""
+        return self.leases.release(s.turn, s.me, fenced=fenced)
+
+    def outputs(self, s: Snapshot) -> dict[str, str] | Failure:
+        return self.aws(s).outputs(s.app, s.env, s.resource_name)

@@ -1,0 +1,128 @@
+"""The executor: decide → carry out → record the result, until the plan settles or waits.
+
+It chooses nothing: :func:`~reconcile.decide` does, and each result comes back as a field of
+the next snapshot. The I/O is behind :class:`Effects` (the AWS face and the Kubernetes reads
+and the early marker write), so the executor is tested with a fake of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Protocol
+
+from backendauth_operator.amplify import Resource
+from backendauth_operator.aws import Failure
+from backendauth_operator.bookkeeping import PENDING, Job, holder_name, object_of
+from backendauth_operator.reconcile import (
+    Accepted,
+    CheckHold,
+    CheckTurn,
+    Delete,
+    FindRunning,
+    Finish,
+    Observation,
+    Plan,
+    PollDelete,
+    PollJob,
+    ReadAgain,
+    ReadResource,
+    ReadSecrets,
+    Rejected,
+    Settle,
+    Snapshot,
+    Submit,
+    Submitted,
+    Wait,
+    Withheld,
+    decide,
+    now_rfc3339,
+)
+
+MAX_ACTIONS = 8  # a step makes at most a handful of calls; more would be a loop
+
+
+class Effects(Protocol):
+    """What a step may do besides deciding: read AWS and Kubernetes, and send one call."""
+
+    def turn_holder(self, s: Snapshot) -> str | None:
+        """The identity holding the app/env's turn, if any."""
+
+    def held_elsewhere(self, s: Snapshot) -> str | None:
+        """Another operator process that holds this object's turn and may still be calling
+        AWS for it (its identity), if any."""
+
+    def secrets_digest(self, s: Snapshot) -> str | None:
+        """The salted digest of the referenced Secret values; None if one cannot be read."""
+
+    def poll_job(self, s: Snapshot, job: Job) -> Job | Failure: ...
+
+    def unfinished_job(self, s: Snapshot) -> tuple[Job, str | None] | Failure | None:
+        """The first unfinished job on the app/env, and who held the turn then."""
+
+    def resource(self, s: Snapshot) -> Resource | Failure: ...
+
+    def submit(self, s: Snapshot, operation: str) -> Submitted:
+        """Take the turn, write the pending marker to the version read (:class:`Stale` if it
+        changed), make the call unless this process stopped leading (:class:`Withheld`)."""
+
+    def delete(self, s: Snapshot) -> Submitted:
+        """Take the turn, call DeleteBackendAuth."""
+
+
+Outcome = Settle | Wait | ReadAgain | Finish
+
+
+def execute(s: Snapshot, effects: Effects) -> tuple[Snapshot, Outcome]:
+    """Run a step to its outcome; returns the last snapshot with it."""
+    for _ in range(MAX_ACTIONS):
+        plan: Plan = decide(s)
+        if isinstance(plan, Settle | Wait | ReadAgain | Finish):
+            return s, plan
+        s = carry_out(plan, s, effects)
+    raise RuntimeError(f"no outcome after {MAX_ACTIONS} actions: {plan}")
+
+
+def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
+    """Do what ``plan`` asks; its result becomes a field of the returned snapshot."""
+    if isinstance(plan, ReadSecrets):
+        return replace(s, secrets_read=True, secrets_digest=effects.secrets_digest(s))
+    if isinstance(plan, CheckTurn):
+        holder = effects.turn_holder(s)
+        busy = holder_name(holder) if holder and object_of(holder) != s.me else None
+        return replace(s, turn_checked=True, turn_busy=busy)
+    if isinstance(plan, CheckHold):
+        return replace(s, hold_checked=True, held_by=effects.held_elsewhere(s))
+    if isinstance(plan, PollJob) and s.job is not None:
+        answered = effects.poll_job(s, s.job)
+        if isinstance(answered, Failure):
+            return replace(s, polled=True, failure=answered)
+        return replace(s, polled=True, job=answered)
+    if isinstance(plan, FindRunning):
+        found = effects.unfinished_job(s)
+        if isinstance(found, Failure):
+            return replace(s, running_checked=True, failure=found)
+        if found is None:
+            return replace(s, running_checked=True)
+        return replace(s, running_checked=True, running_job=found[0], running_holder=found[1])
+    if isinstance(plan, ReadResource):
+        resource = effects.resource(s)
+        if isinstance(resource, Failure):
+            return replace(s, failure=resource)
+        seen = Observation(resource=resource.config, running=s.running_job)
+        return replace(s, observed=seen, observed_at=now_rfc3339())
+    if isinstance(plan, Submit):
+        outcome = effects.submit(s, plan.operation)
+        if isinstance(outcome, Accepted | Rejected | Withheld) and outcome.marker is not None:
+            # What the object has now, and the version the marker's write made.
+            marked = {**s.annotations, PENDING: outcome.marker.to_annotation()}
+            s = replace(s, annotations=marked, version=outcome.version or s.version)
+        return replace(s, submitted=outcome)
+    if isinstance(plan, Delete):
+        sent = effects.delete(s)
+        return replace(s, delete_submitted=sent, delete_job=sent.job if isinstance(sent, Accepted) else None)
+    if isinstance(plan, PollDelete) and s.delete_job is not None:
+        polled = effects.poll_job(s, s.delete_job)
+        if isinstance(polled, Failure):
+            return replace(s, failure=polled)
+        return replace(s, delete_polled=True, delete_job=polled)
+    raise AssertionError(f"not an action: {plan}")

@@ -1,0 +1,225 @@
+"""``backendauth-operator plan``: what the operator would do for BackendAuth manifests, without
+doing it.
+
+For each BackendAuth it reads AWS with read-only calls (GetBackendAuth) and asks the operator's
+own :func:`~reconcile.decide`, then prints the verdict field by field: create, update (with the
+fields AWS has otherwise), adopt, stall on a change AWS cannot make, or nothing. Secret values
+are never read nor shown: a secret field is only said to be sent ("would change") or not
+("unchanged"); AWS never shows them, so they cannot be compared.
+
+Without access to the cluster, the plan cannot see the operator's record of what it sent: it
+takes the manifest's word. An auth resource that AWS has belongs to the BackendAuth that names
+it, unless ``adoptionPolicy: AdoptOrCreate`` says it is to be taken over; and the Secret values
+are taken to be the ones AWS has.
+
+Exit codes, as ``terraform plan -detailed-exitcode``: 0 nothing to change, 2 changes (or a
+stall), 1 an error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from backendauth_operator import GROUP, KIND
+from backendauth_operator.amplify import AmplifyBackend
+from backendauth_operator.aws import ClientFactory, Failure
+from backendauth_operator.bookkeeping import COMPLETED, CREATE, CREATED, PAUSED, Job
+from backendauth_operator.config import Settings
+from backendauth_operator.models import SECRET_BOTO_KEYS, spec_path
+from backendauth_operator.reading import read
+from backendauth_operator.reconcile import Observation, Settle, Snapshot, Submit, decide
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field: what AWS has (``before``), what the spec asks (``after``)."""
+
+    path: str
+    before: Any = None
+    after: Any = None
+
+
+@dataclass
+class Verdict:
+    """What the operator would do for one BackendAuth."""
+
+    namespace: str
+    name: str
+    action: str  # create, update, adopt, stall, nothing, error
+    reason: str = ""
+    message: str = ""
+    calls: list[str] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)  # path -> "would change" | "unchanged"
+
+    @property
+    def changes_aws(self) -> bool:
+        return bool(self.calls) or self.action == "stall"
+
+
+def manifests(paths: Sequence[str], stdin: TextIO) -> Iterator[dict[str, Any]]:
+    """The BackendAuths of the files (``-``: stdin; a directory: its YAML and JSON files), Lists
+    unpacked; other kinds are skipped."""
+    for path in paths:
+        if path != "-" and Path(path).is_dir():
+            files = sorted(p for p in Path(path).iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+            yield from manifests([str(p) for p in files], stdin)
+            continue
+        text = stdin.read() if path == "-" else Path(path).read_text()
+        for doc in yaml.safe_load_all(text):
+            yield from _backendauths(doc)
+
+
+def _backendauths(doc: Any) -> Iterator[dict[str, Any]]:
+    if not isinstance(doc, dict):
+        return
+    if doc.get("kind") == "List" or (str(doc.get("kind", "")).endswith("List") and "items" in doc):
+        for item in doc.get("items") or []:
+            yield from _backendauths(item)
+    elif doc.get("kind") == KIND and str(doc.get("apiVersion", "")).startswith(f"{GROUP}/"):
+        yield doc
+
+
+def plan_one(doc: Mapping[str, Any], settings: Settings, clients: ClientFactory, namespace: str) -> Verdict:
+    """The verdict for one manifest: one GetBackendAuth, then :func:`decide`."""
+    meta = dict(doc.get("metadata") or {})
+    meta.setdefault("namespace", namespace)
+    paused = (meta.get("annotations") or {}).get(PAUSED)
+    meta.update(uid="plan", generation=1, annotations={PAUSED: paused} if paused else {})
+    verdict = Verdict(str(meta["namespace"]), str(meta.get("name")), "error")
+    s = read({"metadata": meta, "spec": doc.get("spec") or {}}, settings, time.time())
+    if s.spec_error is not None or s.desired is None:
+        verdict.message = s.spec_error or "no spec"
+        return verdict
+    found = AmplifyBackend(clients, s.region).resource(s.app, s.env, s.resource_name)
+    if isinstance(found, Failure):
+        verdict.reason, verdict.message = found.reason, found.message
+        return verdict
+    s = replace(s, observed=Observation(resource=found.config))
+    if found.config is not None and not s.adopt:
+        # Ours, and as far as the manifest says, last sent as it is now.
+        sent = Job("", "", COMPLETED, s.app, s.env, generation=1, fingerprint=s.fingerprint, verified=True)
+        s = replace(s, owned=True, job=sent)
+    return _verdict(verdict, s, decide(s))
+
+
+def _verdict(verdict: Verdict, s: Snapshot, plan: Any) -> Verdict:
+    desired = s.desired or {}
+    have = (s.observed.resource if s.observed else None) or {}
+    secrets = _secret_paths(desired)
+    if isinstance(plan, Submit):
+        adopting = plan.books.annotations.get(CREATED) == "true"
+        verdict.calls = [plan.operation]
+        if plan.operation == CREATE:
+            verdict.action, verdict.reason = "create", "NotFound"
+            verdict.changes = [Change(path, None, value) for path, value in _leaves(desired)]
+        else:
+            verdict.action = "adopt" if adopting else "update"
+            verdict.reason = "Adopted" if adopting else "Drifted"
+            verdict.changes = _changes(desired, have, plan.books.drift or ())
+        verdict.secrets = {path: "would change" for path in secrets}
+        return verdict
+    assert isinstance(plan, Settle) and plan.state is not None, plan
+    verdict.reason, verdict.message = plan.state.reason, plan.state.message
+    if plan.state.phase == "ready" or plan.state.reason == "Paused":
+        verdict.action = "adopt" if plan.state.reason == "Adopted" else "nothing"
+    else:
+        verdict.action = "stall" if plan.state.phase == "stalled" else "error"
+        verdict.changes = _changes(desired, have, plan.drift or ())
+    verdict.secrets = {path: "unchanged" for path in secrets}
+    return verdict
+
+
+def _leaves(config: Mapping[str, Any], at: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+    """(spec path, value) of every non-secret value of a boto3 ``ResourceConfig``."""
+    for key, value in config.items():
+        if key in SECRET_BOTO_KEYS:
+            continue
+        if isinstance(value, Mapping):
+            yield from _leaves(value, (*at, key))
+        else:
+            yield spec_path((*at, key)), value
+
+
+def _secret_paths(config: Mapping[str, Any], at: tuple[str, ...] = ()) -> list[str]:
+    out: list[str] = []
+    for key, value in config.items():
+        if key in SECRET_BOTO_KEYS:
+            out.append(spec_path((*at, key)))
+        elif isinstance(value, Mapping):
+            out += _secret_paths(value, (*at, key))
+    return out
+
+
+def _changes(desired: Mapping[str, Any], have: Mapping[str, Any], drift: Iterable[str]) -> list[Change]:
+    """Each differing path with AWS's value and the spec's (a whole block when AWS lacks it)."""
+    by_path = dict(_nodes(desired))
+    seen = dict(_nodes(have))
+    return [Change(path, seen.get(path), by_path.get(path)) for path in drift]
+
+
+def _nodes(config: Mapping[str, Any], at: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+    for key, value in config.items():
+        if key in SECRET_BOTO_KEYS:
+            continue
+        yield spec_path((*at, key)), _public(value)
+        if isinstance(value, Mapping):
+            yield from _nodes(value, (*at, key))
+
+
+def _public(value: Any) -> Any:
+    """``value`` without its secrets, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: _public(v) for k, v in value.items() if k not in SECRET_BOTO_KEYS}
+    return value
+
+
+def render_text(verdicts: Sequence[Verdict]) -> str:
+    """One block per BackendAuth: the verdict, then one line per field."""
+    lines: list[str] = []
+    for v in verdicts:
+        calls = f" ({', '.join(v.calls)})" if v.calls else ""
+        why = f": {v.message}" if v.message and v.action in ("stall", "error") else ""
+        lines.append(f"BackendAuth {v.namespace}/{v.name}: {v.action}{calls}{why}")
+        for change in v.changes:
+            if v.action == "create":
+                lines.append(f"  + {change.path} = {json.dumps(change.after)}")
+            else:
+                lines.append(f"  ~ {change.path}: {json.dumps(change.before)} -> {json.dumps(change.after)}")
+        for path, state in v.secrets.items():
+            lines.append(f"  {'~' if state == 'would change' else ' '} {path}: (secret) {state}")
+    changed = sum(1 for v in verdicts if v.changes_aws)
+    lines.append(f"{len(verdicts)} BackendAuth(s): {changed} to change.")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(verdicts: Sequence[Verdict]) -> str:
+    return json.dumps([asdict(v) for v in verdicts], indent=2, default=str) + "\n"
+
+
+def exit_code(verdicts: Sequence[Verdict]) -> int:
+    """0: nothing to change; 2: changes; 1: an error (a bad manifest, AWS unreadable)."""
+    if any(v.action == "error" for v in verdicts):
+        return 1
+    return 2 if any(v.changes_aws for v in verdicts) else 0
+
+
+def run(paths: Sequence[str], namespace: str, output: str, settings: Settings) -> int:
+    """The ``plan`` command."""
+    try:
+        docs = list(manifests(paths, sys.stdin))
+    except (OSError, yaml.YAMLError) as error:
+        print(f"backendauth-operator plan: {error}", file=sys.stderr)
+        return 1
+    clients = ClientFactory(settings.aws_endpoint_url)
+    verdicts = [plan_one(doc, settings, clients, namespace) for doc in docs]
+    sys.stdout.write(render_json(verdicts) if output == "json" else render_text(verdicts))
+    return exit_code(verdicts)

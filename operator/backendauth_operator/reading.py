@@ -1,0 +1,118 @@
+"""Read once: a BackendAuth as the API server has it → the :class:`~reconcile.Snapshot`.
+
+Nothing else parses the object: its spec, the operator's annotations, its conditions and its
+deletion all become fields here, and :func:`~reconcile.decide` looks only at those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from backendauth_operator.bookkeeping import (
+    CREATED,
+    DELETE_JOB,
+    PAUSED,
+    RECONCILE_REQUESTED,
+    BadAnnotation,
+    Failures,
+    Job,
+    Marker,
+    is_true,
+)
+from backendauth_operator.config import Settings
+from backendauth_operator.models import (
+    BackendAuthSpec,
+    InvalidSpecError,
+    create_backend_auth_kwargs,
+    has_secrets,
+    parse_spec,
+)
+from backendauth_operator.reconcile import Snapshot, current_reason, ready_generation
+
+
+def identity(obj: Mapping[str, Any]) -> str:
+    """The Lease holder identity of a BackendAuth: ``namespace/name/uid``."""
+    meta = obj.get("metadata", {})
+    namespace, name = meta.get("namespace"), meta.get("name")
+    return f"{namespace}/{name}/{meta.get('uid', f'{namespace}/{name}')}"
+
+
+def handled_request(obj: Mapping[str, Any]) -> str | None:
+    """The ``reconcile-requested-at`` value not yet echoed in ``status.lastHandledReconcileAt``."""
+    requested = (obj.get("metadata", {}).get("annotations") or {}).get(RECONCILE_REQUESTED)
+    handled = (obj.get("status") or {}).get("lastHandledReconcileAt")
+    return requested if requested is not None and requested != handled else None
+
+
+def read(
+    obj: Mapping[str, Any],
+    settings: Settings,
+    now: float,
+    look: bool = False,
+    check_secrets: bool = False,
+    cause: str | None = None,
+) -> Snapshot:
+    """The snapshot of ``obj``. ``look``: observe AWS now (a reconcile request, a resync, a
+    Secret change); ``check_secrets``: read the Secrets to notice a rotation."""
+    meta = obj.get("metadata", {})
+    annotations: dict[str, str] = dict(meta.get("annotations") or {})
+    raw = obj.get("spec") or {}
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    request = handled_request(obj)
+    look = look or request is not None
+    s = Snapshot(
+        generation=meta.get("generation"), now=now, namespace=meta["namespace"], name=meta["name"],
+        request=request, uid=str(meta.get("uid", f"{meta['namespace']}/{meta['name']}")), me=identity(obj),
+        version=str(meta["resourceVersion"]) if meta.get("resourceVersion") else None,
+        annotations=annotations,
+        region=raw.get("region") or settings.default_region or "",
+        app=str(raw.get("appId")), env=str(raw.get("backendEnvironmentName")),
+        resource_name=str(raw.get("resourceName")),
+        previous_reason=current_reason(conditions),
+        ready_generation=ready_generation(conditions),
+        paused=is_true(annotations, PAUSED), owned=is_true(annotations, CREATED),
+        look=look, check_secrets=check_secrets or look, cause=cause,
+        job_timeout=settings.job_timeout_seconds,
+        deleting=bool(meta.get("deletionTimestamp")),
+        deletion_policy=raw.get("deletionPolicy") or settings.default_deletion_policy,
+    )  # fmt: skip
+    if s.deleting:
+        # Only the delete job counts now.
+        try:
+            job = Job.from_annotation(annotations, DELETE_JOB) if annotations.get(DELETE_JOB) else None
+        except BadAnnotation as error:
+            return replace(s, bad_annotation=str(error))
+        return replace(s, delete_job=job)
+    try:
+        failures = Failures.from_annotation(annotations)
+        s = replace(
+            s, job=Job.from_annotation(annotations), marker=Marker.from_annotation(annotations),
+            failures=failures.count, not_before=failures.not_before,
+        )  # fmt: skip
+    except BadAnnotation as error:
+        return replace(s, bad_annotation=str(error))
+    try:
+        spec = parse_spec(raw)
+    except InvalidSpecError as error:
+        return replace(s, spec_error=str(error))
+    if not s.region:
+        return replace(s, spec_error="spec.region: required, as the operator has no AWS_REGION set")
+    desired = create_backend_auth_kwargs(spec, lambda ref: "")["ResourceConfig"]
+    return replace(
+        s, spec=spec, fingerprint=fingerprint(spec, s.uid), desired=desired,
+        has_secrets=has_secrets(desired), adopt=spec.adoption_policy == "AdoptOrCreate",
+        report_drift=spec.drift_policy == "Report",
+        outputs_config_map=spec.outputs.config_map_name if spec.outputs else None,
+    )  # fmt: skip
+
+
+def fingerprint(spec: BackendAuthSpec, uid: str) -> str:
+    """A digest of what AWS would be sent, salted with the object's uid; Secret values are
+    represented by their references, so none is read or stored for it."""
+    request = create_backend_auth_kwargs(spec, lambda ref: f"secretKeyRef:{ref.name}/{ref.key}")
+    canonical = json.dumps(request, sort_keys=True, default=str)
+    return hashlib.sha256(f"{uid}\n{canonical}".encode()).hexdigest()[:32]

@@ -1,0 +1,210 @@
+"""``backendauth-operator plan`` against the simulator: every example before it is applied, after,
+and after AWS was changed behind the operator's back; exit codes 0/2/1; no secret value shown."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from backendauth_operator.bookkeeping import CREATE
+from backendauth_operator.cli import main
+from backendauth_operator.models import create_backend_auth_kwargs, parse_spec, update_backend_auth_kwargs
+from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
+from harness import wait_until
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+MANIFESTS = [p for p in sorted(EXAMPLES.glob("*.yaml")) if p.name != "social-secrets.yaml"]
+SECRETS = {
+    (doc["metadata"]["name"], key): value
+    for doc in yaml.safe_load_all((EXAMPLES / "social-secrets.yaml").read_text())
+    for key, value in doc["stringData"].items()
+}
+
+
+def backendauths(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "BackendAuth"]
+
+
+@pytest.fixture
+def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatorThread]:
+    thread = SimulatorThread(SimulatorConfig(auto_apps=True, job_seconds=0.0)).start()
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("BACKENDAUTH_AWS_ENDPOINT_URL", thread.url)
+    yield thread
+    thread.stop()
+
+
+def plan(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(["plan", *args])
+    return code, capsys.readouterr().out
+
+
+def client(sim: SimulatorThread, region: str) -> Any:
+    return boto3.client("amplifybackend", region_name=region, endpoint_url=sim.url)
+
+
+def apply(sim: SimulatorThread, doc: dict[str, Any]) -> None:
+    """What the operator sends for a new BackendAuth, carried to its end."""
+    spec = parse_spec(doc["spec"])
+    aws = client(sim, spec.region or "eu-west-1")
+    answer = aws.create_backend_auth(
+        **create_backend_auth_kwargs(spec, lambda ref: SECRETS[(ref.name, ref.key)])
+    )
+    finish(aws, spec.app_id, spec.backend_environment_name, answer["JobId"])
+
+
+def finish(aws: Any, app: str, env: str, job: str) -> None:
+    """Wait for an AWS job to complete (the simulator's jobs here take no time)."""
+    wait_until(
+        lambda: (
+            aws.get_backend_job(AppId=app, BackendEnvironmentName=env, JobId=job)["Status"] == "COMPLETED"
+        ),
+        what=f"job {job} to complete",
+    )
+
+
+def change_password_length(sim: SimulatorThread, doc: dict[str, Any]) -> None:
+    """Someone sets the minimum password length in the console (an UpdateBackendAuth)."""
+    spec = parse_spec(doc["spec"])
+    kwargs = update_backend_auth_kwargs(spec, lambda ref: SECRETS[(ref.name, ref.key)])
+    kwargs["ResourceConfig"]["UserPoolConfigs"]["PasswordPolicy"] = {"MinimumLength": 6.0}
+    aws = client(sim, spec.region or "eu-west-1")
+    answer = aws.update_backend_auth(**kwargs)
+    finish(aws, spec.app_id, spec.backend_environment_name, answer["JobId"])
+
+
+def change_sign_up_attributes(sim: SimulatorThread, doc: dict[str, Any]) -> None:
+    """Someone changes, in the console, what only a create can set."""
+    spec = doc["spec"]
+    key = f"{spec['appId']}/{spec['backendEnvironmentName']}/{spec['resourceName']}"
+    config = json.loads(_get(f"{sim.url}/_sim/state"))["resources"][key]
+    config["userPoolConfigs"]["requiredSignUpAttributes"] = ["PHONE_NUMBER"]
+    where = {k: spec[k] for k in ("appId", "backendEnvironmentName", "resourceName")}
+    _post(f"{sim.url}/_sim/resources", {**where, "resourceConfig": config})
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
+def _post(url: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def assert_no_secret_value(out: str) -> None:
+    for value in SECRETS.values():
+        for line in value.splitlines():
+            assert "replace-with" not in line or line not in out
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=[p.name for p in MANIFESTS])
+def test_every_example_before_apply_after_apply_and_after_a_drift(
+    path: Path, sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = backendauths(path)
+    code, out = plan(capsys, "-f", str(path))
+    assert code == 2, out
+    for doc in docs:
+        assert f"BackendAuth default/{doc['metadata']['name']}: create ({CREATE})" in out, out
+    assert "+ resourceConfig.userPoolConfigs.userPoolName = " in out
+    assert_no_secret_value(out)
+    if "clientSecretRef" in path.read_text():
+        assert "(secret) would change" in out
+
+    for doc in docs:
+        apply(sim, doc)
+    code, out = plan(capsys, "-f", str(path), "-o", "json")
+    verdicts = json.loads(out)
+    assert code == 0, out
+    assert [v["action"] for v in verdicts] == ["nothing"] * len(docs)
+    assert all(v["calls"] == [] and set(v["secrets"].values()) <= {"unchanged"} for v in verdicts)
+
+    change_password_length(sim, docs[0])
+    code, out = plan(capsys, "-f", str(path))
+    name = docs[0]["metadata"]["name"]
+    if "minimumLength" in path.read_text():
+        assert code == 2, out
+        assert f"BackendAuth default/{name}: update (UpdateBackendAuth)" in out
+        assert "~ resourceConfig.userPoolConfigs.passwordPolicy.minimumLength: 6.0 -> 12.0" in out
+    else:  # a field the spec leaves to AWS is not a change
+        assert code == 0, out
+    assert_no_secret_value(out)
+
+
+def test_a_change_only_a_create_can_make_stalls(
+    sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = EXAMPLES / "minimal.yaml"
+    doc = backendauths(path)[0]
+    apply(sim, doc)
+    change_sign_up_attributes(sim, doc)
+    code, out = plan(capsys, "-f", str(path))
+    assert code == 2, out
+    assert "BackendAuth default/minimal-auth: stall: AWS differs from the spec at " in out
+    assert '~ resourceConfig.userPoolConfigs.requiredSignUpAttributes: ["PHONE_NUMBER"] -> ["EMAIL"]' in out
+
+
+def test_a_change_update_can_make_is_shown_field_by_field(
+    tmp_path: Path, sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = backendauths(EXAMPLES / "minimal.yaml")[0]
+    apply(sim, doc)
+    doc["spec"]["resourceConfig"]["userPoolConfigs"]["passwordPolicy"] = {"minimumLength": 14}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(doc))
+    code, out = plan(capsys, "-f", str(changed), "-n", "team-a")
+    assert code == 2
+    assert "BackendAuth team-a/minimal-auth: update (UpdateBackendAuth)" in out
+    assert '~ resourceConfig.userPoolConfigs.passwordPolicy: null -> {"MinimumLength": 14.0}' in out
+
+
+def test_adopt_what_aws_has_with_adoption_policy_from_a_list_on_stdin(
+    sim: SimulatorThread, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = backendauths(EXAMPLES / "minimal.yaml")[0]
+    apply(sim, doc)
+    doc["spec"]["adoptionPolicy"] = "AdoptOrCreate"
+    listed = yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [doc]})
+    monkeypatch.setattr(sys, "stdin", io.StringIO(listed))
+    code, out = plan(capsys, "-f", "-")
+    assert code == 0, out  # nothing to send: AWS has it as the spec says
+    assert "BackendAuth default/minimal-auth: adopt\n" in out
+
+
+def test_errors_exit_1_naming_the_field(
+    tmp_path: Path, sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = backendauths(EXAMPLES / "minimal.yaml")[0]
+    del doc["spec"]["resourceConfig"]["userPoolConfigs"]["signInMethod"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    code, out = plan(capsys, "-f", str(bad))
+    assert code == 1 and "error: spec.resourceConfig.userPoolConfigs.signInMethod" in out
+    code, _ = plan(capsys, "-f", str(tmp_path / "absent.yaml"))
+    assert code == 1
+
+
+def test_a_directory_is_every_manifest_in_it(
+    sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = plan(capsys, "-f", str(EXAMPLES))
+    assert code == 2
+    assert out.count(": create (CreateBackendAuth)") == sum(len(backendauths(p)) for p in MANIFESTS)
