@@ -23,14 +23,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
-from real_apiserver import in_ci, tail
+from real_apiserver import build_before_tests, in_ci, tail
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "tests" / "docker"
@@ -150,17 +149,14 @@ atexit.register(stop_engine)  # also when the session ends without pytest_sessio
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Build (or find) the image before any test runs, if a selected test needs it."""
-    if session.config.option.collectonly:
-        return
-    if any(item.get_closest_marker(MARKER) for item in session.items):
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line("image: tests/docker/image.sh (a cold engine, base and build take minutes)")
-        start = time.monotonic()
-        build = build_image()
-        if reporter is not None:
-            outcome = build.image.tag if build.image else f"unavailable: {build.problem}"
-            reporter.write_line(f"image: {outcome} ({time.monotonic() - start:.1f}s)")
+
+    def build() -> str:
+        built = build_image()
+        return built.image.tag if built.image else f"unavailable: {built.problem}"
+
+    build_before_tests(
+        session, MARKER, "tests/docker/image.sh (a cold engine, base and build take minutes)", build
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

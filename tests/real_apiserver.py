@@ -134,19 +134,29 @@ def build_binaries() -> Build:
     return _build
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build (or find) the binaries before any test runs, if a selected test needs them."""
+def build_before_tests(session: pytest.Session, marker: str, what: str, build: Callable[[], str]) -> None:
+    """Run ``build`` (it returns a one-line outcome) before the first test, if a selected test
+    carries ``marker``: a cold build takes minutes, which must not count against a test's timeout."""
     if session.config.option.collectonly:
         return
-    if any(item.get_closest_marker(MARKER) for item in session.items):
+    if any(item.get_closest_marker(marker) for item in session.items):
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line("real_apiserver: tests/kube/build.sh (builds only when not built yet)")
+            reporter.write_line(f"{marker}: {what}")
         start = time.monotonic()
-        build = build_binaries()
+        outcome = build()
         if reporter is not None:
-            outcome = build.bin_dir or f"unavailable: {build.problem}"
-            reporter.write_line(f"real_apiserver: {outcome} ({time.monotonic() - start:.1f}s)")
+            reporter.write_line(f"{marker}: {outcome} ({time.monotonic() - start:.1f}s)")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build (or find) the binaries before any test runs, if a selected test needs them."""
+
+    def build() -> str:
+        built = build_binaries()
+        return str(built.bin_dir or f"unavailable: {built.problem}")
+
+    build_before_tests(session, MARKER, "tests/kube/build.sh (builds only when not built yet)", build)
 
 
 def unavailable(reason: str, log: Path | None = None) -> NoReturn:

@@ -43,7 +43,16 @@ from typing import Any
 import pytest
 import yaml
 
-from real_apiserver import REPO, RealCluster, Unavailable, free_port, spawn, stop_process, tail
+from real_apiserver import (
+    REPO,
+    RealCluster,
+    Unavailable,
+    build_before_tests,
+    free_port,
+    spawn,
+    stop_process,
+    tail,
+)
 
 NODE_BUILD = REPO / "tests" / "node" / "build.sh"
 IMAGE_SCRIPT = REPO / "tests" / "docker" / "image.sh"
@@ -585,21 +594,15 @@ def prepare() -> Prepared:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build (or find) everything before the first test, if a selected test needs a node: a cold
-    build takes minutes, which must not count against a test's timeout."""
-    if session.config.option.collectonly:
-        return
-    if any(item.get_closest_marker(MARKER) for item in session.items):
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(
-                "real_node: tests/node/build.sh and tests/docker/image.sh (built once, cached)"
-            )
-        begin = time.monotonic()
+    """Build (or find) everything before the first test, if a selected test needs a node."""
+
+    def build() -> str:
         prepared = prepare()
-        if reporter is not None:
-            outcome = prepared.bin_dir or f"unavailable: {(prepared.problem or '').splitlines()[0]}"
-            reporter.write_line(f"real_node: {outcome} ({time.monotonic() - begin:.1f}s)")
+        return str(prepared.bin_dir or f"unavailable: {(prepared.problem or '').splitlines()[0]}")
+
+    build_before_tests(
+        session, MARKER, "tests/node/build.sh and tests/docker/image.sh (built once, cached)", build
+    )
 
 
 def node_fixture(workdir: Path) -> Iterator[RealNode]:
