@@ -175,6 +175,7 @@ def test_names_subresource_and_columns_follow_the_contract() -> None:
         ("JOB", 1),
         ("REASON", 1),
         ("ERROR", 1),
+        ("ACCOUNT", 1),
     ]
 
 

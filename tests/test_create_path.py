@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from argocd_health import health
 from harness import Bed, backendauth, secret, wait_until
@@ -314,11 +315,30 @@ def test_metrics_endpoint_counts_calls_retries_and_states(bed: Bed) -> None:
         return text if 'backendauth_resources{condition="Ready",reason="JobCompleted"} 1.0' in text else None
 
     text = wait_until(page_shows_ready, what="the metrics page")
-    assert 'backendauth_aws_calls_total{operation="CreateBackendAuth",outcome="Throttled"} 2.0' in text
-    assert 'backendauth_aws_calls_total{operation="CreateBackendAuth",outcome="ok"} 1.0' in text
-    assert 'backendauth_retries_total{reason="Throttled"} 2.0' in text
-    jobs = 'backendauth_job_duration_seconds_count{operation="CreateBackendAuth",result="COMPLETED"} 1.0'
-    assert jobs in text
+    calls = "backendauth_aws_calls_total"
+    assert sample(text, calls, operation="CreateBackendAuth", outcome="Throttled") == 2
+    assert sample(text, calls, operation="CreateBackendAuth", outcome="ok") == 1
+    assert sample(text, "backendauth_retries_total", reason="Throttled") == 2
+    jobs = "backendauth_job_duration_seconds_count"
+    assert sample(text, jobs, operation="CreateBackendAuth", result="COMPLETED") == 1
+    # One account, the operator's own: every series of these carries it.
+    accounts = {
+        s.labels["account"]
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name in (calls, jobs)
+    }
+    assert len(accounts) == 1, accounts
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples ``name`` whose labels include ``labels`` (whatever the account)."""
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def test_operator_watching_one_namespace_serves_it_without_cluster_scanning(

@@ -19,8 +19,14 @@ def m() -> OperatorMetrics:
     return OperatorMetrics()
 
 
+ACCOUNT_LABELLED = ("backendauth_aws_calls", "backendauth_retries", "backendauth_job_duration_seconds")
+
+
 def value(m: OperatorMetrics, name: str, **labels: str) -> float | None:
-    """The sample's value in the registry, or None when the series does not exist."""
+    """The sample's value in the registry, or None when the series does not exist; ``account``
+    is the operator's own (empty) unless given."""
+    if name.startswith(ACCOUNT_LABELLED):
+        labels.setdefault("account", "")
     return m.registry.get_sample_value(name, labels)
 
 
@@ -45,6 +51,22 @@ def test_aws_calls_are_counted_by_operation_and_outcome(m: OperatorMetrics) -> N
     assert value(m, total, operation="CreateBackendAuth", outcome="Throttled") == 2
     assert value(m, total, operation="GetBackendJob", outcome="ok") == 1
     assert value(m, total, operation="GetBackendJob", outcome="Throttled") is None
+
+
+def test_calls_retries_and_jobs_carry_the_account(m: OperatorMetrics) -> None:
+    m.record_aws_call("CreateBackendAuth", "ok", "111111111111")
+    m.record_aws_call("CreateBackendAuth", "ok", "222222222222")
+    m.record_aws_call("CreateBackendAuth", "Throttled", "222222222222")
+    m.record_retry("Throttled", "222222222222")
+    m.observe_job("CreateBackendAuth", "COMPLETED", 3.0, "111111111111")
+    total = "backendauth_aws_calls_total"
+    assert value(m, total, operation="CreateBackendAuth", outcome="ok", account="111111111111") == 1
+    assert value(m, total, operation="CreateBackendAuth", outcome="ok", account="222222222222") == 1
+    assert value(m, total, operation="CreateBackendAuth", outcome="Throttled", account="111111111111") is None
+    assert value(m, "backendauth_retries_total", reason="Throttled", account="222222222222") == 1
+    jobs = "backendauth_job_duration_seconds_count"
+    assert value(m, jobs, operation="CreateBackendAuth", result="COMPLETED", account="111111111111") == 1
+    assert value(m, jobs, operation="CreateBackendAuth", result="COMPLETED", account="222222222222") is None
 
 
 def test_retries_are_counted_by_reason(m: OperatorMetrics) -> None:
@@ -170,7 +192,7 @@ def test_render_is_the_prometheus_text_format_with_the_documented_names(m: Opera
     assert families["backendauth_job_duration_seconds"].type == "histogram"
     assert families["backendauth_resources"].type == "gauge"
     text = m.render().decode()
-    assert 'backendauth_aws_calls_total{operation="CreateBackendAuth",outcome="ok"} 1.0' in text
+    assert 'backendauth_aws_calls_total{account="",operation="CreateBackendAuth",outcome="ok"} 1.0' in text
     assert 'backendauth_resources{condition="Ready",reason="JobCompleted"} 1.0' in text
 
 
@@ -188,7 +210,7 @@ def test_the_server_serves_the_registry_over_http(m: OperatorMetrics) -> None:
         (port,) = m.server_ports()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             body = response.read().decode()
-        assert 'backendauth_retries_total{reason="Throttled"} 1.0' in body
+        assert 'backendauth_retries_total{account="",reason="Throttled"} 1.0' in body
         assert "python_gc_objects_collected_total" not in body  # not the global registry
     finally:
         m.stop_servers()
@@ -198,7 +220,8 @@ def test_the_server_serves_the_registry_over_http(m: OperatorMetrics) -> None:
 def test_module_functions_record_into_the_process_metrics() -> None:
     before = (
         metrics.METRICS.registry.get_sample_value(
-            "backendauth_aws_calls_total", {"operation": "DeleteBackendAuth", "outcome": "NotFound"}
+            "backendauth_aws_calls_total",
+            {"operation": "DeleteBackendAuth", "outcome": "NotFound", "account": ""},
         )
         or 0
     )
@@ -209,11 +232,13 @@ def test_module_functions_record_into_the_process_metrics() -> None:
     try:
         text = metrics.render().decode()
         after = metrics.METRICS.registry.get_sample_value(
-            "backendauth_aws_calls_total", {"operation": "DeleteBackendAuth", "outcome": "NotFound"}
+            "backendauth_aws_calls_total",
+            {"operation": "DeleteBackendAuth", "outcome": "NotFound", "account": ""},
         )
         assert after == before + 1
         assert 'backendauth_resources{condition="Stalled",reason="BadRequest"}' in text
-        job = 'backendauth_job_duration_seconds_count{operation="DeleteBackendAuth",result="COMPLETED"}'
+        job = 'backendauth_job_duration_seconds_count{account="",operation="DeleteBackendAuth",'
+        job += 'result="COMPLETED"}'
         assert job in text
     finally:
         metrics.set_object_state("module-test-uid", None, None)

@@ -40,6 +40,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 from real_apiserver import REPO, Unavailable, in_ci
@@ -307,8 +308,15 @@ def test_examples_become_ready_each_created_once_by_the_service_account(
     with direct.open(f"http://{pod['status']['podIP']}:{port}/metrics", timeout=10) as response:
         metrics = response.read().decode()
     assert "backendauth_leader 1.0" in metrics
-    ok = 'backendauth_aws_calls_total{operation="CreateBackendAuth",outcome="ok"}'
-    assert f"{ok} {float(len(examples))}" in metrics, [line for line in metrics.splitlines() if ok in line]
+    ok = [
+        s.value
+        for f in text_string_to_metric_families(metrics)
+        for s in f.samples
+        if s.name == "backendauth_aws_calls_total"
+        and s.labels.get("operation") == "CreateBackendAuth"
+        and s.labels.get("outcome") == "ok"
+    ]
+    assert sum(ok) == len(examples), [line for line in metrics.splitlines() if "CreateBackendAuth" in line]
     pod_ips = {ip["ip"] for p in kustomized.pods() for ip in p["status"]["podIPs"]}
     assert {e["sourceIPs"][0] for e in writes} <= pod_ips, (pod_ips, writes[-1]["sourceIPs"])
 

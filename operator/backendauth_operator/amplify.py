@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backendauth_operator.aws import ClientFactory, Failure, call, classify
+from backendauth_operator.accounts import Role
+from backendauth_operator.aws import ClientFactory, Failure, call, classify, pace_key
 from backendauth_operator.bookkeeping import CREATE, DELETE, Job
 
 OUTPUT_KEYS = {
@@ -43,14 +44,18 @@ class Resource:
 
 
 class AmplifyBackend:
-    """The AmplifyBackend calls of one region."""
+    """The AmplifyBackend calls of one region of one account: ``account`` (empty: the operator's
+    own, not known) under ``role`` (None: the operator's own credentials)."""
 
-    def __init__(self, clients: ClientFactory, region: str) -> None:
-        self.clients, self.region = clients, region
+    def __init__(
+        self, clients: ClientFactory, region: str, role: Role | None = None, account: str = ""
+    ) -> None:
+        self.clients, self.region, self.role = clients, region, role
+        self.key = pace_key(account, region)
 
     def _read(self, method: str, **kwargs: Any) -> dict[str, Any] | Failure:
         try:
-            return call(self.clients.reading(self.region), method, **kwargs)
+            return call(self.clients.reading(self.region, self.role), method, key=self.key, **kwargs)
         except Exception as error:
             return classify(error)
 
@@ -90,7 +95,8 @@ class AmplifyBackend:
         pacing wait, just before the request; its :class:`NotSentError` passes through."""
         method = "create_backend_auth" if operation == CREATE else "update_backend_auth"
         try:
-            answer = call(self.clients.mutating(self.region), method, before_send=before_send, **kwargs)
+            client = self.clients.mutating(self.region, self.role)
+            answer = call(client, method, before_send=before_send, key=self.key, **kwargs)
         except NotSentError:
             raise
         except Exception as error:
@@ -104,8 +110,8 @@ class AmplifyBackend:
         for :meth:`submit`)."""
         try:
             answer = call(
-                self.clients.mutating(self.region), "delete_backend_auth", before_send=before_send,
-                AppId=app, BackendEnvironmentName=env, ResourceName=name,
+                self.clients.mutating(self.region, self.role), "delete_backend_auth", before_send=before_send,
+                key=self.key, AppId=app, BackendEnvironmentName=env, ResourceName=name,
             )  # fmt: skip
         except NotSentError:
             raise

@@ -11,6 +11,7 @@ change it (botocore 1.44 switched the default mode from legacy to standard):
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,9 +20,12 @@ from typing import Any
 
 import boto3
 import botocore.config
+import botocore.credentials
 import botocore.exceptions
+import botocore.session
 
 from backendauth_operator import metrics
+from backendauth_operator.accounts import Role
 
 MUTATING_CONFIG = botocore.config.Config(
     retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=10, read_timeout=60
@@ -31,37 +35,140 @@ READ_CONFIG = botocore.config.Config(
 )
 
 
-class ClientFactory:
-    """Creates and caches boto3 clients per (region, kind). Thread-safe: handlers run in threads."""
+STS_CONFIG = botocore.config.Config(
+    retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5, read_timeout=15
+)
+OWN_ACCOUNT_RETRY_SECONDS = 60.0  # a failed GetCallerIdentity is not asked again sooner
 
-    def __init__(self, endpoint_url: str | None, max_connections: int = 10) -> None:
+
+class AssumeRoleError(Exception):
+    """AssumeRole of a mapped role failed: :attr:`failure` says why, naming the role. Raised
+    from botocore's credential refresh, before the AmplifyBackend request is sent."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class ClientFactory:
+    """Creates and caches boto3 clients per (account, region, kind). Thread-safe: handlers run
+    in threads.
+
+    A namespace without an account (``role`` None) uses the operator's own credential chain, as
+    it always did. A mapped account has one session, shared by every BackendAuth of it, whose
+    credentials are botocore's own refreshing credentials: the refresh calls sts:AssumeRole
+    with the operator's own credentials, before the assumed ones expire.
+
+    STS is reached at ``AWS_ENDPOINT_URL_STS`` when set (botocore reads it), else at
+    ``endpoint_url`` when one is set (the simulator answers STS on the same port), else at AWS.
+    """
+
+    def __init__(
+        self, endpoint_url: str | None, max_connections: int = 10, region: str | None = None
+    ) -> None:
         self._endpoint_url = endpoint_url
         # One kept connection per thread that may call at once: a full pool discards the extra
         # connection (with a warning), and the next call opens a new one, TLS handshake included.
         self._pool = botocore.config.Config(max_pool_connections=max_connections)
         self._session = boto3.session.Session()
-        self._clients: dict[tuple[str, bool], Any] = {}
-        self._lock = threading.Lock()
+        self._region = region or "us-east-1"
+        self._clients: dict[tuple[str, str, bool], Any] = {}
+        self._sessions: dict[str, tuple[Role, boto3.session.Session]] = {}
+        self._sts: Any = None
+        self._own: str | None = None
+        self._own_failed_at = -OWN_ACCOUNT_RETRY_SECONDS
+        self._lock = threading.RLock()
 
-    def mutating(self, region: str) -> Any:
+    def mutating(self, region: str, role: Role | None = None) -> Any:
         """A client whose calls are attempted exactly once."""
-        return self._client(region, mutating=True)
+        return self._client(region, role, mutating=True)
 
-    def reading(self, region: str) -> Any:
+    def reading(self, region: str, role: Role | None = None) -> Any:
         """A client whose calls botocore may retry (they change nothing)."""
-        return self._client(region, mutating=False)
+        return self._client(region, role, mutating=False)
 
-    def _client(self, region: str, *, mutating: bool) -> Any:
-        key = (region, mutating)
+    def _client(self, region: str, role: Role | None, *, mutating: bool) -> Any:
+        account = role.account if role is not None else ""
+        key = (account, region, mutating)
         with self._lock:  # boto3 sessions are not safe to create clients from concurrently
+            session = self._session if role is None else self._assumed(role)
             if key not in self._clients:
-                self._clients[key] = self._session.client(
+                self._clients[key] = session.client(
                     "amplifybackend",
                     region_name=region,
                     endpoint_url=self._endpoint_url,
                     config=(MUTATING_CONFIG if mutating else READ_CONFIG).merge(self._pool),
                 )
             return self._clients[key]
+
+    def _sts_client(self) -> Any:
+        with self._lock:
+            if self._sts is None:
+                endpoint = None if os.environ.get("AWS_ENDPOINT_URL_STS") else self._endpoint_url
+                self._sts = self._session.client(
+                    "sts", region_name=self._region, endpoint_url=endpoint, config=STS_CONFIG
+                )
+            return self._sts
+
+    def _assumed(self, role: Role) -> boto3.session.Session:
+        """The session of ``role``'s account (a new one, and new clients, when its role changed)."""
+        known = self._sessions.get(role.account)
+        if known is not None and known[0] == role:
+            return known[1]
+        credentials = botocore.credentials.DeferredRefreshableCredentials(
+            refresh_using=lambda: self._assume(role), method="assume-role"
+        )
+        core = botocore.session.get_session()
+        # The session's credentials: botocore's refreshing ones, refreshed by AssumeRole.
+        core._credentials = credentials  # type: ignore[attr-defined]
+        session = boto3.session.Session(botocore_session=core)
+        self._sessions[role.account] = (role, session)
+        for key in [k for k in self._clients if k[0] == role.account]:
+            del self._clients[key]
+        return session
+
+    def _assume(self, role: Role) -> dict[str, Any]:
+        """botocore's refresh: AssumeRole with the operator's own credentials."""
+        kwargs: dict[str, Any] = {"RoleArn": role.arn, "RoleSessionName": role.session_name}
+        if role.external_id:
+            kwargs["ExternalId"] = role.external_id
+        try:
+            answer = self._sts_client().assume_role(**kwargs)
+        except Exception as error:
+            try:
+                failure = classify(error)
+            except Exception:
+                failure = Failure("AWSUnavailable", True, f"{type(error).__name__}: {error}")
+            words = "refused" if failure.reason == "AccessDenied" else "failed"
+            message = f"sts:AssumeRole of {role.arn} {words}: {failure.message}"
+            raise AssumeRoleError(Failure(failure.reason, failure.retryable, message)) from None
+        credentials = answer["Credentials"]
+        expiration = credentials["Expiration"]
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": expiration.isoformat() if hasattr(expiration, "isoformat") else str(expiration),
+        }
+
+    def own_account(self) -> str:
+        """The account of the operator's own credentials (sts:GetCallerIdentity, asked once);
+        empty when it cannot be had (asked again a minute later)."""
+        with self._lock:
+            if self._own is not None:
+                return self._own
+            if time.monotonic() - self._own_failed_at < OWN_ACCOUNT_RETRY_SECONDS:
+                return ""
+        try:
+            account = str(self._sts_client().get_caller_identity().get("Account") or "")
+        except Exception:
+            account = ""
+        with self._lock:
+            if account:
+                self._own = account
+            else:
+                self._own_failed_at = time.monotonic()
+        return account
 
 
 @dataclass(frozen=True)
@@ -103,6 +210,8 @@ def classify(error: BaseException) -> Failure:
     Matches on HTTP status as well as on error code: the API reference and the botocore model
     name the 429 and 504 errors differently (LimitExceededException vs TooManyRequestsException).
     """
+    if isinstance(error, AssumeRoleError):
+        return error.failure
     if isinstance(error, botocore.exceptions.ClientError):
         err = error.response.get("Error", {})
         code = str(err.get("Code", ""))
@@ -178,34 +287,58 @@ class Pacer:
             self.rate = min(self.max_rps, self.rate + self.max_rps / 10)
 
 
-_pacers: dict[str, Pacer] = {}
+@dataclass(frozen=True)
+class PaceKey:
+    """What one pace is kept for: AWS's limits apply per account and region. ``account`` is
+    empty for the operator's own account when it is not known."""
+
+    account: str
+    region: str
+
+
+def pace_key(account: str, region: str) -> PaceKey:
+    """The key of the pace (and of anything else kept per account and region)."""
+    return PaceKey(account, region)
+
+
+_pacers: dict[PaceKey, Pacer] = {}
 _pacers_lock = threading.Lock()
 _max_rps = 5.0
 
 
 def configure_pacing(max_rps: float) -> None:
-    """Set the ceiling of every region's pace (``BACKENDAUTH_AWS_MAX_RPS``)."""
+    """Set the ceiling of every account and region's pace (``BACKENDAUTH_AWS_MAX_RPS``)."""
     global _max_rps
     with _pacers_lock:
         _max_rps = max_rps
         _pacers.clear()
 
 
-def pacer(region: str) -> Pacer:
-    """The one pacer of ``region``, shared by every call there."""
+def pacer(key: PaceKey | str) -> Pacer:
+    """The one pacer of ``key`` (a region alone: the operator's own account there), shared by
+    every call there."""
+    if isinstance(key, str):
+        key = pace_key("", key)
     with _pacers_lock:
-        if region not in _pacers:
-            _pacers[region] = Pacer(_max_rps)
-        return _pacers[region]
+        if key not in _pacers:
+            _pacers[key] = Pacer(_max_rps)
+        return _pacers[key]
 
 
 def call(
-    client: Any, method: str, before_send: Callable[[], None] | None = None, **kwargs: Any
+    client: Any,
+    method: str,
+    before_send: Callable[[], None] | None = None,
+    key: PaceKey | None = None,
+    **kwargs: Any,
 ) -> dict[str, Any]:
-    """Make one AmplifyBackend call, paced per region, and count it by operation and outcome.
-    ``before_send`` runs after the pacing wait, just before the request: it may raise to stop it."""
+    """Make one AmplifyBackend call, paced per account and region (``key``; default: the
+    client's region in the operator's own account), and count it by operation, outcome and
+    account. ``before_send`` runs after the pacing wait, just before the request: it may raise
+    to stop it."""
     operation = client.meta.method_to_api_mapping.get(method, method)
-    pace = pacer(str(client.meta.region_name))
+    key = key or pace_key("", str(client.meta.region_name))
+    pace = pacer(key)
     pace.wait()
     if before_send is not None:
         before_send()
@@ -218,8 +351,8 @@ def call(
             outcome = type(error).__name__
         if outcome == "Throttled":
             pace.throttled()
-        metrics.record_aws_call(operation, outcome)
+        metrics.record_aws_call(operation, outcome, key.account)
         raise
     pace.succeeded()
-    metrics.record_aws_call(operation, "ok")
+    metrics.record_aws_call(operation, "ok", key.account)
     return answer

@@ -121,6 +121,7 @@ class Job:
     verified: bool = False  # AWS was observed as the spec says after the job completed
     missing: bool = False  # completed, yet AWS did not show it as asked on the first look
     secrets_digest: str = ""  # salted digest of the Secret values sent (never the values)
+    account: str = ""  # the AWS account the job was started in (empty: the operator's own, unknown)
 
     @property
     def terminal(self) -> bool:
@@ -155,7 +156,7 @@ class Job:
             "appId": self.app_id, "env": self.env, "generation": self.generation,
             "fingerprint": self.fingerprint, "submittedAt": self.submitted_at,
             "verified": self.verified or None, "missing": self.missing or None,
-            "secretsDigest": self.secrets_digest or None,
+            "secretsDigest": self.secrets_digest or None, "account": self.account or None,
         }  # fmt: skip
         return json.dumps({k: v for k, v in data.items() if v is not None}, sort_keys=True)
 
@@ -177,6 +178,7 @@ class Job:
             verified=data.get("verified") is True,
             missing=data.get("missing") is True,
             secrets_digest=_text(data, "secretsDigest", key),
+            account=_text(data, "account", key),
         )
 
     def status_fields(self) -> dict[str, Any]:

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         max_length=63,
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
     )
+    account_map: str = Field(
+        "backendauth-role-account-map",
+        validation_alias="BACKENDAUTH_ACCOUNT_MAP",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    )
     metrics_port: int = Field(9090, ge=0, le=65535, validation_alias="BACKENDAUTH_METRICS_PORT")
     default_deletion_policy: Literal["Retain", "Delete"] = Field(
         "Retain", validation_alias="BACKENDAUTH_DEFAULT_DELETION_POLICY"

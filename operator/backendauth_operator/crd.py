@@ -155,6 +155,7 @@ def _printer_columns() -> list[dict[str, Any]]:
         {"name": "Job", "type": "string", "jsonPath": ".status.jobId", "priority": 1},
         {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason", "priority": 1},
         {"name": "Error", "type": "string", "jsonPath": ".status.error", "priority": 1},
+        {"name": "Account", "type": "string", "jsonPath": ".status.awsAccountId", "priority": 1},
     ]
 
 

@@ -58,7 +58,7 @@ class LiveEffects:
         self.gate: Gate = gate or SoleOperator()
 
     def aws(self, s: Snapshot) -> AmplifyBackend:
-        return AmplifyBackend(self.clients, s.region)
+        return AmplifyBackend(self.clients, s.region, s.role, s.account)
 
     def spec(self, s: Snapshot) -> BackendAuthSpec:
         assert s.spec is not None, "no call is planned for an invalid spec"
@@ -84,7 +84,8 @@ class LiveEffects:
         answered = self.aws(s).job(job, s.app, s.env)
         done = isinstance(answered, Job) and answered.terminal and answered.operation != DELETE
         if isinstance(answered, Job) and done and answered.submitted_at:
-            metrics.observe_job(answered.operation, answered.status, time.time() - answered.submitted_at)
+            seconds = time.time() - answered.submitted_at
+            metrics.observe_job(answered.operation, answered.status, seconds, s.account)
         return answered
 
     def unfinished_job(self, s: Snapshot) -> tuple[Job, str | None] | Failure | None:
@@ -128,7 +129,7 @@ class LiveEffects:
             job = self.aws(s).submit(
                 operation, kwargs, before_send=may_send, generation=s.generation,
                 fingerprint=s.fingerprint, submitted_at=time.time(),
-                secrets_digest=secrets_digest(s.uid, sent) if sent else "",
+                secrets_digest=secrets_digest(s.uid, sent) if sent else "", account=s.account,
             )  # fmt: skip
         except NotSentError as error:
             self.logger.info(f"{operation} not sent: {error}.")

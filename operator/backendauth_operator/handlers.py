@@ -46,6 +46,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP, PLURAL, VERSION, metrics
+from backendauth_operator.accounts import OWN, AccountDirectory, Target
 from backendauth_operator.aws import ClientFactory
 from backendauth_operator.bookkeeping import PAUSED, is_true
 from backendauth_operator.config import Settings
@@ -111,9 +112,17 @@ class OperatorContext:
     locks: ObjectLocks = field(default_factory=ObjectLocks)
     watched: Watched = field(default_factory=Watched)
     gate: Gate = field(default_factory=SoleOperator)  # whether this process acts (leader election)
+    accounts: AccountDirectory | None = None  # the namespaces' accounts and the account map
 
     def effects(self, logger: Any) -> LiveEffects:
         return LiveEffects(self.clients, self.kube, self.leases, logger, self.gate)
+
+    def target(self, namespace: str) -> Target:
+        """Where the BackendAuths of ``namespace`` act (the operator's own account when no
+        directory is kept)."""
+        if self.accounts is None:
+            return OWN
+        return self.accounts.target(namespace)
 
 
 @dataclass(frozen=True)
@@ -190,7 +199,10 @@ def run_step(
     """One step of ``obj`` as read: snapshot, execute, and write the outcome (conditionally on
     the version read). The outcome is decided once more just before the writes, with whether
     this process still leads and then with whether the writes were refused."""
-    s = read(obj, ctx.settings, time.time(), look=look, check_secrets=check_secrets, cause=cause)
+    target = ctx.target(str(obj.get("metadata", {}).get("namespace")))
+    s = read(
+        obj, ctx.settings, time.time(), look=look, check_secrets=check_secrets, cause=cause, target=target
+    )
     s = replace(s, leading=ctx.gate.acting())
     effects = ctx.effects(logger)
     s, executed = execute(s, effects)
@@ -292,6 +304,10 @@ def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) ->
         # standby notes every object that waits, as the leader leaves it: the poller holds
         # them until this process leads.
         ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
+    if type in (None, "ADDED") and current_reason(conditions) in ACCOUNT_REASONS:
+        # Stalled for its account: the map or the annotation may have been fixed meanwhile (a
+        # restart); one step looks again, and stays Stalled, quietly, if nothing changed.
+        ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
     fresh = unobserved(body) and not ctx.watched.has_shown(str(meta.get("uid")), meta.get("generation"))
     # A pause flip counts on changes only, so that a restart does not step every paused object.
     return fresh or reconcile_requested(body) or (type == "MODIFIED" and pause_flipped(body))
@@ -328,7 +344,8 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
     """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
     resource and waits for AWS's delete job before Kubernetes lets the object go."""
     ctx: OperatorContext = memo.ctx
-    s = replace(read(body, ctx.settings, time.time()), leading=ctx.gate.acting())
+    target = ctx.target(str(body.get("metadata", {}).get("namespace")))
+    s = replace(read(body, ctx.settings, time.time(), target=target), leading=ctx.gate.acting())
     effects = ctx.effects(logger)
     s, outcome = execute(s, effects)
     assert isinstance(outcome, Finish)
@@ -341,7 +358,7 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
     if outcome.outcome == "wait":
         raise Waiting(outcome.message, delay=delay)
     if outcome.outcome == "retry":
-        metrics.record_retry(str(outcome.retry_reason))
+        metrics.record_retry(str(outcome.retry_reason), s.account)
         raise kopf.TemporaryError(outcome.message, delay=delay)
     if outcome.outcome == "give_up":
         raise kopf.PermanentError(outcome.message)
@@ -353,7 +370,7 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
     object's lock, so a step that is writing its outcome finishes first."""
     key = f"{namespace}/{name}"
     with ctx.locks.hold(key):
-        s = read(body, ctx.settings, time.time())
+        s = read(body, ctx.settings, time.time(), target=ctx.target(namespace))
         if ctx.gate.acting():  # a standby holds no turn
             release(ctx.effects(logger), s, logger)
         if s.deletion_policy != "Delete":
@@ -362,6 +379,40 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
     ctx.locks.forget(key)
     ctx.watched.forget(uid)
     metrics.set_object_state(uid, None, None)
+
+
+ACCOUNT_REASONS = frozenset({"AccountNotMapped", "AccountChanged", "BadAnnotation"})
+
+
+def namespace_seen(
+    memo: Any, body: kopf.Body, type: str | None = None, name: str | None = None, **_: Any
+) -> bool:
+    """The filter of the Namespace watch, which does the work itself (a handler would only log
+    its every success): a changed account annotation steps every BackendAuth of the namespace
+    at once, which then acts in the new account, stalls, or is no longer stalled."""
+    ctx: OperatorContext = memo.ctx
+    if ctx.accounts is None or name is None:
+        return False
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    if ctx.accounts.namespace_seen(str(name), annotations, gone=type == "DELETED"):
+        requeue(ctx, {str(name)})
+    return False
+
+
+def namespace_noop(**_: Any) -> None:
+    """Never called: :func:`namespace_seen` answers False."""
+
+
+def account_map_changed(ctx: OperatorContext, accounts: set[str]) -> None:
+    """The account map changed for ``accounts``: step every BackendAuth of their namespaces."""
+    if ctx.accounts is not None:
+        requeue(ctx, ctx.accounts.namespaces_of(accounts))
+
+
+def requeue(ctx: OperatorContext, namespaces: set[str]) -> None:
+    """Step every BackendAuth of ``namespaces`` now (no AWS call for one that stays as it was)."""
+    for entry in ctx.watched.in_namespaces(namespaces):
+        ctx.poller.schedule(entry.namespace, entry.name, delay=0)
 
 
 def referenced_secret(
@@ -413,6 +464,7 @@ def register(registry: kopf.OperatorRegistry | None = None) -> None:
     kopf.on.delete(*resource, id="delete", when=deletes_in_aws, **kw)(delete)
     kopf.on.event(*resource, id="event", when=noteworthy, **kw)(on_event)
     kopf.on.event("", "v1", "secrets", id="secret-changed", when=referenced_secret, **kw)(secret_changed)
+    kopf.on.event("", "v1", "namespaces", id="namespace-account", when=namespace_seen, **kw)(namespace_noop)
 
 
 class DowngradeWaiting(logging.Filter):

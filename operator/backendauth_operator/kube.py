@@ -314,7 +314,7 @@ class Leases:
         self.takes_over = takes_over
         self.grace = grace
         self._known: dict[str, tuple[str, str | None]] = {}  # name → (resourceVersion, holder)
-        self._keys: dict[str, tuple[str, str, str]] = {}  # name → key, for disown()
+        self._keys: dict[str, tuple[str, ...]] = {}  # name → key, for disown()
 
     def disown(self) -> None:
         """At a clean shutdown, once no call of this process can be in flight: every turn it
@@ -344,7 +344,7 @@ class Leases:
         renewed = _parse_time(spec.get("renewTime") or spec.get("acquireTime"))
         return renewed is None or (datetime.now(UTC) - renewed).total_seconds() > self.grace
 
-    def held_elsewhere(self, key: tuple[str, str, str], me: str) -> str | None:
+    def held_elsewhere(self, key: tuple[str, ...], me: str) -> str | None:
         """The identity of another operator process that holds object ``me``'s turn and may
         still be calling AWS for it (None if none): its pending call must not be looked for, nor
         made again, until it is done."""
@@ -355,7 +355,7 @@ class Leases:
         return None if self._may_take(lease) else identity_of(current)
 
     @staticmethod
-    def name(key: tuple[str, str, str]) -> str:
+    def name(key: tuple[str, ...]) -> str:
         """The Lease's name: a digest, since app ids and environments need not be DNS names."""
         return "backendauth-" + hashlib.sha256("/".join(key).encode()).hexdigest()[:24]
 
@@ -368,7 +368,7 @@ class Leases:
         if version:
             self._known[name] = (str(version), lease.get("spec", {}).get("holderIdentity"))
 
-    def _read(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+    def _read(self, key: tuple[str, ...]) -> dict[str, Any] | None:
         name = self.name(key)
         try:
             lease = request(self.api_client, "GET", self._path(name))
@@ -380,7 +380,7 @@ class Leases:
         self._remember(name, lease)
         return lease
 
-    def _write(self, key: tuple[str, str, str], holder: str | None, version: str | None) -> None:
+    def _write(self, key: tuple[str, ...], holder: str | None, version: str | None) -> None:
         """Create the Lease (``version`` None) or update that version of it; 409 if it moved on."""
         name = self.name(key)
         self._keys[name] = key
@@ -395,11 +395,11 @@ class Leases:
         """The holder of a Lease as read, unless its time has run out."""
         return _current_holder(lease, self.duration)
 
-    def holder(self, key: tuple[str, str, str]) -> str | None:
+    def holder(self, key: tuple[str, ...]) -> str | None:
         """Who holds the turn now (None: nobody, or the holder's time ran out)."""
         return self._current(self._read(key))
 
-    def acquire(self, key: tuple[str, str, str], me: str) -> str | None:
+    def acquire(self, key: tuple[str, ...], me: str) -> str | None:
         """Take the turn for object ``me`` (or renew it if this process has it); None on success,
         else the holder."""
         known = self._known.get(self.name(key))
@@ -428,7 +428,7 @@ class Leases:
             raise
         return None
 
-    def release(self, key: tuple[str, str, str], me: str, fenced: bool = False) -> bool:
+    def release(self, key: tuple[str, ...], me: str, fenced: bool = False) -> bool:
         """Give the turn back if object ``me`` holds it through this process, or through another
         whose hold may be taken over. ``fenced``: the caller's write to the object was accepted
         on the version it read, so any hold of the same object is stale (a process calling AWS
@@ -468,7 +468,7 @@ class Leases:
 
 
 def _lease(
-    name: str, key: tuple[str, str, str], holder: str | None, version: str | None, duration: int
+    name: str, key: tuple[str, ...], holder: str | None, version: str | None, duration: int
 ) -> dict[str, Any]:
     """A Lease of the turn ``key`` held by ``holder`` (None: free), based on ``version``."""
     now = datetime.now(UTC)

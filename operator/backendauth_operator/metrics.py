@@ -2,11 +2,14 @@
 
 Names and labels (README, deploy/README.md):
 
-- ``backendauth_aws_calls_total{operation, outcome}``: AmplifyBackend calls; ``outcome`` is ``ok``
-  or the failure reason (``Throttled``, ``AWSUnavailable``, ``BadRequest``, ...).
-- ``backendauth_retries_total{reason}``: retries scheduled after a retryable failure.
-- ``backendauth_job_duration_seconds{operation, result}``: how long AWS jobs ran until they ended
-  ``COMPLETED`` or ``FAILED``; buckets from a second to hours.
+- ``backendauth_aws_calls_total{operation, outcome, account}``: AmplifyBackend calls; ``outcome``
+  is ``ok`` or the failure reason (``Throttled``, ``AWSUnavailable``, ``BadRequest``, ...).
+- ``backendauth_retries_total{reason, account}``: retries scheduled after a retryable failure.
+- ``backendauth_job_duration_seconds{operation, result, account}``: how long AWS jobs ran until
+  they ended ``COMPLETED`` or ``FAILED``; buckets from a second to hours.
+
+``account`` is the AWS account acted in (12 digits), empty for the operator's own account when
+it is not known.
 - ``backendauth_resources{condition, reason}``: how many BackendAuths show each condition (the one
   that is True: ``Ready``, ``Reconciling`` or ``Stalled``) with each reason. Objects are counted,
   never labelled: the series stay bounded by the (small, fixed) set of reasons.
@@ -50,20 +53,20 @@ class OperatorMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.aws_calls = Counter(
             "backendauth_aws_calls",
-            "AmplifyBackend API calls, by operation and outcome (ok, or the failure reason).",
-            ["operation", "outcome"],
+            "AmplifyBackend API calls, by operation, outcome (ok, or the failure reason) and AWS account.",
+            ["operation", "outcome", "account"],
             registry=self.registry,
         )
         self.retries = Counter(
             "backendauth_retries",
-            "Retries scheduled after a retryable failure, by reason.",
-            ["reason"],
+            "Retries scheduled after a retryable failure, by reason and AWS account.",
+            ["reason", "account"],
             registry=self.registry,
         )
         self.job_duration = Histogram(
             "backendauth_job_duration_seconds",
-            "Duration of AmplifyBackend jobs until they ended, by operation and result.",
-            ["operation", "result"],
+            "Duration of AmplifyBackend jobs until they ended, by operation, result and AWS account.",
+            ["operation", "result", "account"],
             buckets=JOB_BUCKETS,
             registry=self.registry,
         )
@@ -92,17 +95,19 @@ class OperatorMetrics:
         self._lock = threading.Lock()
         self._servers: list[WSGIServer] = []
 
-    def record_aws_call(self, operation: str, outcome: str) -> None:
+    def record_aws_call(self, operation: str, outcome: str, account: str = "") -> None:
         """Count one AmplifyBackend call; ``outcome`` is ``ok`` or the failure reason."""
-        self.aws_calls.labels(operation=operation, outcome=outcome).inc()
+        self.aws_calls.labels(operation=operation, outcome=outcome, account=account).inc()
 
-    def record_retry(self, reason: str) -> None:
+    def record_retry(self, reason: str, account: str = "") -> None:
         """Count one retry scheduled after a retryable failure with this reason."""
-        self.retries.labels(reason=reason).inc()
+        self.retries.labels(reason=reason, account=account).inc()
 
-    def observe_job(self, operation: str, result: str, seconds: float) -> None:
+    def observe_job(self, operation: str, result: str, seconds: float, account: str = "") -> None:
         """Record how long a job ran until it ended with ``result`` (COMPLETED or FAILED)."""
-        self.job_duration.labels(operation=operation, result=result).observe(max(0.0, seconds))
+        self.job_duration.labels(operation=operation, result=result, account=account).observe(
+            max(0.0, seconds)
+        )
 
     def set_object_state(self, uid: str, phase: str | None, reason: str | None) -> None:
         """Move object ``uid`` to (``phase``, ``reason``); ``phase=None`` forgets the object.
@@ -160,19 +165,19 @@ METRICS = OperatorMetrics()
 """The process's metrics: what the module-level functions record and serve."""
 
 
-def record_aws_call(operation: str, outcome: str) -> None:
+def record_aws_call(operation: str, outcome: str, account: str = "") -> None:
     """Count one AmplifyBackend call; ``outcome`` is ``ok`` or the failure reason."""
-    METRICS.record_aws_call(operation, outcome)
+    METRICS.record_aws_call(operation, outcome, account)
 
 
-def record_retry(reason: str) -> None:
+def record_retry(reason: str, account: str = "") -> None:
     """Count one retry scheduled after a retryable failure with this reason."""
-    METRICS.record_retry(reason)
+    METRICS.record_retry(reason, account)
 
 
-def observe_job(operation: str, result: str, seconds: float) -> None:
+def observe_job(operation: str, result: str, seconds: float, account: str = "") -> None:
     """Record how long a job ran until it ended with ``result`` (COMPLETED or FAILED)."""
-    METRICS.observe_job(operation, result, seconds)
+    METRICS.observe_job(operation, result, seconds, account)
 
 
 def set_object_state(uid: str, phase: str | None, reason: str | None) -> None:

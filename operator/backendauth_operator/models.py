@@ -582,6 +582,15 @@ class BackendAuthStatus(StatusModel):
         None, description="Spec paths whose value differs in AWS; empty when AWS is as the spec says."
     )
     outputs: AuthOutputs | None = Field(None, description="The ids AWS reports for the auth resource.")
+    aws_account_id: str | None = Field(
+        None,
+        description=(
+            "The AWS account this BackendAuth acts in: the account its namespace's "
+            "amplifybackend.gitops.dev/owner-account-id annotation names, or, without it, the "
+            "operator's own account as sts:GetCallerIdentity reports it (empty when that call "
+            "fails). Once set, the BackendAuth never acts in another account (AccountChanged)."
+        ),
+    )
 
 
 def status_on_create() -> dict[str, Any]:

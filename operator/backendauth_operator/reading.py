@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from backendauth_operator.accounts import OWN, Target
 from backendauth_operator.bookkeeping import (
     CREATED,
     DELETE_JOB,
@@ -55,9 +56,11 @@ def read(
     look: bool = False,
     check_secrets: bool = False,
     cause: str | None = None,
+    target: Target = OWN,
 ) -> Snapshot:
     """The snapshot of ``obj``. ``look``: observe AWS now (a reconcile request, a resync, a
-    Secret change); ``check_secrets``: read the Secrets to notice a rotation."""
+    Secret change); ``check_secrets``: read the Secrets to notice a rotation; ``target``: the
+    account its namespace names (default: the operator's own, not known)."""
     meta = obj.get("metadata", {})
     annotations: dict[str, str] = dict(meta.get("annotations") or {})
     raw = obj.get("spec") or {}
@@ -79,6 +82,9 @@ def read(
         job_timeout=settings.job_timeout_seconds,
         deleting=bool(meta.get("deletionTimestamp")),
         deletion_policy=raw.get("deletionPolicy") or settings.default_deletion_policy,
+        account=target.account, role=target.role, account_problem=target.problem,
+        account_unreadable=target.unreadable,
+        recorded_account=str((obj.get("status") or {}).get("awsAccountId") or ""),
     )  # fmt: skip
     if s.deleting:
         # Only the delete job counts now.
@@ -89,9 +95,11 @@ def read(
         return replace(s, delete_job=job)
     try:
         failures = Failures.from_annotation(annotations)
+        job = Job.from_annotation(annotations)
         s = replace(
-            s, job=Job.from_annotation(annotations), marker=Marker.from_annotation(annotations),
+            s, job=job, marker=Marker.from_annotation(annotations),
             failures=failures.count, not_before=failures.not_before,
+            recorded_account=s.recorded_account or (job.account if job is not None else ""),
         )  # fmt: skip
     except BadAnnotation as error:
         return replace(s, bad_annotation=str(error))

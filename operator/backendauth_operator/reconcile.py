@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from backendauth_operator.accounts import OWNER_ACCOUNT, Role
 from backendauth_operator.aws import Failure
 from backendauth_operator.bookkeeping import (
     COMPLETED,
@@ -262,6 +263,12 @@ class Snapshot:
     deleting: bool = False
     deletion_policy: str = "Retain"
     delete_job: Job | None = None
+    # --- the AWS account (reading.read, from the namespace's annotation and the account map)
+    account: str = ""  # where it acts: the namespace's account, or the operator's own ("": unknown)
+    role: Role | None = None  # the role assumed there; None: the operator's own credentials
+    account_problem: tuple[str, str] | None = None  # (reason, message): the account cannot be used
+    account_unreadable: str | None = None  # the namespace or the account map could not be read
+    recorded_account: str = ""  # the account it acted in before (status.awsAccountId, the job)
     # --- what this step's actions produced
     secrets_read: bool = False
     secrets_digest: str | None = None  # salted digest of the referenced Secret values; None: not read
@@ -287,9 +294,13 @@ class Snapshot:
         return isinstance(self.submitted, Accepted | Rejected)
 
     @property
-    def turn(self) -> tuple[str, str, str]:
-        """The Lease key of the app/env: one job at a time there, across BackendAuths."""
-        return (self.region, self.app, self.env)
+    def turn(self) -> tuple[str, ...]:
+        """The Lease key of the app/env: one job at a time there, across BackendAuths. An
+        assumed role's account is part of it; the operator's own account keeps the key it
+        always had."""
+        if self.role is None:
+            return (self.region, self.app, self.env)
+        return (self.account, self.region, self.app, self.env)
 
     @property
     def started_reading(self) -> bool:
@@ -325,6 +336,7 @@ class Settle:
     backoff_cap: float | None = None
     outputs: bool = False  # publish the auth outputs (Ready from an observation)
     again: bool = False  # then read and decide again soon (a call that was not sent)
+    account: str | None = None  # status.awsAccountId to show (None: as it is)
 
 
 @dataclass(frozen=True)
@@ -526,6 +538,9 @@ def decide(s: Snapshot) -> Plan:
     if s.paused:
         # A job in flight keeps its turn: another job on the app/env would be refused anyway.
         return _show(s, _paused(s), release=not in_flight and s.marker is None)
+    elsewhere = _account_rows(s, in_flight)
+    if elsewhere is not None:
+        return elsewhere
     if s.check_secrets and not s.secrets_read:
         return ReadSecrets()
     if s.observed is None and not s.started_reading:
@@ -536,7 +551,45 @@ def decide(s: Snapshot) -> Plan:
         return _next_read(s)
     plan = _decide_observed(s, s.observed)
     if isinstance(plan, Submit) and s.submitted is not None:
-        return _after_submit(s, plan, s.submitted)
+        return _acted_in(s, _after_submit(s, plan, s.submitted))
+    return _acted_in(s, plan)
+
+
+def _account_rows(s: Snapshot, in_flight: bool) -> Settle | None:
+    """The account the namespace names cannot be acted in: the annotation or the map is wrong
+    (Stalled until an administrator fixes it, which the watches notice), they cannot be read
+    (retried), or the BackendAuth acted in another account before (Stalled ``AccountChanged``:
+    nothing is ever created in the new account for it)."""
+    if s.account_problem is not None:
+        reason, message = s.account_problem
+        return replace(_stall(s, reason, message), release=not in_flight and s.marker is None)
+    if s.account_unreadable is not None:
+        return _fail(Failure("AccountUnknown", True, s.account_unreadable))
+    recorded = s.recorded_account
+    if recorded and s.account != recorded:
+        if not s.account:
+            # The operator's own account is not known (sts:GetCallerIdentity failed): it may
+            # be another, so nothing is done until it is.
+            message = (
+                f"this BackendAuth acted in AWS account {recorded}; namespace {s.namespace} has no "
+                f"{OWNER_ACCOUNT} annotation and the operator's own account cannot be told "
+                "(sts:GetCallerIdentity failed)"
+            )
+            return _fail(Failure("AccountUnknown", True, message))
+        message = (
+            f"this BackendAuth acted in AWS account {recorded}, but namespace {s.namespace} now "
+            f"names account {s.account}; nothing is done in {s.account}. Set the namespace's "
+            f"{OWNER_ACCOUNT} annotation back to {recorded!r}, or delete and recreate the "
+            f"BackendAuth to start over in {s.account}"
+        )
+        return replace(_stall(s, "AccountChanged", message), release=not in_flight and s.marker is None)
+    return None
+
+
+def _acted_in(s: Snapshot, plan: Plan) -> Plan:
+    """A settled step that reached AWS shows the account it acted in."""
+    if isinstance(plan, Settle) and s.account and s.account != s.recorded_account:
+        return replace(plan, account=s.account)
     return plan
 
 
@@ -818,6 +871,12 @@ def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete:
         else:
             note = Note("", "", "", f"Deletion policy {policy}: the Amplify auth resource is left in place.")
         return Finish("let_go", notes=(note,), release=True)
+    elsewhere = _account_rows(s, in_flight=True)
+    if elsewhere is not None and elsewhere.state is not None:
+        # Deleting in an account the BackendAuth does not act in (or cannot tell) would
+        # delete someone else's resource: the finalizer stays until the account is sorted out.
+        state = elsewhere.state
+        return Finish("retry", f"{state.reason}: {state.message}", state=state, retry_reason=state.reason)
     if s.bad_annotation is not None:
         return Finish("retry", s.bad_annotation)
     sent = s.delete_submitted

@@ -17,12 +17,14 @@ from kopf._core.engines.peering import Identity  # kopf.run's identity type, not
 from kopf._core.intents.causes import Activity
 
 from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics, reachability
+from backendauth_operator.accounts import AccountDirectory, MapWatcher
 from backendauth_operator.aws import ClientFactory, configure_pacing
 from backendauth_operator.config import ConfigError, Settings, load_settings, operator_identity
 from backendauth_operator.handlers import (
     DowngradeWaiting,
     HideScheduling,
     OperatorContext,
+    account_map_changed,
     poll,
     register,
     resync,
@@ -118,9 +120,14 @@ def build_context(operator_settings: Settings, identity: str = "") -> OperatorCo
     gate = build_gate(kube.api_client, operator_settings, namespace, identity)
     poller = Poller(operator_settings.job_poll_seconds, max_in_flight=HANDLER_THREADS - 4)
     poller.acting = gate.acting
+    clients = ClientFactory(
+        operator_settings.aws_endpoint_url, max_connections=HANDLER_THREADS,
+        region=operator_settings.default_region,
+    )  # fmt: skip
     return OperatorContext(
         settings=operator_settings,
-        clients=ClientFactory(operator_settings.aws_endpoint_url, max_connections=HANDLER_THREADS),
+        clients=clients,
+        accounts=AccountDirectory(kube, namespace, operator_settings.account_map, clients.own_account),
         kube=kube,
         leases=Leases(kube.api_client, namespace, duration, identity=identity, takes_over=gate.takes_over),
         # At most this many steps at once: the rest of the threads stay free for Kopf's handlers.
@@ -151,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     reachability.install_log_filter()
     for noisy in ("botocore", "urllib3", "aiohttp.access", "kubernetes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A refused AssumeRole is shown in the BackendAuth's status and events, naming the role;
+    # botocore would also log each failed refresh with a traceback.
+    logging.getLogger("botocore.credentials").setLevel(logging.ERROR)
 
     namespaces = list(args.namespace or [])
 
@@ -163,9 +173,15 @@ def run(args: argparse.Namespace) -> int:
     reachable.on_change(lambda answers: context.kube.drop_connections())
     monitor = ApiServerMonitor(reachability.version_probe(probe_client.api_client), reachable).start()
 
+    assert context.accounts is not None
+    map_watcher = MapWatcher(
+        context.kube, context.accounts, lambda changed: account_map_changed(context, changed)
+    )
+
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
         configure_kopf(settings, operator_settings, namespaced=bool(namespaces), reachable=reachable)
+        map_watcher.start()
         # Polls run on Kopf's handler threads.
         context.poller.start(
             settings.execution.executor,
@@ -205,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
         # once. Without an election, the turns this process holds are disowned: no call of it
         # can be in flight any more, so other operators need not wait for them.
         context.gate.stop()
+        map_watcher.stop()
         if not isinstance(context.gate, LeaderElector):
             context.leases.disown()
         context.poller.stop()

@@ -135,6 +135,11 @@ class Watched:
             ]
         return sorted(found, key=lambda e: e.last_observed)
 
+    def in_namespaces(self, namespaces: set[str]) -> list[Entry]:
+        """The BackendAuths of ``namespaces``."""
+        with self._lock:
+            return [e for e in self._entries.values() if e.namespace in namespaces]
+
     def referencing(self, namespace: str, secret: str) -> list[Entry]:
         """The BackendAuths in ``namespace`` whose spec names the Secret ``secret``."""
         with self._lock:

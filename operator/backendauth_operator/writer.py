@@ -74,6 +74,8 @@ def outcome_patches(
             patch.update(outcome.job.status_fields())
     if outcome.drift is not None:
         patch["drift"] = list(outcome.drift)
+    if outcome.account is not None:
+        patch["awsAccountId"] = outcome.account
     for note in outcome.notes:
         if note.log:
             logger.info(note.log)
@@ -82,7 +84,7 @@ def outcome_patches(
         cap = min(outcome.backoff_cap or 1e9, settings.retry_max_seconds)
         delay = backoff_delay(s.failures, settings.retry_base_seconds, cap)
         annotations[FAILURES] = Failures(s.failures + 1, s.now + delay).to_annotation()
-        metrics.record_retry(outcome.backoff)
+        metrics.record_retry(outcome.backoff, s.account)
     if outcome.state is not None:
         patch.update(_shown(s, outcome.state, status, outcome.error))
         metrics.set_object_state(s.uid, outcome.state.phase, outcome.state.reason)

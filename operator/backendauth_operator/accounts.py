@@ -1,0 +1,339 @@
+"""Which AWS account a BackendAuth acts in, and under which role: administrators decide, tenants
+cannot.
+
+* A Namespace annotation, :data:`OWNER_ACCOUNT` (``"<12 digits>"``), names the account of every
+  BackendAuth in it. A namespace without it uses the operator's own credentials.
+* A ConfigMap in the operator's namespace (``BACKENDAUTH_ACCOUNT_MAP``) maps each account id to
+  the role the operator assumes there: a role ARN, or a YAML mapping ``{roleArn, externalId?,
+  sessionName?}``.
+
+Nothing in a BackendAuth's spec names a role or an account. The parsing and the resolution are
+pure (:func:`parse_account_map`, :func:`resolve`); :class:`AccountDirectory` keeps what the
+watches of Namespaces and of the one ConfigMap show, reading through to the API server for a
+namespace or a map not seen yet, so that a step never guesses.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import kubernetes
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from backendauth_operator import GROUP
+
+OWNER_ACCOUNT = f"{GROUP}/owner-account-id"
+DEFAULT_ACCOUNT_MAP = "backendauth-role-account-map"
+DEFAULT_SESSION_NAME = "backendauth-operator"
+
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+_ROLE_ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$")
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+
+logger = logging.getLogger("backendauth_operator.accounts")
+
+
+@dataclass(frozen=True)
+class Role:
+    """The role assumed for one account. ``external_id`` is never shown (status, events, logs)."""
+
+    arn: str
+    account: str
+    external_id: str | None = field(default=None, repr=False)
+    session_name: str = DEFAULT_SESSION_NAME
+
+
+@dataclass(frozen=True)
+class AccountMap:
+    """The ConfigMap's entries: a role per account, and the entries that cannot be used (account
+    → a message naming the key). ``where`` is ``namespace/name`` of the ConfigMap."""
+
+    where: str
+    roles: Mapping[str, Role] = field(default_factory=dict)
+    problems: Mapping[str, str] = field(default_factory=dict)
+    exists: bool = True
+
+    def entry(self, account: str) -> Role | str | None:
+        """The role of ``account``, the message of its unusable entry, or None (not mapped)."""
+        return self.roles.get(account) or self.problems.get(account)
+
+
+def parse_role(where: str, key: str, value: Any) -> Role:
+    """One entry of the map; ValueError with a message naming ``where`` and ``key``."""
+    at = f"ConfigMap {where} key {key!r}"
+    if not _ACCOUNT_ID.match(key):
+        raise ValueError(f"{at}: the key must be a 12-digit AWS account id")
+    try:
+        parsed = yaml.safe_load(value) if isinstance(value, str) else value
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ValueError(f"{at}: not a role ARN nor a YAML mapping{line}") from None
+    if isinstance(parsed, str):
+        parsed = {"roleArn": parsed}
+    if not isinstance(parsed, Mapping):
+        raise ValueError(f"{at}: expected a role ARN or a mapping with roleArn, externalId, sessionName")
+    unknown = sorted(set(map(str, parsed)) - {"roleArn", "externalId", "sessionName"})
+    if unknown:
+        raise ValueError(
+            f"{at}: unknown field(s) {', '.join(unknown)}; expected roleArn, externalId, sessionName"
+        )
+    arn = parsed.get("roleArn")
+    match = _ROLE_ARN.match(arn) if isinstance(arn, str) else None
+    if match is None:
+        raise ValueError(f"{at}: roleArn must be an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)")
+    if match.group(1) != key:
+        raise ValueError(f"{at}: roleArn is a role of account {match.group(1)}, not of {key}")
+    external_id = parsed.get("externalId")
+    if external_id is not None and not (isinstance(external_id, str) and _EXTERNAL_ID.match(external_id)):
+        # The value itself is never echoed: an external id is a shared secret of sorts.
+        raise ValueError(f"{at}: externalId must be 2 to 1224 characters of [A-Za-z0-9+=,.@:/_-]")
+    session = parsed.get("sessionName", DEFAULT_SESSION_NAME)
+    if not (isinstance(session, str) and _SESSION_NAME.match(session)):
+        raise ValueError(f"{at}: sessionName must be 2 to 64 characters of [A-Za-z0-9+=,.@_-]")
+    return Role(str(arn), key, external_id, session)
+
+
+def parse_account_map(where: str, data: Mapping[str, Any] | None, exists: bool = True) -> AccountMap:
+    """The map of a ConfigMap's ``data``; each unusable entry becomes a problem of its key,
+    never an exception."""
+    roles: dict[str, Role] = {}
+    problems: dict[str, str] = {}
+    for key, value in (data or {}).items():
+        try:
+            roles[str(key)] = parse_role(where, str(key), value)
+        except ValueError as error:
+            problems[str(key)] = str(error)
+    return AccountMap(where, roles, problems, exists)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the BackendAuths of a namespace act: ``account`` (12 digits; for a namespace without
+    the annotation the operator's own, empty when unknown) under ``role`` (None: the operator's
+    own credentials). ``problem`` (reason, message): the account cannot be acted in, until an
+    administrator fixes the annotation or the map. ``unreadable``: the namespace or the map
+    could not be read (retried)."""
+
+    account: str = ""
+    role: Role | None = None
+    annotated: bool = False
+    problem: tuple[str, str] | None = None
+    unreadable: str | None = None
+
+
+OWN = Target()
+
+
+def resolve(namespace: str, annotation: str | None, account_map: AccountMap | None, own: str) -> Target:
+    """The target of a namespace with ``annotation`` (None: not annotated), given the map."""
+    if annotation is None:
+        return Target(account=own)
+    value = annotation.strip()
+    if not _ACCOUNT_ID.match(value):
+        message = (
+            f"Namespace {namespace}: annotation {OWNER_ACCOUNT} must be a 12-digit AWS account id, "
+            f"not {annotation[:40]!r}"
+        )
+        return Target(annotated=True, problem=("BadAnnotation", message))
+    where = account_map.where if account_map is not None else "the account map"
+    entry = account_map.entry(value) if account_map is not None else None
+    if isinstance(entry, Role):
+        return Target(account=value, role=entry, annotated=True)
+    if isinstance(entry, str):
+        return Target(account=value, annotated=True, problem=("AccountNotMapped", entry))
+    missing = "" if account_map is None or account_map.exists else " (it does not exist)"
+    message = (
+        f"Namespace {namespace} names AWS account {value}, which has no role in ConfigMap "
+        f"{where}{missing}; add the key {value!r} with the role's ARN "
+        f"(arn:aws:iam::{value}:role/NAME) for the operator to assume"
+    )
+    return Target(account=value, annotated=True, problem=("AccountNotMapped", message))
+
+
+# ---- what the watches show --------------------------------------------------------------------
+
+
+class AccountDirectory:
+    """The annotation of every namespace and the account map, as the watches last showed them;
+    a namespace or a map not seen yet is read from the API server (and remembered). Thread-safe.
+
+    ``kube``: a :class:`~kube.KubeClient`; ``own_account``: the operator's own account id
+    (empty when unknown)."""
+
+    def __init__(
+        self, kube: Any, map_namespace: str, map_name: str, own_account: Callable[[], str] = lambda: ""
+    ) -> None:
+        self.kube = kube
+        self.map_namespace, self.map_name = map_namespace, map_name
+        self.where = f"{map_namespace}/{map_name}"
+        self.own_account = own_account
+        self._namespaces: dict[str, str | None] = {}
+        self._map: AccountMap | None = None
+        self._lock = threading.Lock()
+
+    # -- a step's question
+    def target(self, namespace: str) -> Target:
+        """Where the BackendAuths of ``namespace`` act now."""
+        try:
+            annotation = self._annotation(namespace)
+        except ApiException as error:
+            return Target(unreadable=f"cannot read Namespace {namespace}: {error.status} {error.reason}")
+        if annotation is None:
+            return Target(account=self.own_account())
+        try:
+            account_map = self._account_map()
+        except ApiException as error:
+            return Target(
+                annotated=True,
+                unreadable=f"cannot read ConfigMap {self.where}: {error.status} {error.reason}",
+            )
+        return resolve(namespace, annotation, account_map, "")
+
+    def _annotation(self, namespace: str) -> str | None:
+        with self._lock:
+            if namespace in self._namespaces:
+                return self._namespaces[namespace]
+        obj = self.kube.request("GET", f"/api/v1/namespaces/{quote(namespace)}")
+        value = ((obj.get("metadata") or {}).get("annotations") or {}).get(OWNER_ACCOUNT)
+        with self._lock:
+            return self._namespaces.setdefault(namespace, value)
+
+    def _account_map(self) -> AccountMap:
+        with self._lock:
+            if self._map is not None:
+                return self._map
+        path = f"/api/v1/namespaces/{quote(self.map_namespace)}/configmaps/{quote(self.map_name)}"
+        try:
+            obj: Mapping[str, Any] | None = self.kube.request("GET", path)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            obj = None
+        parsed = self.parsed(obj)
+        with self._lock:
+            if self._map is None:
+                self._map = parsed
+            return self._map
+
+    def parsed(self, obj: Mapping[str, Any] | None) -> AccountMap:
+        if obj is None:
+            return AccountMap(self.where, exists=False)
+        return parse_account_map(self.where, obj.get("data") or {})
+
+    # -- what the watches show
+    def namespace_seen(
+        self, namespace: str, annotations: Mapping[str, str] | None, gone: bool = False
+    ) -> bool:
+        """A Namespace's watch event; True when its annotation changed from what was known."""
+        value = None if gone else (annotations or {}).get(OWNER_ACCOUNT)
+        with self._lock:
+            known = namespace in self._namespaces
+            before = self._namespaces.get(namespace)
+            if gone:
+                self._namespaces.pop(namespace, None)
+            else:
+                self._namespaces[namespace] = value
+        return known and before != value
+
+    def map_seen(self, obj: Mapping[str, Any] | None) -> set[str]:
+        """The ConfigMap as a watch shows it (None: deleted); the accounts whose entry changed."""
+        parsed = self.parsed(obj)
+        with self._lock:
+            before, self._map = self._map, parsed
+        if before is None:
+            return set()
+        for account, problem in parsed.problems.items():
+            if before.problems.get(account) != problem:
+                logger.warning(problem)
+        accounts = set(before.roles) | set(before.problems) | set(parsed.roles) | set(parsed.problems)
+        return {a for a in accounts if before.entry(a) != parsed.entry(a)}
+
+    def namespaces_of(self, accounts: set[str]) -> set[str]:
+        """The namespaces whose annotation names one of ``accounts`` (or any value that is not
+        an account id, when ``accounts`` is empty: nothing)."""
+        with self._lock:
+            return {
+                ns
+                for ns, value in self._namespaces.items()
+                if value is not None and value.strip() in accounts
+            }
+
+
+class MapWatcher:
+    """Watches the one ConfigMap of the account map (``fieldSelector=metadata.name=``, which a
+    Role limited to that name by ``resourceNames`` allows) on a thread of its own, and reports
+    every change to ``changed`` (the accounts whose entry changed)."""
+
+    def __init__(
+        self, kube: Any, directory: AccountDirectory, changed: Callable[[set[str]], None], timeout: int = 300
+    ) -> None:
+        self.kube, self.directory, self.changed, self.timeout = kube, directory, changed, timeout
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watch: Any = None
+
+    def start(self) -> MapWatcher:
+        self._thread = threading.Thread(target=self._run, name="account-map-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._list_and_watch()
+                failures = 0
+            except Exception as error:
+                failures += 1
+                status = getattr(error, "status", None)
+                text = f"{status} {getattr(error, 'reason', '')}".strip() if status else str(error)
+                if failures == 1 or failures % 30 == 0:
+                    logger.warning(f"Cannot watch ConfigMap {self.directory.where} (the account map): {text}")
+                self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+
+    def _list_and_watch(self) -> None:
+        core = kubernetes.client.CoreV1Api(self.kube.api_client)
+        namespace, selector = self.directory.map_namespace, f"metadata.name={self.directory.map_name}"
+        listed = core.list_namespaced_config_map(namespace, field_selector=selector, _request_timeout=30)
+        self._report(self._raw(listed.items[0]) if listed.items else None)
+        version = listed.metadata.resource_version if listed.metadata is not None else None
+        while not self._stop.is_set():
+            self._watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+            for event in self._watch.stream(
+                core.list_namespaced_config_map, namespace, field_selector=selector,
+                resource_version=version, timeout_seconds=self.timeout, allow_watch_bookmarks=True,
+                _request_timeout=self.timeout + 10,
+            ):  # fmt: skip
+                raw = event.get("raw_object") or {}
+                version = (raw.get("metadata") or {}).get("resourceVersion") or version
+                if event.get("type") in ("ADDED", "MODIFIED"):
+                    self._report(raw)
+                elif event.get("type") == "DELETED":
+                    self._report(None)
+                if self._stop.is_set():
+                    return
+
+    def _raw(self, obj: Any) -> dict[str, Any]:
+        raw: dict[str, Any] = self.kube.api_client.sanitize_for_serialization(obj)
+        return raw
+
+    def _report(self, obj: Mapping[str, Any] | None) -> None:
+        changed = self.directory.map_seen(obj)
+        if changed:
+            self.changed(changed)
