@@ -54,7 +54,17 @@ LEASE_RULES: dict[Rule, str] = {
     ("coordination.k8s.io", "leases", "create"): "kube.Leases.acquire: the first turn on an app/env",
     ("coordination.k8s.io", "leases", "update"): "kube.Leases: take (with resourceVersion) and give back",
 }
-CLUSTERWIDE_ALLOWED = BACKENDAUTH_RULES | CRD_SCANNING
+NAMESPACE_RULES: dict[Rule, str] = {
+    (
+        "",
+        "namespaces",
+        "get",
+    ): "accounts.AccountDirectory: a Namespace's account annotation, when first needed",
+    ("", "namespaces", "list"): "Kopf: the watch of Namespaces starts with a list",
+    ("", "namespaces", "watch"): "Kopf: handlers.namespace_seen, a changed account annotation",
+}
+ACCOUNT_MAP = "backendauth-role-account-map"
+CLUSTERWIDE_ALLOWED = BACKENDAUTH_RULES | CRD_SCANNING | NAMESPACE_RULES
 NAMESPACED_ROLE_ALLOWED = BACKENDAUTH_RULES
 # With --namespace the operator turns Kopf's scanning off (runner.configure_kopf): no
 # cluster-wide list/watch of CRDs or Namespaces, so the overlay grants nothing cluster-wide.
@@ -115,7 +125,7 @@ def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
 def test_the_base_renders_a_complete_install(base: list[dict[str, Any]]) -> None:
     assert kinds(base) == sorted(
         ["Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-         "Role", "RoleBinding", "Deployment", "PodDisruptionBudget", "Service"]
+         "Role", "RoleBinding", "Role", "RoleBinding", "Deployment", "PodDisruptionBudget", "Service"]
     )  # fmt: skip
     assert only(base, "Namespace")["metadata"]["name"] == NAMESPACE
     for doc in base:
@@ -269,7 +279,9 @@ def test_the_cluster_role_is_bound_to_the_service_account(base: list[dict[str, A
 # ---- deploy/overlays/namespaced: one watched namespace ------------------------------------------
 
 
-def test_the_namespaced_overlay_grants_nothing_cluster_wide(namespaced: list[dict[str, Any]]) -> None:
+def test_the_namespaced_overlay_grants_cluster_wide_only_the_read_of_the_watched_namespace(
+    namespaced: list[dict[str, Any]],
+) -> None:
     assert kinds(namespaced) == sorted(
         [
             "Namespace",
@@ -279,11 +291,44 @@ def test_the_namespaced_overlay_grants_nothing_cluster_wide(namespaced: list[dic
             "RoleBinding",
             "Role",
             "RoleBinding",
+            "Role",
+            "RoleBinding",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "Deployment",
             "PodDisruptionBudget",
             "Service",
         ]
     )
+    reader = only(namespaced, "ClusterRole")
+    assert reader["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["namespaces"],
+            "resourceNames": [WATCHED],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    binding = only(namespaced, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == reader["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}]
+
+
+def test_the_account_map_can_be_read_by_its_name_only(
+    base: list[dict[str, Any]], namespaced: list[dict[str, Any]]
+) -> None:
+    for objects in (base, namespaced):
+        role = only(objects, "Role", f"{ACCOUNT}-account-map")
+        assert role["metadata"]["namespace"] == NAMESPACE
+        assert role["rules"] == [
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [ACCOUNT_MAP],
+             "verbs": ["get", "list", "watch"]}
+        ]  # fmt: skip
+        binding = only(objects, "RoleBinding", f"{ACCOUNT}-account-map")
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}]
+    env = {e["name"]: e.get("value") for e in container(base)["env"]}
+    assert env["BACKENDAUTH_ACCOUNT_MAP"] == ACCOUNT_MAP
 
 
 def test_the_lease_role_in_the_operators_namespace_is_exactly_what_the_code_uses(

@@ -268,21 +268,24 @@ class AccountDirectory:
             }
 
 
-class MapWatcher:
-    """Watches the one ConfigMap of the account map (``fieldSelector=metadata.name=``, which a
-    Role limited to that name by ``resourceNames`` allows) on a thread of its own, and reports
-    every change to ``changed`` (the accounts whose entry changed)."""
+class NamedWatch:
+    """Watches one object by name (``fieldSelector=metadata.name=``, which a rule limited to
+    that name by ``resourceNames`` allows) on a thread of its own, and reports every version of
+    it to ``report`` (None: it is gone, or does not exist). ``lister`` is the CoreV1Api list
+    method of its kind, ``args`` its namespace if any; ``what`` names it in log lines."""
 
     def __init__(
-        self, kube: Any, directory: AccountDirectory, changed: Callable[[set[str]], None], timeout: int = 300
-    ) -> None:
-        self.kube, self.directory, self.changed, self.timeout = kube, directory, changed, timeout
+        self, api_client: Any, lister: str, args: tuple[str, ...], name: str, what: str,
+        report: Callable[[Mapping[str, Any] | None], None], timeout: int = 300,
+    ) -> None:  # fmt: skip
+        self.api_client, self.lister, self.args, self.name = api_client, lister, args, name
+        self.what, self.report, self.timeout = what, report, timeout
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._watch: Any = None
 
-    def start(self) -> MapWatcher:
-        self._thread = threading.Thread(target=self._run, name="account-map-watch", daemon=True)
+    def start(self) -> NamedWatch:
+        self._thread = threading.Thread(target=self._run, name=f"watch {self.what}", daemon=True)
         self._thread.start()
         return self
 
@@ -304,36 +307,64 @@ class MapWatcher:
                 status = getattr(error, "status", None)
                 text = f"{status} {getattr(error, 'reason', '')}".strip() if status else str(error)
                 if failures == 1 or failures % 30 == 0:
-                    logger.warning(f"Cannot watch ConfigMap {self.directory.where} (the account map): {text}")
+                    logger.warning(f"Cannot watch {self.what}: {text}")
                 self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
 
     def _list_and_watch(self) -> None:
-        core = kubernetes.client.CoreV1Api(self.kube.api_client)
-        namespace, selector = self.directory.map_namespace, f"metadata.name={self.directory.map_name}"
-        listed = core.list_namespaced_config_map(namespace, field_selector=selector, _request_timeout=30)
-        self._report(self._raw(listed.items[0]) if listed.items else None)
+        core = kubernetes.client.CoreV1Api(self.api_client)
+        lister = getattr(core, self.lister)
+        selector = f"metadata.name={self.name}"
+        listed = lister(*self.args, field_selector=selector, _request_timeout=30)
+        self.report(self._raw(listed.items[0]) if listed.items else None)
         version = listed.metadata.resource_version if listed.metadata is not None else None
         while not self._stop.is_set():
             self._watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
             for event in self._watch.stream(
-                core.list_namespaced_config_map, namespace, field_selector=selector,
-                resource_version=version, timeout_seconds=self.timeout, allow_watch_bookmarks=True,
-                _request_timeout=self.timeout + 10,
+                lister, *self.args, field_selector=selector, resource_version=version,
+                timeout_seconds=self.timeout, allow_watch_bookmarks=True, _request_timeout=self.timeout + 10,
             ):  # fmt: skip
                 raw = event.get("raw_object") or {}
                 version = (raw.get("metadata") or {}).get("resourceVersion") or version
                 if event.get("type") in ("ADDED", "MODIFIED"):
-                    self._report(raw)
+                    self.report(raw)
                 elif event.get("type") == "DELETED":
-                    self._report(None)
+                    self.report(None)
                 if self._stop.is_set():
                     return
 
     def _raw(self, obj: Any) -> dict[str, Any]:
-        raw: dict[str, Any] = self.kube.api_client.sanitize_for_serialization(obj)
+        raw: dict[str, Any] = self.api_client.sanitize_for_serialization(obj)
         return raw
 
-    def _report(self, obj: Mapping[str, Any] | None) -> None:
-        changed = self.directory.map_seen(obj)
-        if changed:
-            self.changed(changed)
+
+def map_watch(kube: Any, directory: AccountDirectory, changed: Callable[[set[str]], None]) -> NamedWatch:
+    """The watch of the account map: ``changed`` gets the accounts whose entry changed."""
+
+    def report(obj: Mapping[str, Any] | None) -> None:
+        accounts = directory.map_seen(obj)
+        if accounts:
+            changed(accounts)
+
+    what = f"ConfigMap {directory.where} (the account map)"
+    return NamedWatch(
+        kube.api_client,
+        "list_namespaced_config_map",
+        (directory.map_namespace,),
+        directory.map_name,
+        what,
+        report,
+    )
+
+
+def namespace_watch(
+    kube: Any, directory: AccountDirectory, namespace: str, changed: Callable[[str], None]
+) -> NamedWatch:
+    """The watch of one Namespace (an operator that watches named namespaces needs no right to
+    list every Namespace): ``changed`` gets its name when its account annotation changed."""
+
+    def report(obj: Mapping[str, Any] | None) -> None:
+        annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+        if directory.namespace_seen(namespace, annotations, gone=obj is None):
+            changed(namespace)
+
+    return NamedWatch(kube.api_client, "list_namespace", (), namespace, f"Namespace {namespace}", report)

@@ -455,8 +455,10 @@ def resync(ctx: OperatorContext, entry: Any) -> None:
     )
 
 
-def register(registry: kopf.OperatorRegistry | None = None) -> None:
-    """Attach the handlers to Kopf's registry (the default one unless given)."""
+def register(registry: kopf.OperatorRegistry | None = None, watch_namespaces: bool = True) -> None:
+    """Attach the handlers to Kopf's registry (the default one unless given). ``watch_namespaces``:
+    Kopf watches every Namespace for its account annotation (an operator of named namespaces
+    watches each of them by name instead, see ``accounts.namespace_watch``)."""
     resource = (GROUP, VERSION, PLURAL)
     kw: dict[str, Any] = {"registry": registry} if registry is not None else {}
     # Only deletionPolicy Delete needs the finalizer (Kopf adds it when a delete handler's
@@ -464,7 +466,10 @@ def register(registry: kopf.OperatorRegistry | None = None) -> None:
     kopf.on.delete(*resource, id="delete", when=deletes_in_aws, **kw)(delete)
     kopf.on.event(*resource, id="event", when=noteworthy, **kw)(on_event)
     kopf.on.event("", "v1", "secrets", id="secret-changed", when=referenced_secret, **kw)(secret_changed)
-    kopf.on.event("", "v1", "namespaces", id="namespace-account", when=namespace_seen, **kw)(namespace_noop)
+    if watch_namespaces:
+        kopf.on.event("", "v1", "namespaces", id="namespace-account", when=namespace_seen, **kw)(
+            namespace_noop
+        )
 
 
 class DowngradeWaiting(logging.Filter):

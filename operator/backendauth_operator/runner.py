@@ -17,7 +17,7 @@ from kopf._core.engines.peering import Identity  # kopf.run's identity type, not
 from kopf._core.intents.causes import Activity
 
 from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics, reachability
-from backendauth_operator.accounts import AccountDirectory, MapWatcher
+from backendauth_operator.accounts import AccountDirectory, map_watch, namespace_watch
 from backendauth_operator.aws import ClientFactory, configure_pacing
 from backendauth_operator.config import ConfigError, Settings, load_settings, operator_identity
 from backendauth_operator.handlers import (
@@ -27,6 +27,7 @@ from backendauth_operator.handlers import (
     account_map_changed,
     poll,
     register,
+    requeue,
     resync,
 )
 from backendauth_operator.kube import KubeClient, Leases
@@ -173,15 +174,23 @@ def run(args: argparse.Namespace) -> int:
     reachable.on_change(lambda answers: context.kube.drop_connections())
     monitor = ApiServerMonitor(reachability.version_probe(probe_client.api_client), reachable).start()
 
-    assert context.accounts is not None
-    map_watcher = MapWatcher(
-        context.kube, context.accounts, lambda changed: account_map_changed(context, changed)
-    )
+    # The account map, and (watching named namespaces) those Namespaces, each watched by name;
+    # cluster-wide, Kopf watches every Namespace (handlers.namespace_seen).
+    accounts = context.accounts
+    assert accounts is not None
+    account_watches = [
+        map_watch(context.kube, accounts, lambda changed: account_map_changed(context, changed))
+    ]
+    account_watches += [
+        namespace_watch(context.kube, accounts, namespace, lambda changed: requeue(context, {changed}))
+        for namespace in namespaces
+    ]
 
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
         configure_kopf(settings, operator_settings, namespaced=bool(namespaces), reachable=reachable)
-        map_watcher.start()
+        for watch in account_watches:
+            watch.start()
         # Polls run on Kopf's handler threads.
         context.poller.start(
             settings.execution.executor,
@@ -198,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 logger.info(f"Metrics served on :{operator_settings.metrics_port}/metrics")
 
-    register()
+    register(watch_namespaces=not namespaces)
     configure_pacing(operator_settings.aws_max_rps)
     memo = kopf.Memo(ctx=context)
     if operator_settings.resync_seconds > 0:
@@ -221,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
         # once. Without an election, the turns this process holds are disowned: no call of it
         # can be in flight any more, so other operators need not wait for them.
         context.gate.stop()
-        map_watcher.stop()
+        for watch in account_watches:
+            watch.stop()
         if not isinstance(context.gate, LeaderElector):
             context.leases.disown()
         context.poller.stop()
