@@ -14,7 +14,7 @@ import errno
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,58 @@ SIMULATOR_ENV = {
     "AWS_SECRET_ACCESS_KEY": "sandbox",
 }
 
+# Two AWS accounts, mapped as a cluster administrator would: a Namespace per account, annotated
+# with its account id, and the operator's ConfigMap naming the role it assumes there. The
+# simulator answers the AssumeRole calls and keeps each account's resources apart.
+ACCOUNT_ANNOTATION = "amplifybackend.gitops.dev/owner-account-id"
+ACCOUNT_MAP = "backendauth-role-account-map"
+SANDBOX_ACCOUNTS = {"team-a": "111111111111", "team-b": "222222222222"}
+
+
+def role_arn(account: str) -> str:
+    """The role the sandbox maps for ``account``."""
+    return f"arn:aws:iam::{account}:role/backendauth-operator"
+
+
+def operator_namespace(env: Mapping[str, str] = os.environ) -> str:
+    """The namespace the operator reads its ConfigMap from: BACKENDAUTH_LEASE_NAMESPACE (or
+    POD_NAMESPACE), else ``default``, as the operator decides outside a Pod."""
+    return env.get("BACKENDAUTH_LEASE_NAMESPACE") or env.get("POD_NAMESPACE") or "default"
+
+
+def account_objects(namespace: str) -> list[dict[str, Any]]:
+    """The Namespaces of SANDBOX_ACCOUNTS and the account map in ``namespace``."""
+    objects: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "annotations": {ACCOUNT_ANNOTATION: account}},
+        }
+        for name, account in SANDBOX_ACCOUNTS.items()
+    ]
+    if namespace not in SANDBOX_ACCOUNTS and namespace != "default":
+        objects.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    objects.append(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": ACCOUNT_MAP, "namespace": namespace},
+            "data": {account: role_arn(account) for account in SANDBOX_ACCOUNTS.values()},
+        }
+    )
+    return objects
+
+
+def _apply_accounts(cluster: EmulatedCluster) -> str:
+    """Create the sandbox's accounts; return the ConfigMap's namespace."""
+    namespace = operator_namespace()
+    for obj in account_objects(namespace):
+        try:
+            cluster.api.apply_object(obj)
+        except ApiError as exc:
+            raise DevError(f"cannot create {obj['kind']} {obj['metadata']['name']}: {exc.message}") from exc
+    return namespace
+
 
 def die_with_parent() -> None:
     """In the child, before exec: on Linux, get SIGTERM when ``dev`` dies, even by SIGKILL, so
@@ -55,16 +107,21 @@ def die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
 
-async def start_operator(kubeconfig_path: str, aws_endpoint_url: str | None) -> OperatorHandle:
+async def start_operator(
+    kubeconfig_path: str, aws_endpoint_url: str | None, sts_endpoint_url: str | None = None
+) -> OperatorHandle:
     """Start ``backendauth-operator run`` against ``kubeconfig_path``; return a function stopping it.
 
     A separate process, as in a cluster: its log goes to this terminal, and it can be stopped or
     killed without taking the emulated API (and its state) down. ``aws_endpoint_url`` is the
-    simulator's URL (or BACKENDAUTH_AWS_ENDPOINT_URL), None for real AWS.
+    simulator's URL (or BACKENDAUTH_AWS_ENDPOINT_URL), None for real AWS; ``sts_endpoint_url``
+    the simulator's URL when it also answers STS (botocore's ``AWS_ENDPOINT_URL_STS``).
     """
     env = {**SANDBOX_ENV, **os.environ, "KUBECONFIG": kubeconfig_path}
     if aws_endpoint_url is not None:
         env = {**SIMULATOR_ENV, **env, "BACKENDAUTH_AWS_ENDPOINT_URL": aws_endpoint_url}
+    if sts_endpoint_url is not None:
+        env["AWS_ENDPOINT_URL_STS"] = sts_endpoint_url
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "backendauth_operator.cli", "run", env=env, preexec_fn=die_with_parent
     )
@@ -113,7 +170,13 @@ def _apply_files(cluster: EmulatedCluster, paths: list[str]) -> None:
                 )
 
 
-def _next_steps(cluster: EmulatedCluster, kubeconfig: Path, aws_url: str | None, operator: bool) -> str:
+def _next_steps(
+    cluster: EmulatedCluster,
+    kubeconfig: Path,
+    aws_url: str | None,
+    operator: bool,
+    accounts_namespace: str | None = None,
+) -> str:
     lines = [f"Emulated Kubernetes API: {cluster.url} (CRD backendauths.amplifybackend.gitops.dev installed)"]
     if aws_url:
         lines.append(f"AmplifyBackend endpoint: {aws_url}")
@@ -122,19 +185,28 @@ def _next_steps(cluster: EmulatedCluster, kubeconfig: Path, aws_url: str | None,
         )
     else:
         lines.append("AmplifyBackend endpoint: real AWS (your credentials and AWS_REGION)")
+    if accounts_namespace is not None:
+        mapped = ", ".join(f"{ns} -> {account}" for ns, account in SANDBOX_ACCOUNTS.items())
+        lines.append(
+            f"AWS accounts: namespaces {mapped}, roles in ConfigMap {accounts_namespace}/{ACCOUNT_MAP}; "
+            "other namespaces act in 000000000000"
+        )
     if operator:
         lines.append("The operator runs here; its log follows.")
     lines += ["", "Next steps, in another shell:", f"  export KUBECONFIG={kubeconfig}"]
     if not operator:
         if aws_url:
             lines.append(f"  export BACKENDAUTH_AWS_ENDPOINT_URL={aws_url}")
+        if accounts_namespace is not None:
+            lines.append(f"  export AWS_ENDPOINT_URL_STS={aws_url}")
         lines.append("  backendauth-operator run --verbose        # the operator, against this API")
     lines += [
         "  kubectl apply -f examples/minimal.yaml",
         "  kubectl get backendauths -w",
-        "",
-        "Press Ctrl+C to stop.",
     ]
+    if accounts_namespace is not None:
+        lines.append("  kubectl apply -f examples/accounts/     # the same resource in two accounts")
+    lines += ["", "Press Ctrl+C to stop."]
     return "\n".join(lines)
 
 
@@ -155,6 +227,7 @@ async def _serve(args: argparse.Namespace) -> int:
         raise DevError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from exc
 
     simulator: Any = None
+    accounts_namespace: str | None = None
     stop_operator: OperatorHandle | None = None
     try:
         kubeconfig = cluster.write_kubeconfig(args.kubeconfig)
@@ -172,10 +245,13 @@ async def _serve(args: argparse.Namespace) -> int:
                     f"cannot start the simulator on port {args.simulator_port}: {exc.strerror or exc}"
                 ) from exc
             aws_url = simulator.url
+            accounts_namespace = _apply_accounts(cluster)
         _apply_files(cluster, args.apply)
         if not args.no_operator:
-            stop_operator = await start_operator(str(kubeconfig), aws_url)
-        print(_next_steps(cluster, kubeconfig, aws_url, operator=stop_operator is not None), flush=True)
+            sts_url = aws_url if simulator is not None else None
+            stop_operator = await start_operator(str(kubeconfig), aws_url, sts_url)
+        steps = _next_steps(cluster, kubeconfig, aws_url, stop_operator is not None, accounts_namespace)
+        print(steps, flush=True)
         await stop.wait()
         print("stopping", flush=True)
     finally:

@@ -5,6 +5,13 @@ GetBackendJob, ListBackendJobs, UpdateBackendJob and GetBackend over rest-json, 
 input validation taken from the botocore service model, so plain boto3 talks to it through
 ``endpoint_url``. Test control lives under ``/_sim/`` (see ``server.py``).
 
+It also answers STS ``AssumeRole`` and ``GetCallerIdentity`` (query protocol, ``POST /`` on the
+same port; boto3 reaches it through ``AWS_ENDPOINT_URL_STS``). AmplifyBackend state is kept per
+AWS account: a call acts in the account of the credentials it is signed with, read from the
+SigV4 ``Authorization`` header (keys AssumeRole issued act in the role's account, any other key
+in ``base_account``). Issued credentials expire after ``credential_ttl_seconds`` (at most);
+a call signed with expired ones is answered 403 ``ExpiredTokenException``.
+
 Known differences from real AWS (where AWS's documentation leaves the real behaviour open):
 
 - Jobs report ``RUNNING`` until done, then ``COMPLETED`` or ``FAILED``; real jobs may use other
@@ -21,8 +28,11 @@ Known differences from real AWS (where AWS's documentation leaves the real behav
 - Validation is stricter than AWS may be: unknown members are rejected, and every problem is
   reported in one 400 ``BadRequestException`` naming the field path.
 - GetBackend's amplify-meta holds only the ``auth`` category, with made-up but stable ids.
-- No authentication or SigV4 check, no regions, no ``/prod`` stage prefix; other operations of
-  the model answer 404 ``UnknownOperationException``.
+- No signature check (only the access key id is read), no regions, no ``/prod`` stage prefix;
+  other operations of the model answer 404 ``UnknownOperationException``.
+- STS: any well-formed role can be assumed unless ``/_sim/deny_role`` or
+  ``/_sim/require_external_id`` says otherwise; no trust policies, session policies, tags or
+  role chaining limits. Only ``AssumeRole`` and ``GetCallerIdentity`` are served.
 """
 
 from backendauth_testbed.simulator.server import Simulator, SimulatorThread

@@ -9,7 +9,7 @@ import signal
 import sys
 
 from backendauth_testbed.simulator.server import Simulator
-from backendauth_testbed.simulator.state import SimulatorConfig
+from backendauth_testbed.simulator.state import DEFAULT_BASE_ACCOUNT, SimulatorConfig
 
 
 def config_from_args(args: argparse.Namespace, auto_apps: bool | None = None) -> SimulatorConfig:
@@ -31,6 +31,9 @@ def config_from_args(args: argparse.Namespace, auto_apps: bool | None = None) ->
         ambiguous_rate=args.ambiguous_rate,
         latency_ms=args.latency_ms,
         rate_limit=args.rate_limit,
+        # Not command-line flags (yet): set at run time through /_sim/config.
+        credential_ttl_seconds=getattr(args, "credential_ttl_seconds", 3600.0),
+        base_account=getattr(args, "base_account", DEFAULT_BASE_ACCOUNT),
     )
     config.check()
     return config

@@ -62,6 +62,8 @@ class Simulator:
         app = web.Application()
         for route in model.routes():
             app.router.add_route(route.method, route.path, self._api_handler(route.operation))
+        # STS (query protocol) shares the server: botocore posts its form to "/".
+        app.router.add_post("/", self._sts)
         control: dict[str, Callable[[dict[str, Any], web.Request], Any]] = {
             "config": lambda b, r: self.backend.configure(**b),
             "faults": lambda b, r: {
@@ -71,24 +73,34 @@ class Simulator:
             },
             "faults/clear": lambda b, r: {"faults": self.backend.clear_faults()},
             "apps": lambda b, r: self.backend.register_app(
-                b.get("appId", ""), b.get("backendEnvironmentName", "")
+                b.get("appId", ""), b.get("backendEnvironmentName", ""), b.get("account")
             ),
             "jobs/{jobId}": lambda b, r: self.backend.force_job(
-                r.match_info["jobId"], b.get("status", ""), b.get("error")
+                r.match_info["jobId"], b.get("status", ""), b.get("error"), b.get("account")
             ),
-            "hold": lambda b, r: self.backend.hold(b.get("held", True)),
+            "hold": lambda b, r: self.backend.hold(b.get("held", True), b.get("account")),
             "resources": lambda b, r: self.backend.put_resource(
                 b.get("appId", ""),
                 b.get("backendEnvironmentName", ""),
                 b.get("resourceName", ""),
                 b.get("resourceConfig"),
+                b.get("account"),
+            ),
+            "deny_role": lambda b, r: self.backend.deny_role(b.get("roleArn"), b.get("denied", True)),
+            "require_external_id": lambda b, r: self.backend.require_external_id(
+                b.get("roleArn"), b.get("externalId")
             ),
             "reset": lambda b, r: self.backend.reset(),
         }
         for name, fn in control.items():
             app.router.add_post(f"/_sim/{name}", self._control_handler(fn))
-        app.router.add_get("/_sim/calls", self._control_handler(lambda b, r: self.backend.summary()))
-        app.router.add_get("/_sim/state", self._control_handler(lambda b, r: self.backend.state()))
+        app.router.add_get(
+            "/_sim/calls", self._control_handler(lambda b, r: self.backend.summary(r.query.get("account")))
+        )
+        app.router.add_get(
+            "/_sim/state", self._control_handler(lambda b, r: self.backend.state(r.query.get("account")))
+        )
+        app.router.add_get("/_sim/access", self._control_handler(lambda b, r: self.backend.access_rules()))
         app.router.add_get("/_sim/config", self._control_handler(lambda b, r: self.backend.settings()))
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         return app
@@ -99,12 +111,25 @@ class Simulator:
             if latency > 0:
                 await asyncio.sleep(latency / 1000)
             raw = await request.read()
-            status, code, payload = self.backend.handle(op, dict(request.match_info), raw)
+            status, code, payload = self.backend.handle(
+                op, dict(request.match_info), raw, request.headers.get("Authorization")
+            )
             if self.backend.calls and self.backend.calls[-1]["fault"] == "stall":
                 await asyncio.sleep(STALL_SECONDS)
             return _json(status, payload, code)
 
         return handler
+
+    async def _sts(self, request: web.Request) -> web.Response:
+        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        form = {**{k: v for k, v in request.query.items()}, **form}
+        status, body = self.backend.sts(form, request.headers.get("Authorization"))
+        return web.Response(
+            status=status,
+            text=body,
+            content_type="text/xml",
+            headers={"x-amzn-RequestId": str(uuid.uuid4())},
+        )
 
     def _control_handler(self, fn: Callable[[dict[str, Any], web.Request], Any]) -> Handler:
         async def handler(request: web.Request) -> web.Response:

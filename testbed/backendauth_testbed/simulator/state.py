@@ -13,13 +13,14 @@ import hashlib
 import json
 import logging
 import random
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from backendauth_testbed.simulator import model
+from backendauth_testbed.simulator import model, sts
 
 logger = logging.getLogger("backendauth_testbed.simulator")
 
@@ -51,7 +52,14 @@ RUNTIME_SETTINGS: dict[str, type] = {
     "latency_ms": int,
     "auto_apps": bool,
     "rate_limit": float,
+    "credential_ttl_seconds": float,
+    "base_account": str,
 }
+
+DEFAULT_BASE_ACCOUNT = "000000000000"
+#: The identity of credentials the simulator did not issue, in ``base_account``.
+BASE_USER = "backendauth-simulator"
+EXPIRED_MESSAGE = "The security token included in the request is expired"
 
 
 @dataclass
@@ -68,9 +76,17 @@ class SimulatorConfig:
     latency_ms: int = 0
     rate_limit: float = 0.0  # requests per second over all operations, as AWS's quota; 0 = none
     seed: int | None = None
+    # The longest life of credentials that AssumeRole issues (a shorter DurationSeconds wins).
+    credential_ttl_seconds: float = 3600.0
+    # The account of calls signed with keys the simulator did not issue (the operator's own).
+    base_account: str = DEFAULT_BASE_ACCOUNT
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
+        if self.credential_ttl_seconds < 1:
+            raise ValueError("credential_ttl_seconds must be at least 1")
+        if not sts.ACCOUNT_RE.match(self.base_account):
+            raise ValueError(f"base_account must be 12 digits, got {self.base_account!r}")
         for name in ("fail_rate", "throttle_rate", "timeout_rate", "ambiguous_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
@@ -169,24 +185,76 @@ def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
             into[key] = copy.deepcopy(value)
 
 
+@dataclass
+class AccountState:
+    """The AmplifyBackend state of one AWS account: apps, jobs, resources and the hold flag."""
+
+    apps: set[tuple[str, str]]
+    jobs: dict[str, Job] = field(default_factory=dict)
+    resources: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    held: bool = False
+
+
 class Backend:
-    """The whole simulated service. ``handle`` answers one API call; the rest is test control."""
+    """The whole simulated service. ``handle`` answers one AmplifyBackend call, ``sts`` one STS
+    call; the rest is test control.
+
+    AmplifyBackend state is kept per account (``accounts``); ``apps``, ``jobs``, ``resources``
+    and ``held`` are those of ``base_account``. Faults, throttling, latency and the call log are
+    shared; each logged call names its ``account``.
+    """
 
     def __init__(self, config: SimulatorConfig) -> None:
         config.check()
         self.config = config
         self.rng = random.Random(config.seed)
+        # Issued credentials outlive ``reset``, as sessions at AWS would.
+        self.issued: dict[str, sts.IssuedKey] = {}
         self.reset()
 
     def reset(self) -> None:
-        """Forget jobs, resources, calls and queued faults; apps go back to the configured ones."""
-        self.apps: set[tuple[str, str]] = set(self.config.apps)
-        self.jobs: dict[str, Job] = {}
-        self.resources: dict[tuple[str, str, str], dict[str, Any]] = {}
+        """Forget every account's jobs and resources, the calls, queued faults and the STS access
+        rules; apps go back to the configured ones. Issued credentials stay valid."""
+        self.accounts: dict[str, AccountState] = {}
         self.calls: list[dict[str, Any]] = []
         self.faults: list[_QueuedFault] = []
-        self.held = False
+        self.denied_roles: set[str] = set()
+        self.external_ids: dict[str, str] = {}
         self._bucket, self._bucket_at = max(1.0, self.config.rate_limit), time.monotonic()
+
+    # ---- accounts -----------------------------------------------------------------------
+
+    def account(self, account: str | None = None) -> AccountState:
+        """The state of ``account`` (``base_account`` when None), made on first use with the
+        configured apps; ValueError if it is not 12 digits."""
+        name = self.config.base_account if account is None else account
+        if not isinstance(name, str) or not sts.ACCOUNT_RE.match(name):
+            raise ValueError(f"account must be 12 digits, got {name!r}")
+        if name not in self.accounts:
+            self.accounts[name] = AccountState(apps=set(self.config.apps))
+        return self.accounts[name]
+
+    @property
+    def apps(self) -> set[tuple[str, str]]:
+        return self.account().apps
+
+    @property
+    def jobs(self) -> dict[str, Job]:
+        return self.account().jobs
+
+    @property
+    def resources(self) -> dict[tuple[str, str, str], dict[str, Any]]:
+        return self.account().resources
+
+    @property
+    def held(self) -> bool:
+        return self.account().held
+
+    def _caller(self, authorization: str | None) -> tuple[str, sts.IssuedKey | None]:
+        """The account a request acts in and the issued key it is signed with (None for keys
+        the simulator did not issue); ApiError-free: expiry is the caller's to check."""
+        key = self.issued.get(sts.access_key_of(authorization) or "")
+        return (key.account if key else self.config.base_account), key
 
     # ---- test control -------------------------------------------------------------------
 
@@ -196,15 +264,16 @@ class Backend:
             kind = RUNTIME_SETTINGS.get(key)
             if kind is None:
                 raise ValueError(f"unknown setting {key!r}; known: {', '.join(RUNTIME_SETTINGS)}")
-            ok = (
-                isinstance(value, bool)
-                if kind is bool
-                else (
+            if kind is str:
+                ok = isinstance(value, str)
+            elif kind is bool:
+                ok = isinstance(value, bool)
+            else:
+                ok = (
                     isinstance(value, int | float)
                     and not isinstance(value, bool)
                     and (kind is float or float(value).is_integer())
                 )
-            )
             if not ok:
                 raise ValueError(f"{key} must be a {kind.__name__}")
         candidate = dataclasses.replace(
@@ -215,7 +284,7 @@ class Backend:
         return self.settings()
 
     def settings(self) -> dict[str, Any]:
-        """The runtime settings, plus the hold flag and the seed."""
+        """The runtime settings, plus the base account's hold flag and the seed."""
         out = {k: getattr(self.config, k) for k in RUNTIME_SETTINGS}
         out.update(held=self.held, seed=self.config.seed)
         return out
@@ -238,90 +307,286 @@ class Backend:
         self.faults.clear()
         return []
 
-    def register_app(self, app_id: str, env: str) -> dict[str, list[str]]:
-        """Make an app and environment known; return all known ones as ``APPID:ENV``."""
+    def register_app(self, app_id: str, env: str, account: str | None = None) -> dict[str, list[str]]:
+        """Make an app and environment known in ``account``; return all its known ones as
+        ``APPID:ENV``."""
         if not (isinstance(app_id, str) and app_id and isinstance(env, str) and env):
             raise ValueError("appId and backendEnvironmentName must be non-empty strings")
-        self.apps.add((app_id, env))
-        return {"apps": sorted(f"{a}:{e}" for a, e in self.apps)}
+        st = self.account(account)
+        st.apps.add((app_id, env))
+        return {"apps": sorted(f"{a}:{e}" for a, e in st.apps)}
 
-    def force_job(self, job_id: str, status: str, error: str | None = None) -> dict[str, Any]:
-        """Set a job's status (and error) from now on; KeyError if there is no such job."""
+    def force_job(
+        self, job_id: str, status: str, error: str | None = None, account: str | None = None
+    ) -> dict[str, Any]:
+        """Set a job's status (and error) from now on; KeyError if there is no such job. Job ids
+        are unique, so without ``account`` every account is searched."""
         if not isinstance(status, str) or not status or not isinstance(error, str | None):
             raise ValueError("status must be a non-empty string and error a string")
-        job = self.jobs[job_id]
+        if account is not None:
+            job = self.account(account).jobs[job_id]
+        else:
+            found = [st.jobs[job_id] for st in self.accounts.values() if job_id in st.jobs]
+            if not found:
+                raise KeyError(job_id)
+            job = found[0]
         job.forced_status, job.forced_error, job.forced_at = status, error, time.monotonic()
         return job.to_wire(time.monotonic())
 
-    def put_resource(self, app_id: str, env: str, name: str, config: Any) -> dict[str, Any]:
+    def put_resource(
+        self, app_id: str, env: str, name: str, config: Any, account: str | None = None
+    ) -> dict[str, Any]:
         """Create or replace an auth resource behind the operator's back (adoption, drift);
         ``config`` None removes it."""
         if not all(isinstance(v, str) and v for v in (app_id, env, name)):
             raise ValueError("appId, backendEnvironmentName and resourceName must be non-empty strings")
         if config is not None and not isinstance(config, dict):
             raise ValueError("resourceConfig must be an object or null")
-        self._settle()
-        self.apps.add((app_id, env))
+        st = self.account(account)
+        self._settle(st)
+        st.apps.add((app_id, env))
         if config is None:
-            self.resources.pop((app_id, env, name), None)
+            st.resources.pop((app_id, env, name), None)
         else:
-            self.resources[(app_id, env, name)] = copy.deepcopy(config)
-        return self.state()
+            st.resources[(app_id, env, name)] = copy.deepcopy(config)
+        return self.state(account)
 
-    def hold(self, held: bool) -> dict[str, Any]:
-        """While held, new jobs stay RUNNING; on release their run time starts counting."""
+    def hold(self, held: bool, account: str | None = None) -> dict[str, Any]:
+        """While held, new jobs of ``account`` stay RUNNING; on release their run time starts
+        counting."""
         if not isinstance(held, bool):
             raise ValueError("held must be a boolean")
-        if self.held and not held:
+        st = self.account(account)
+        if st.held and not held:
             now = time.monotonic()
-            for job in self.jobs.values():
+            for job in st.jobs.values():
                 if job.held:
                     job.held, job.started = False, now
-        self.held = held
-        return self.settings()
+        st.held = held
+        out = self.settings()
+        out["held"] = st.held
+        return out
 
-    def summary(self) -> dict[str, Any]:
-        """The call log with counts per operation and per ``app/env/resource``."""
+    def deny_role(self, role_arn: Any, denied: bool = True) -> dict[str, Any]:
+        """Make AssumeRole of ``role_arn`` fail with AccessDenied (or succeed again)."""
+        role = self._role_arg(role_arn)
+        if not isinstance(denied, bool):
+            raise ValueError("denied must be a boolean")
+        if denied:
+            self.denied_roles.add(role.arn)
+        else:
+            self.denied_roles.discard(role.arn)
+        return self.access_rules()
+
+    def require_external_id(self, role_arn: Any, external_id: str | None) -> dict[str, Any]:
+        """Make AssumeRole of ``role_arn`` fail with AccessDenied unless it carries exactly
+        ``external_id``; None lifts the requirement."""
+        role = self._role_arg(role_arn)
+        if external_id is None:
+            self.external_ids.pop(role.arn, None)
+        elif isinstance(external_id, str) and sts.EXTERNAL_ID_RE.match(external_id):
+            self.external_ids[role.arn] = external_id
+        else:
+            raise ValueError("externalId must be null or 2 to 1224 of [A-Za-z0-9_+=,.@:/-]")
+        return self.access_rules()
+
+    def access_rules(self) -> dict[str, Any]:
+        """The roles that are denied and those that require an external id (not shown)."""
+        return {"deniedRoles": sorted(self.denied_roles), "externalIdRoles": sorted(self.external_ids)}
+
+    @staticmethod
+    def _role_arg(role_arn: Any) -> sts.Role:
+        if not isinstance(role_arn, str):
+            raise ValueError("roleArn must be a string")
+        try:
+            return sts.parse_role_arn(role_arn)
+        except sts.StsError as err:
+            raise ValueError(f"roleArn: {err.message}") from None
+
+    @staticmethod
+    def _summarise(calls: list[dict[str, Any]]) -> dict[str, Any]:
         by_op: dict[str, int] = {}
         by_res: dict[str, dict[str, int]] = {}
-        for call in self.calls:
+        for call in calls:
             op = call["operation"]
             by_op[op] = by_op.get(op, 0) + 1
             if call["resourceName"]:
                 key = f"{call['appId']}/{call['backendEnvironmentName']}/{call['resourceName']}"
                 by_res.setdefault(key, {})
                 by_res[key][op] = by_res[key].get(op, 0) + 1
-        return {"calls": self.calls, "byOperation": by_op, "byResource": by_res}
+        return {"calls": calls, "byOperation": by_op, "byResource": by_res}
 
-    def state(self) -> dict[str, Any]:
-        """Apps, jobs and resources (secrets redacted), for debugging and tests."""
-        self._settle()
+    def summary(self, account: str | None = None) -> dict[str, Any]:
+        """The call log of ``account`` (the base account when None) with counts per operation
+        and per ``app/env/resource``, and ``by_account``: the same for every account."""
+        name = self.config.base_account if account is None else account
+        if not isinstance(name, str) or not sts.ACCOUNT_RE.match(name):
+            raise ValueError(f"account must be 12 digits, got {name!r}")
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for call in self.calls:
+            grouped.setdefault(call["account"], []).append(call)
+        out = self._summarise(grouped.get(name, []))
+        out["by_account"] = {a: self._summarise(c) for a, c in sorted(grouped.items())}
+        return out
+
+    def state(self, account: str | None = None) -> dict[str, Any]:
+        """Apps, jobs and resources (secrets redacted) of ``account``, for debugging and tests."""
+        st = self.account(account)
+        self._settle(st)
         now = time.monotonic()
         shape = model.operation("GetBackendAuth").output_shape
         assert shape is not None
         return {
-            "apps": sorted(f"{a}:{e}" for a, e in self.apps),
-            "jobs": [{**j.to_wire(now), "resourceName": j.resource_name} for j in self.jobs.values()],
+            "account": self.config.base_account if account is None else account,
+            "apps": sorted(f"{a}:{e}" for a, e in st.apps),
+            "jobs": [{**j.to_wire(now), "resourceName": j.resource_name} for j in st.jobs.values()],
             "resources": {
-                "/".join(k): model.redact(shape.members["ResourceConfig"], v)
-                for k, v in self.resources.items()
+                "/".join(k): model.redact(shape.members["ResourceConfig"], v) for k, v in st.resources.items()
             },
         }
 
+    # ---- STS ----------------------------------------------------------------------------
+
+    def sts(self, form: dict[str, str], authorization: str | None = None) -> tuple[int, str]:
+        """Answer one STS query-protocol call: (HTTP status, XML body). Records and logs it."""
+        action = form.get("Action", "")
+        account, key = self._caller(authorization)
+        record: dict[str, Any] = {
+            "seq": len(self.calls) + 1,
+            "time": time.time(),
+            "operation": action,
+            "account": account,
+            "appId": None,
+            "backendEnvironmentName": None,
+            "resourceName": None,
+            "httpStatus": 200,
+            "errorCode": None,
+            "jobId": None,
+            "fault": None,
+        }
+        try:
+            if action not in sts.ACTIONS:
+                raise sts.StsError(
+                    400,
+                    "InvalidAction",
+                    f"Could not find operation {action or '(none)'} for version 2011-06-15",
+                )
+            if key is not None and time.time() >= key.expires:
+                raise sts.StsError(403, "ExpiredToken", EXPIRED_MESSAGE)
+            caller_arn = (
+                f"arn:aws:sts::{key.account}:assumed-role/{sts.parse_role_arn(key.role_arn).name}/{key.session_name}"
+                if key
+                else f"arn:aws:iam::{account}:user/{BASE_USER}"
+            )
+            if action == "GetCallerIdentity":
+                user_id = (
+                    f"{sts.role_id(key.role_arn)}:{key.session_name}"
+                    if key
+                    else "AIDA" + hashlib.sha256(account.encode()).hexdigest()[:17].upper()
+                )
+                body = sts.response_xml(action, {"UserId": user_id, "Account": account, "Arn": caller_arn})
+            else:
+                body = self._assume_role(form, caller_arn, record)
+            status, code = 200, None
+        except sts.StsError as err:
+            status, code, body = err.status, err.code, sts.error_xml(err)
+        record.update(httpStatus=status, errorCode=code)
+        self.calls.append(record)
+        logger.info(
+            "%s %s account=%s -> %s %s",
+            action or "-",
+            record.get("roleArn", "-"),
+            record["account"],
+            status,
+            code or "OK",
+        )
+        return status, body
+
+    def _assume_role(self, form: dict[str, str], caller_arn: str, record: dict[str, Any]) -> str:
+        problems = []
+        role_arn, session = form.get("RoleArn"), form.get("RoleSessionName")
+        if role_arn is None:
+            problems.append("Value null at 'roleArn' failed to satisfy constraint: Member must not be null")
+        if session is None:
+            problems.append(
+                "Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null"
+            )
+        elif not sts.SESSION_NAME_RE.match(session):
+            problems.append(
+                f"Value '{session}' at 'roleSessionName' failed to satisfy constraint: "
+                "Member must have length 2..64 and match [\\w+=,.@-]*"
+            )
+        duration = 3600
+        if "DurationSeconds" in form:
+            raw = form["DurationSeconds"]
+            if not raw.isdigit() or not sts.DURATION_MIN <= int(raw) <= sts.DURATION_MAX:
+                problems.append(
+                    f"Value '{raw}' at 'durationSeconds' failed to satisfy constraint: "
+                    f"Member must be between {sts.DURATION_MIN} and {sts.DURATION_MAX}"
+                )
+            else:
+                duration = int(raw)
+        external_id = form.get("ExternalId")
+        if external_id is not None and not sts.EXTERNAL_ID_RE.match(external_id):
+            problems.append(
+                "Value at 'externalId' failed to satisfy constraint: "
+                "Member must have length 2..1224 and match [\\w+=,.@:/-]*"
+            )
+        if problems:
+            count = f"{len(problems)} validation error{'s' if len(problems) > 1 else ''} detected: "
+            raise sts.StsError(400, "ValidationError", count + "; ".join(problems))
+        assert role_arn is not None and session is not None
+        role = sts.parse_role_arn(role_arn)
+        record.update(account=role.account, roleArn=role.arn)
+        required = self.external_ids.get(role.arn)
+        if role.arn in self.denied_roles or (required is not None and external_id != required):
+            raise sts.StsError(
+                403,
+                "AccessDenied",
+                f"User: {caller_arn} is not authorized to perform: sts:AssumeRole on resource: {role.arn}",
+            )
+        expires = time.time() + min(float(duration), self.config.credential_ttl_seconds)
+        access_key = sts.new_access_key_id()
+        while access_key in self.issued:
+            access_key = sts.new_access_key_id()
+        self.issued[access_key] = sts.IssuedKey(access_key, role.account, role.arn, session, expires)
+        return sts.response_xml(
+            "AssumeRole",
+            {
+                "Credentials": {
+                    "AccessKeyId": access_key,
+                    "SecretAccessKey": secrets.token_urlsafe(30),
+                    "SessionToken": secrets.token_urlsafe(96),
+                    "Expiration": sts.iso(expires),
+                },
+                "AssumedRoleUser": {
+                    "AssumedRoleId": f"{sts.role_id(role.arn)}:{session}",
+                    "Arn": f"arn:aws:sts::{role.account}:assumed-role/{role.name}/{session}",
+                },
+                "PackedPolicySize": "0",
+            },
+        )
+
     # ---- the API --------------------------------------------------------------------------
 
-    def handle(self, op: str, params: dict[str, str], raw: bytes) -> tuple[int, str | None, dict[str, Any]]:
-        """Answer one API call: (HTTP status, error code or None, JSON body). Records and logs it."""
+    def handle(
+        self, op: str, params: dict[str, str], raw: bytes, authorization: str | None = None
+    ) -> tuple[int, str | None, dict[str, Any]]:
+        """Answer one API call: (HTTP status, error code or None, JSON body). Records and logs it.
+
+        The call acts in the account of the key in ``authorization`` (its SigV4 header)."""
         body: Any = None  # stays None when the body is not JSON: reported after fault injection
         with contextlib.suppress(ValueError):
             body = json.loads(raw) if raw.strip() else {}
         fields = body if isinstance(body, dict) else {}
         env = params.get("backendEnvironmentName", fields.get("backendEnvironmentName"))
         res = fields.get("resourceName")
+        account, key = self._caller(authorization)
         record: dict[str, Any] = {
             "seq": len(self.calls) + 1,
             "time": time.time(),
             "operation": op,
+            "account": account,
             "appId": params.get("appId"),
             "backendEnvironmentName": env if isinstance(env, str) else None,
             "resourceName": res if isinstance(res, str) else None,
@@ -331,6 +596,8 @@ class Backend:
             "fault": None,
         }
         try:
+            if key is not None and time.time() >= key.expires:
+                raise ApiError(403, "ExpiredTokenException", EXPIRED_MESSAGE)
             fault = self._next_fault(op)
             record["fault"] = fault
             if fault is not None and fault not in ("ambiguous", "stall"):
@@ -342,7 +609,7 @@ class Backend:
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequestException", "The request body must be a JSON object")
             try:
-                result = self._execute(op, params, body, record)
+                result = self._execute(self.account(account), op, params, body, record)
             except ApiError:
                 if fault != "ambiguous":
                     raise
@@ -356,7 +623,7 @@ class Backend:
         record.update(httpStatus=status, errorCode=code)
         self.calls.append(record)
         logger.info(
-            "%s %s/%s/%s -> %s %s%s",
+            "%s %s/%s/%s -> %s %s%s%s",
             op,
             record["appId"],
             record["backendEnvironmentName"],
@@ -364,6 +631,7 @@ class Backend:
             status,
             code or "OK",
             f" job={record['jobId']}" if record["jobId"] else "",
+            f" account={account}" if account != self.config.base_account else "",
         )
         return status, code, payload
 
@@ -398,10 +666,10 @@ class Backend:
         self._bucket = tokens - 1.0
         return True
 
-    def _settle(self) -> None:
+    def _settle(self, st: AccountState) -> None:
         """Apply the effects of jobs that have completed since the last call, in job order."""
         now = time.monotonic()
-        for job in self.jobs.values():
+        for job in st.jobs.values():
             if job.settled:
                 continue
             status = job.status(now)
@@ -410,22 +678,22 @@ class Backend:
             key = (job.app_id, job.env, job.resource_name)
             if status == COMPLETED:
                 if job.operation == "CreateBackendAuth":
-                    self.resources[key] = copy.deepcopy(job.payload or {})
-                elif job.operation == "UpdateBackendAuth" and key in self.resources:
-                    _merge(self.resources[key], job.payload or {})
+                    st.resources[key] = copy.deepcopy(job.payload or {})
+                elif job.operation == "UpdateBackendAuth" and key in st.resources:
+                    _merge(st.resources[key], job.payload or {})
                 elif job.operation == "DeleteBackendAuth":
-                    self.resources.pop(key, None)
+                    st.resources.pop(key, None)
             job.settled, job.payload = True, None
 
     def _execute(
-        self, op: str, params: dict[str, str], body: dict[str, Any], record: dict[str, Any]
+        self, st: AccountState, op: str, params: dict[str, str], body: dict[str, Any], record: dict[str, Any]
     ) -> dict[str, Any]:
         errors = model.validate_input(op, body)
         if errors:
             raise ApiError(400, "BadRequestException", "; ".join(errors))
         app = params["appId"]
         env = params.get("backendEnvironmentName") or body["backendEnvironmentName"]
-        if (app, env) not in self.apps:
+        if (app, env) not in st.apps:
             if not self.config.auto_apps:
                 raise ApiError(
                     404,
@@ -433,11 +701,11 @@ class Backend:
                     f"App {app} has no backend environment named {env}",
                     resourceType="BackendEnvironment",
                 )
-            self.apps.add((app, env))
-        self._settle()
+            st.apps.add((app, env))
+        self._settle(st)
         now = time.monotonic()
         if op in ("GetBackendJob", "UpdateBackendJob"):
-            job = self.jobs.get(params["jobId"])
+            job = st.jobs.get(params["jobId"])
             if job is None or (job.app_id, job.env) != (app, env):
                 raise ApiError(
                     404,
@@ -449,29 +717,34 @@ class Backend:
             if op == "UpdateBackendJob":
                 if "status" in body:
                     failed = body["status"] == FAILED
-                    self.force_job(job.job_id, body["status"], "Set by UpdateBackendJob" if failed else None)
+                    self.force_job(
+                        job.job_id,
+                        body["status"],
+                        "Set by UpdateBackendJob" if failed else None,
+                        record["account"],
+                    )
                 if "operation" in body:
                     job.operation = body["operation"]
-                self._settle()
+                self._settle(st)
             return job.to_wire(time.monotonic())
         if op == "ListBackendJobs":
-            return self._list_jobs(app, env, body, now)
+            return self._list_jobs(st, app, env, body, now)
         if op == "GetBackend":
-            return self._backend(app, env)
+            return self._backend(st, app, env)
         name = body["resourceName"]
         key = (app, env, name)
         if op in model.MUTATING:
-            here = [j for j in self.jobs.values() if (j.app_id, j.env) == (app, env)]
+            here = [j for j in st.jobs.values() if (j.app_id, j.env) == (app, env)]
             if any(j.status(now) not in TERMINAL for j in here):
                 raise ApiError(400, "ValidationException", _pending_message(app, env))
-            if op == "CreateBackendAuth" and key in self.resources:
+            if op == "CreateBackendAuth" and key in st.resources:
                 raise ApiError(
                     400,
                     "BadRequestException",
                     f"An auth resource named {name} already exists for appId: {app} "
                     f"and backendEnvironmentName: {env}",
                 )
-        if op != "CreateBackendAuth" and key not in self.resources:
+        if op != "CreateBackendAuth" and key not in st.resources:
             raise ApiError(
                 404,
                 "NotFoundException",
@@ -483,7 +756,7 @@ class Backend:
                 "appId": app,
                 "backendEnvironmentName": env,
                 "resourceName": name,
-                "resourceConfig": copy.deepcopy(self.resources[key]),
+                "resourceConfig": copy.deepcopy(st.resources[key]),
             }
         job = Job(
             job_id=str(uuid.uuid4()),
@@ -496,21 +769,21 @@ class Backend:
             started=now,
             duration=self.config.job_seconds,
             fails=self.config.fail_rate > 0 and self.rng.random() < self.config.fail_rate,
-            held=self.held,
+            held=st.held,
             payload=copy.deepcopy(body.get("resourceConfig")),
         )
-        self.jobs[job.job_id] = job
+        st.jobs[job.job_id] = job
         record["jobId"] = job.job_id
-        self._settle()  # a zero-second job takes effect at once
+        self._settle(st)  # a zero-second job takes effect at once
         wire = job.to_wire(now)
         keys = ("appId", "backendEnvironmentName", "jobId", "operation", "status", "error")
         return {k: wire[k] for k in keys if k in wire}
 
-    def _backend(self, app: str, env: str) -> dict[str, Any]:
+    def _backend(self, st: AccountState, app: str, env: str) -> dict[str, Any]:
         """GetBackend: the environment's amplify-meta, with an ``auth`` entry per auth resource
         whose ``output`` holds ids as the Amplify CLI writes them (made up, but stable)."""
         auth: dict[str, Any] = {}
-        for (a, e, name), config in self.resources.items():
+        for (a, e, name), config in st.resources.items():
             if (a, e) != (app, env):
                 continue
             digest = hashlib.sha256(f"{a}/{e}/{name}".encode()).hexdigest()
@@ -530,8 +803,10 @@ class Backend:
             "amplifyMetaConfig": json.dumps(meta),
         }
 
-    def _list_jobs(self, app: str, env: str, body: dict[str, Any], now: float) -> dict[str, Any]:
-        jobs = [j.to_wire(now) for j in reversed(self.jobs.values()) if (j.app_id, j.env) == (app, env)]
+    def _list_jobs(
+        self, st: AccountState, app: str, env: str, body: dict[str, Any], now: float
+    ) -> dict[str, Any]:
+        jobs = [j.to_wire(now) for j in reversed(st.jobs.values()) if (j.app_id, j.env) == (app, env)]
         for member in ("jobId", "operation", "status"):
             if member in body:
                 jobs = [j for j in jobs if j[member] == body[member]]
