@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from backendauth_operator import CRD_PATH
+from backendauth_operator.accounts import parse_account_map
 from real_apiserver import RealCluster
 from tools.built import built_tool
 
@@ -89,16 +90,22 @@ def set_args(values: dict[str, str] | None) -> list[str]:
     return [arg for key, value in (values or {}).items() for arg in ("--set", f"{key}={value}")]
 
 
-def template_text(helm: Path, values: dict[str, str] | None = None) -> str:
-    """``helm template`` of the chart in NAMESPACE, CRD included."""
+def template_text(
+    helm: Path, values: dict[str, str] | None = None, set_json: dict[str, Any] | None = None
+) -> str:
+    """``helm template`` of the chart in NAMESPACE, CRD included (``set_json``: --set-json values)."""
+    as_json = [f"--set-json={k}={json.dumps(v)}" for k, v in (set_json or {}).items()]
     return run_helm(
-        helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--include-crds", *set_args(values)
-    ).stdout
+        helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--include-crds", *set_args(values),
+        *as_json,
+    ).stdout  # fmt: skip
 
 
-def template(helm: Path, values: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def template(
+    helm: Path, values: dict[str, str] | None = None, set_json: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """``helm template`` of the chart in NAMESPACE, CRD included, as objects."""
-    return [doc for doc in yaml.safe_load_all(template_text(helm, values)) if doc]
+    return [doc for doc in yaml.safe_load_all(template_text(helm, values, set_json)) if doc]
 
 
 def refused(helm: Path, values: dict[str, str]) -> str:
@@ -267,9 +274,16 @@ def test_the_pod_is_selected_by_the_release_too(helm: Path) -> None:
 
 
 @needs_helm
-def test_watching_several_namespaces_gives_a_role_in_each_and_nothing_cluster_wide(helm: Path) -> None:
+def test_watching_several_namespaces_gives_a_role_in_each_and_cluster_wide_only_their_read(
+    helm: Path,
+) -> None:
     objects = template(helm, {"watchNamespaces": "{apps,shop}"})
-    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    cluster_wide = [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    assert sorted(o["kind"] for o in cluster_wide) == ["ClusterRole", "ClusterRoleBinding"]
+    assert only(objects, "ClusterRole")["rules"] == [
+        {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["apps", "shop"],
+         "verbs": ["get", "list", "watch"]}
+    ]  # fmt: skip
     namespaced = [
         o for o in kustomize("deploy/overlays/namespaced") if o["metadata"].get("namespace") == "apps"
     ]
@@ -283,6 +297,35 @@ def test_watching_several_namespaces_gives_a_role_in_each_and_nothing_cluster_wi
     assert args == ["--liveness=http://0.0.0.0:8080/healthz", "--namespace=apps", "--namespace=shop"]
     # The lease Role stays in the release namespace.
     assert only(objects, "Role", "backendauth-operator-leases")["metadata"]["namespace"] == NAMESPACE
+
+
+@needs_helm
+def test_the_account_map_is_rendered_from_values_and_reads_back_as_the_operator_reads_it(helm: Path) -> None:
+    assert [o for o in template(helm) if o["kind"] == "ConfigMap"] == []  # none unless asked, as deploy/
+    accounts = {
+        "111111111111": "arn:aws:iam::111111111111:role/backendauth-operator",
+        "222222222222": {"roleArn": "arn:aws:iam::222222222222:role/ops", "externalId": "shared-id-1"},
+    }
+    objects = template(helm, {"accountMap.name": "roles"}, set_json={"accountMap.accounts": accounts})
+    config_map = only(objects, "ConfigMap")
+    assert (config_map["metadata"]["name"], config_map["metadata"]["namespace"]) == ("roles", NAMESPACE)
+    parsed = parse_account_map("x", config_map["data"])
+    assert not parsed.problems
+    assert parsed.roles["111111111111"].arn == accounts["111111111111"]
+    assert parsed.roles["222222222222"].external_id == "shared-id-1"
+    role = only(objects, "Role", "backendauth-operator-account-map")
+    assert role["rules"][0]["resourceNames"] == ["roles"]
+    env = {e["name"]: e.get("value") for e in container(objects)["env"]}
+    assert env["BACKENDAUTH_ACCOUNT_MAP"] == "roles"
+
+
+@needs_helm
+def test_a_bad_account_map_value_is_refused(helm: Path) -> None:
+    bad = json.dumps({"1234": "arn:aws:iam::1234:role/x"})
+    result = run_helm(
+        helm, "template", RELEASE, str(CHART), f"--set-json=accountMap.accounts={bad}", check=False
+    )
+    assert result.returncode != 0 and "accountMap" in result.stderr, result.stderr
 
 
 @needs_helm
@@ -338,6 +381,7 @@ def test_the_operator_settings_become_its_environment(helm: Path) -> None:
         "BACKENDAUTH_RESYNC_SECONDS": "0",
         "BACKENDAUTH_AWS_MAX_RPS": "2.5",
         "BACKENDAUTH_METRICS_PORT": "9191",
+        "BACKENDAUTH_ACCOUNT_MAP": "backendauth-role-account-map",
         "BACKENDAUTH_AWS_ENDPOINT_URL": "http://simulator.backendauth-system:4566",
     }
 
