@@ -26,6 +26,7 @@ from backendauth_operator.bookkeeping import (
 from backendauth_operator.models import spec_path
 from backendauth_operator.reconcile import (
     Accepted,
+    AskOwnAccount,
     CheckHold,
     CheckTurn,
     Delete,
@@ -578,6 +579,14 @@ STEP_ROWS = [
     Step("the operator's own account cannot be told while the object acted in one: retried, nothing sent",
          snap(account="", recorded_account="111111111111"), Settle, "AccountUnknown", lambda p: p.backoff == "AccountUnknown"),
     Step("never acted anywhere: no record, it follows the annotation", snap(account="222222222222"), ReadResource),
+    Step("no annotation, the operator's own account not asked yet: asked (once per process) before AWS is read",
+         snap(ask_own_account=True), AskOwnAccount),
+    Step("... but not while paused (no AWS call at all)", snap(ask_own_account=True, paused=True), Settle, "Paused"),
+    Step("... nor for a spec that is invalid", snap(ask_own_account=True, spec_error="spec.appId: bad"), Settle, "InvalidSpec"),
+    Step("... nor when a deletion retains the resource", snap(ask_own_account=True, deleting=True, owned=True), Finish, None,
+         lambda p: p.outcome == "let_go"),
+    Step("... but before deleting in AWS", snap(ask_own_account=True, deleting=True, deletion_policy="Delete", owned=True),
+         AskOwnAccount),
     Step("an observation records the account acted in (status.awsAccountId)",
          snap(account="111111111111", observed=seen(None)), Submit),
     Step("... written with the accepted create", replace(CREATE_SUBMIT, account="111111111111", submitted=Accepted(job(), MARKER)),

@@ -62,6 +62,10 @@ class FakeEffects:
     submit_answer: Submitted | None = None
     read_failure: Failure | None = None
     calls: list[str] = field(default_factory=list)
+    own: str = ""  # the operator's own account, as sts:GetCallerIdentity would say
+
+    def own_account(self) -> str:
+        return self.own
 
     def turn_holder(self, s: Snapshot) -> str | None:
         self.calls.append("turn_holder")

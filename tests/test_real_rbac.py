@@ -20,6 +20,7 @@ import copy
 import json
 import re
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -269,3 +270,38 @@ def test_without_each_rule_the_operator_fails_clearly(
 
     shown = wait_until(refusal, 45, f"the operator's log to show the refusal of {rule.id}")
     assert FORBIDDEN.search(shown)
+
+
+def test_the_account_map_and_namespace_annotations_work_under_deploys_rbac(
+    rbac: RbacSetup, make_real_bed: Callable[..., RealBed]
+) -> None:
+    """The account rules at work on the real API server: the Namespace's annotation is read, the
+    one ConfigMap is read and watched by name (a Role limited by resourceNames allows a list and
+    watch only with fieldSelector metadata.name=...), and a changed annotation is watched."""
+    bed = rbac.run_as_service_account(make_real_bed)
+    ns, account, other = rbac.watched_namespace, "333333333333", "444444444444"
+    annotation = "amplifybackend.gitops.dev/owner-account-id"
+    rbac.real.kubectl("annotate", "namespace", ns, f"{annotation}={account}", "--overwrite")
+    bed.apply(backendauth("mapped", minimal_spec(resourceName="mapped")))
+    stalled = bed.wait_reason("mapped", "AccountNotMapped", timeout=60)
+    assert (
+        f"ConfigMap {rbac.operator_namespace}/backendauth-role-account-map"
+        in stalled["status"]["conditions"][0]["message"]
+    )
+    # The map appears: the watch by name sees it, the BackendAuth acts in that account at once.
+    role = f"arn:aws:iam::{account}:role/backendauth-operator"
+    rbac.real.apply(
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "backendauth-role-account-map", "namespace": rbac.operator_namespace},
+         "data": {account: role}}
+    )  # fmt: skip
+    done = bed.wait_reason("mapped", "JobCompleted", status="True", timeout=60)
+    assert done["status"]["awsAccountId"] == account
+    with urllib.request.urlopen(f"{bed.sim.url}/_sim/state?account={account}", timeout=10) as response:
+        assert list(json.loads(response.read())["resources"]) == ["d1a2b3c4d5e6f7/staging/mapped"]
+    # The namespace moves to another account: the Namespace watch sees it; nothing is done there.
+    rbac.real.kubectl("annotate", "namespace", ns, f"{annotation}={other}", "--overwrite")
+    bed.wait_reason("mapped", "AccountChanged", timeout=60)
+    with urllib.request.urlopen(f"{bed.sim.url}/_sim/calls", timeout=10) as response:
+        assert other not in json.loads(response.read())["by_account"]
+    assert not FORBIDDEN.search(bed.operator.log), bed.operator.log[-3000:]

@@ -166,8 +166,8 @@ class AccountDirectory:
     """The annotation of every namespace and the account map, as the watches last showed them;
     a namespace or a map not seen yet is read from the API server (and remembered). Thread-safe.
 
-    ``kube``: a :class:`~kube.KubeClient`; ``own_account``: the operator's own account id
-    (empty when unknown)."""
+    ``kube``: a :class:`~kube.KubeClient`; ``own_account``: the operator's own account id if
+    known already, without asking AWS (empty otherwise: the step asks when it must)."""
 
     def __init__(
         self, kube: Any, map_namespace: str, map_name: str, own_account: Callable[[], str] = lambda: ""

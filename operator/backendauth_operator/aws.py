@@ -151,6 +151,11 @@ class ClientFactory:
             "expiry_time": expiration.isoformat() if hasattr(expiration, "isoformat") else str(expiration),
         }
 
+    def known_own_account(self) -> str:
+        """The operator's own account if it was asked already (no call); else empty."""
+        with self._lock:
+            return self._own or ""
+
     def own_account(self) -> str:
         """The account of the operator's own credentials (sts:GetCallerIdentity, asked once);
         empty when it cannot be had (asked again a minute later)."""

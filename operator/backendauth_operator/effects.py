@@ -64,6 +64,9 @@ class LiveEffects:
         assert s.spec is not None, "no call is planned for an invalid spec"
         return s.spec
 
+    def own_account(self) -> str:
+        return self.clients.own_account()
+
     def turn_holder(self, s: Snapshot) -> str | None:
         return self.leases.holder(s.turn)
 

@@ -15,6 +15,7 @@ from backendauth_operator.aws import Failure
 from backendauth_operator.bookkeeping import PENDING, Job, holder_name, object_of
 from backendauth_operator.reconcile import (
     Accepted,
+    AskOwnAccount,
     CheckHold,
     CheckTurn,
     Delete,
@@ -54,6 +55,9 @@ class Effects(Protocol):
     def secrets_digest(self, s: Snapshot) -> str | None:
         """The salted digest of the referenced Secret values; None if one cannot be read."""
 
+    def own_account(self) -> str:
+        """The account of the operator's own credentials; empty when it cannot be had."""
+
     def poll_job(self, s: Snapshot, job: Job) -> Job | Failure: ...
 
     def unfinished_job(self, s: Snapshot) -> tuple[Job, str | None] | Failure | None:
@@ -84,6 +88,8 @@ def execute(s: Snapshot, effects: Effects) -> tuple[Snapshot, Outcome]:
 
 def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
     """Do what ``plan`` asks; its result becomes a field of the returned snapshot."""
+    if isinstance(plan, AskOwnAccount):
+        return replace(s, account=effects.own_account(), ask_own_account=False)
     if isinstance(plan, ReadSecrets):
         return replace(s, secrets_read=True, secrets_digest=effects.secrets_digest(s))
     if isinstance(plan, CheckTurn):

@@ -84,6 +84,7 @@ def read(
         deletion_policy=raw.get("deletionPolicy") or settings.default_deletion_policy,
         account=target.account, role=target.role, account_problem=target.problem,
         account_unreadable=target.unreadable,
+        ask_own_account=not target.annotated and not target.account and target.unreadable is None,
         recorded_account=str((obj.get("status") or {}).get("awsAccountId") or ""),
     )  # fmt: skip
     if s.deleting:

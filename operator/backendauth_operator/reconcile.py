@@ -269,6 +269,7 @@ class Snapshot:
     account_problem: tuple[str, str] | None = None  # (reason, message): the account cannot be used
     account_unreadable: str | None = None  # the namespace or the account map could not be read
     recorded_account: str = ""  # the account it acted in before (status.awsAccountId, the job)
+    ask_own_account: bool = False  # unannotated, the operator's own account not known yet: ask it
     # --- what this step's actions produced
     secrets_read: bool = False
     secrets_digest: str | None = None  # salted digest of the referenced Secret values; None: not read
@@ -370,6 +371,12 @@ class CheckHold:
 
 
 @dataclass(frozen=True)
+class AskOwnAccount:
+    """sts:GetCallerIdentity (once per process), into :attr:`Snapshot.account`: only once a
+    step is about to call AWS in the operator's own account anyway."""
+
+
+@dataclass(frozen=True)
 class PollJob:
     """GetBackendJob for the job in flight, into :attr:`Snapshot.job`."""
 
@@ -419,7 +426,7 @@ class Finish:
     retry_reason: str | None = None
 
 
-Read = ReadSecrets | CheckTurn | CheckHold | PollJob | FindRunning | ReadResource
+Read = AskOwnAccount | ReadSecrets | CheckTurn | CheckHold | PollJob | FindRunning | ReadResource
 Plan = Settle | Wait | ReadAgain | Read | Submit | Delete | PollDelete | Finish
 
 
@@ -538,6 +545,8 @@ def decide(s: Snapshot) -> Plan:
     if s.paused:
         # A job in flight keeps its turn: another job on the app/env would be refused anyway.
         return _show(s, _paused(s), release=not in_flight and s.marker is None)
+    if s.ask_own_account:
+        return AskOwnAccount()
     elsewhere = _account_rows(s, in_flight)
     if elsewhere is not None:
         return elsewhere
@@ -857,7 +866,7 @@ def _kept(books: Settle, release: bool = False, annotations: Mapping[str, str | 
     }
 
 
-def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete:
+def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete | AskOwnAccount:
     """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
     resource and waits for AWS's delete job before Kubernetes lets the object go."""
     policy = s.deletion_policy
@@ -871,6 +880,8 @@ def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete:
         else:
             note = Note("", "", "", f"Deletion policy {policy}: the Amplify auth resource is left in place.")
         return Finish("let_go", notes=(note,), release=True)
+    if s.ask_own_account:
+        return AskOwnAccount()
     elsewhere = _account_rows(s, in_flight=True)
     if elsewhere is not None and elsewhere.state is not None:
         # Deleting in an account the BackendAuth does not act in (or cannot tell) would

@@ -128,7 +128,7 @@ def build_context(operator_settings: Settings, identity: str = "") -> OperatorCo
     return OperatorContext(
         settings=operator_settings,
         clients=clients,
-        accounts=AccountDirectory(kube, namespace, operator_settings.account_map, clients.own_account),
+        accounts=AccountDirectory(kube, namespace, operator_settings.account_map, clients.known_own_account),
         kube=kube,
         leases=Leases(kube.api_client, namespace, duration, identity=identity, takes_over=gate.takes_over),
         # At most this many steps at once: the rest of the threads stay free for Kopf's handlers.
