@@ -43,7 +43,9 @@ BUILD_TIMEOUT = 1800  # a cold build of promtool on the 2-core machine
 # Labels Prometheus gives every series it scrapes from the operator (a ServiceMonitor's target).
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "container", "endpoint"}
 # Grafana's variables, as Grafana would fill them in before sending the query.
-GRAFANA_VARIABLES = {"$__rate_interval": "2m", "$__interval": "1m", "$__range": "6h", "$job": ".*"}
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "2m", "$__interval": "1m", "$__range": "6h", "$job": ".*", "$account": ".*",
+}  # fmt: skip
 
 Served = dict[str, dict[str, set[str]]]  # sample name -> label name -> values seen
 
@@ -84,7 +86,7 @@ def variable_queries() -> list[tuple[str, str]]:
     for variable in dashboard()["templating"]["list"]:
         if variable["type"] == "query":
             query = variable["query"]["query"] if isinstance(variable["query"], dict) else variable["query"]
-            match = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", query)
+            match = re.fullmatch(r"label_values\((\w+)(?:\{[^}]*\})?,\s*(\w+)\)", query)
             assert match, f"unexpected variable query {query!r}"
             found.append((match.group(1), match.group(2)))
     return found
@@ -398,6 +400,7 @@ def firing(name: str, labels: dict[str, str], value: str, humanized: str = "") -
 def alert_tests() -> list[dict[str, Any]]:
     calls = "backendauth_aws_calls_total"
     create = {"operation": "CreateBackendAuth"}
+    account = "111111111111"
     buckets = "backendauth_job_duration_seconds_bucket"
     return [
         {   # Two objects Stalled for 20 minutes: firing after 15, not at 14.
@@ -425,13 +428,16 @@ def alert_tests() -> list[dict[str, Any]]:
         {   # Half the calls throttled for 90 minutes: firing after 30 minutes of it.
             "interval": "1m",
             "input_series": [
-                series(calls, "0+3x90", **create, outcome="Throttled"),
-                series(calls, "0+3x90", **create, outcome="ok"),
+                series(calls, "0+3x90", **create, account=account, outcome="Throttled"),
+                series(calls, "0+3x90", **create, account=account, outcome="ok"),
+                # Another account, never throttled: the alert names the throttled one only.
+                series(calls, "0+3x90", operation="CreateBackendAuth", account="222222222222", outcome="ok"),
             ],
             "alert_rule_test": [
                 {"eval_time": "25m", "alertname": "BackendAuthThrottlingSustained", "exp_alerts": []},
                 {"eval_time": "60m", "alertname": "BackendAuthThrottlingSustained",
-                 "exp_alerts": [firing("BackendAuthThrottlingSustained", {}, "0.5", "50%")]},
+                 "exp_alerts": [firing("BackendAuthThrottlingSustained", {"account": account},
+                                       "0.5", "50%")]},
             ],
         },
         {   # A tenth of the calls throttled: the operator copes, no alert.
@@ -557,6 +563,13 @@ def test_the_dashboard_is_well_formed() -> None:
         for target in panel["targets"]:
             assert target["datasource"] == panel["datasource"], panel["title"]
             assert 'job=~"$job"' in target["expr"], f"{panel['title']}: not filtered by the job variable"
+            if "backendauth_resources" not in target["expr"] and "kube_api" not in target["expr"]:
+                # Calls, retries and jobs carry the AWS account they were made in.
+                assert 'account=~"$account"' in target["expr"], f"{panel['title']}: not filtered by account"
+    assert (
+        variables["account"]["definition"]
+        == 'label_values(backendauth_aws_calls_total{job=~"$job"}, account)'
+    )
 
 
 def test_kustomize_renders_the_rule_and_the_dashboard_config_map() -> None:
