@@ -303,6 +303,8 @@ class NamedWatch:
                 self._list_and_watch()
                 failures = 0
             except Exception as error:
+                if self._stop.is_set():
+                    return
                 failures += 1
                 status = getattr(error, "status", None)
                 text = f"{status} {getattr(error, 'reason', '')}".strip() if status else str(error)

@@ -569,22 +569,9 @@ def _account_rows(s: Snapshot, in_flight: bool) -> Settle | None:
     (Stalled until an administrator fixes it, which the watches notice), they cannot be read
     (retried), or the BackendAuth acted in another account before (Stalled ``AccountChanged``:
     nothing is ever created in the new account for it)."""
-    if s.account_problem is not None:
-        reason, message = s.account_problem
-        return replace(_stall(s, reason, message), release=not in_flight and s.marker is None)
-    if s.account_unreadable is not None:
-        return _fail(Failure("AccountUnknown", True, s.account_unreadable))
     recorded = s.recorded_account
-    if recorded and s.account != recorded:
-        if not s.account:
-            # The operator's own account is not known (sts:GetCallerIdentity failed): it may
-            # be another, so nothing is done until it is.
-            message = (
-                f"this BackendAuth acted in AWS account {recorded}; namespace {s.namespace} has no "
-                f"{OWNER_ACCOUNT} annotation and the operator's own account cannot be told "
-                "(sts:GetCallerIdentity failed)"
-            )
-            return _fail(Failure("AccountUnknown", True, message))
+    if recorded and s.account and s.account != recorded:
+        # Whether or not the new account is mapped: this BackendAuth's resource is elsewhere.
         message = (
             f"this BackendAuth acted in AWS account {recorded}, but namespace {s.namespace} now "
             f"names account {s.account}; nothing is done in {s.account}. Set the namespace's "
@@ -592,6 +579,20 @@ def _account_rows(s: Snapshot, in_flight: bool) -> Settle | None:
             f"BackendAuth to start over in {s.account}"
         )
         return replace(_stall(s, "AccountChanged", message), release=not in_flight and s.marker is None)
+    if s.account_problem is not None:
+        reason, message = s.account_problem
+        return replace(_stall(s, reason, message), release=not in_flight and s.marker is None)
+    if s.account_unreadable is not None:
+        return _fail(Failure("AccountUnknown", True, s.account_unreadable))
+    if recorded and not s.account:
+        # The operator's own account is not known (sts:GetCallerIdentity failed): it may
+        # be another, so nothing is done until it is.
+        message = (
+            f"this BackendAuth acted in AWS account {recorded}; namespace {s.namespace} has no "
+            f"{OWNER_ACCOUNT} annotation and the operator's own account cannot be told "
+            "(sts:GetCallerIdentity failed)"
+        )
+        return _fail(Failure("AccountUnknown", True, message))
     return None
 
 
