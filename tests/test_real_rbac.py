@@ -40,10 +40,11 @@ RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "Ro
 FORBIDDEN = re.compile(r"\b403\b|forbidden|Not enough permissions", re.IGNORECASE)
 
 
-def render_rbac(kubectl: str) -> list[dict[str, Any]]:
-    """The ServiceAccount, (Cluster)Roles and their bindings of ``kubectl kustomize deploy/``."""
+def render_rbac(kubectl: str, path: str = "deploy") -> list[dict[str, Any]]:
+    """The ServiceAccount, (Cluster)Roles and their bindings of ``kubectl kustomize deploy/``
+    (or of another ``path``)."""
     out = subprocess.run(
-        [kubectl, "kustomize", str(REPO / "deploy")], capture_output=True, text=True, check=True, timeout=60
+        [kubectl, "kustomize", str(REPO / path)], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc and doc["kind"] in RBAC_KINDS]
 
@@ -130,7 +131,7 @@ class RbacSetup:
     tmp: Path
 
     def run_as_service_account(
-        self, make_real_bed: Callable[..., RealBed], without: Rule | None = None
+        self, make_real_bed: Callable[..., RealBed], without: Rule | None = None, args: tuple[str, ...] = ()
     ) -> RealBed:
         """Install the RBAC (``without`` a rule), get a token for the ServiceAccount and start the
         operator with it; its Leases go to its own namespace."""
@@ -153,6 +154,7 @@ class RbacSetup:
         )
         # As deploy/ runs it: elected, so the leader Lease is among what the rules must allow.
         bed.operator.env["BACKENDAUTH_LEADER_ELECTION"] = "true"
+        bed.operator.args = list(args)
         bed.operator.start()
         return bed
 
@@ -305,3 +307,42 @@ def test_the_account_map_and_namespace_annotations_work_under_deploys_rbac(
     with urllib.request.urlopen(f"{bed.sim.url}/_sim/calls", timeout=10) as response:
         assert other not in json.loads(response.read())["by_account"]
     assert not FORBIDDEN.search(bed.operator.log), bed.operator.log[-3000:]
+
+
+def test_the_namespaced_overlays_rbac_serves_its_namespace_and_follows_its_account(
+    real_cluster: RealCluster, real_namespace: str, tmp_path: Path, make_real_bed: Callable[..., RealBed]
+) -> None:
+    """deploy/overlays/namespaced: a Role in the watched namespace, and cluster-wide only the read
+    of that Namespace by name; the operator gets and watches it by name (a list and a watch with
+    fieldSelector metadata.name=..., which resourceNames allows) for its account annotation."""
+    objects = render_rbac(str(real_cluster.kubectl_path), "deploy/overlays/namespaced")
+    for obj in objects:
+        for rule in obj.get("rules", []):
+            if rule.get("resources") == ["namespaces"]:
+                rule["resourceNames"] = [real_namespace]  # the overlay's `apps`, here the test's namespace
+    operator_namespace = real_cluster.create_namespace("operator")
+    setup = RbacSetup(real_cluster, objects, operator_namespace, real_namespace, tmp_path)
+    try:
+        bed = setup.run_as_service_account(make_real_bed, args=("--namespace", real_namespace))
+        account, other = "555555555555", "666666666666"
+        annotation = "amplifybackend.gitops.dev/owner-account-id"
+        real_cluster.kubectl(
+            "annotate", "namespace", real_namespace, f"{annotation}={account}", "--overwrite"
+        )
+        real_cluster.apply(
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "backendauth-role-account-map", "namespace": operator_namespace},
+             "data": {account: f"arn:aws:iam::{account}:role/backendauth-operator"}}
+        )  # fmt: skip
+        bed.apply(backendauth("scoped", minimal_spec(resourceName="scoped")))
+        done = bed.wait_reason("scoped", "JobCompleted", status="True", timeout=60)
+        assert done["status"]["awsAccountId"] == account
+        real_cluster.kubectl("annotate", "namespace", real_namespace, f"{annotation}={other}", "--overwrite")
+        bed.wait_reason("scoped", "AccountChanged", timeout=60)  # the watch of the one Namespace
+        assert not FORBIDDEN.search(bed.operator.log), bed.operator.log[-3000:]
+    finally:
+        for obj in setup.cluster_scoped or []:
+            real_cluster.kubectl(
+                "delete", obj["kind"].lower(), obj["metadata"]["name"], "--wait=false", check=False
+            )
+        real_cluster.empty_namespace(operator_namespace)
