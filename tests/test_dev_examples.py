@@ -87,7 +87,7 @@ def test_every_example_reaches_ready_and_every_invalid_one_is_refused(dev: Dev) 
     assert sorted(line.split()[0] for line in table[1:]) == expected
     assert all(line.split()[3:5] == ["COMPLETED", "True"] for line in table[1:])
     wide = dev.kubectl("get", "backendauths", "-o", "wide").stdout.splitlines()
-    assert wide[0].split()[-3:] == ["JOB", "REASON", "ERROR"]
+    assert wide[0].split()[-4:] == ["JOB", "REASON", "ERROR", "ACCOUNT"]
     assert "Submitted" in dev.kubectl("describe", "backendauth", "minimal-auth").stdout
 
     for name, (field, words) in INVALID.items():

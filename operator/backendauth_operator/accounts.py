@@ -258,8 +258,7 @@ class AccountDirectory:
         return {a for a in accounts if before.entry(a) != parsed.entry(a)}
 
     def namespaces_of(self, accounts: set[str]) -> set[str]:
-        """The namespaces whose annotation names one of ``accounts`` (or any value that is not
-        an account id, when ``accounts`` is empty: nothing)."""
+        """The namespaces known to name one of ``accounts``."""
         with self._lock:
             return {
                 ns

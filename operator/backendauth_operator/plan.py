@@ -95,7 +95,10 @@ def plan_one(doc: Mapping[str, Any], settings: Settings, clients: ClientFactory,
     paused = (meta.get("annotations") or {}).get(PAUSED)
     meta.update(uid="plan", generation=1, annotations={PAUSED: paused} if paused else {})
     verdict = Verdict(str(meta["namespace"]), str(meta.get("name")), "error")
-    s = read({"metadata": meta, "spec": doc.get("spec") or {}}, settings, time.time())
+    # The operator's own credentials, whatever account the namespace may name (no cluster read).
+    s = replace(
+        read({"metadata": meta, "spec": doc.get("spec") or {}}, settings, time.time()), ask_own_account=False
+    )
     if s.spec_error is not None or s.desired is None:
         verdict.message = s.spec_error or "no spec"
         return verdict
