@@ -157,19 +157,24 @@ class KubeClient:
                     f"{where}: the operator is not allowed to read it (RBAC: get secrets)", "SecretUnreadable"
                 ) from None
             raise
-        data = secret.get("data") or {}
-        if ref.key not in data:
-            raise SecretMissing(f"{where} has no key {ref.key!r}") from None
-        try:
-            value = base64.b64decode(data[ref.key]).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise SecretMissing(f"{where} key {ref.key!r} is not UTF-8 text", "SecretUnreadable") from None
-        if not 1 <= len(value) <= max_length:
-            raise SecretMissing(
-                f"{where} key {ref.key!r} holds {len(value)} characters; it must hold 1 to {max_length}",
-                "SecretUnreadable",
-            )
-        return value
+        return _secret_value(secret, ref, where, max_length)
+
+
+def _secret_value(secret: Mapping[str, Any], ref: SecretKeyRef, where: str, max_length: int) -> str:
+    """The decoded value of ``ref`` in a Secret as read (see :meth:`KubeClient.read_secret_key`)."""
+    data = secret.get("data") or {}
+    if ref.key not in data:
+        raise SecretMissing(f"{where} has no key {ref.key!r}") from None
+    try:
+        value = base64.b64decode(data[ref.key]).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise SecretMissing(f"{where} key {ref.key!r} is not UTF-8 text", "SecretUnreadable") from None
+    if not 1 <= len(value) <= max_length:
+        raise SecretMissing(
+            f"{where} key {ref.key!r} holds {len(value)} characters; it must hold 1 to {max_length}",
+            "SecretUnreadable",
+        )
+    return value
 
 
 def _config_map(namespace: str, name: str, data: dict[str, str], owner: Mapping[str, Any]) -> dict[str, Any]:
