@@ -157,19 +157,24 @@ class KubeClient:
                     f"{where}: the operator is not allowed to read it (RBAC: get secrets)", "SecretUnreadable"
                 ) from None
             raise
-        data = secret.get("data") or {}
-        if ref.key not in data:
-            raise SecretMissing(f"{where} has no key {ref.key!r}") from None
-        try:
-            value = base64.b64decode(data[ref.key]).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise SecretMissing(f"{where} key {ref.key!r} is not UTF-8 text", "SecretUnreadable") from None
-        if not 1 <= len(value) <= max_length:
-            raise SecretMissing(
-                f"{where} key {ref.key!r} holds {len(value)} characters; it must hold 1 to {max_length}",
-                "SecretUnreadable",
-            )
-        return value
+        return _secret_value(secret, ref, where, max_length)
+
+
+def _secret_value(secret: Mapping[str, Any], ref: SecretKeyRef, where: str, max_length: int) -> str:
+    """The decoded value of ``ref`` in a Secret as read (see :meth:`KubeClient.read_secret_key`)."""
+    data = secret.get("data") or {}
+    if ref.key not in data:
+        raise SecretMissing(f"{where} has no key {ref.key!r}") from None
+    try:
+        value = base64.b64decode(data[ref.key]).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise SecretMissing(f"{where} key {ref.key!r} is not UTF-8 text", "SecretUnreadable") from None
+    if not 1 <= len(value) <= max_length:
+        raise SecretMissing(
+            f"{where} key {ref.key!r} holds {len(value)} characters; it must hold 1 to {max_length}",
+            "SecretUnreadable",
+        )
+    return value
 
 
 def _config_map(namespace: str, name: str, data: dict[str, str], owner: Mapping[str, Any]) -> dict[str, Any]:
@@ -278,7 +283,78 @@ def identity_of(holder: str) -> str:
     return holder.split("@", 1)[1] if "@" in holder else ""
 
 
-class Leases:
+TurnKey = tuple[str, ...]
+"""What a turn is for: (region, appId, environment), and the AWS account first when it is
+reached through an assumed role (a namespace's account)."""
+
+
+class LeaseVersions:
+    """The turns' Leases in one namespace, and the last version of each that this process wrote
+    or read: taking a free turn and giving it back are one request each (a create, or an update
+    of the remembered version), and a read is made only when that write conflicts or someone
+    else held the turn. Every write is conditional on the ``resourceVersion`` it was based on,
+    so a stale view can only cost a retry, never a second holder. :meth:`holder` always reads."""
+
+    def __init__(
+        self, api_client: Any, namespace: str, duration_seconds: int, identity: str = "",
+        takes_over: Callable[[], bool] = lambda: False, grace: float = HOLD_GRACE_SECONDS,
+    ) -> None:  # fmt: skip
+        self.api_client = api_client
+        self.namespace = namespace
+        self.duration = duration_seconds
+        self.identity = identity
+        self.takes_over = takes_over
+        self.grace = grace
+        self._known: dict[str, tuple[str, str | None]] = {}  # name → (resourceVersion, holder)
+        self._keys: dict[str, TurnKey] = {}  # name → key, for disown()
+
+    @staticmethod
+    def name(key: TurnKey) -> str:
+        """The Lease's name: a digest, since app ids and environments need not be DNS names."""
+        return "backendauth-" + hashlib.sha256("/".join(key).encode()).hexdigest()[:24]
+
+    def _path(self, name: str | None = None) -> str:
+        collection = f"/apis/coordination.k8s.io/v1/namespaces/{quote(self.namespace)}/leases"
+        return f"{collection}/{name}" if name else collection
+
+    def _remember(self, name: str, lease: Mapping[str, Any]) -> None:
+        version = lease.get("metadata", {}).get("resourceVersion")
+        if version:
+            self._known[name] = (str(version), lease.get("spec", {}).get("holderIdentity"))
+
+    def _read(self, key: TurnKey) -> dict[str, Any] | None:
+        name = self.name(key)
+        try:
+            lease = request(self.api_client, "GET", self._path(name))
+        except ApiException as error:
+            if error.status == 404:
+                self._known.pop(name, None)
+                return None
+            raise
+        self._remember(name, lease)
+        return lease
+
+    def _write(self, key: TurnKey, holder: str | None, version: str | None) -> None:
+        """Create the Lease (``version`` None) or update that version of it; 409 if it moved on."""
+        name = self.name(key)
+        self._keys[name] = key
+        body = _lease(name, key, holder, version, self.duration)
+        if version is None:
+            written = request(self.api_client, "POST", self._path(), body)
+        else:
+            written = request(self.api_client, "PUT", self._path(name), body)
+        self._remember(name, written)
+
+    def _current(self, lease: Mapping[str, Any] | None) -> str | None:
+        """The holder of a Lease as read, unless its time has run out."""
+        return _current_holder(lease, self.duration)
+
+    def holder(self, key: TurnKey) -> str | None:
+        """Who holds the turn now (None: nobody, or the holder's time ran out)."""
+        return self._current(self._read(key))
+
+
+class Leases(LeaseVersions):
     """One turn per (region, appId, environment): a ``coordination.k8s.io`` Lease names the
     BackendAuth whose mutating call or job is in flight there.
 
@@ -295,26 +371,8 @@ class Leases:
     older than ``grace`` seconds, longer than any call made under it can take to be sent and
     answered.
 
-    Every write is conditional on the ``resourceVersion`` it was based on, so a stale view can
-    only cost a retry, never a second holder. The last version this process wrote or read is
-    remembered per Lease: taking a free turn and giving it back are one request each (a create,
-    or an update of the remembered version), and a read is made only when that write conflicts
-    or someone else held the turn; giving back a turn this process knows it does not hold costs
-    nothing. :meth:`holder` always reads.
+    Giving back a turn this process knows it does not hold costs nothing.
     """
-
-    def __init__(
-        self, api_client: Any, namespace: str, duration_seconds: int, identity: str = "",
-        takes_over: Callable[[], bool] = lambda: False, grace: float = HOLD_GRACE_SECONDS,
-    ) -> None:  # fmt: skip
-        self.api_client = api_client
-        self.namespace = namespace
-        self.duration = duration_seconds
-        self.identity = identity
-        self.takes_over = takes_over
-        self.grace = grace
-        self._known: dict[str, tuple[str, str | None]] = {}  # name → (resourceVersion, holder)
-        self._keys: dict[str, tuple[str, ...]] = {}  # name → key, for disown()
 
     def disown(self) -> None:
         """At a clean shutdown, once no call of this process can be in flight: every turn it
@@ -344,7 +402,7 @@ class Leases:
         renewed = _parse_time(spec.get("renewTime") or spec.get("acquireTime"))
         return renewed is None or (datetime.now(UTC) - renewed).total_seconds() > self.grace
 
-    def held_elsewhere(self, key: tuple[str, ...], me: str) -> str | None:
+    def held_elsewhere(self, key: TurnKey, me: str) -> str | None:
         """The identity of another operator process that holds object ``me``'s turn and may
         still be calling AWS for it (None if none): its pending call must not be looked for, nor
         made again, until it is done."""
@@ -354,52 +412,7 @@ class Leases:
             return None
         return None if self._may_take(lease) else identity_of(current)
 
-    @staticmethod
-    def name(key: tuple[str, ...]) -> str:
-        """The Lease's name: a digest, since app ids and environments need not be DNS names."""
-        return "backendauth-" + hashlib.sha256("/".join(key).encode()).hexdigest()[:24]
-
-    def _path(self, name: str | None = None) -> str:
-        collection = f"/apis/coordination.k8s.io/v1/namespaces/{quote(self.namespace)}/leases"
-        return f"{collection}/{name}" if name else collection
-
-    def _remember(self, name: str, lease: Mapping[str, Any]) -> None:
-        version = lease.get("metadata", {}).get("resourceVersion")
-        if version:
-            self._known[name] = (str(version), lease.get("spec", {}).get("holderIdentity"))
-
-    def _read(self, key: tuple[str, ...]) -> dict[str, Any] | None:
-        name = self.name(key)
-        try:
-            lease = request(self.api_client, "GET", self._path(name))
-        except ApiException as error:
-            if error.status == 404:
-                self._known.pop(name, None)
-                return None
-            raise
-        self._remember(name, lease)
-        return lease
-
-    def _write(self, key: tuple[str, ...], holder: str | None, version: str | None) -> None:
-        """Create the Lease (``version`` None) or update that version of it; 409 if it moved on."""
-        name = self.name(key)
-        self._keys[name] = key
-        body = _lease(name, key, holder, version, self.duration)
-        if version is None:
-            written = request(self.api_client, "POST", self._path(), body)
-        else:
-            written = request(self.api_client, "PUT", self._path(name), body)
-        self._remember(name, written)
-
-    def _current(self, lease: Mapping[str, Any] | None) -> str | None:
-        """The holder of a Lease as read, unless its time has run out."""
-        return _current_holder(lease, self.duration)
-
-    def holder(self, key: tuple[str, ...]) -> str | None:
-        """Who holds the turn now (None: nobody, or the holder's time ran out)."""
-        return self._current(self._read(key))
-
-    def acquire(self, key: tuple[str, ...], me: str) -> str | None:
+    def acquire(self, key: TurnKey, me: str) -> str | None:
         """Take the turn for object ``me`` (or renew it if this process has it); None on success,
         else the holder."""
         known = self._known.get(self.name(key))
@@ -428,7 +441,7 @@ class Leases:
             raise
         return None
 
-    def release(self, key: tuple[str, ...], me: str, fenced: bool = False) -> bool:
+    def release(self, key: TurnKey, me: str, fenced: bool = False) -> bool:
         """Give the turn back if object ``me`` holds it through this process, or through another
         whose hold may be taken over. ``fenced``: the caller's write to the object was accepted
         on the version it read, so any hold of the same object is stale (a process calling AWS
@@ -467,9 +480,7 @@ class Leases:
         return False
 
 
-def _lease(
-    name: str, key: tuple[str, ...], holder: str | None, version: str | None, duration: int
-) -> dict[str, Any]:
+def _lease(name: str, key: TurnKey, holder: str | None, version: str | None, duration: int) -> dict[str, Any]:
     """A Lease of the turn ``key`` held by ``holder`` (None: free), based on ``version``."""
     now = datetime.now(UTC)
     metadata: dict[str, Any] = {

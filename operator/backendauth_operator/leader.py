@@ -95,6 +95,41 @@ def micro_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _record(spec: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What identifies one version of a Lease's record: a change means its holder is alive."""
+    keys = ("holderIdentity", "renewTime", "acquireTime", "leaseDurationSeconds", "leaseTransitions")
+    return tuple(spec.get(key) for key in keys)
+
+
+def lease_body(
+    name: str, identity: str, duration: int, now: str, version: str | None, transitions: int, acquired: Any
+) -> dict[str, Any]:
+    """The Lease as ``identity`` writes it when it takes or renews it (``version`` None: create)."""
+    metadata: dict[str, Any] = {"name": name}
+    if version is not None:
+        metadata["resourceVersion"] = version
+    spec = {
+        "holderIdentity": identity,
+        "leaseDurationSeconds": duration,
+        "acquireTime": acquired or now,
+        "renewTime": now,
+        "leaseTransitions": transitions,
+    }
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
+
+
+def released_body(lease: Mapping[str, Any], now: str) -> dict[str, Any]:
+    """``lease`` handed over: no holder, a duration of one second (client-go's release)."""
+    metadata = {"name": lease["metadata"]["name"], "resourceVersion": lease["metadata"]["resourceVersion"]}
+    spec = {
+        "leaseDurationSeconds": 1,
+        "acquireTime": now,
+        "renewTime": now,
+        "leaseTransitions": (lease.get("spec") or {}).get("leaseTransitions") or 0,
+    }
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
+
+
 class Gate(Protocol):
     """What steps, polls and resyncs consult before they act."""
 
@@ -159,8 +194,9 @@ class SoleOperator(_Steps):
         self._drain(drain_seconds)
 
 
-class LeaderElector(_Steps):
-    """One candidate of the election; thread-safe. :meth:`start` runs the loop in a thread."""
+class Candidate(_Steps):
+    """One candidate of the election: what it has seen of the Lease, one attempt to take or
+    renew it, and its release. Thread-safe; :class:`LeaderElector` runs the attempts."""
 
     def __init__(
         self,
@@ -218,10 +254,7 @@ class LeaderElector(_Steps):
                 return True
             spec = lease.get("spec") or {}
             holder = spec.get("holderIdentity") or None
-            record = (
-                holder, spec.get("renewTime"), spec.get("acquireTime"),
-                spec.get("leaseDurationSeconds"), spec.get("leaseTransitions"),
-            )  # fmt: skip
+            record = _record(spec)
             with self._lock:
                 if record != self._observed:
                     self._observed, self._observed_at = record, started
@@ -245,33 +278,52 @@ class LeaderElector(_Steps):
             return False
 
     def _body(self, version: str | None, transitions: int, acquired: Any) -> dict[str, Any]:
-        now = micro_time(self.wall())
-        metadata: dict[str, Any] = {"name": getattr(self.store, "name", "leader")}
-        if version is not None:
-            metadata["resourceVersion"] = version
-        return {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": metadata,
-            "spec": {
-                "holderIdentity": self.identity,
-                "leaseDurationSeconds": max(1, math.ceil(self.lease_duration)),
-                "acquireTime": acquired or now,
-                "renewTime": now,
-                "leaseTransitions": transitions,
-            },
-        }
+        return lease_body(
+            getattr(self.store, "name", "leader"),
+            self.identity,
+            max(1, math.ceil(self.lease_duration)),
+            micro_time(self.wall()),
+            version,
+            transitions,
+            acquired,
+        )
 
     def _won(self, started: float, written: Mapping[str, Any]) -> None:
-        spec = written.get("spec") or {}
-        record = (
-            spec.get("holderIdentity"), spec.get("renewTime"), spec.get("acquireTime"),
-            spec.get("leaseDurationSeconds"), spec.get("leaseTransitions"),
-        )  # fmt: skip
+        record = _record(written.get("spec") or {})
         with self._lock:
             self._renewed_at = started
             self._observed, self._observed_at = record, started
         self._report_holder(self.identity)
+
+    def _report_holder(self, holder: str | None) -> None:
+        if holder == self._holder:
+            return
+        self._holder = holder
+        if holder is not None and holder != self.identity:
+            logger.info(f"The leader is {holder}; this operator ({self.identity}) stands by.")
+
+    def release(self) -> None:
+        """Hand the Lease over: no holder, a duration of one second (client-go's release)."""
+        with self._lock:
+            held = self._renewed_at is not None
+            self._renewed_at = None
+        if not held:
+            return
+        try:
+            lease = self.store.get()
+            spec = (lease or {}).get("spec") or {}
+            if lease is None or spec.get("holderIdentity") != self.identity:
+                return
+            body = released_body(lease, micro_time(self.wall()))
+            self.store.replace(body)
+            logger.info(f"This operator ({self.identity}) released the leader Lease.")
+        except Exception as error:  # the Lease runs out by itself
+            logger.warning(f"Could not release the leader Lease: {_short(error)}")
+
+
+class LeaderElector(Candidate):
+    """A candidate that keeps trying: :meth:`start` runs the loop in a thread, :meth:`stop` ends
+    it and hands the Lease over."""
 
     # ---- the loop --------------------------------------------------------------------------
 
@@ -316,13 +368,6 @@ class LeaderElector(_Steps):
                     f"renewed within {self.renew_deadline:g}s."
                 )
 
-    def _report_holder(self, holder: str | None) -> None:
-        if holder == self._holder:
-            return
-        self._holder = holder
-        if holder is not None and holder != self.identity:
-            logger.info(f"The leader is {holder}; this operator ({self.identity}) stands by.")
-
     def stop(self, drain_seconds: float = 10.0) -> None:
         """Stop acting at once, let the steps in flight finish (at most ``drain_seconds``), stop
         the loop, and release the Lease if this process holds it."""
@@ -332,38 +377,6 @@ class LeaderElector(_Steps):
             self._thread.join(timeout=max(self.retry_period, 1.0) + 1.0)
         self._report()
         self.release()
-
-    def release(self) -> None:
-        """Hand the Lease over: no holder, a duration of one second (client-go's release)."""
-        with self._lock:
-            held = self._renewed_at is not None
-            self._renewed_at = None
-        if not held:
-            return
-        try:
-            lease = self.store.get()
-            spec = (lease or {}).get("spec") or {}
-            if lease is None or spec.get("holderIdentity") != self.identity:
-                return
-            now = micro_time(self.wall())
-            body = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {
-                    "name": lease["metadata"]["name"],
-                    "resourceVersion": lease["metadata"]["resourceVersion"],
-                },
-                "spec": {
-                    "leaseDurationSeconds": 1,
-                    "acquireTime": now,
-                    "renewTime": now,
-                    "leaseTransitions": spec.get("leaseTransitions") or 0,
-                },
-            }
-            self.store.replace(body)
-            logger.info(f"This operator ({self.identity}) released the leader Lease.")
-        except Exception as error:  # the Lease runs out by itself
-            logger.warning(f"Could not release the leader Lease: {_short(error)}")
 
 
 def _short(error: BaseException) -> str:
