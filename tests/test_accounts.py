@@ -5,6 +5,9 @@ never an exception."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,10 +21,13 @@ from backendauth_operator.accounts import (
     parse_account_map,
     resolve,
 )
+from backendauth_operator.amplify import AmplifyBackend, Resource
+from backendauth_operator.aws import ClientFactory, Failure, configure_pacing, pace_key, pacer
 from backendauth_operator.reconcile import Snapshot
+from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 
 WHERE = "backendauth-system/backendauth-role-account-map"
-A, B = "111111111111", "222222222222"
+A, B, C = "111111111111", "222222222222", "333333333333"
 ROLE_A = f"arn:aws:iam::{A}:role/backendauth-operator"
 
 
@@ -171,3 +177,56 @@ def test_an_unreadable_namespace_or_map_is_retried_not_guessed() -> None:
     assert target.unreadable == "cannot read Namespace team-a: 403 Forbidden"
     directory.namespace_seen("team-b", {OWNER_ACCOUNT: A})
     assert directory.target("team-b").unreadable == "cannot read ConfigMap ops/map: 403 Forbidden"
+
+
+def test_the_pace_is_kept_per_account_and_region() -> None:
+    configure_pacing(5.0)
+    assert pacer(pace_key(A, "eu-west-1")) is pacer(pace_key(A, "eu-west-1"))
+    assert pacer(pace_key(A, "eu-west-1")) is not pacer(pace_key(B, "eu-west-1"))
+    assert pacer(pace_key(A, "eu-west-1")) is not pacer(pace_key(A, "us-east-1"))
+    assert pacer("eu-west-1") is pacer(pace_key("", "eu-west-1"))  # the operator's own account
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatorThread]:
+    thread = SimulatorThread(SimulatorConfig(auto_apps=True, job_seconds=0.1))
+    thread.start()
+    yield thread
+    thread.stop()
+    configure_pacing(5.0)  # the default again, for whatever runs next in this process
+
+
+def test_one_session_per_account_refused_roles_named_and_the_own_account_asked_once(
+    sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_STS", raising=False)  # STS follows the endpoint given
+    configure_pacing(1000.0)
+    clients = ClientFactory(sim.url, region="eu-west-1")
+    assert clients.known_own_account() == ""
+    assert clients.own_account() == "000000000000" and clients.own_account() == "000000000000"
+    role_a, role_b = Role(ROLE_A, A), Role(f"arn:aws:iam::{B}:role/backendauth-operator", B)
+    for role in (role_a, role_a, role_b):
+        found = AmplifyBackend(clients, "eu-west-1", role, role.account).resource("app", "dev", "auth")
+        assert found == Resource(None)
+    assert clients.reading("eu-west-1", role_a) is clients.reading("eu-west-1", role_a)
+    assert clients.reading("eu-west-1", role_a) is not clients.reading("eu-west-1", role_b)
+    summary = json.loads(urllib.request.urlopen(f"{sim.url}/_sim/calls", timeout=10).read())
+    by_account = summary["by_account"]
+    assert by_account[A]["byOperation"] == {"AssumeRole": 1, "GetBackendAuth": 2}  # one session, shared
+    assert by_account[B]["byOperation"] == {"AssumeRole": 1, "GetBackendAuth": 1}
+    assert by_account["000000000000"]["byOperation"] == {"GetCallerIdentity": 1}
+    # A refused AssumeRole: AccessDenied, naming the role and carrying STS's words; nothing sent.
+    denied = f"arn:aws:iam::{C}:role/backendauth-operator"
+    request = urllib.request.Request(
+        f"{sim.url}/_sim/deny_role", data=json.dumps({"roleArn": denied, "denied": True}).encode(),
+        method="POST", headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    urllib.request.urlopen(request, timeout=10).read()
+    failure = AmplifyBackend(clients, "eu-west-1", Role(denied, C), C).resource("app", "dev", "auth")
+    assert isinstance(failure, Failure) and failure.reason == "AccessDenied" and failure.retryable
+    assert failure.message.startswith(f"sts:AssumeRole of {denied} refused: ")
+    assert "not authorized to perform: sts:AssumeRole" in failure.message
+    calls = json.loads(urllib.request.urlopen(f"{sim.url}/_sim/calls", timeout=10).read())["by_account"]
+    assert "GetBackendAuth" not in calls.get(C, {}).get("byOperation", {})
