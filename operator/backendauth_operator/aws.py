@@ -177,10 +177,30 @@ class Pacer:
         with self._lock:
             self.rate = min(self.max_rps, self.rate + self.max_rps / 10)
 
+    def free_in(self) -> float:
+        """Seconds until the next slot is free (0: a call now would go at once). A slot reserved
+        ahead means calls are waiting for the pace: work that goes before any resync."""
+        with self._lock:
+            return max(0.0, self._next - self._clock())
 
-_pacers: dict[str, Pacer] = {}
+
+PaceKey = str  # what one pacer paces: every call with the same key shares its pace
+_pacers: dict[PaceKey, Pacer] = {}
 _pacers_lock = threading.Lock()
 _max_rps = 5.0
+_calls = threading.local()
+
+
+def pace_key(region: str) -> PaceKey:
+    """The key of the pacer that paces calls in ``region``. The one definition: :func:`call`
+    and the resync budget (``watched.py``) both key by it."""
+    return region
+
+
+def calls_on_this_thread() -> int:
+    """How many AmplifyBackend calls this thread has made (the resync loop charges its budget
+    with the calls each resync made)."""
+    return int(getattr(_calls, "count", 0))
 
 
 def configure_pacing(max_rps: float) -> None:
@@ -191,12 +211,12 @@ def configure_pacing(max_rps: float) -> None:
         _pacers.clear()
 
 
-def pacer(region: str) -> Pacer:
-    """The one pacer of ``region``, shared by every call there."""
+def pacer(key: PaceKey) -> Pacer:
+    """The one pacer of ``key`` (:func:`pace_key`), shared by every call there."""
     with _pacers_lock:
-        if region not in _pacers:
-            _pacers[region] = Pacer(_max_rps)
-        return _pacers[region]
+        if key not in _pacers:
+            _pacers[key] = Pacer(_max_rps)
+        return _pacers[key]
 
 
 def call(
@@ -205,8 +225,9 @@ def call(
     """Make one AmplifyBackend call, paced per region, and count it by operation and outcome.
     ``before_send`` runs after the pacing wait, just before the request: it may raise to stop it."""
     operation = client.meta.method_to_api_mapping.get(method, method)
-    pace = pacer(str(client.meta.region_name))
+    pace = pacer(pace_key(str(client.meta.region_name)))
     pace.wait()
+    _calls.count = calls_on_this_thread() + 1
     if before_send is not None:
         before_send()
     try:

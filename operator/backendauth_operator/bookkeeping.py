@@ -121,6 +121,9 @@ class Job:
     verified: bool = False  # AWS was observed as the spec says after the job completed
     missing: bool = False  # completed, yet AWS did not show it as asked on the first look
     secrets_digest: str = ""  # salted digest of the Secret values sent (never the values)
+    # The GetBackendAuth answer the outputs were last read for (a digest): a resync that sees
+    # the same answer does not read the outputs again.
+    outputs_for: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -155,7 +158,7 @@ class Job:
             "appId": self.app_id, "env": self.env, "generation": self.generation,
             "fingerprint": self.fingerprint, "submittedAt": self.submitted_at,
             "verified": self.verified or None, "missing": self.missing or None,
-            "secretsDigest": self.secrets_digest or None,
+            "secretsDigest": self.secrets_digest or None, "outputsFor": self.outputs_for or None,
         }  # fmt: skip
         return json.dumps({k: v for k, v in data.items() if v is not None}, sort_keys=True)
 
@@ -177,6 +180,7 @@ class Job:
             verified=data.get("verified") is True,
             missing=data.get("missing") is True,
             secrets_digest=_text(data, "secretsDigest", key),
+            outputs_for=_text(data, "outputsFor", key),
         )
 
     def status_fields(self) -> dict[str, Any]:

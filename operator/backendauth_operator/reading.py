@@ -61,7 +61,8 @@ def read(
     meta = obj.get("metadata", {})
     annotations: dict[str, str] = dict(meta.get("annotations") or {})
     raw = obj.get("spec") or {}
-    conditions = (obj.get("status") or {}).get("conditions") or []
+    status = obj.get("status") or {}
+    conditions = status.get("conditions") or []
     request = handled_request(obj)
     look = look or request is not None
     s = Snapshot(
@@ -79,6 +80,7 @@ def read(
         job_timeout=settings.job_timeout_seconds,
         deleting=bool(meta.get("deletionTimestamp")),
         deletion_policy=raw.get("deletionPolicy") or settings.default_deletion_policy,
+        outputs_shown=status.get("outputs") is not None,
     )  # fmt: skip
     if s.deleting:
         # Only the delete job counts now.
