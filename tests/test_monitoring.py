@@ -305,6 +305,9 @@ def test_the_alerts_asked_for_are_there() -> None:
     assert "backendauth_job_duration_seconds_bucket" in alert("BackendAuthJobsSlow")["expr"]
     unreachable = alert("BackendAuthKubeAPIUnreachable")
     assert "backendauth_kube_api_reachable" in unreachable["expr"] and unreachable["for"] == "2m"
+    behind = alert("BackendAuthResyncBehind")
+    assert behind["for"] == "30m" and "backendauth_resync_round_seconds" in behind["expr"]
+    assert "2 * max by (namespace, job) (backendauth_resync_period_seconds)" in behind["expr"]
     for rule in rules():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
@@ -485,6 +488,20 @@ def alert_tests() -> list[dict[str, Any]]:
                 {"eval_time": "10m", "alertname": "BackendAuthAWSAccessDenied", "exp_alerts": []},
                 {"eval_time": "28m", "alertname": "BackendAuthAWSAccessDenied",
                  "exp_alerts": [firing("BackendAuthAWSAccessDenied", create, "")]},
+            ],
+        },
+        {   # The round stretches to 2.5 periods at 5 minutes: firing 30 minutes later, not before;
+            # at 1.5 periods it never fires.
+            "interval": "1m",
+            "input_series": [
+                series("backendauth_resync_round_seconds", "600x5 1500x40 900x20"),
+                series("backendauth_resync_period_seconds", "600x65"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "30m", "alertname": "BackendAuthResyncBehind", "exp_alerts": []},
+                {"eval_time": "40m", "alertname": "BackendAuthResyncBehind",
+                 "exp_alerts": [firing("BackendAuthResyncBehind", {}, "1500", "25m 0s")]},
+                {"eval_time": "60m", "alertname": "BackendAuthResyncBehind", "exp_alerts": []},
             ],
         },
         {

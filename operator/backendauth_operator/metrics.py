@@ -16,6 +16,8 @@ Names and labels (README, deploy/README.md):
 - ``backendauth_leader_transitions_total``: how often this process started or stopped leading.
 - ``backendauth_resync_round_seconds``: how long a full round of resyncs takes now, given the
   objects and the budget (the period when the budget suffices, longer when it does not).
+- ``backendauth_resync_period_seconds``: ``BACKENDAUTH_RESYNC_SECONDS``, what the round is
+  compared with (alert ``BackendAuthResyncBehind``).
 - ``backendauth_observation_age_seconds``: the longest time since a settled BackendAuth was last
   read in AWS (since this process started acting, for one it has not read yet).
 
@@ -95,6 +97,11 @@ class OperatorMetrics:
         self.resync_round = Gauge(
             "backendauth_resync_round_seconds",
             "How long a full round of resyncs takes now, given the objects and the budget.",
+            registry=self.registry,
+        )
+        self.resync_period = Gauge(
+            "backendauth_resync_period_seconds",
+            "How often a settled BackendAuth is to be read in AWS (BACKENDAUTH_RESYNC_SECONDS).",
             registry=self.registry,
         )
         self.observation_age = Gauge(
@@ -208,6 +215,11 @@ def watch_leadership(acting: Callable[[], bool]) -> None:
 def record_leader_transition() -> None:
     """Count one start or end of leading."""
     METRICS.leader_transitions.inc()
+
+
+def set_resync_period(seconds: float) -> None:
+    """The configured resync period."""
+    METRICS.resync_period.set(seconds)
 
 
 def set_resync_round(round_seconds: float, oldest_read_age: float) -> None:

@@ -202,7 +202,9 @@ class Budget:
     def ready_in(self, rate: float, now: float) -> float:
         """Seconds until a resync may go (0: now)."""
         self.refill(rate, now)
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / (self.share * rate)
+        if self.tokens >= 1.0 - 1e-9:  # a whole token, but for rounding
+            return 0.0
+        return (1.0 - self.tokens) / (self.share * rate)
 
     def spend(self, calls: int) -> None:
         self.tokens -= calls
@@ -251,12 +253,13 @@ class Resyncer:
         key_of: Callable[[Entry], Hashable] = lambda entry: entry.region,
         pacer_of: Callable[[Any], Pace] | None = None,
         calls: Callable[[], int] = lambda: 1,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
         self.watched, self.period, self.resync = watched, period, resync
         self.acting = acting  # a standby resyncs nothing
         self.share, self.key_of, self.pacer_of, self.calls = share, key_of, pacer_of, calls
-        self.clock = clock
+        self.clock, self.monotonic = clock, monotonic
+        metrics.set_resync_period(period)
         self.budgets: dict[Hashable, Budget] = {}
         self.behind: Behind | None = None  # said once when it starts, once when it ends
         self.since: float | None = None  # when this process started acting
@@ -322,22 +325,22 @@ class Resyncer:
                 continue
             if self.since is None:
                 self.since = self.clock()
-            if time.monotonic() >= next_scan:
+            if self.monotonic() >= next_scan:
                 queues = self.scan(self.clock())
-                next_scan = time.monotonic() + self.SCAN_SECONDS
-            wait = max(0.0, next_scan - time.monotonic())
+                next_scan = self.monotonic() + self.SCAN_SECONDS
+            wait = max(0.0, next_scan - self.monotonic())
             for key, queue in queues.items():
                 if not queue or self._stop.is_set():
                     continue
                 wait = min(wait, self.step(key, queue))
             if wait > 0:
-                self._stop.wait(wait)
+                self._stop.wait(max(wait, 0.001))
 
     def step(self, key: Hashable, queue: list[Entry]) -> float:
         """Resync the first of ``queue`` if its key's budget and pace allow; return how long
         until it may try again (0: at once)."""
         pace = self.pace(key)
-        now = time.monotonic()
+        now = self.monotonic()
         budget = self.budgets.setdefault(key, Budget(self.share, now))
         rate = pace.rate if pace is not None else float("inf")
         if pace is not None:
