@@ -175,8 +175,11 @@ def test_a_stretched_round_is_shown_and_said_once_and_its_end_once(caplog: pytes
                  clock=lambda: 1_000.0 + clock[0], monotonic=lambda: clock[0])  # fmt: skip
     r.since = 1_000.0
     caplog.set_level(logging.INFO, logger="backendauth_operator.resync")
+    r.scan(1_000.0)  # before the first round begins: the gauge shows it, nothing is said yet
+    assert metrics.METRICS.resync_round._value.get() == pytest.approx(2000.0)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
     for second in range(3):
-        r.scan(1_000.0 + second)
+        r.scan(1_060.0 + second)
     assert metrics.METRICS.resync_round._value.get() == pytest.approx(2000.0)
     assert metrics.METRICS.resync_period._value.get() == 600.0
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -187,8 +190,8 @@ def test_a_stretched_round_is_shown_and_said_once_and_its_end_once(caplog: pytes
         assert part in said, said
     for i in range(1000, 5000):  # most objects go: the round fits again
         watched.forget(f"uid-{i:05d}")
-    r.scan(1_010.0)
-    r.scan(1_011.0)
+    r.scan(1_070.0)
+    r.scan(1_071.0)
     assert metrics.METRICS.resync_round._value.get() == 600.0
     fits = [r.getMessage() for r in caplog.records if "fit their budget again" in r.getMessage()]
     assert len(fits) == 1 and len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1

@@ -299,7 +299,10 @@ class Resyncer:
             if took > longest:
                 longest, worst = took, Behind(key, n, took, rps)
         metrics.set_resync_round(longest, now - oldest if entries else 0.0)
-        self.say(worst)
+        if now >= since + FIRST_ROUND_DELAY * self.period:
+            # Said once the first round begins: by then the start-up list has been seen whole,
+            # so the warning names every object, not the part of them listed so far.
+            self.say(worst)
         return {key: [e for _, e in sorted(found, key=lambda pair: pair[0])] for key, found in due.items()}
 
     def say(self, worst: Behind | None) -> None:
