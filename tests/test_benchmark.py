@@ -67,3 +67,25 @@ def test_the_rollover_benchmark_hands_over_within_the_lease_and_creates_each_res
     assert sigkill["seconds_to_first_aws_call"] >= 6 - 1 - 2, sigkill
     assert sigterm["to"] != sigterm["from"] and sigkill["to"] != sigkill["from"]
     assert all(mib > 0 for mib in figures["rss_mib"].values()), figures["rss_mib"]
+
+
+@pytest.mark.real_apiserver
+@pytest.mark.timeout(300)
+def test_the_steady_state_benchmark_counts_one_aws_call_and_no_kubernetes_write_per_resync() -> None:
+    """Twelve settled objects, a period of 12 s (a round that fits the budget of 2.5 reads/s):
+    the counts that do not depend on the machine."""
+    build = build_binaries()
+    if build.bin_dir is None:
+        unavailable(build.problem or "the build failed", build.log)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "steady.py"), "--objects", "12", "--period", "12",
+         "--window", "10"],
+        capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    (line,) = [row for row in out.stdout.splitlines() if row.startswith("{")]
+    figures = json.loads(line)
+    assert figures["resyncs"] >= 1 and figures["aws_calls"] == {"GetBackendAuth": figures["resyncs"]}
+    assert figures["aws_calls_per_resync"] == 1.0 and figures["kubernetes_writes"] == {}
+    assert figures["round_expected_seconds"] == figures["round_reported_seconds"] == 12.0
+    assert figures["round_warnings"] == 0 and figures["fresh_first_aws_call_seconds"] is not None

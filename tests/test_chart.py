@@ -361,7 +361,7 @@ def test_the_operator_settings_become_its_environment(helm: Path) -> None:
              "operator.jobPollSeconds": "2.5", "operator.retryBaseSeconds": "1",
              "operator.retryMaxSeconds": "60", "operator.defaultDeletionPolicy": "Delete",
              "operator.jobTimeoutSeconds": "7200", "operator.resyncSeconds": "0",
-             "operator.awsMaxRps": "2.5", "operator.metricsPort": "9191"},
+             "operator.awsMaxRps": "2.5", "operator.resyncMaxShare": "0.25", "operator.metricsPort": "9191"},
         )
     )  # fmt: skip
     assert env == {
@@ -380,6 +380,7 @@ def test_the_operator_settings_become_its_environment(helm: Path) -> None:
         "BACKENDAUTH_JOB_TIMEOUT_SECONDS": "7200",
         "BACKENDAUTH_RESYNC_SECONDS": "0",
         "BACKENDAUTH_AWS_MAX_RPS": "2.5",
+        "BACKENDAUTH_RESYNC_MAX_SHARE": "0.25",
         "BACKENDAUTH_METRICS_PORT": "9191",
         "BACKENDAUTH_ACCOUNT_MAP": "backendauth-role-account-map",
         "BACKENDAUTH_AWS_ENDPOINT_URL": "http://simulator.backendauth-system:4566",

@@ -21,6 +21,7 @@ VARIABLES = (
     "BACKENDAUTH_RETRY_MAX_SECONDS",
     "BACKENDAUTH_DEFAULT_DELETION_POLICY",
     "BACKENDAUTH_JOB_TIMEOUT_SECONDS",
+    "BACKENDAUTH_RESYNC_MAX_SHARE",
     "BACKENDAUTH_LEASE_NAMESPACE",
     "POD_NAMESPACE",
     "POD_NAME",
@@ -30,6 +31,7 @@ NUMERIC = (
     "BACKENDAUTH_RETRY_BASE_SECONDS",
     "BACKENDAUTH_RETRY_MAX_SECONDS",
     "BACKENDAUTH_JOB_TIMEOUT_SECONDS",
+    "BACKENDAUTH_RESYNC_MAX_SHARE",
 )
 
 
@@ -63,6 +65,7 @@ def test_defaults() -> None:
     assert settings.default_deletion_policy == "Retain"
     assert settings.default_region is None
     assert settings.aws_endpoint_url is None
+    assert settings.resync_max_share == 0.5
 
 
 def test_aws_region_sets_default_region(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,6 +137,18 @@ def test_zero_negative_or_nan_names_the_variable(
 ) -> None:
     text = config_error(monkeypatch, **{variable: value})
     assert variable in text
+
+
+@pytest.mark.parametrize("value", ["1.01", "2", "50%"])
+def test_a_resync_share_above_one_or_not_a_number_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    assert "BACKENDAUTH_RESYNC_MAX_SHARE" in config_error(monkeypatch, BACKENDAUTH_RESYNC_MAX_SHARE=value)
+
+
+def test_the_whole_pace_may_go_to_resyncs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKENDAUTH_RESYNC_MAX_SHARE", "1")
+    assert load_settings().resync_max_share == 1.0
 
 
 def test_only_the_bad_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

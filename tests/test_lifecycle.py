@@ -147,8 +147,12 @@ def test_removing_mfa_turns_it_off_in_aws_and_stays_in_sync(make_bed: Callable[.
     bed.wait_reason("secure", "JobCompleted", status="True")
     stored = sim_state(bed)["resources"]["d1a2b3c4d5e6f7/staging/secure"]
     assert stored["userPoolConfigs"]["mfa"]["MFAMode"] == "OFF"
-    before = bed.get("secure")["status"]["lastObservedAt"]
-    wait_until(lambda: bed.get("secure")["status"]["lastObservedAt"] != before, what="a resync")
+
+    def reads() -> int:
+        return int(bed.calls()["byResource"]["d1a2b3c4d5e6f7/staging/secure"].get("GetBackendAuth", 0))
+
+    before = reads()
+    wait_until(lambda: reads() > before, what="a resync")
     assert bed.count("UpdateBackendAuth") == 1, "no drift loop after the removal"
 
 

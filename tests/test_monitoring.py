@@ -307,6 +307,9 @@ def test_the_alerts_asked_for_are_there() -> None:
     assert "backendauth_job_duration_seconds_bucket" in alert("BackendAuthJobsSlow")["expr"]
     unreachable = alert("BackendAuthKubeAPIUnreachable")
     assert "backendauth_kube_api_reachable" in unreachable["expr"] and unreachable["for"] == "2m"
+    behind = alert("BackendAuthResyncBehind")
+    assert behind["for"] == "30m" and "backendauth_resync_round_seconds" in behind["expr"]
+    assert "2 * max by (namespace, job) (backendauth_resync_period_seconds)" in behind["expr"]
     for rule in rules():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
@@ -493,6 +496,20 @@ def alert_tests() -> list[dict[str, Any]]:
                  "exp_alerts": [firing("BackendAuthAWSAccessDenied", create, "")]},
             ],
         },
+        {   # The round stretches to 2.5 periods at 5 minutes: firing 30 minutes later, not before;
+            # at 1.5 periods it never fires.
+            "interval": "1m",
+            "input_series": [
+                series("backendauth_resync_round_seconds", "600x5 1500x40 900x20"),
+                series("backendauth_resync_period_seconds", "600x65"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "30m", "alertname": "BackendAuthResyncBehind", "exp_alerts": []},
+                {"eval_time": "40m", "alertname": "BackendAuthResyncBehind",
+                 "exp_alerts": [firing("BackendAuthResyncBehind", {}, "1500", "25m 0s")]},
+                {"eval_time": "60m", "alertname": "BackendAuthResyncBehind", "exp_alerts": []},
+            ],
+        },
         {
             "interval": "1m",
             "input_series": [series("backendauth_kube_api_reachable", "1x5 0x10 1x5")],
@@ -563,7 +580,8 @@ def test_the_dashboard_is_well_formed() -> None:
         for target in panel["targets"]:
             assert target["datasource"] == panel["datasource"], panel["title"]
             assert 'job=~"$job"' in target["expr"], f"{panel['title']}: not filtered by the job variable"
-            if "backendauth_resources" not in target["expr"] and "kube_api" not in target["expr"]:
+            process_wide = ("backendauth_resources", "kube_api", "backendauth_resync_", "observation_age")
+            if not any(name in target["expr"] for name in process_wide):
                 # Calls, retries and jobs carry the AWS account they were made in.
                 assert 'account=~"$account"' in target["expr"], f"{panel['title']}: not filtered by account"
     assert (

@@ -63,8 +63,11 @@ def test_happy_path_is_ready_with_one_create_and_kubectl_shows_it(real_bed: Real
     assert rows[0] == ["NAME", "APP", "ENV", "STATUS", "READY", "AGE"]
     assert rows[1][:5] == ["shop-auth", "d1a2b3c4d5e6f7", "staging", "COMPLETED", "True"]
     wide = table(bed.kubectl("get", "backendauth", "shop-auth", "-o", "wide").stdout)
-    assert wide[0] == ["NAME", "APP", "ENV", "STATUS", "READY", "AGE", "JOB", "REASON", "ERROR"]
-    assert wide[1][6:8] == [status["jobId"], "JobCompleted"]
+    assert wide[0] == ["NAME", "APP", "ENV", "STATUS", "READY", "AGE", "JOB", "REASON", "ERROR", "ACCOUNT"]
+    # ERROR is empty, so the row's last cell is the account: the operator's own (the simulator's
+    # account for credentials it did not issue).
+    assert wide[1][6:8] == [status["jobId"], "JobCompleted"] and wide[1][-1] == status["awsAccountId"]
+    assert status["awsAccountId"] == "000000000000"
 
     described = bed.kubectl("describe", "backendauth", "shop-auth").stdout
     events = described[described.index("Events:") :]

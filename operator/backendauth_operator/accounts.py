@@ -198,6 +198,16 @@ class AccountDirectory:
             )
         return resolve(namespace, annotation, account_map, "")
 
+    def known_account(self, namespace: str) -> str:
+        """The account ``namespace``'s BackendAuths act in as far as the watches have shown it,
+        without a request: its annotation, else the operator's own account if known (empty
+        otherwise). What the resync budget is keyed by, as calls are paced."""
+        with self._lock:
+            annotation = self._namespaces.get(namespace)
+        if annotation is not None and _ACCOUNT_ID.match(annotation):
+            return annotation
+        return "" if annotation is not None else self.own_account()
+
     def _annotation(self, namespace: str) -> str | None:
         with self._lock:
             if namespace in self._namespaces:

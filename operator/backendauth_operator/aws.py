@@ -291,6 +291,12 @@ class Pacer:
         with self._lock:
             self.rate = min(self.max_rps, self.rate + self.max_rps / 10)
 
+    def free_in(self) -> float:
+        """Seconds until the next slot is free (0: a call now would go at once). A slot reserved
+        ahead means calls are waiting for the pace: work that goes before any resync."""
+        with self._lock:
+            return max(0.0, self._next - self._clock())
+
 
 @dataclass(frozen=True)
 class PaceKey:
@@ -302,13 +308,21 @@ class PaceKey:
 
 
 def pace_key(account: str, region: str) -> PaceKey:
-    """The key of the pace (and of anything else kept per account and region)."""
+    """The key of the pace (and of anything else kept per account and region). The one
+    definition: :func:`call` and the resync budget (``watched.py``) both key by it."""
     return PaceKey(account, region)
 
 
 _pacers: dict[PaceKey, Pacer] = {}
 _pacers_lock = threading.Lock()
 _max_rps = 5.0
+_calls = threading.local()
+
+
+def calls_on_this_thread() -> int:
+    """How many AmplifyBackend calls this thread has made (the resync loop charges its budget
+    with the calls each resync made)."""
+    return int(getattr(_calls, "count", 0))
 
 
 def configure_pacing(max_rps: float) -> None:
@@ -345,6 +359,7 @@ def call(
     key = key or pace_key("", str(client.meta.region_name))
     pace = pacer(key)
     pace.wait()
+    _calls.count = calls_on_this_thread() + 1
     if before_send is not None:
         before_send()
     try:

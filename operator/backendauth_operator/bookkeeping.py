@@ -122,6 +122,9 @@ class Job:
     missing: bool = False  # completed, yet AWS did not show it as asked on the first look
     secrets_digest: str = ""  # salted digest of the Secret values sent (never the values)
     account: str = ""  # the AWS account the job was started in (empty: the operator's own, unknown)
+    # The GetBackendAuth answer the outputs were last read for (a digest): a resync that sees
+    # the same answer does not read the outputs again.
+    outputs_for: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -157,6 +160,7 @@ class Job:
             "fingerprint": self.fingerprint, "submittedAt": self.submitted_at,
             "verified": self.verified or None, "missing": self.missing or None,
             "secretsDigest": self.secrets_digest or None, "account": self.account or None,
+            "outputsFor": self.outputs_for or None,
         }  # fmt: skip
         return json.dumps({k: v for k, v in data.items() if v is not None}, sort_keys=True)
 
@@ -179,6 +183,7 @@ class Job:
             missing=data.get("missing") is True,
             secrets_digest=_text(data, "secretsDigest", key),
             account=_text(data, "account", key),
+            outputs_for=_text(data, "outputsFor", key),
         )
 
     def status_fields(self) -> dict[str, Any]:

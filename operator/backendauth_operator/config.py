@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     resync_seconds: float = Field(
         600.0, ge=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_RESYNC_SECONDS"
     )
+    resync_max_share: float = Field(
+        0.5, gt=0, le=1, allow_inf_nan=False, validation_alias="BACKENDAUTH_RESYNC_MAX_SHARE"
+    )
     job_timeout_seconds: float = Field(
         3600.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_JOB_TIMEOUT_SECONDS"
     )

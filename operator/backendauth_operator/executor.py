@@ -36,7 +36,6 @@ from backendauth_operator.reconcile import (
     Wait,
     Withheld,
     decide,
-    now_rfc3339,
 )
 
 MAX_ACTIONS = 8  # a step makes at most a handful of calls; more would be a loop
@@ -115,7 +114,7 @@ def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
         if isinstance(resource, Failure):
             return replace(s, failure=resource)
         seen = Observation(resource=resource.config, running=s.running_job)
-        return replace(s, observed=seen, observed_at=now_rfc3339())
+        return replace(s, observed=seen)
     if isinstance(plan, Submit):
         outcome = effects.submit(s, plan.operation)
         if isinstance(outcome, Accepted | Rejected | Withheld) and outcome.marker is not None:

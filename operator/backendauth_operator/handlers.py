@@ -47,7 +47,7 @@ from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP, PLURAL, VERSION, metrics
 from backendauth_operator.accounts import OWN, AccountDirectory, Target
-from backendauth_operator.aws import ClientFactory
+from backendauth_operator.aws import ClientFactory, Failure
 from backendauth_operator.bookkeeping import PAUSED, is_true
 from backendauth_operator.config import Settings
 from backendauth_operator.effects import LiveEffects
@@ -215,6 +215,11 @@ def run_step(
         if outcome.release:
             release(effects, s, logger)
         return Stepped(s, outcome)
+    if s.observed is not None:
+        # When AWS was last read: the resync loop's schedule, the metrics and this line; never
+        # the status (a timestamp there would be a write, and a watch event, per read).
+        ctx.watched.observed(s.uid, time.time())
+        logger.debug(f"Read the auth resource in AWS ({'found' if s.observed.resource else 'none'}).")
     outputs = None
     foreign_hold = False
     if isinstance(outcome, Settle):
@@ -222,6 +227,10 @@ def run_step(
             foreign_hold = release(effects, s, logger)
         if outcome.outputs:
             outputs = effects.outputs(s)
+            if isinstance(outputs, Failure) and outcome.job is not None:
+                # Not read after all: the next observation reads them again.
+                kept = s.job.outputs_for if s.job is not None else ""
+                outcome = replace(outcome, job=replace(outcome.job, outputs_for=kept))
     written = StepWriter(ctx.kube, ctx.settings, obj, logger).write(s, outcome, outputs)
     if written.conflicted:
         s = replace(s, stale=True)

@@ -17,6 +17,12 @@ it is not known.
   probes, 0 while it cannot be reached (and before the first answer).
 - ``backendauth_leader``: 1 while this process leads (or runs without leader election), else 0.
 - ``backendauth_leader_transitions_total``: how often this process started or stopped leading.
+- ``backendauth_resync_round_seconds``: how long a full round of resyncs takes now, given the
+  objects and the budget (the period when the budget suffices, longer when it does not).
+- ``backendauth_resync_period_seconds``: ``BACKENDAUTH_RESYNC_SECONDS``, what the round is
+  compared with (alert ``BackendAuthResyncBehind``).
+- ``backendauth_observation_age_seconds``: the longest time since a settled BackendAuth was last
+  read in AWS (since this process started acting, for one it has not read yet).
 
 Every function is safe to call from Kopf's handler threads.
 """
@@ -89,6 +95,21 @@ class OperatorMetrics:
         self.leader_transitions = Counter(
             "backendauth_leader_transitions",
             "How often this operator started or stopped leading.",
+            registry=self.registry,
+        )
+        self.resync_round = Gauge(
+            "backendauth_resync_round_seconds",
+            "How long a full round of resyncs takes now, given the objects and the budget.",
+            registry=self.registry,
+        )
+        self.resync_period = Gauge(
+            "backendauth_resync_period_seconds",
+            "How often a settled BackendAuth is to be read in AWS (BACKENDAUTH_RESYNC_SECONDS).",
+            registry=self.registry,
+        )
+        self.observation_age = Gauge(
+            "backendauth_observation_age_seconds",
+            "The longest time since a settled BackendAuth was last read in AWS.",
             registry=self.registry,
         )
         self._states: dict[str, tuple[str, str]] = {}
@@ -199,6 +220,17 @@ def watch_leadership(acting: Callable[[], bool]) -> None:
 def record_leader_transition() -> None:
     """Count one start or end of leading."""
     METRICS.leader_transitions.inc()
+
+
+def set_resync_period(seconds: float) -> None:
+    """The configured resync period."""
+    METRICS.resync_period.set(seconds)
+
+
+def set_resync_round(round_seconds: float, oldest_read_age: float) -> None:
+    """The resync loop's view: the round as it now is, and the age of the oldest read."""
+    METRICS.resync_round.set(round_seconds)
+    METRICS.observation_age.set(max(0.0, oldest_read_age))
 
 
 def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:

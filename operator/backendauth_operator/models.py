@@ -575,9 +575,6 @@ class BackendAuthStatus(StatusModel):
     last_handled_reconcile_at: str | None = Field(
         None, description="The last reconcile-requested-at annotation value handled."
     )
-    last_observed_at: str | None = Field(
-        None, description="When AWS was last read for this auth resource (RFC 3339)."
-    )
     drift: list[str] | None = Field(
         None, description="Spec paths whose value differs in AWS; empty when AWS is as the spec says."
     )

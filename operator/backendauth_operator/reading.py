@@ -64,7 +64,8 @@ def read(
     meta = obj.get("metadata", {})
     annotations: dict[str, str] = dict(meta.get("annotations") or {})
     raw = obj.get("spec") or {}
-    conditions = (obj.get("status") or {}).get("conditions") or []
+    status = obj.get("status") or {}
+    conditions = status.get("conditions") or []
     request = handled_request(obj)
     look = look or request is not None
     s = Snapshot(
@@ -86,6 +87,7 @@ def read(
         account_unreadable=target.unreadable,
         ask_own_account=not target.annotated and not target.account and target.unreadable is None,
         recorded_account=str((obj.get("status") or {}).get("awsAccountId") or ""),
+        outputs_shown=status.get("outputs") is not None,
     )  # fmt: skip
     if s.deleting:
         # Only the delete job counts now.

@@ -10,6 +10,8 @@ here talks to Kubernetes or AWS, so every rule is tested as a table.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -163,6 +165,12 @@ class Observation:
     resource: Mapping[str, Any] | None  # GetBackendAuth's ResourceConfig; None: no such resource
     running: Job | None = None  # with a pending marker: the unfinished job on the app/env, if any
 
+    @property
+    def digest(self) -> str:
+        """A digest of what GetBackendAuth answered: a different answer may mean other outputs."""
+        canonical = json.dumps(self.resource, sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
 
 # ---- what an action produced: each comes back as a field of the next snapshot ------------------
 
@@ -259,6 +267,7 @@ class Snapshot:
     cause: str | None = None  # what started this step, for events (never a secret value)
     report_drift: bool = False  # spec.driftPolicy is Report
     outputs_config_map: str | None = None  # spec.outputs.configMapName
+    outputs_shown: bool = False  # the status shows the auth outputs
     job_timeout: float = 3600.0
     deleting: bool = False
     deletion_policy: str = "Retain"
@@ -280,7 +289,6 @@ class Snapshot:
     running_job: Job | None = None  # the unfinished job found on the app/env
     running_holder: str | None = None  # who held the app/env's turn when it was found
     observed: Observation | None = None  # None: AWS not looked at yet in this step
-    observed_at: str | None = None  # when GetBackendAuth answered
     failure: Failure | None = None  # a read of AWS failed
     submitted: Submitted | None = None
     delete_submitted: Submitted | None = None
@@ -335,7 +343,7 @@ class Settle:
     release: bool = False  # give back the app/env's turn
     backoff: str | None = None  # a retryable failure of this reason: wait before the next attempt
     backoff_cap: float | None = None
-    outputs: bool = False  # publish the auth outputs (Ready from an observation)
+    outputs: bool = False  # read (GetBackend) and publish the auth outputs
     again: bool = False  # then read and decide again soon (a call that was not sent)
     account: str | None = None  # status.awsAccountId to show (None: as it is)
 
@@ -472,13 +480,24 @@ def _show(
 ) -> Settle:
     """Show ``state``: the bookkeeping, the events, the backoff of a retryable failure."""
     trouble = state.phase == "stalled" or failure
+    outputs = state.phase == "ready" and s.observed is not None and _outputs_may_differ(s, s.observed)
+    if outputs and job is not None and s.observed is not None:
+        job = replace(job, outputs_for=s.observed.digest)  # what they were read for
     return Settle(
         state=state, event=event, job=job, drift=drift, release=release,
         error=state.message if trouble else (job.error if job else ""),
         annotations=_books(clear_marker, own, settled and not failure),
         notes=_notes(event_reason, job, drift), backoff=state.reason if failure else None,
-        outputs=state.phase == "ready" and s.observed is not None,
+        outputs=outputs,
     )  # fmt: skip
+
+
+def _outputs_may_differ(s: Snapshot, seen: Observation) -> bool:
+    """Whether the outputs (GetBackend) must be read: the status lacks them, a job of ours just
+    completed (its first observation verifies it), or GetBackendAuth answers otherwise than when
+    they were last read. A settled resync that sees the same answer costs that one call only."""
+    job = s.job
+    return not s.outputs_shown or job is None or not job.verified or job.outputs_for != seen.digest
 
 
 def _submit(
@@ -685,6 +704,9 @@ def _settled(s: Snapshot, job: Job) -> Settle:
     )
 
 
+IN_SYNC = "AWS shows the auth resource as the spec says"
+
+
 def _decide_observed(s: Snapshot, seen: Observation) -> Settle | Submit:
     # A create job of ours means the auth resource is ours, whatever the annotation says.
     job, clear_marker = s.job, False
@@ -755,6 +777,11 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Settle | Submit:
     diff = config_diff(s.desired or {}, seen.resource)
     kw["drift"] = tuple(diff)
     if not diff:
+        if job is not None and current and job.completed and not job.id:
+            # The record of an observation alone (adopted, or found as asked): it stays shown as
+            # it was, so that a look that finds the same writes nothing.
+            reason = s.previous_reason if s.previous_reason in ("InSync", "Adopted") else "InSync"
+            return _ready(s, replace(job, verified=True, missing=False), reason, IN_SYNC, event=None, **kw)
         if job is not None and current and job.completed:
             return _ready(
                 s,
@@ -776,7 +803,7 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Settle | Submit:
                 s,
                 seen_job,
                 "Adopted" if adopted else "InSync",
-                "AWS shows the auth resource as the spec says",
+                IN_SYNC,
                 event=None if adopted else "Normal",  # adopting posts its own event
                 event_reason="Adopted" if adopted else None,
                 **kw,

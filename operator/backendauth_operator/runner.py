@@ -18,7 +18,7 @@ from kopf._core.intents.causes import Activity
 
 from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics, reachability
 from backendauth_operator.accounts import AccountDirectory, map_watch, namespace_watch
-from backendauth_operator.aws import ClientFactory, configure_pacing
+from backendauth_operator.aws import ClientFactory, calls_on_this_thread, configure_pacing, pace_key, pacer
 from backendauth_operator.config import ConfigError, Settings, load_settings, operator_identity
 from backendauth_operator.handlers import (
     DowngradeWaiting,
@@ -213,7 +213,13 @@ def run(args: argparse.Namespace) -> int:
     if operator_settings.resync_seconds > 0:
         resyncer = Resyncer(
             context.watched, operator_settings.resync_seconds, lambda entry: resync(context, entry),
-            acting=context.gate.acting,
+            acting=context.gate.acting, share=operator_settings.resync_max_share,
+            # The budget is kept per pacer: the same key every call of the entry is paced by.
+            key_of=lambda entry: pace_key(
+                context.accounts.known_account(entry.namespace) if context.accounts else "",
+                entry.region or operator_settings.default_region or "",
+            ),
+            pacer_of=pacer, calls=calls_on_this_thread,
         )  # fmt: skip
 
         @kopf.on.startup()

@@ -3,8 +3,14 @@ the poller.
 
 Periodic observation (drift) must not cost a thread or a timer per object, nor come in bursts:
 one loop serves every BackendAuth, at a pace that spreads a full round over the resync period,
-also right after a restart when every object is due at once. The registry is fed by watch
-events (no API call) and also tells which BackendAuths a Secret change concerns.
+also right after a restart or a failover, when this process has read none of them yet. The
+registry is fed by watch events (no API call) and also tells which BackendAuths a Secret change
+concerns.
+
+Resyncs live on a budget: per pacer key (the account and region every call is paced by, see
+``aws.pace_key``), they use at most ``BACKENDAUTH_RESYNC_MAX_SHARE`` of the pace, and only
+slots that nothing else waits for. When the objects need more, the round stretches, and the
+operator says so (a warning, the gauges).
 
 Objects that wait (a job runs, a retry is due, another BackendAuth has the turn) are stepped
 again by the :class:`Poller`: one heap and one thread for all of them.
@@ -18,12 +24,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
+from backendauth_operator import metrics
 from backendauth_operator.models import SECRET_REF_KEYS
 from backendauth_operator.reachability import is_unreachable_error
 
@@ -41,16 +47,10 @@ class Entry:
     name: str
     uid: str
     resync: bool  # settled in a state that observing may change
-    last_observed: float  # epoch seconds; 0 when never
+    last_read: float | None = None  # epoch seconds this process last read it in AWS; None: not yet
     secrets: frozenset[str] = field(default_factory=frozenset)  # referenced Secret names
     shown: int | None = None  # the last generation a step of this process wrote a status for
-
-
-def _epoch(text: Any) -> float:
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    region: str = ""  # spec.region ("" : the operator's default region)
 
 
 def _secret_names(spec: Mapping[str, Any]) -> frozenset[str]:
@@ -68,9 +68,32 @@ def _secret_names(spec: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(names)
 
 
+def _fraction(uid: str, salt: str) -> float:
+    """A stable number in [0, 1) per object."""
+    return int(hashlib.sha256(f"{salt}{uid}".encode()).hexdigest()[:8], 16) / 2**32
+
+
 def spread(uid: str) -> float:
     """A stable factor in [0.8, 1.2) per object: resyncs of objects created together drift apart."""
-    return 0.8 + 0.4 * int(hashlib.sha256(uid.encode()).hexdigest()[:8], 16) / 2**32
+    return 0.8 + 0.4 * _fraction(uid, "")
+
+
+FIRST_ROUND_DELAY = 0.1  # of a period: the first round starts this late, then is spread as any other
+
+
+def first_due(uid: str, since: float, period: float) -> float:
+    """When an object this process has not read yet is first due: its place in a round that
+    starts a tenth of a period after ``since`` (this process started acting) and is spread over
+    one period, as every later round is. No timestamp in the object is needed for that, and a
+    restart or a failover brings no burst."""
+    return since + period * (FIRST_ROUND_DELAY + _fraction(uid, "first-round:"))
+
+
+def due_at(entry: Entry, since: float, period: float) -> float:
+    """When ``entry``'s next resync is due (epoch seconds)."""
+    if entry.last_read is None:
+        return first_due(entry.uid, since, period)
+    return entry.last_read + period * spread(entry.uid)
 
 
 class Watched:
@@ -88,18 +111,19 @@ class Watched:
         ready = conditions.get("Ready", {})
         paused = str((meta.get("annotations") or {}).get("amplifybackend.gitops.dev/paused", "")).lower()
         settled = any(conditions.get(t, {}).get("status") == "True" for t in ("Ready", "Stalled"))
+        spec = body.get("spec") or {}
         entry = Entry(
             namespace=str(meta.get("namespace")),
             name=str(meta.get("name")),
             uid=uid,
             resync=settled and ready.get("reason") in _RESYNCED_REASONS and paused != "true",
-            last_observed=_epoch(status.get("lastObservedAt")),
-            secrets=_secret_names(body.get("spec") or {}),
+            secrets=_secret_names(spec),
+            region=str(spec.get("region") or ""),
         )
         with self._lock:
             old = self._entries.get(uid)
-            if old is not None:  # what this process did may be newer than the event
-                entry.last_observed = max(entry.last_observed, old.last_observed)
+            if old is not None:  # what this process did is not in the event
+                entry.last_read = old.last_read
                 entry.shown = old.shown
             self._entries[uid] = entry
 
@@ -108,9 +132,10 @@ class Watched:
             self._entries.pop(uid, None)
 
     def observed(self, uid: str, when: float) -> None:
+        """A step of this process has read the object in AWS at ``when`` (epoch seconds)."""
         with self._lock:
             if uid in self._entries:
-                self._entries[uid].last_observed = when
+                self._entries[uid].last_read = when
 
     def shown(self, uid: str, generation: int | None) -> None:
         """A step has written the status of ``generation``."""
@@ -125,15 +150,16 @@ class Watched:
             entry = self._entries.get(uid)
             return entry is not None and entry.shown is not None and entry.shown == generation
 
-    def due(self, now: float, period: float) -> list[Entry]:
-        """The objects whose resync is due, longest waiting first."""
+    def resyncable(self) -> list[Entry]:
+        """The settled objects that resyncs read (copies' references; read-only)."""
         with self._lock:
-            found = [
-                e
-                for e in self._entries.values()
-                if e.resync and now - e.last_observed >= period * spread(e.uid)
-            ]
-        return sorted(found, key=lambda e: e.last_observed)
+            return [e for e in self._entries.values() if e.resync]
+
+    def due(self, now: float, period: float, since: float = 0.0) -> list[Entry]:
+        """The objects whose resync is due, longest due first; ``since``: when this process
+        started acting (the first round is spread from there)."""
+        found = [(due_at(e, since, period), e) for e in self.resyncable()]
+        return [e for when, e in sorted(found, key=lambda pair: pair[0]) if when <= now]
 
     def in_namespaces(self, namespaces: set[str]) -> list[Entry]:
         """The BackendAuths of ``namespaces``."""
@@ -150,16 +176,98 @@ class Watched:
             return len(self._entries)
 
 
+# ---- the budget: pure arithmetic ---------------------------------------------------------------
+
+
+def round_seconds(objects: int, period: float, pace: float, share: float) -> float:
+    """How long a full round of resyncs of ``objects`` takes: the period when ``share`` of
+    ``pace`` (calls a second) suffices for one read of each per period, else as long as that
+    share needs for them all."""
+    if objects <= 0:
+        return period
+    return max(period, objects / (pace * share))
+
+
+class Budget:
+    """The resync budget of one pacer key: a token bucket filled at ``share`` times the pacer's
+    current rate (so it slows down with the pace when AWS throttles), holding at most one
+    token: time that passed unused is not saved up for a burst. Each resync is charged the AWS
+    calls it made (one when nothing changed; more when it found drift and corrected it), so
+    the share holds in calls, not in resyncs. Not thread-safe: the resync loop alone uses it."""
+
+    def __init__(self, share: float, now: float) -> None:
+        self.share = share
+        self.tokens = 1.0
+        self.last = now
+
+    def refill(self, rate: float, now: float) -> None:
+        self.tokens = min(1.0, self.tokens + self.share * rate * max(0.0, now - self.last))
+        self.last = now
+
+    def ready_in(self, rate: float, now: float) -> float:
+        """Seconds until a resync may go (0: now)."""
+        self.refill(rate, now)
+        if self.tokens >= 1.0 - 1e-9:  # a whole token, but for rounding
+            return 0.0
+        return (1.0 - self.tokens) / (self.share * rate)
+
+    def spend(self, calls: int) -> None:
+        self.tokens -= calls
+
+
+class Pace(Protocol):
+    """What the resync loop needs of a pacer (``aws.Pacer``)."""
+
+    max_rps: float
+    rate: float
+
+    def free_in(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Behind:
+    """A pacer key whose objects need more resyncs than its budget gives."""
+
+    key: Hashable
+    objects: int
+    round: float
+    pace: float
+
+
 class Resyncer:
-    """One thread that observes due BackendAuths one at a time, at most ``len(watched)/period``
-    per second on average: a full round takes about one period, whatever the number of objects."""
+    """One thread that reads due BackendAuths in AWS one at a time, within each pacer key's
+    budget.
+
+    Priority: a new generation, a Secret change, a reconcile request, a deletion and a job poll
+    are steps of their own (the poller, Kopf's handlers) and call AWS through the same pacer.
+    A resync goes only when (1) its key's :class:`Budget` has a token, and (2) the pacer has a
+    free slot now (``free_in() == 0``): a slot reserved ahead means such work is waiting for
+    the pace, and the resync waits behind it. So resyncs take at most their share, only from
+    slots nothing else wants, and a resync that has begun delays other work by at most the one
+    slot its call took. When resyncs want more than their budget, due objects queue (longest
+    due first) and the round stretches; it never takes slots from the priority work.
+
+    Every second the loop looks at every settled object (a list, no timer or thread each):
+    which are due, and how long a full round takes per key (the gauges and the warning)."""
+
+    SCAN_SECONDS = 1.0
 
     def __init__(
         self, watched: Watched, period: float, resync: Callable[[Entry], None],
-        acting: Callable[[], bool] = lambda: True,
+        acting: Callable[[], bool] = lambda: True, share: float = 1.0,
+        key_of: Callable[[Entry], Hashable] = lambda entry: entry.region,
+        pacer_of: Callable[[Any], Pace] | None = None,
+        calls: Callable[[], int] = lambda: 1,
+        clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
         self.watched, self.period, self.resync = watched, period, resync
         self.acting = acting  # a standby resyncs nothing
+        self.share, self.key_of, self.pacer_of, self.calls = share, key_of, pacer_of, calls
+        self.clock, self.monotonic = clock, monotonic
+        metrics.set_resync_period(period)
+        self.budgets: dict[Hashable, Budget] = {}
+        self.behind: Behind | None = None  # said once when it starts, once when it ends
+        self.since: float | None = None  # when this process started acting
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backendauth-resync", daemon=True)
 
@@ -169,30 +277,100 @@ class Resyncer:
     def stop(self) -> None:
         self._stop.set()
 
+    def pace(self, key: Hashable) -> Pace | None:
+        return self.pacer_of(key) if self.pacer_of is not None else None
+
+    def scan(self, now: float) -> dict[Hashable, list[Entry]]:
+        """The due objects by key (longest due first); sets the gauges, and says when the
+        round starts or stops stretching."""
+        since = self.since if self.since is not None else now
+        entries = self.watched.resyncable()
+        counts: dict[Hashable, int] = {}
+        due: dict[Hashable, list[tuple[float, Entry]]] = {}
+        oldest = now
+        for entry in entries:
+            key = self.key_of(entry)
+            counts[key] = counts.get(key, 0) + 1
+            when = due_at(entry, since, self.period)
+            if when <= now:
+                due.setdefault(key, []).append((when, entry))
+            oldest = min(oldest, entry.last_read if entry.last_read is not None else since)
+        worst: Behind | None = None
+        longest = self.period
+        for key, n in counts.items():
+            pace = self.pace(key)
+            rps = pace.max_rps if pace is not None else float("inf")
+            took = round_seconds(n, self.period, rps, self.share)
+            if took > longest:
+                longest, worst = took, Behind(key, n, took, rps)
+        metrics.set_resync_round(longest, now - oldest if entries else 0.0)
+        if now >= since + FIRST_ROUND_DELAY * self.period:
+            # Said once the first round begins: by then the start-up list has been seen whole,
+            # so the warning names every object, not the part of them listed so far.
+            self.say(worst)
+        return {key: [e for _, e in sorted(found, key=lambda pair: pair[0])] for key, found in due.items()}
+
+    def say(self, worst: Behind | None) -> None:
+        if worst is not None and self.behind is None:
+            logger.warning(
+                f"Resyncs fall behind: {worst.objects} settled BackendAuths (pacer {worst.key or 'default'}) "
+                f"are to be read every {self.period:g}s, {worst.objects / self.period:.2f} reads/s, but "
+                f"resyncs may use {self.share:g} of the pace of {worst.pace:g} calls/s "
+                f"({self.share * worst.pace:.2f}/s): a full round now takes {worst.round:.0f}s. "
+                "Raise BACKENDAUTH_AWS_MAX_RPS, BACKENDAUTH_RESYNC_MAX_SHARE or BACKENDAUTH_RESYNC_SECONDS."
+            )
+        elif worst is None and self.behind is not None:
+            logger.info(f"Resyncs fit their budget again: a full round takes {self.period:g}s.")
+        self.behind = worst
+
     def _run(self) -> None:
-        tick = min(1.0, self.period / 10)
-        tokens, last = 1.0, time.monotonic()
-        while not self._stop.wait(tick):
-            now = time.monotonic()
-            rate = max(len(self.watched), 1) / self.period
-            tokens = min(max(1.0, rate * tick), tokens + rate * (now - last))
-            last = now
+        queues: dict[Hashable, list[Entry]] = {}
+        next_scan = 0.0
+        while not self._stop.is_set():
             if not self.acting():
+                self.since, queues = None, {}
+                self._stop.wait(self.SCAN_SECONDS)
                 continue
-            for entry in self.watched.due(time.time(), self.period):
-                if tokens < 1 or self._stop.is_set():
-                    break
-                tokens -= 1
-                self.watched.observed(entry.uid, time.time())
-                try:
-                    self.resync(entry)
-                except Exception as error:  # one object's trouble must not stop the others' resyncs
-                    if is_unreachable_error(error):  # said by the reachability monitor
-                        logger.debug(f"[{entry.namespace}/{entry.name}] Resync failed: {error}")
-                        continue
-                    logger.exception(
-                        f"[{entry.namespace}/{entry.name}] Resync failed; it is tried again later."
-                    )
+            if self.since is None:
+                self.since = self.clock()
+            if self.monotonic() >= next_scan:
+                queues = self.scan(self.clock())
+                next_scan = self.monotonic() + self.SCAN_SECONDS
+            wait = max(0.0, next_scan - self.monotonic())
+            for key, queue in queues.items():
+                if not queue or self._stop.is_set():
+                    continue
+                wait = min(wait, self.step(key, queue))
+            if wait > 0:
+                self._stop.wait(max(wait, 0.001))
+
+    def step(self, key: Hashable, queue: list[Entry]) -> float:
+        """Resync the first of ``queue`` if its key's budget and pace allow; return how long
+        until it may try again (0: at once)."""
+        pace = self.pace(key)
+        now = self.monotonic()
+        budget = self.budgets.setdefault(key, Budget(self.share, now))
+        rate = pace.rate if pace is not None else float("inf")
+        if pace is not None:
+            ready = budget.ready_in(rate, now)
+            if ready > 0:
+                return ready
+            busy = pace.free_in()
+            if busy > 0:
+                return busy  # other work waits for the pace: it goes first
+        entry = queue.pop(0)
+        self.watched.observed(entry.uid, self.clock())  # tried: not again before its next turn
+        before = self.calls()
+        try:
+            self.resync(entry)
+        except Exception as error:  # one object's trouble must not stop the others' resyncs
+            if is_unreachable_error(error):  # said by the reachability monitor
+                logger.debug(f"[{entry.namespace}/{entry.name}] Resync failed: {error}")
+            else:
+                logger.exception(f"[{entry.namespace}/{entry.name}] Resync failed; it is tried again later.")
+        finally:
+            budget.spend(self.calls() - before)
+        return 0.0
 
 
 Key = tuple[str, str]  # namespace, name

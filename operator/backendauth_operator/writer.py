@@ -66,8 +66,6 @@ def outcome_patches(
     annotations: dict[str, str | None] = dict(outcome.annotations)
     patch: dict[str, Any] = {}
     events: list[Note] = []
-    if s.observed_at is not None:
-        patch["lastObservedAt"] = s.observed_at
     if outcome.job is not None:
         annotations[JOB] = outcome.job.to_annotation()
         if outcome.job.id:  # a record of an observation alone has no job to show
