@@ -186,6 +186,8 @@ def test_resyncs_that_want_more_than_their_budget_stretch_the_round_and_leave_th
     assert log.count("Resyncs fall behind") == 1, log[-3000:]
     said = next(line for line in log.splitlines() if "Resyncs fall behind" in line)
     # Said when the round started to stretch (objects were still getting Ready then), once.
-    assert re.search(r"Resyncs fall behind: \d+ settled BackendAuths \(pacer eu-west-1\)", said), said
+    assert re.search(
+        r"Resyncs fall behind: \d+ settled BackendAuths \(account 000000000000, region eu-west-1\)", said
+    ), said
     assert "0.5 of the pace of 4 calls/s" in said and "every 2s" in said, said
     assert all(name in {c["appId"] for c in bed.calls()["calls"]} for name in names)

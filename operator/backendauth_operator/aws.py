@@ -306,6 +306,10 @@ class PaceKey:
     account: str
     region: str
 
+    def __str__(self) -> str:  # as logs say it
+        account = self.account or "(the operator's own)"
+        return f"account {account}, region {self.region or '(default)'}"
+
 
 def pace_key(account: str, region: str) -> PaceKey:
     """The key of the pace (and of anything else kept per account and region). The one

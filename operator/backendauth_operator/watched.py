@@ -313,7 +313,7 @@ class Resyncer:
     def say(self, worst: Behind | None) -> None:
         if worst is not None and self.behind is None:
             logger.warning(
-                f"Resyncs fall behind: {worst.objects} settled BackendAuths (pacer {worst.key or 'default'}) "
+                f"Resyncs fall behind: {worst.objects} settled BackendAuths ({worst.key}) "
                 f"are to be read every {self.period:g}s, {worst.objects / self.period:.2f} reads/s, but "
                 f"resyncs may use {self.share:g} of the pace of {worst.pace:g} calls/s "
                 f"({self.share * worst.pace:.2f}/s): a full round now takes {worst.round:.0f}s. "
