@@ -143,23 +143,7 @@ class LiveEffects:
 
     def request(self, s: Snapshot, operation: str) -> tuple[dict[str, Any], dict[str, str]]:
         """The call's keyword arguments, and the Secret values they carry (by ``name/key``)."""
-        spec = self.spec(s)
-        sent: dict[str, str] = {}
-        oauth = spec.resource_config.user_pool_configs.o_auth
-        apple = (
-            oauth.social_provider_settings.sign_in_with_apple
-            if oauth and oauth.social_provider_settings
-            else None
-        )
-
-        def resolve(ref: SecretKeyRef) -> str:
-            # The same limits as the inline values: 4096 characters, 8192 for Apple's .p8 key.
-            limit = 8192 if apple is not None and ref is apple.private_key_ref else 4096
-            sent[f"{ref.name}/{ref.key}"] = self.kube.read_secret_key(s.namespace, ref, limit)
-            return sent[f"{ref.name}/{ref.key}"]
-
-        build = create_backend_auth_kwargs if operation == CREATE else update_backend_auth_kwargs
-        return build(spec, resolve), sent
+        return call_arguments(self.kube, s, self.spec(s), operation)
 
     def delete(self, s: Snapshot) -> Submitted:
         holder = self.leases.acquire(s.turn, s.me)
@@ -184,3 +168,26 @@ class LiveEffects:
 
     def outputs(self, s: Snapshot) -> dict[str, str] | Failure:
         return self.aws(s).outputs(s.app, s.env, s.resource_name)
+
+
+def call_arguments(
+    kube: KubeClient, s: Snapshot, spec: BackendAuthSpec, operation: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The keyword arguments of ``operation`` for ``spec``, its Secret references resolved in
+    the object's namespace, and the Secret values they carry (by ``name/key``)."""
+    sent: dict[str, str] = {}
+    oauth = spec.resource_config.user_pool_configs.o_auth
+    apple = (
+        oauth.social_provider_settings.sign_in_with_apple
+        if oauth and oauth.social_provider_settings
+        else None
+    )
+
+    def resolve(ref: SecretKeyRef) -> str:
+        # The same limits as the inline values: 4096 characters, 8192 for Apple's .p8 key.
+        limit = 8192 if apple is not None and ref is apple.private_key_ref else 4096
+        sent[f"{ref.name}/{ref.key}"] = kube.read_secret_key(s.namespace, ref, limit)
+        return sent[f"{ref.name}/{ref.key}"]
+
+    build = create_backend_auth_kwargs if operation == CREATE else update_backend_auth_kwargs
+    return build(spec, resolve), sent

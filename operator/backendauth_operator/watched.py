@@ -234,6 +234,22 @@ class Behind:
     pace: float
 
 
+def say_behind(before: Behind | None, worst: Behind | None, period: float, share: float) -> Behind | None:
+    """Log once when the round starts to stretch (``worst``: the key whose round is longest, or
+    None when every round fits) and once when it fits again; what is known now."""
+    if worst is not None and before is None:
+        logger.warning(
+            f"Resyncs fall behind: {worst.objects} settled BackendAuths ({worst.key}) "
+            f"are to be read every {period:g}s, {worst.objects / period:.2f} reads/s, but "
+            f"resyncs may use {share:g} of the pace of {worst.pace:g} calls/s "
+            f"({share * worst.pace:.2f}/s): a full round now takes {worst.round:.0f}s. "
+            "Raise BACKENDAUTH_AWS_MAX_RPS, BACKENDAUTH_RESYNC_MAX_SHARE or BACKENDAUTH_RESYNC_SECONDS."
+        )
+    elif worst is None and before is not None:
+        logger.info(f"Resyncs fit their budget again: a full round takes {period:g}s.")
+    return worst
+
+
 class Resyncer:
     """One thread that reads due BackendAuths in AWS one at a time, within each pacer key's
     budget.
@@ -307,21 +323,8 @@ class Resyncer:
         if now >= since + FIRST_ROUND_DELAY * self.period:
             # Said once the first round begins: by then the start-up list has been seen whole,
             # so the warning names every object, not the part of them listed so far.
-            self.say(worst)
+            self.behind = say_behind(self.behind, worst, self.period, self.share)
         return {key: [e for _, e in sorted(found, key=lambda pair: pair[0])] for key, found in due.items()}
-
-    def say(self, worst: Behind | None) -> None:
-        if worst is not None and self.behind is None:
-            logger.warning(
-                f"Resyncs fall behind: {worst.objects} settled BackendAuths ({worst.key}) "
-                f"are to be read every {self.period:g}s, {worst.objects / self.period:.2f} reads/s, but "
-                f"resyncs may use {self.share:g} of the pace of {worst.pace:g} calls/s "
-                f"({self.share * worst.pace:.2f}/s): a full round now takes {worst.round:.0f}s. "
-                "Raise BACKENDAUTH_AWS_MAX_RPS, BACKENDAUTH_RESYNC_MAX_SHARE or BACKENDAUTH_RESYNC_SECONDS."
-            )
-        elif worst is None and self.behind is not None:
-            logger.info(f"Resyncs fit their budget again: a full round takes {self.period:g}s.")
-        self.behind = worst
 
     def _run(self) -> None:
         queues: dict[Hashable, list[Entry]] = {}
