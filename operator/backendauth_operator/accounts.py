@@ -15,6 +15,8 @@ namespace or a map not seen yet, so that a step never guesses.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
 import threading
@@ -23,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import kubernetes
 import yaml
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP
+from backendauth_operator.kube import request
 
 OWNER_ACCOUNT = f"{GROUP}/owner-account-id"
 DEFAULT_ACCOUNT_MAP = "backendauth-role-account-map"
@@ -280,18 +282,20 @@ class AccountDirectory:
 class NamedWatch:
     """Watches one object by name (``fieldSelector=metadata.name=``, which a rule limited to
     that name by ``resourceNames`` allows) on a thread of its own, and reports every version of
-    it to ``report`` (None: it is gone, or does not exist). ``lister`` is the CoreV1Api list
-    method of its kind, ``args`` its namespace if any; ``what`` names it in log lines."""
+    it to ``report`` (None: it is gone, or does not exist). ``collection`` is the path of its
+    kind (``/api/v1/namespaces`` or ``/api/v1/namespaces/NS/configmaps``); ``what`` names it in
+    log lines. Plain JSON requests, as the operator's other calls: the generated API classes
+    would cost about 20 MiB for two small watches."""
 
     def __init__(
-        self, api_client: Any, lister: str, args: tuple[str, ...], name: str, what: str,
+        self, api_client: Any, collection: str, name: str, what: str,
         report: Callable[[Mapping[str, Any] | None], None], timeout: int = 300,
     ) -> None:  # fmt: skip
-        self.api_client, self.lister, self.args, self.name = api_client, lister, args, name
+        self.api_client, self.collection, self.name = api_client, collection, name
         self.what, self.report, self.timeout = what, report, timeout
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._watch: Any = None
+        self._response: Any = None
 
     def start(self) -> NamedWatch:
         self._thread = threading.Thread(target=self._run, name=f"watch {self.what}", daemon=True)
@@ -300,8 +304,10 @@ class NamedWatch:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._watch is not None:
-            self._watch.stop()
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.shutdown()  # unblocks a read in progress
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -322,30 +328,49 @@ class NamedWatch:
                 self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
 
     def _list_and_watch(self) -> None:
-        core = kubernetes.client.CoreV1Api(self.api_client)
-        lister = getattr(core, self.lister)
-        selector = f"metadata.name={self.name}"
-        listed = lister(*self.args, field_selector=selector, _request_timeout=30)
-        self.report(self._raw(listed.items[0]) if listed.items else None)
-        version = listed.metadata.resource_version if listed.metadata is not None else None
+        selector = "fieldSelector=" + quote(f"metadata.name={self.name}", safe="")
+        listed = request(self.api_client, "GET", f"{self.collection}?{selector}")
+        items = listed.get("items") or []
+        self.report(items[0] if items else None)
+        version = (listed.get("metadata") or {}).get("resourceVersion")
         while not self._stop.is_set():
-            self._watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
-            for event in self._watch.stream(
-                lister, *self.args, field_selector=selector, resource_version=version,
-                timeout_seconds=self.timeout, allow_watch_bookmarks=True, _request_timeout=self.timeout + 10,
-            ):  # fmt: skip
-                raw = event.get("raw_object") or {}
-                version = (raw.get("metadata") or {}).get("resourceVersion") or version
-                if event.get("type") in ("ADDED", "MODIFIED"):
-                    self.report(raw)
-                elif event.get("type") == "DELETED":
-                    self.report(None)
-                if self._stop.is_set():
-                    return
+            query = f"{selector}&watch=true&allowWatchBookmarks=true&timeoutSeconds={self.timeout}"
+            if version:
+                query += f"&resourceVersion={quote(str(version), safe='')}"
+            self._response = response = open_stream(
+                self.api_client, f"{self.collection}?{query}", (5, self.timeout + 10)
+            )
+            try:
+                for line in response:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    kind, raw = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":  # e.g. 410 Gone: list again
+                        return
+                    version = (raw.get("metadata") or {}).get("resourceVersion") or version
+                    if kind in ("ADDED", "MODIFIED"):
+                        self.report(raw)
+                    elif kind == "DELETED":
+                        self.report(None)
+                    if self._stop.is_set():
+                        return
+            finally:
+                self._response = None
+                response.release_conn()
 
-    def _raw(self, obj: Any) -> dict[str, Any]:
-        raw: dict[str, Any] = self.api_client.sanitize_for_serialization(obj)
-        return raw
+
+def open_stream(api_client: Any, path: str, timeout: tuple[float, float]) -> Any:
+    """A GET of ``path`` whose answer is read as it comes (a watch): the urllib3 response,
+    iterated line by line. A status outside 2xx raises :class:`ApiException`."""
+    method, url, headers, _, _ = api_client.param_serialize(
+        "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
+    )
+    answer = api_client.call_api(method, url, headers, None, None, _request_timeout=timeout)
+    if not 200 <= answer.status <= 299:
+        answer.read()
+        raise ApiException(http_resp=answer)
+    return answer.response
 
 
 def map_watch(kube: Any, directory: AccountDirectory, changed: Callable[[set[str]], None]) -> NamedWatch:
@@ -357,14 +382,8 @@ def map_watch(kube: Any, directory: AccountDirectory, changed: Callable[[set[str
             changed(accounts)
 
     what = f"ConfigMap {directory.where} (the account map)"
-    return NamedWatch(
-        kube.api_client,
-        "list_namespaced_config_map",
-        (directory.map_namespace,),
-        directory.map_name,
-        what,
-        report,
-    )
+    collection = f"/api/v1/namespaces/{quote(directory.map_namespace)}/configmaps"
+    return NamedWatch(kube.api_client, collection, directory.map_name, what, report)
 
 
 def namespace_watch(
@@ -378,4 +397,4 @@ def namespace_watch(
         if directory.namespace_seen(namespace, annotations, gone=obj is None):
             changed(namespace)
 
-    return NamedWatch(kube.api_client, "list_namespace", (), namespace, f"Namespace {namespace}", report)
+    return NamedWatch(kube.api_client, "/api/v1/namespaces", namespace, f"Namespace {namespace}", report)

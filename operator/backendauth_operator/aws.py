@@ -78,6 +78,7 @@ class ClientFactory:
         self._own: str | None = None
         self._own_failed_at = -OWN_ACCOUNT_RETRY_SECONDS
         self._lock = threading.RLock()
+        self._asking = threading.Lock()  # held while the operator's own account is asked
 
     def mutating(self, region: str, role: Role | None = None) -> Any:
         """A client whose calls are attempted exactly once."""
@@ -159,21 +160,22 @@ class ClientFactory:
     def own_account(self) -> str:
         """The account of the operator's own credentials (sts:GetCallerIdentity, asked once);
         empty when it cannot be had (asked again a minute later)."""
-        with self._lock:
-            if self._own is not None:
-                return self._own
-            if time.monotonic() - self._own_failed_at < OWN_ACCOUNT_RETRY_SECONDS:
-                return ""
-        try:
-            account = str(self._sts_client().get_caller_identity().get("Account") or "")
-        except Exception:
-            account = ""
-        with self._lock:
-            if account:
-                self._own = account
-            else:
-                self._own_failed_at = time.monotonic()
-        return account
+        with self._asking:  # one question at a time: the steps that wait for it share its answer
+            with self._lock:
+                if self._own is not None:
+                    return self._own
+                if time.monotonic() - self._own_failed_at < OWN_ACCOUNT_RETRY_SECONDS:
+                    return ""
+            try:
+                account = str(self._sts_client().get_caller_identity().get("Account") or "")
+            except Exception:
+                account = ""
+            with self._lock:
+                if account:
+                    self._own = account
+                else:
+                    self._own_failed_at = time.monotonic()
+            return account
 
 
 @dataclass(frozen=True)
