@@ -205,7 +205,7 @@ def _next_steps(
         "  kubectl get backendauths -w",
     ]
     if accounts_namespace is not None:
-        lines.append("  kubectl apply -f examples/accounts/two-accounts.yaml     # the same resource in two accounts")
+        lines.append("  kubectl apply -f examples/accounts/two-accounts.yaml  # one resource in two accounts")
     lines += ["", "Press Ctrl+C to stop."]
     return "\n".join(lines)
 
