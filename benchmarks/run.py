@@ -180,6 +180,43 @@ def call_costs(
     return costs, cost(lambda i: kube.get_backendauth(namespace, name))
 
 
+def start_cluster(api: str, work: Path) -> tuple[Any, Path, list[str], CountingProxy, Path] | str:
+    """An API server in ``work`` (``real``: kube-apiserver and etcd of tests/kube/; else the
+    emulated one) with the CRD: the server (``stop()`` ends it), the kubeconfig and kubectl for
+    the benchmark itself, a counting proxy in front of the server, and the operator's kubeconfig
+    through that proxy. The reason as text when no real API server can be had."""
+    if api == "real":
+        from real_apiserver import RealCluster, build_binaries, kubeconfig_text
+
+        build = build_binaries()
+        if build.bin_dir is None:
+            return str(build.problem)
+        real = RealCluster(build.bin_dir, work).start()
+        proxy = CountingProxy(real.server, real.ca_file).start()
+        proxied = work / "operator.kubeconfig"
+        proxied.write_text(kubeconfig_text(proxy.url, real.token, None))
+        return real, real.kubeconfig, [str(real.kubectl_path)], proxy, proxied
+    emulated = EmulatedClusterThread(crds=[build_crd()]).start()
+    kubeconfig = emulated.write_kubeconfig(work / "kubeconfig")
+    proxy = CountingProxy(emulated.url).start()
+    proxied = write_kubeconfig(work / "operator.kubeconfig", proxy.url, "default")
+    return emulated, kubeconfig, ["kubectl"], proxy, proxied
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], *servers: Any) -> None:
+    """Stop the processes this benchmark started (by their handles; killed after 15 s), then
+    the simulator, the proxy and the API server."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for server in servers:
+        server.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -202,26 +239,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="backendauth-bench-"))
     sim = SimulatorThread(SimulatorConfig(auto_apps=True, job_seconds=args.job_seconds, rate_limit=args.rate))
     sim.start()
-    cluster: Any
-    proxy: CountingProxy | None = None
-    if args.api == "real":
-        from real_apiserver import RealCluster, build_binaries, kubeconfig_text
-
-        build = build_binaries()
-        if build.bin_dir is None:
-            print(f"no real API server: {build.problem}", file=sys.stderr)
-            return 2
-        cluster = RealCluster(build.bin_dir, work).start()
-        kubeconfig, kubectl = cluster.kubeconfig, [str(cluster.kubectl_path)]
-        proxy = CountingProxy(cluster.server, cluster.ca_file).start()
-        proxied = work / "operator.kubeconfig"
-        proxied.write_text(kubeconfig_text(proxy.url, cluster.token, None))
-    else:
-        cluster = EmulatedClusterThread(crds=[build_crd()]).start()
-        kubeconfig = cluster.write_kubeconfig(work / "kubeconfig")
-        kubectl = ["kubectl"]
-        proxy = CountingProxy(cluster.url).start()
-        proxied = write_kubeconfig(work / "operator.kubeconfig", proxy.url, "default")
+    servers = start_cluster(args.api, work)
+    if isinstance(servers, str):
+        print(f"no real API server: {servers}", file=sys.stderr)
+        return 2
+    cluster, kubeconfig, kubectl, proxy, proxied = servers
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BACKENDAUTH_"))}
     env.update(
         KUBECONFIG=str(kubeconfig), BACKENDAUTH_AWS_ENDPOINT_URL=sim.url, AWS_REGION="eu-west-1",
@@ -323,17 +345,7 @@ def main() -> int:
         }))  # fmt: skip
         return 0
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        sim.stop()
-        if proxy is not None:
-            proxy.stop()
-        cluster.stop()
+        stop_all(procs, sim, proxy, cluster)
 
 
 if __name__ == "__main__":

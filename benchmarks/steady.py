@@ -39,8 +39,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from kube_proxy import CountingProxy
-from run import manifest, proc_stat, ready_count
+from run import manifest, proc_stat, ready_count, start_cluster, stop_all
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -95,29 +94,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="backendauth-steady-"))
     sim = SimulatorThread(SimulatorConfig(auto_apps=True, job_seconds=0))
     sim.start()
-    cluster: Any
-    if args.api == "real":
-        from real_apiserver import RealCluster, build_binaries, kubeconfig_text
-
-        build = build_binaries()
-        if build.bin_dir is None:
-            print(f"no real API server: {build.problem}", file=sys.stderr)
-            return 2
-        cluster = RealCluster(build.bin_dir, work).start()
-        kubeconfig, kubectl = cluster.kubeconfig, [str(cluster.kubectl_path)]
-        proxy = CountingProxy(cluster.server, cluster.ca_file).start()
-        proxied = work / "operator.kubeconfig"
-        proxied.write_text(kubeconfig_text(proxy.url, cluster.token, None))
-    else:
-        from backendauth_operator.crd import build_crd
-        from backendauth_testbed.sandbox import EmulatedClusterThread
-        from backendauth_testbed.sandbox.kubeconfig import write_kubeconfig
-
-        cluster = EmulatedClusterThread(crds=[build_crd()]).start()
-        kubeconfig = cluster.write_kubeconfig(work / "kubeconfig")
-        kubectl = ["kubectl"]
-        proxy = CountingProxy(cluster.url).start()
-        proxied = write_kubeconfig(work / "operator.kubeconfig", proxy.url, "default")
+    servers = start_cluster(args.api, work)
+    if isinstance(servers, str):
+        print(f"no real API server: {servers}", file=sys.stderr)
+        return 2
+    cluster, kubeconfig, kubectl, proxy, proxied = servers
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BACKENDAUTH_"))}
     env.update(
         KUBECONFIG=str(kubeconfig), BACKENDAUTH_AWS_ENDPOINT_URL=sim.url, AWS_REGION="eu-west-1",
@@ -231,16 +212,7 @@ def main() -> int:
         }))  # fmt: skip
         return 0
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        sim.stop()
-        proxy.stop()
-        cluster.stop()
+        stop_all(procs, sim, proxy, cluster)
 
 
 if __name__ == "__main__":
