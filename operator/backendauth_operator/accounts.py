@@ -32,7 +32,6 @@ from backendauth_operator import GROUP
 from backendauth_operator.kube import request
 
 OWNER_ACCOUNT = f"{GROUP}/owner-account-id"
-DEFAULT_ACCOUNT_MAP = "backendauth-role-account-map"
 DEFAULT_SESSION_NAME = "backendauth-operator"
 
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")

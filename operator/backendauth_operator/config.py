@@ -6,10 +6,18 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _object_name(default: str, variable: str) -> Any:
+    """A setting that names a Kubernetes object (a DNS subdomain), read from ``variable``."""
+    return Field(
+        default, validation_alias=variable, min_length=1, max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    )  # fmt: skip
 
 
 class Settings(BaseSettings):
@@ -49,26 +57,14 @@ class Settings(BaseSettings):
         max_length=63,
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
     )
-    account_map: str = Field(
-        "backendauth-role-account-map",
-        validation_alias="BACKENDAUTH_ACCOUNT_MAP",
-        min_length=1,
-        max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
-    )
+    account_map: str = _object_name("backendauth-role-account-map", "BACKENDAUTH_ACCOUNT_MAP")
     metrics_port: int = Field(9090, ge=0, le=65535, validation_alias="BACKENDAUTH_METRICS_PORT")
     default_deletion_policy: Literal["Retain", "Delete"] = Field(
         "Retain", validation_alias="BACKENDAUTH_DEFAULT_DELETION_POLICY"
     )
     pod_name: str | None = Field(None, validation_alias="POD_NAME", min_length=1, max_length=253)
     leader_election: bool = Field(True, validation_alias="BACKENDAUTH_LEADER_ELECTION")
-    leader_lease: str = Field(
-        "backendauth-operator-leader",
-        validation_alias="BACKENDAUTH_LEADER_LEASE",
-        min_length=1,
-        max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
-    )
+    leader_lease: str = _object_name("backendauth-operator-leader", "BACKENDAUTH_LEADER_LEASE")
     lease_duration_seconds: float = Field(
         15.0, gt=0, allow_inf_nan=False, validation_alias="BACKENDAUTH_LEASE_DURATION_SECONDS"
     )
