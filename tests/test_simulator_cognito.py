@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
-from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread, cognito
+from backendauth_testbed.simulator import IMPORTED_RESOURCE_NAME, SimulatorConfig, SimulatorThread, cognito
 from sim import mutating_calls, seed_pools, sim_calls, sim_state
 
 APP, ENV, RES = "app1", "dev", "shopauth"
@@ -804,3 +804,207 @@ def test_the_shape_check_catches_a_departure() -> None:
         ".UserPool.MfaConfiguration: 'MAYBE' not in ['OFF', 'ON', 'OPTIONAL']",
         ".UserPool.Policies.PasswordPolicy.MinimumLength: expected an integer",
     ]
+
+
+# ---- ImportBackendAuth ------------------------------------------------------------------------------
+
+
+def import_auth(
+    aws: Checked, ids: dict[str, Any], web: str = "web", native: str = "native"
+) -> dict[str, Any]:
+    kwargs = {
+        "AppId": APP,
+        "BackendEnvironmentName": ENV,
+        "UserPoolId": ids["userPoolId"],
+        "WebClientId": ids["clients"][web],
+        "NativeClientId": ids["clients"][native],
+    }
+    if ids.get("identityPoolId"):
+        kwargs["IdentityPoolId"] = ids["identityPoolId"]
+    answer: dict[str, Any] = aws.amplify.import_backend_auth(**kwargs)
+    return answer
+
+
+def job_of(aws: Checked, job_id: str) -> dict[str, Any]:
+    answer: dict[str, Any] = aws.amplify.get_backend_job(AppId=APP, BackendEnvironmentName=ENV, JobId=job_id)
+    return answer
+
+
+def test_an_import_is_a_job_that_links_the_pools_and_a_delete_unlinks_and_keeps_them(
+    sim: SimulatorThread,
+) -> None:
+    seeded = seed_pools(sim.url, region=REGION, identity_pool={"name": "tf_identity"})
+    aws = Checked(sim.url)
+    control(sim.url, "hold", {"held": True})
+    job = import_auth(aws, seeded)
+    assert (job["Operation"], job["Status"]) == ("ImportBackendAuth", "RUNNING")
+    # One pending job per app/env: a second import, or a create, waits.
+    for attempt in (
+        lambda: import_auth(aws, seeded),
+        lambda: aws.amplify.create_backend_auth(
+            AppId=APP, BackendEnvironmentName=ENV, ResourceName="other", ResourceConfig=SMALL_CONFIG
+        ),
+    ):
+        with pytest.raises(ClientError) as err:
+            attempt()
+        assert error_code(err) == "ValidationException" and "pending job" in str(err.value)
+    assert (
+        json.loads(aws.amplify.get_backend(AppId=APP, BackendEnvironmentName=ENV)["AmplifyMetaConfig"]) == {}
+    )
+    control(sim.url, "hold", {"held": False})
+    assert job_of(aws, job["JobId"])["Status"] == "COMPLETED"
+
+    meta = json.loads(aws.amplify.get_backend(AppId=APP, BackendEnvironmentName=ENV)["AmplifyMetaConfig"])
+    entry = meta["auth"][IMPORTED_RESOURCE_NAME]
+    assert entry["serviceType"] == "imported"
+    assert entry["output"] == {
+        "UserPoolId": seeded["userPoolId"],
+        "AppClientIDWeb": seeded["clients"]["web"],
+        "AppClientID": seeded["clients"]["native"],
+        "IdentityPoolId": seeded["identityPoolId"],
+    }
+    # By default GetBackendAuth does not answer for an imported resource (unknown at AWS) ...
+    with pytest.raises(ClientError) as err:
+        aws.amplify.get_backend_auth(
+            AppId=APP, BackendEnvironmentName=ENV, ResourceName=IMPORTED_RESOURCE_NAME
+        )
+    assert error_code(err) == "NotFoundException"
+    # ... and told to, it answers with the pools' configuration.
+    control(sim.url, "config", {"imported_get_backend_auth": "config"})
+    config = aws.amplify.get_backend_auth(
+        AppId=APP, BackendEnvironmentName=ENV, ResourceName=IMPORTED_RESOURCE_NAME
+    )["ResourceConfig"]
+    assert config["AuthResources"] == "IDENTITY_POOL_AND_USER_POOL"
+    assert config["UserPoolConfigs"]["UserPoolName"] == "seeded"
+    assert config["IdentityPoolConfigs"] == {"IdentityPoolName": "tf_identity", "UnauthenticatedLogin": False}
+    # An app/env with an auth resource takes no import; an imported resource takes no update.
+    with pytest.raises(ClientError) as err:
+        import_auth(aws, seeded)
+    assert error_code(err) == "BadRequestException" and IMPORTED_RESOURCE_NAME in str(err.value)
+    with pytest.raises(ClientError) as err:
+        aws.amplify.update_backend_auth(
+            AppId=APP,
+            BackendEnvironmentName=ENV,
+            ResourceName=IMPORTED_RESOURCE_NAME,
+            ResourceConfig={"AuthResources": "USER_POOL_ONLY", "Service": "COGNITO", "UserPoolConfigs": {}},
+        )
+    assert error_code(err) == "BadRequestException" and "imported" in str(err.value)
+
+    job = aws.amplify.delete_backend_auth(
+        AppId=APP, BackendEnvironmentName=ENV, ResourceName=IMPORTED_RESOURCE_NAME
+    )
+    assert job_of(aws, job["JobId"])["Status"] == "COMPLETED"
+    assert (
+        json.loads(aws.amplify.get_backend(AppId=APP, BackendEnvironmentName=ENV)["AmplifyMetaConfig"]) == {}
+    )
+    # Amplify does not manage an imported resource's lifecycle: the pools stay.
+    assert aws.idp.describe_user_pool(UserPoolId=seeded["userPoolId"])["UserPool"]["Name"] == "seeded"
+    assert aws.idp.describe_user_pool_client(
+        UserPoolId=seeded["userPoolId"], ClientId=seeded["clients"]["native"]
+    )
+    assert aws.identity.describe_identity_pool(IdentityPoolId=seeded["identityPoolId"])
+    assert [c["operation"] for c in mutating_calls(sim.url)] == [
+        "ImportBackendAuth",
+        "ImportBackendAuth",
+        "CreateBackendAuth",
+        "ImportBackendAuth",
+        "UpdateBackendAuth",
+        "DeleteBackendAuth",
+    ]
+    # Linked again after the unlink: the same pools, a new import.
+    job = import_auth(aws, seeded)
+    assert job_of(aws, job["JobId"])["Status"] == "COMPLETED"
+    assert aws.problems == []
+
+
+def test_an_import_without_an_identity_pool_links_the_user_pool_only(sim: SimulatorThread) -> None:
+    seeded = seed_pools(sim.url, region=REGION)
+    aws = Checked(sim.url)
+    assert import_auth(aws, seeded)["Status"] == "COMPLETED"
+    output = outputs(aws, IMPORTED_RESOURCE_NAME)
+    assert output == {
+        "UserPoolId": seeded["userPoolId"],
+        "AppClientIDWeb": seeded["clients"]["web"],
+        "AppClientID": seeded["clients"]["native"],
+    }
+    assert sim_state(sim.url)["links"][f"{APP}/{ENV}/{IMPORTED_RESOURCE_NAME}"]["imported"] is True
+
+
+@pytest.mark.parametrize(
+    ("seed", "region", "web", "native", "error"),
+    [
+        (
+            {"clients": [{"name": "web", "secret": True}, {"name": "native", "secret": True}]},
+            REGION,
+            "web",
+            "native",
+            "has a client secret",
+        ),
+        (
+            {
+                "clients": [{"name": "web", "secret": False}, {"name": "native", "secret": True}],
+                "identity_pool": {"clients": ["web"]},
+            },
+            REGION,
+            "web",
+            "native",
+            "does not list app client",
+        ),
+        ({}, "us-west-2", "web", "native", "does not exist in us-west-2"),
+        ({"account": OTHER_ACCOUNT}, REGION, "web", "native", "does not exist in eu-west-1"),
+    ],
+)
+def test_an_import_of_pools_that_cannot_be_linked_fails_its_job_naming_why(
+    sim: SimulatorThread, seed: dict[str, Any], region: str, web: str, native: str, error: str
+) -> None:
+    seeded = seed_pools(sim.url, region=REGION, **seed)
+    aws = Checked(sim.url, region=region)
+    job = import_auth(aws, seeded, web, native)
+    ended = job_of(aws, job["JobId"])
+    assert ended["Status"] == "FAILED" and error in ended["Error"]
+    assert (
+        json.loads(aws.amplify.get_backend(AppId=APP, BackendEnvironmentName=ENV)["AmplifyMetaConfig"]) == {}
+    )
+
+
+def test_an_import_of_a_client_the_pool_does_not_have_fails(sim: SimulatorThread) -> None:
+    seeded = seed_pools(sim.url, region=REGION)
+    other = seed_pools(sim.url, region=REGION)
+    seeded["clients"]["native"] = other["clients"]["native"]
+    aws = Checked(sim.url)
+    ended = job_of(aws, import_auth(aws, seeded)["JobId"])
+    assert ended["Status"] == "FAILED" and other["clients"]["native"] in ended["Error"]
+
+
+def test_import_honours_the_fault_rates_and_the_ambiguous_timeout(sim: SimulatorThread) -> None:
+    seeded = seed_pools(sim.url, region=REGION)
+    aws = Checked(sim.url)
+    control(sim.url, "faults", {"operation": "ImportBackendAuth", "fault": "throttle"})
+    with pytest.raises(ClientError) as err:
+        import_auth(aws, seeded)
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert sim_state(sim.url)["jobs"] == []  # refused: nothing started
+    control(sim.url, "faults", {"operation": "ImportBackendAuth", "fault": "ambiguous"})
+    with pytest.raises(ClientError) as err:
+        import_auth(aws, seeded)
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 504
+    # Carried out although the answer was lost: the job is there, and the link with it.
+    jobs = aws.amplify.list_backend_jobs(AppId=APP, BackendEnvironmentName=ENV)["Jobs"]
+    assert [(j["Operation"], j["Status"]) for j in jobs] == [("ImportBackendAuth", "COMPLETED")]
+    assert outputs(aws, IMPORTED_RESOURCE_NAME)["UserPoolId"] == seeded["userPoolId"]
+    with SimulatorThread(SimulatorConfig(apps=[(APP, ENV)], job_seconds=0.0, throttle_rate=1.0)) as throttled:
+        seed = seed_pools(throttled.url, region=REGION)
+        with pytest.raises(ClientError) as err:
+            import_auth(Checked(throttled.url), seed)
+        assert error_code(err) == "TooManyRequestsException"
+
+
+def test_the_imported_get_backend_auth_setting_is_checked(sim: SimulatorThread) -> None:
+    request = urllib.request.Request(
+        f"{sim.url}/_sim/config",
+        data=json.dumps({"imported_get_backend_auth": "maybe"}).encode(),
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=10)
+    assert err.value.code == 400 and "imported_get_backend_auth" in json.loads(err.value.read())["message"]
