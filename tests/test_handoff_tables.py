@@ -470,7 +470,7 @@ def test_crossplane_manage_carries_the_whole_configuration(view: AuthView) -> No
         "requireUppercase": False, "temporaryPasswordValidityDays": 7,
     }  # fmt: skip
     assert fp["usernameAttributes"] == ["email"] and fp["autoVerifiedAttributes"] == ["email"]
-    assert [a["name"] for a in fp["schema"]] == ["sub", "email", "name"]  # the required ones
+    assert [a["name"] for a in fp["schema"]] == ["email", "name"]  # the required ones (sub: always)
     assert fp["verificationMessageTemplate"]["emailMessage"] == "Your code is {####}"
     assert fp["accountRecoverySetting"] == {"recoveryMechanism": [{"name": "verified_email", "priority": 1}]}
     assert fp["smsConfiguration"]["snsCallerArn"].endswith("shopauth_sns-role")
@@ -533,12 +533,12 @@ def test_ack_adopts_the_user_pool_by_id_retains_it_and_names_what_holds_the_rest
     assert spec["name"] == "shopusers" and spec["policies"]["passwordPolicy"]["minimumLength"] == 12
     assert spec["smsConfiguration"]["snsCallerARN"].endswith("shopauth_sns-role")
     for line in (
-        f"# - the web app client {WEB}: the Crossplane export",
+        f"# - the web app client {WEB}: UserPoolClient shop-shop-auth-web-client",
         "UserPoolClient shop-shop-auth-native-client",
         "# - the domain shop-auth:",
         "IdentityProvider shop-shop-auth-idp-google (Observe)",
         f"# - the identity pool {IDENTITY} and its roles:",
-        "# - TOTP (software token MFA, on): ACK's UserPool has no such setting",
+        "# - TOTP (software token MFA, on): ACK's UserPool has no such setting: UserPool shop-shop-auth-user",
     ):
         assert line in text, line
 

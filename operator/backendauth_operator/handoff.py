@@ -149,12 +149,12 @@ def _lambda_config(raw: Mapping[str, Any], ack: bool) -> dict[str, Any]:
 
 
 def _schema(pool: UserPool, ack: bool) -> list[dict[str, Any]]:
-    """The schema entries to carry: the required ones and the custom ones (the standard
-    attributes are there in every pool; listing them all would only add noise)."""
+    """The schema entries to carry: the required ones and the custom ones. The other standard
+    attributes are in every pool as Cognito made them, and ``sub`` cannot be configured."""
     out = []
     for attribute in pool.schema:
         custom = attribute.name.startswith("custom:")
-        if not (attribute.required or custom):
+        if attribute.name == "sub" or not (attribute.required or custom):
             continue
         entry: dict[str, Any] = {
             "name": attribute.name.removeprefix("custom:") if not ack else attribute.name,
@@ -520,36 +520,34 @@ def ack(view: AuthView, source: Source, config: Mapping[str, Any] | None = None,
         "metadata": metadata,
         "spec": ack_user_pool_spec(pool),
     }
-    crossplane_names = "the Crossplane export (backendauth-operator export --to crossplane) holds it as"
     head = [
         f"Hand-off to ACK (AWS Controllers for Kubernetes) of {source}.",
         f"AWS account {view.account or '(the credentials in use)'}, region {region}: the ACK controller must "
         "act in that account.",
         "adoption-policy adopt takes the existing pool by its id without changing it; deletion-policy "
         "retain keeps it when the UserPool is deleted.",
-        "Not held by ACK's UserPool, and what holds it instead:",
+        "Not held by ACK's UserPool; the Crossplane export (backendauth-operator export --to crossplane) "
+        "holds it instead, as:",
     ]
     for role, client in (("web", pools.web_client), ("native", pools.native_client)):
         if client is not None:
-            head.append(
-                f"- the {role} app client {client.id}: {crossplane_names} UserPoolClient {base}-{role}-client"
-            )
+            head.append(f"- the {role} app client {client.id}: UserPoolClient {base}-{role}-client")
     if view.domain is not None:
-        head.append(f"- the domain {view.domain.domain}: {crossplane_names} UserPoolDomain {base}-domain")
+        head.append(f"- the domain {view.domain.domain}: UserPoolDomain {base}-domain")
     for provider in view.providers:
         head.append(
-            f"- the identity provider {provider.name}: {crossplane_names} IdentityProvider "
+            f"- the identity provider {provider.name}: IdentityProvider "
             f"{base}-idp-{dns_name(provider.name, 20)} (Observe)"
         )
     if pools.identity_pool is not None:
         head.append(
-            f"- the identity pool {pools.identity_pool.id} and its roles: {crossplane_names} Pool "
+            f"- the identity pool {pools.identity_pool.id} and its roles: Pool "
             f"{base}-identity-pool and PoolRolesAttachment {base}-identity-pool-roles"
         )
     if pool.mfa_configuration in ("ON", "OPTIONAL"):
         head.append(
             f"- TOTP (software token MFA, {'on' if pool.totp_enabled else 'off'}): ACK's UserPool has no "
-            f"such setting; {crossplane_names} UserPool {base}-user-pool (softwareTokenMfaConfiguration)"
+            f"such setting: UserPool {base}-user-pool (softwareTokenMfaConfiguration)"
         )
     head += not_carried(config, "ack")
     return _document(doc, head)

@@ -163,9 +163,9 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         f"{RC}.service",
-        NotCarried("always COGNITO: the exported kinds are Cognito's"),
-        NotCarried("always COGNITO: the exported kind is Cognito's"),
-        NotCarried("always COGNITO: referenceAuth refers to Cognito pools"),
+        Carried(("UserPool", "Pool"), "always COGNITO: the exported kinds are Cognito's"),
+        Carried(("UserPool",), "always COGNITO: the exported kind is Cognito's"),
+        Carried(("referenceAuth",), "always COGNITO: referenceAuth refers to Cognito pools"),
     ),
     Row(
         f"{IP}.identityPoolName",
