@@ -281,7 +281,7 @@ def view() -> Iterator[AuthView]:
 def user_pool_only(view: AuthView) -> AuthView:
     pools = view.pools
     return AuthView(Pools(pools.region, pools.user_pool, pools.web_client, pools.native_client, None),
-                    view.domain, view.providers, view.account)  # fmt: skip
+                    view.domains, view.providers, view.account)  # fmt: skip
 
 
 def docs_of(text: str) -> list[dict[str, Any]]:
@@ -307,7 +307,7 @@ def test_the_reads_keep_what_the_export_needs_and_drop_every_secret(view: AuthVi
     assert pools.native_client is not None and pools.native_client.has_secret
     assert pools.web_client is not None and not pools.web_client.has_secret
     assert pools.identity_pool is not None and pools.identity_pool.auth_role_arn == AUTH_ROLE
-    assert view.domain is not None and view.domain.domain == "shop-auth"
+    assert [d.domain for d in view.domains] == ["shop-auth"]
     google, apple = view.providers
     assert google.details == {
         "client_id": "123.apps.googleusercontent.com",
@@ -748,3 +748,35 @@ def test_a_client_error_is_classified_not_raised(aws_env: None) -> None:
         failure = Cognito(clients, REGION).app_client(POOL, WEB)
     assert isinstance(failure, Failure) and "DescribeUserPoolClient" in failure.message
     assert not isinstance(failure, botocore.exceptions.ClientError)
+
+
+def test_the_domain_prefix_of_the_config_and_a_custom_domain_are_both_exported(aws_env: None) -> None:
+    """A pool whose answer names no prefix domain is still looked up by the spec's domainPrefix;
+    a custom domain is a UserPoolDomain of its own, with its certificate."""
+    answer = user_pool_answer()
+    del answer["UserPool"]["Domain"]
+    answer["UserPool"]["CustomDomain"] = "auth.example.com"
+    answer["UserPool"]["MfaConfiguration"] = "OFF"
+    custom = {
+        "DomainDescription": {
+            "UserPoolId": POOL, "Domain": "auth.example.com", "Status": "ACTIVE",
+            "CustomDomainConfig": {"CertificateArn": "arn:aws:acm:us-east-1:111111111111:certificate/abc"},
+        }
+    }  # fmt: skip
+    clients = ClientFactory("http://127.0.0.1:9")
+    idp = clients.reading(REGION, None, service="cognito-idp")
+    with Stubber(idp) as stub:
+        stub.add_response("describe_user_pool", answer, {"UserPoolId": POOL})
+        stub.add_response("describe_user_pool_domain", domain_answer(), {"Domain": "shop-auth"})
+        stub.add_response("describe_user_pool_domain", custom, {"Domain": "auth.example.com"})
+        stub.add_response(
+            "list_identity_providers", {"Providers": []}, {"UserPoolId": POOL, "MaxResults": 60}
+        )
+        view = Cognito(clients, REGION).view(PoolIds(POOL), domain_prefix="shop-auth")
+        stub.assert_no_pending_responses()
+    assert not isinstance(view, Failure)
+    docs = [d for d in docs_of(handoff.crossplane(view, SOURCE, None, CrossplaneOptions(manage=True)))]
+    domains = {d["metadata"]["name"]: d["spec"]["forProvider"] for d in docs if d["kind"] == "UserPoolDomain"}
+    assert domains["shop-shop-auth-domain"]["domain"] == "shop-auth"
+    assert domains["shop-shop-auth-custom-domain"]["certificateArn"].startswith("arn:aws:acm:us-east-1:")
+    assert "UserPoolClient" not in {d["kind"] for d in docs} and "Pool" not in {d["kind"] for d in docs}

@@ -255,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="print auth resources AWS has: as BackendAuth manifests (adoptionPolicy: AdoptOrCreate), or "
         "handed over to Crossplane, ACK or Amplify Gen 2 (--to)",
+        epilog="With --to crossplane, ack or gen2 every value comes from read-only Cognito calls; no "
+        "secret is ever printed. Exit 0: every auth resource was exported; 1: bad flags, or an auth "
+        "resource could not be exported (one line each on stderr; the others are still written). "
+        "--to gen2 of a USER_POOL_ONLY resource writes nothing for it and says why: Gen 2's "
+        "referenceAuth needs an identity pool and both of its roles.",
     )
     p_export.add_argument(
         "--to", choices=("backendauth", "crossplane", "ack", "gen2"), default="backendauth",

@@ -240,7 +240,7 @@ class AuthView:
     """Everything behind one auth resource, as the hand-off export renders it."""
 
     pools: Pools
-    domain: Domain | None = None
+    domains: tuple[Domain, ...] = ()  # the prefix domain (Amplify's), and a custom one if any
     providers: tuple[IdentityProvider, ...] = ()
     account: str = ""  # the AWS account (empty: the operator's own, not known)
 
@@ -355,26 +355,24 @@ class Cognito:
         return Pools(self.region, pool, clients[0], clients[1], identity)
 
     def view(self, ids: PoolIds, domain_prefix: str | None = None) -> AuthView | Failure:
-        """Everything behind an auth resource: :meth:`pools`, the hosted UI's domain (the
-        pool's own, else ``domain_prefix`` if AWS has it for this pool) and the identity
-        providers."""
+        """Everything behind an auth resource: :meth:`pools`, the hosted UI's domains (the
+        pool's prefix domain, else ``domain_prefix`` if AWS has it for this pool; and its custom
+        domain) and the identity providers."""
         pools = self.pools(ids)
         if isinstance(pools, Failure):
             return pools
-        domain: Domain | None = None
-        for candidate in (pools.user_pool.custom_domain, pools.user_pool.domain, domain_prefix):
-            if not candidate:
-                continue
+        domains: list[Domain] = []
+        prefix = pools.user_pool.domain or domain_prefix
+        for candidate in dict.fromkeys(d for d in (prefix, pools.user_pool.custom_domain) if d):
             found = self.domain(candidate)
             if isinstance(found, Failure):
                 return found
             if found is not None and found.user_pool_id in ("", ids.user_pool_id):
-                domain = found
-                break
+                domains.append(found)
         providers = self.identity_providers(ids.user_pool_id)
         if isinstance(providers, Failure):
             return providers
-        return AuthView(pools, domain, providers, self.account)
+        return AuthView(pools, tuple(domains), providers, self.account)
 
 
 # ---- AWS's answers → values (pure) ----------------------------------------------------------------

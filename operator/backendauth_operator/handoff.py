@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from backendauth_operator import handoff_mapping
-from backendauth_operator.cognito import AppClient, AuthView, IdentityPool, IdentityProvider, UserPool
+from backendauth_operator.cognito import AppClient, AuthView, Domain, IdentityPool, IdentityProvider, UserPool
 
 XP_IDP = "cognitoidp.aws.upbound.io"
 XP_IDENTITY = "cognitoidentity.aws.upbound.io"
@@ -365,8 +365,7 @@ def crossplane(
                 f"{CONNECTION_SECRET_KEY}. Nothing to fill in; this output never holds it."
             )
         docs.append(_document(doc, notes))
-    if view.domain is not None:
-        domain = view.domain
+    for domain in view.domains:
         full = _clean({
             "region": region, "userPoolId": pool.id, "domain": domain.domain,
             "certificateArn": domain.certificate_arn, "managedLoginVersion": domain.managed_login_version,
@@ -374,10 +373,10 @@ def crossplane(
         docs.append(
             _document(
                 _managed(
-                    f"{XP_IDP}/v1beta1", "UserPoolDomain", f"{base}-domain", domain.domain, source, policies,
-                    provider_config, body(full, {"userPoolId": pool.id}),
+                    f"{XP_IDP}/v1beta1", "UserPoolDomain", domain_name(base, domain), domain.domain, source,
+                    policies, provider_config, body(full, {"userPoolId": pool.id}),
                 ),
-                [f"The hosted UI's domain {domain.domain}."],
+                [f"The hosted UI's {'custom ' if domain.certificate_arn else ''}domain {domain.domain}."],
             )
         )  # fmt: skip
     for provider in view.providers:
@@ -405,6 +404,12 @@ def crossplane(
             )
         )  # fmt: skip
     return "".join(docs)
+
+
+def domain_name(base: str, domain: Domain) -> str:
+    """The UserPoolDomain's name: ``-domain`` for the prefix domain Amplify makes,
+    ``-custom-domain`` for a custom one (a pool has at most one of each)."""
+    return f"{base}-custom-domain" if domain.certificate_arn else f"{base}-domain"
 
 
 def _identity_provider(
@@ -532,8 +537,8 @@ def ack(view: AuthView, source: Source, config: Mapping[str, Any] | None = None,
     for role, client in (("web", pools.web_client), ("native", pools.native_client)):
         if client is not None:
             head.append(f"- the {role} app client {client.id}: UserPoolClient {base}-{role}-client")
-    if view.domain is not None:
-        head.append(f"- the domain {view.domain.domain}: UserPoolDomain {base}-domain")
+    for domain in view.domains:
+        head.append(f"- the domain {domain.domain}: UserPoolDomain {domain_name(base, domain)}")
     for provider in view.providers:
         head.append(
             f"- the identity provider {provider.name}: IdentityProvider "
