@@ -111,6 +111,18 @@ def user_pool_answer() -> dict[str, Any]:
             "Domain": "shop-auth",
             "AccountRecoverySetting": {"RecoveryMechanisms": [{"Priority": 1, "Name": "verified_email"}]},
             "DeletionProtection": "ACTIVE",
+            "LambdaConfig": {
+                "PreSignUp": "arn:aws:lambda:eu-west-1:111111111111:function:presignup",
+                "PreTokenGenerationConfig": {
+                    "LambdaVersion": "V2_0",
+                    "LambdaArn": "arn:aws:lambda:eu-west-1:111111111111:function:pretoken",
+                },
+                "CustomSMSSender": {
+                    "LambdaVersion": "V1_0",
+                    "LambdaArn": "arn:aws:lambda:eu-west-1:111111111111:function:sms",
+                },
+                "KMSKeyID": "arn:aws:kms:eu-west-1:111111111111:key/abc",
+            },
         }
     }
 
@@ -474,6 +486,8 @@ def test_crossplane_manage_carries_the_whole_configuration(view: AuthView) -> No
     assert fp["verificationMessageTemplate"]["emailMessage"] == "Your code is {####}"
     assert fp["accountRecoverySetting"] == {"recoveryMechanism": [{"name": "verified_email", "priority": 1}]}
     assert fp["smsConfiguration"]["snsCallerArn"].endswith("shopauth_sns-role")
+    assert fp["lambdaConfig"]["preSignUp"].endswith(":presignup") and fp["lambdaConfig"]["kmsKeyId"]
+    assert fp["lambdaConfig"]["customSmsSender"]["lambdaArn"].endswith(":sms")
     web = kinds["UserPoolClient"][0]["spec"]["forProvider"]
     assert web["callbackUrls"] == ["https://shop.example.com/callback"] and web["logoutUrls"]
     assert web["allowedOauthFlows"] == ["code"] and web["allowedOauthScopes"] == [
@@ -780,3 +794,14 @@ def test_the_domain_prefix_of_the_config_and_a_custom_domain_are_both_exported(a
     assert domains["shop-shop-auth-domain"]["domain"] == "shop-auth"
     assert domains["shop-shop-auth-custom-domain"]["certificateArn"].startswith("arn:aws:acm:us-east-1:")
     assert "UserPoolClient" not in {d["kind"] for d in docs} and "Pool" not in {d["kind"] for d in docs}
+
+
+def test_the_schema_check_catches_an_unknown_field_and_a_wrong_type() -> None:
+    schema = schema_of("cognitoidp.aws.upbound.io/v1beta2", "UserPool")
+    body = {
+        "spec": {"forProvider": {"region": "eu-west-1", "passwordPolicy": [{"minimumLength": 8}], "bogus": 1}}
+    }
+    assert check(body, schema, "UserPool") == [
+        "UserPool.spec.forProvider.passwordPolicy: not an object",
+        "UserPool.spec.forProvider.bogus: unknown field",
+    ]
