@@ -155,13 +155,23 @@ def test_export_of_a_full_auth_resource_to_every_target_reads_only_and_prints_no
     assert 'authRoleArn: "arn:aws:iam::' in gen2.stdout and 'unauthRoleArn: "arn:aws:iam::' in gen2.stdout
 
 
-def test_gen2_of_a_user_pool_only_resource_says_why_and_fails(bed: Bed) -> None:
+def test_gen2_of_a_user_pool_only_resource_says_why_and_fails(bed: Bed, tmp_path: Path) -> None:
     bed.apply(backendauth("pool-only", minimal_spec()))
     ready(bed, "pool-only")
     result = export(bed, "--to", "gen2", "--app", APP, "--env", ENV, "--resource", RES)
     assert result.returncode == 1 and result.stdout == ""
     assert "needs an identity pool" in result.stderr and "amplify-backend#2252" in result.stderr
     assert result.stderr.count("\n") == 1
+    # The other targets take it; --output-dir writes one file per auth resource.
+    out = tmp_path / "out"
+    for target in ("backendauth", "crossplane", "ack"):
+        written = export(bed, "--to", target, "--app", APP, "--env", ENV, "--output-dir", str(out / target))
+        assert written.returncode == 0, written.stderr
+        (path,) = (out / target).rglob("*.yaml")
+        assert path.relative_to(out / target).as_posix() == "default/shopauth.yaml"
+        kinds = [d["kind"] for d in docs_of(path.read_text())]
+        assert kinds == {"backendauth": ["BackendAuth"], "crossplane": ["UserPool", "UserPoolClient",
+                         "UserPoolClient"], "ack": ["UserPool"]}[target]  # fmt: skip
 
 
 def test_an_access_denied_cognito_read_names_the_action_and_the_credentials(bed: Bed) -> None:
