@@ -85,8 +85,9 @@ Control (``/_sim/...``, JSON bodies; ``account`` defaults to ``base_account``):
   ``/_sim/jobs/{jobId}``, ``/_sim/hold``, ``/_sim/deny_role``, ``/_sim/require_external_id``,
   ``/_sim/reset``; ``GET /_sim/config``, ``/_sim/access``: see ``server.py`` and ``state.py``.
   Queued faults may name a Cognito read (``throttle`` → 400 ``TooManyRequestsException``,
-  ``access_denied`` → 400 ``AccessDeniedException`` naming the action); the configured
-  ``throttle_rate`` and ``timeout_rate`` apply to Cognito reads too, ``rate_limit`` does not.
+  ``access_denied`` → 400 ``AccessDeniedException`` naming the action, ``timeout`` and
+  ``internal`` → 500 ``InternalErrorException``); the configured ``throttle_rate`` and
+  ``timeout_rate`` apply to Cognito reads too, ``rate_limit`` does not.
 - STS: any well-formed role can be assumed unless ``/_sim/deny_role`` or
   ``/_sim/require_external_id`` says otherwise; no trust policies, session policies, tags or
   role chaining limits. Only ``AssumeRole`` and ``GetCallerIdentity`` are served.
