@@ -805,3 +805,26 @@ def test_the_schema_check_catches_an_unknown_field_and_a_wrong_type() -> None:
         "UserPool.spec.forProvider.passwordPolicy: not an object",
         "UserPool.spec.forProvider.bogus: unknown field",
     ]
+
+
+def test_cognito_reads_are_paced_with_the_account_and_region(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backendauth_operator import aws
+
+    keys: list[aws.PaceKey] = []
+    real = aws.pacer
+
+    def recording(key: aws.PaceKey | str) -> aws.Pacer:
+        keys.append(key if isinstance(key, aws.PaceKey) else aws.pace_key("", key))
+        return real(key)
+
+    monkeypatch.setattr(aws, "pacer", recording)
+    clients = ClientFactory("http://127.0.0.1:9")
+    identity = clients.reading(REGION, ROLE, service="cognito-identity")
+    with Stubber(identity) as stub:
+        stub.add_response("describe_identity_pool", identity_pool_answer(), {"IdentityPoolId": IDENTITY})
+        stub.add_response("get_identity_pool_roles", roles_answer(), {"IdentityPoolId": IDENTITY})
+        found = Cognito(clients, REGION, ROLE, "111111111111").identity_pool(IDENTITY)
+    assert not isinstance(found, Failure) and found.unauth_role_arn == UNAUTH_ROLE
+    assert keys == [aws.pace_key("111111111111", REGION)] * 2
