@@ -828,3 +828,22 @@ def test_cognito_reads_are_paced_with_the_account_and_region(
         found = Cognito(clients, REGION, ROLE, "111111111111").identity_pool(IDENTITY)
     assert not isinstance(found, Failure) and found.unauth_role_arn == UNAUTH_ROLE
     assert keys == [aws.pace_key("111111111111", REGION)] * 2
+
+
+def test_an_output_dir_that_cannot_be_written_is_named_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, view: AuthView, tmp_path: Path
+) -> None:
+    from backendauth_operator import export
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    found = [export.Found(SOURCE, REGION)]
+    monkeypatch.setattr(export, "from_app", lambda clients, selection, region: (found, []))
+    monkeypatch.setattr(export, "read_view", lambda clients, item: (view, CONFIG))
+    monkeypatch.setenv("AWS_REGION", REGION)
+    argv = ["export", "--to", "ack", "--app", "a", "--env", "e", "--output-dir", str(blocker / "out")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--output-dir {blocker / 'out'}: " in err
+    assert cli.main([*argv[:-1], str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "shop" / "shop-auth.yaml").read_text().startswith("---\n# Hand-off to ACK")

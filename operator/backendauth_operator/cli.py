@@ -191,7 +191,12 @@ def _export_handoff(args: argparse.Namespace, settings: Any) -> int:
         return 1
     problems += failed
     if args.output_dir:
-        for path in export.write_outputs(outputs, Path(args.output_dir)):
+        try:
+            written = export.write_outputs(outputs, Path(args.output_dir))
+        except OSError as error:
+            print(f"backendauth-operator export: --output-dir {args.output_dir}: {error}", file=sys.stderr)
+            return 1
+        for path in written:
             print(f"wrote {path}", file=sys.stderr)
     else:
         sys.stdout.write("".join(o.text for o in outputs))
