@@ -847,3 +847,27 @@ def test_an_output_dir_that_cannot_be_written_is_named_in_one_line(
     assert err.count("\n") == 1 and f"--output-dir {blocker / 'out'}: " in err
     assert cli.main([*argv[:-1], str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "shop" / "shop-auth.yaml").read_text().startswith("---\n# Hand-off to ACK")
+
+
+def test_the_listed_iam_actions_are_exactly_the_calls_the_reads_make(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backendauth_operator import cognito, export
+
+    made: set[str] = set()
+    real = cognito.call
+
+    def recording(client: Any, method: str, **kwargs: Any) -> dict[str, Any]:
+        prefix = client.meta.service_model.signing_name
+        made.add(f"{prefix}:{client.meta.method_to_api_mapping[method]}")
+        return real(client, method, **kwargs)
+
+    monkeypatch.setattr(cognito, "call", recording)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        read_view()
+    assert made == set(cognito.ACTIONS)
+    assert set(export.HANDOFF_ACTIONS) == {
+        "amplifybackend:GetBackend",
+        "amplifybackend:GetBackendAuth",
+        *made,
+    }

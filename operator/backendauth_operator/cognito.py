@@ -30,6 +30,18 @@ from backendauth_operator.aws import ClientFactory, Failure, call, classify, pac
 IDP = "cognito-idp"
 IDENTITY = "cognito-identity"
 
+# The IAM actions of these reads (for an IAM policy: a test keeps the list equal to the calls).
+ACTIONS = (
+    "cognito-idp:DescribeUserPool",
+    "cognito-idp:GetUserPoolMfaConfig",
+    "cognito-idp:DescribeUserPoolClient",
+    "cognito-idp:DescribeUserPoolDomain",
+    "cognito-idp:ListIdentityProviders",
+    "cognito-idp:DescribeIdentityProvider",
+    "cognito-identity:DescribeIdentityPool",
+    "cognito-identity:GetIdentityPoolRoles",
+)
+
 # Keys of ProviderDetails that hold a secret: never kept.
 SECRET_PROVIDER_DETAILS = frozenset({"client_secret", "private_key"})
 

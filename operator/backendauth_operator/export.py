@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import yaml
 
-from backendauth_operator import GROUP, KIND, PLURAL, VERSION, handoff
+from backendauth_operator import GROUP, KIND, PLURAL, VERSION, cognito, handoff
 from backendauth_operator.accounts import AccountDirectory, Role
 from backendauth_operator.amplify import AmplifyBackend
 from backendauth_operator.aws import ClientFactory, Failure, call
@@ -113,6 +113,10 @@ def render(docs: list[dict[str, Any]], notes: list[str]) -> str:
 # ---- the hand-off: crossplane, ack, gen2 ---------------------------------------------------------------
 
 HANDOFF_TARGETS = ("crossplane", "ack", "gen2")
+
+# Every IAM action ``export --to crossplane|ack|gen2`` needs in the account it reads (in the
+# operator's own account as well, for a mapped one: sts:AssumeRole of the account's role).
+HANDOFF_ACTIONS = ("amplifybackend:GetBackend", "amplifybackend:GetBackendAuth", *cognito.ACTIONS)
 
 
 @dataclass(frozen=True)
