@@ -871,3 +871,12 @@ def test_the_listed_iam_actions_are_exactly_the_calls_the_reads_make(monkeypatch
         "amplifybackend:GetBackendAuth",
         *made,
     }
+
+
+def test_long_names_are_shortened_apart() -> None:
+    long = "a-namespace-with-a-rather-long-name"
+    first = Source("app", "env", "res", long, "backendauth-number-one").base
+    second = Source("app", "env", "res", long, "backendauth-number-two").base
+    assert first != second and len(first) <= 40 and len(second) <= 40
+    assert first.startswith("a-namespace-with-a-rather-long-na")
+    assert Source("app", "staging", "shopauth").base == "shopauth-staging"

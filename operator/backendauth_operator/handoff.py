@@ -15,6 +15,7 @@ field by field what goes where, and what does not (the renderers print those row
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -56,7 +57,11 @@ class Source:
         """The stem of the exported objects' names: unique per BackendAuth (cluster-scoped
         managed resources share one name space)."""
         stem = f"{self.namespace}-{self.name}" if self.name else f"{self.resource}-{self.env}"
-        return dns_name(stem, 40)
+        name = dns_name(stem, 1000)
+        if len(name) <= 40:
+            return name
+        # Shortened, with a digest of the whole: two long names that share a beginning stay apart.
+        return f"{name[:33].strip('-')}-{hashlib.sha256(stem.encode()).hexdigest()[:6]}"
 
 
 @dataclass(frozen=True)
