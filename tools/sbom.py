@@ -47,10 +47,10 @@ def pypi_name(name: str) -> str:
 def python_licenses(meta: metadata.PackageMetadata) -> list[dict[str, Any]]:
     """The licence a distribution declares: its SPDX License-Expression, else a one-line License
     field, else its licence classifiers; nothing when it declares none."""
-    expression = (meta.get("License-Expression") or "").strip()
+    expression = (meta.get_all("License-Expression") or [""])[0].strip()
     if expression:
         return [{"expression": expression}]
-    field = (meta.get("License") or "").strip()
+    field = (meta.get_all("License") or [""])[0].strip()
     if field and "\n" not in field and len(field) <= 100 and field.upper() != "UNKNOWN":
         return [{"license": {"name": field}}]
     names = []
