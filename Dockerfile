@@ -15,8 +15,9 @@ ARG BASE_IMAGE=python:3.11-slim
 
 # ---- build: uv from the lock, the operator's wheel, and the venv ------------------------------
 FROM ${BASE_IMAGE} AS build
+# uv trusts the base's CA store, as pip does (a proxy the base trusts works for both).
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 \
-    UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never UV_NATIVE_TLS=1
+    UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=1
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 COPY tools ./tools
