@@ -48,10 +48,17 @@ def test_the_unprivileged_job_lints_as_ci_run_does_and_never_uses_sudo() -> None
 
 
 def test_the_workflows_python_is_the_projects() -> None:
-    version = (REPO / ".python-version").read_text().strip()
+    assert (REPO / ".python-version").read_text().strip() == "3.11"
     for job in load(WORKFLOW)["jobs"].values():
-        pythons = [s["with"]["python-version"] for s in job["steps"] if "setup-python" in s.get("uses", "")]
-        assert pythons == [version]
+        pythons = [s["with"] for s in job["steps"] if "setup-python" in s.get("uses", "")]
+        assert pythons == [{"python-version-file": ".python-version"}]
+
+
+def test_every_action_is_pinned_by_commit_with_its_tag_in_a_comment() -> None:
+    uses = re.findall(r"^\s*(?:-\s+)?uses:\s*(.+)$", WORKFLOW.read_text(), re.M)
+    assert uses
+    for use in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+(\.\d+)*", use), use
 
 
 def test_dependabot_covers_the_lock_every_go_module_and_the_actions() -> None:
