@@ -30,12 +30,13 @@ RUN python3 tools/locked_requirement.py uv setuptools > /tmp/tools.txt \
  && /opt/tools/bin/python -m pip install --require-hashes --no-deps --only-binary=:all: -r /tmp/tools.txt \
  && /opt/tools/bin/python -m pip wheel --no-deps --no-build-isolation --no-index --wheel-dir /wheels .
 # The runtime venv, made without pip: the operator's locked runtime dependencies (exported from
-# uv.lock with their hashes; uv refuses any file whose hash is not there), then the operator's
-# wheel alone. The bytecode is compiled now: at run time nothing may be written under /.
+# uv.lock with their hashes; uv refuses any file whose hash is not there), as wheels only (building
+# a source distribution would take build dependencies the lock does not pin), then the
+# operator's wheel alone. The bytecode is compiled now: at run time nothing may be written under /.
 RUN /opt/tools/bin/uv export --frozen --no-dev --no-emit-workspace --package amplify-backendauth-operator \
       --format requirements-txt --output-file /tmp/requirements.txt \
  && python3 -m venv --without-pip /opt/venv \
- && /opt/tools/bin/uv pip install --python /opt/venv/bin/python --require-hashes --no-deps \
+ && /opt/tools/bin/uv pip install --python /opt/venv/bin/python --require-hashes --no-deps --no-build \
       --compile-bytecode -r /tmp/requirements.txt \
  && /opt/tools/bin/uv pip install --python /opt/venv/bin/python --no-deps --compile-bytecode /wheels/*.whl
 

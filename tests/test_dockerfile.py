@@ -118,6 +118,8 @@ def test_the_tools_and_the_runtime_set_come_from_the_lock() -> None:
                    "--format requirements-txt", "--output-file /tmp/requirements.txt"):  # fmt: skip
         assert option in export, option
     assert "--no-hashes" not in export
+    (runtime,) = [c for c in cmds if "-r /tmp/requirements.txt" in c]
+    assert "--python /opt/venv/bin/python" in runtime and "--no-build" in runtime
     # The wheel is built offline, with that setuptools.
     (wheel,) = [c for c in cmds if "pip wheel" in c]
     assert "--no-build-isolation" in wheel and "--no-index" in wheel
