@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-TESTBED_INSTALL = "pip install -e ./testbed -e '.[dev]'"
+# The test bed is a member of the project's uv workspace, on no index: `uv sync` in a checkout
+# installs it with the development groups (pip: `pip install -e . -e ./testbed`, in one command).
+TESTBED_INSTALL = "uv sync, then uv run backendauth-operator {command}"
 
 
 def _cmd_crd(args: argparse.Namespace) -> int:
@@ -36,7 +38,8 @@ def _testbed_module(command: str, module: str) -> ModuleType | None:
         else:
             what = f"the test bed needs {missing}, which is not installed"
         print(
-            f"backendauth-operator {command}: {what}; in a checkout of the project: {TESTBED_INSTALL}",
+            f"backendauth-operator {command}: {what}; in a checkout of the project: "
+            + TESTBED_INSTALL.format(command=command),
             file=sys.stderr,
         )
         return None
