@@ -290,7 +290,7 @@ def test_calls_by_account(sim: SimulatorThread) -> None:
     # The top level is the base account, in the shape it always had.
     assert calls["byOperation"] == {"AssumeRole": 1, "GetBackend": 1, "GetCallerIdentity": 1}
     assert {c["account"] for c in calls["calls"]} == {BASE}
-    by_account = calls["by_account"]
+    by_account = calls["byAccount"]
     assert set(by_account) == {BASE, ACCOUNT_A}
     assert by_account[ACCOUNT_A]["byOperation"] == {"AssumeRole": 1, "CreateBackendAuth": 1}
     assert by_account[ACCOUNT_A]["byResource"] == {f"{APP}/{ENV}/{RES}": {"CreateBackendAuth": 1}}
@@ -367,7 +367,7 @@ def test_botocore_assume_role_provider_refreshes_across_expiry(
         calls += 1
         time.sleep(0.05)  # pacing only: the loop ends on the clock
 
-    by_account = control(sim, "calls")[1]["by_account"]
+    by_account = control(sim, "calls")[1]["byAccount"]
     ops = by_account[ACCOUNT_A]["byOperation"]
     assert ops["GetBackendAuth"] == calls - 1 and ops["CreateBackendAuth"] == 1
     assert ops["AssumeRole"] >= 2  # refreshed at least once
