@@ -3,18 +3,31 @@
 
 First the check itself: hand-written managed resources, valid ones accepted by a server-side dry
 run and invalid ones (an unknown field, a wrong type, a broken CEL rule) refused, so that the
-export's documents passing it means something.
+export's documents passing it means something. Then the operator's part of the hand-off runbook
+(``docs/how-to/hand-off.md``): BackendAuths made Ready by the operator against the simulator,
+exported with ``--from-cluster`` to Crossplane (Observe, and ``--manage``), ACK and Gen 2, every
+document accepted by the API server with the providers' CRDs, every Gen 2 file compiled by
+``tsc --strict``; then the BackendAuths deleted with ``deletionPolicy: Retain``, and the
+simulator's call log showing that nothing after Ready changed anything in AWS.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from real_apiserver import RealCluster
+from harness import backendauth, wait_until
+from real_apiserver import RealBed, RealCluster
+from sim import mutating_calls, sim_calls, sim_state
+from specs import full_spec, minimal_spec
+from test_handoff_simulator import assert_no_secret, export, native_client_secret, with_secrets
+from tools.tsc import gen2_packages, typecheck_many
 from upstream_crds import dry_run, find_upstream_crds, install, upstream_crds_dir
 
 POOL_ID = "eu-west-1_AbCdEf123"
@@ -223,3 +236,134 @@ def test_invalid_managed_resources_are_refused(upstream: RealCluster, case: str)
     assert len(errors) == 1, errors
     assert errors[0].startswith(f"{doc['kind']} {doc['apiVersion']} "), errors
     assert NAMED[case] in errors[0], errors
+
+
+# ---- the operator's part of the hand-off runbook (docs/how-to/hand-off.md) -----------------------
+
+FULL = "shop-auth"  # every field, social providers with Secrets, deletionPolicy Delete
+ADMIN = "admin-auth"  # the same in another backend environment
+POOL_ONLY = "pool-only"  # a user pool alone (USER_POOL_ONLY), deletionPolicy left to the default
+
+
+def ready_in(bed: RealBed, name: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = bed.get(name)
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        done = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        return obj if done and (obj["status"].get("outputs") or {}).get("userPoolId") else None
+
+    return wait_until(check, 90, f"{bed.namespace}/{name} to be Ready with outputs")
+
+
+def files_of(folder: Path, pattern: str) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob(pattern))
+
+
+def docs_in(folder: Path) -> list[dict[str, Any]]:
+    return [d for path in sorted(folder.rglob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+@pytest.mark.real_apiserver
+@pytest.mark.integration
+def test_hand_off_exports_pass_the_providers_crds_and_retain_deletes_nothing_in_aws(
+    make_real_bed: Callable[..., RealBed], upstream: RealCluster, tmp_path: Path
+) -> None:
+    bed = make_real_bed()
+    ns = bed.namespace
+    with_secrets(bed)
+    full = backendauth(FULL, full_spec())
+    admin = backendauth(ADMIN, {**full_spec(), "backendEnvironmentName": "prod", "resourceName": "adminauth"})
+    pool_only = backendauth(POOL_ONLY, minimal_spec(backendEnvironmentName="dev", resourceName="poolonly"))
+    bed.apply(full, admin, pool_only)
+    outputs = {name: ready_in(bed, name)["status"]["outputs"] for name in (FULL, ADMIN, POOL_ONLY)}
+    secret_values = tuple(native_client_secret(bed, outputs[name]) for name in (FULL, ADMIN))
+    at_ready = mutating_calls(bed)
+    select = ("--from-cluster", "--from-namespace", ns)
+
+    # 1. Export: Crossplane (Observe, Orphan), Crossplane --manage, ACK; one file per auth resource.
+    out = {target: tmp_path / target for target in ("crossplane", "managed", "ack", "gen2")}
+    runs = {
+        "crossplane": export(bed, "--to", "crossplane", *select, "--output-dir", str(out["crossplane"])),
+        "managed": export(
+            bed, "--to", "crossplane", "--manage", *select, "--output-dir", str(out["managed"])
+        ),
+        "ack": export(bed, "--to", "ack", *select, "--output-dir", str(out["ack"])),
+    }
+    for target, run in runs.items():
+        assert run.returncode == 0, (target, run.stderr)
+        assert files_of(out[target], "*.yaml") == [f"{ns}/{n}.yaml" for n in sorted((ADMIN, FULL, POOL_ONLY))]
+
+    # 2. Apply, as a server-side dry run with the providers' CRDs: every document is accepted.
+    crossplane, managed, ack = (docs_in(out[t]) for t in ("crossplane", "managed", "ack"))
+    for target, docs in (("crossplane", crossplane), ("managed", managed), ("ack", ack)):
+        assert docs, target
+        assert dry_run(upstream, docs) == [], target
+    assert {d["kind"] for d in crossplane} == {
+        "UserPool", "UserPoolClient", "UserPoolDomain", "IdentityProvider", "Pool", "PoolRolesAttachment"
+    }  # fmt: skip
+    for doc in crossplane:
+        assert doc["spec"]["managementPolicies"] == ["Observe"] and doc["spec"]["deletionPolicy"] == "Orphan"
+    pools = {
+        d["metadata"]["annotations"]["crossplane.io/external-name"]
+        for d in crossplane
+        if d["kind"] == "UserPool"
+    }
+    assert pools == {o["userPoolId"] for o in outputs.values()}
+    for doc in managed:
+        if doc["kind"] == "IdentityProvider":
+            assert doc["spec"]["managementPolicies"] == ["Observe"]  # no secret reference in the provider
+        else:
+            assert (
+                "Update" in doc["spec"]["managementPolicies"]
+                and "Delete" not in doc["spec"]["managementPolicies"]
+            )
+        assert doc["spec"]["deletionPolicy"] == "Orphan"
+    assert [d["kind"] for d in ack] == ["UserPool"] * 3
+    for doc in ack:
+        annotations = doc["metadata"]["annotations"]
+        assert annotations["services.k8s.aws/adoption-policy"] == "adopt"
+        assert annotations["services.k8s.aws/deletion-policy"] == "retain"
+
+    # 3. Gen 2: referenceAuth for the two with an identity pool; the user pool alone is named, not printed.
+    gen2 = export(bed, "--to", "gen2", *select, "--output-dir", str(out["gen2"]))
+    assert files_of(out["gen2"], "resource.ts") == [
+        f"{ns}/{n}/amplify/auth/resource.ts" for n in sorted((ADMIN, FULL))
+    ]
+    assert gen2.returncode == 1 and f"{ns}/{POOL_ONLY}" in gen2.stderr, gen2.stderr
+    sources = {n: out["gen2"] / ns / n / "amplify" / "auth" / "resource.ts" for n in (ADMIN, FULL)}
+    for name, path in sources.items():
+        assert outputs[name]["userPoolId"] in path.read_text()
+
+    assert mutating_calls(bed) == at_ready, "the exports sent no call that changes anything"
+    texts = [r.stdout + r.stderr for r in (*runs.values(), gen2)] + [p.read_text() for p in sources.values()]
+    texts += [p.read_text() for folder in out.values() for p in folder.rglob("*.yaml")]
+    assert_no_secret(texts, secret_values)
+
+    # 4. Delete the BackendAuths with deletionPolicy Retain: first the policy, then the objects.
+    for name in (FULL, ADMIN):
+        assert bed.get(name)["metadata"].get("finalizers"), "deletionPolicy Delete holds a finalizer"
+        bed.kubectl("patch", "backendauth", name, "-n", ns, "--type=merge", "-p", RETAIN)
+    for name in (FULL, ADMIN, POOL_ONLY):
+        wait_until(
+            lambda n=name: not bed.get(n)["metadata"].get("finalizers"), 60, f"{name} to drop its finalizer"
+        )
+    bed.kubectl("delete", "backendauth", "--all", "-n", ns, "--wait=true", "--timeout=60s")
+    left = bed.kubectl("get", "backendauth", "-n", ns, "-o", "name").stdout.split()
+    assert left == []
+
+    # Nothing after Ready changed anything in AWS (AmplifyBackend or Cognito), and the pools are there.
+    assert mutating_calls(bed) == at_ready
+    operations = sim_calls(bed)["byOperation"]
+    assert not {"DeleteBackendAuth", "DeleteBackend", "RemoveAllBackends"} & set(operations), operations
+    state = sim_state(bed)
+    links = json.dumps(state["links"])
+    for name, out_ids in outputs.items():
+        assert out_ids["userPoolId"] in links, name
+    assert_no_secret([bed.operator.log], secret_values)
+
+    # 5. The Gen 2 files compile with tsc --strict against @aws-amplify/backend (last: without npm
+    # outside CI this part alone is skipped, after everything above has passed).
+    assert typecheck_many(dict(sources), gen2_packages()) == {name: [] for name in sources}
+
+
+RETAIN = '{"spec":{"deletionPolicy":"Retain"}}'
