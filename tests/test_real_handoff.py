@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from botocore import xform_name
 
+import backendauth_operator
+from backendauth_operator.botocore_model import service_model
+from backendauth_operator.export import HANDOFF_ACTIONS
 from harness import backendauth, wait_until
 from real_apiserver import RealBed, RealCluster
 from sim import mutating_calls, sim_calls, sim_state
@@ -367,3 +372,46 @@ def test_hand_off_exports_pass_the_providers_crds_and_retain_deletes_nothing_in_
 
 
 RETAIN = '{"spec":{"deletionPolicy":"Retain"}}'
+
+
+# ---- the IAM policy page names every action the code sends ----------------------------------------
+
+IAM_PAGE = Path(__file__).resolve().parent.parent / "docs" / "reference" / "iam-policy.md"
+NOTES = IAM_PAGE.parents[2] / "charts" / "amplify-backendauth-operator" / "templates" / "NOTES.txt"
+BOTO3_METHOD = re.compile(r"\"((?:get|list|create|update|delete|import|remove)_backend[a-z_]*)\"")
+
+
+def amplifybackend_actions_in_code() -> set[str]:
+    """Every AmplifyBackend operation the operator's package names as a boto3 method."""
+    package = Path(backendauth_operator.__file__).parent
+    methods = set()
+    for source in package.glob("*.py"):
+        methods |= set(
+            re.findall(
+                r"\"((?:get|list|create|update|delete|import|remove)_backend[a-z_]*)\"", source.read_text()
+            )
+        )
+    names = {xform_name(op): op for op in service_model().operation_names}
+    assert methods <= set(names), methods - set(names)
+    return {f"amplifybackend:{names[m]}" for m in methods}
+
+
+def test_the_iam_policy_page_names_exactly_the_actions_the_code_sends() -> None:
+    text = IAM_PAGE.read_text()
+    block = text.split("```json", 1)[1].split("```", 1)[0]
+    policy = json.loads(block)
+    listed: set[str] = set()
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        listed |= {actions} if isinstance(actions, str) else set(actions)
+    operator = amplifybackend_actions_in_code()
+    assert len(operator) == 7, operator  # Create, Update, Delete and Get BackendAuth; jobs; GetBackend
+    wanted = operator | set(HANDOFF_ACTIONS) | {"sts:AssumeRole"}
+    assert listed == wanted
+    notes = NOTES.read_text()  # the chart's notes name them too
+    for action in wanted:
+        service, operation = action.split(":")
+        assert f"{service}:" in notes and operation in notes, f"the chart's NOTES.txt does not name {action}"
+    table = text.split("## The policy", 1)[0]
+    for action in wanted | {"sts:GetCallerIdentity"}:
+        assert f"`{action}`" in table, f"{action} is not in the page's table"
