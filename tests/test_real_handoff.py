@@ -16,6 +16,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -415,3 +417,31 @@ def test_the_iam_policy_page_names_exactly_the_actions_the_code_sends() -> None:
     table = text.split("## The policy", 1)[0]
     for action in wanted | {"sts:GetCallerIdentity"}:
         assert f"`{action}`" in table, f"{action} is not in the page's table"
+
+
+# ---- the runbook (docs/how-to/hand-off.md) names only flags export has ---------------------------
+
+RUNBOOK = IAM_PAGE.parents[1] / "how-to" / "hand-off.md"
+
+
+def test_the_runbooks_export_commands_use_only_flags_export_has() -> None:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "backendauth_operator.cli", "export", "--help"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    known = set(re.findall(r"(--[a-z][a-z-]+)", help_text))
+    text = RUNBOOK.read_text().replace("\\\n", " ")
+    commands = [line for line in text.splitlines() if line.lstrip().startswith("backendauth-operator export")]
+    assert len(commands) >= 4, commands
+    for command in commands:
+        flags = set(re.findall(r"\s(--[a-z][a-z-]+)", command))
+        assert flags <= known, (command, flags - known)
+        to = re.search(r"--to (\w+)", command)
+        assert to and to.group(1) in ("crossplane", "ack", "gen2"), command
+
+
+def test_every_warning_of_the_runbook_says_what_is_not_verified() -> None:
+    text = RUNBOOK.read_text()
+    warnings = re.findall(r"^!!! warning(.*)$", text, re.M)
+    assert len(warnings) >= 5
+    assert all(title.strip() == '"Not verified against AWS"' for title in warnings), warnings

@@ -6,8 +6,8 @@ The CRDs are not part of this repository: Crossplane's Upbound AWS provider
 crossplane-contrib/provider-upjet-aws ``package/crds/``) and ACK's Cognito controller
 (``cognitoidentityprovider.services.k8s.aws``, from
 aws-controllers-k8s/cognitoidentityprovider-controller ``helm/crds/``). They are read, unchanged,
-from a folder ``shared/upstream-crds`` in the folder that holds the checkout
-or beside one of its parent folders (a git worktree in a folder of worktrees), or from
+from a folder ``shared/upstream-crds`` in the folder that holds the checkout, or in one of its
+parent folders (a git worktree in a folder of worktrees), or from
 ``$BACKENDAUTH_UPSTREAM_CRDS``. Where there is no such folder the tests that need it are skipped
 with that reason; under ``CI=true`` they fail.
 
