@@ -159,8 +159,9 @@ SETTING_TEXT = {
     ),
     "job_timeout_seconds": "a job still running after this long stalls with reason `JobTimedOut`",
     "lease_namespace": (
-        "where the per-app/env Leases, the leader Lease and the account map live; operators that may manage "
-        "the same app/env must share it. Unset: `default` (deploy/ and the chart set it from the pod's namespace)"
+        "where the per-app/env Leases, the leader Lease and the account map live; operators that may "
+        "manage the same app/env must share it. Unset: `default` (deploy/ and the chart set it from "
+        "the pod's namespace)"
     ),
     "account_map": "the ConfigMap, in the lease namespace, that maps AWS account ids to the roles to assume",
     "metrics_port": "the Prometheus `/metrics` port; `0` turns it off",
@@ -170,7 +171,8 @@ SETTING_TEXT = {
         "Unset: the hostname plus a random suffix; deploy/ sets it from the pod's name"
     ),
     "leader_election": (
-        "only the holder of the leader Lease acts; `false` runs as the only operator (the sandbox, local runs)"
+        "only the holder of the leader Lease acts; `false` runs as the only operator "
+        "(the sandbox, local runs)"
     ),
     "leader_lease": "the leader Lease's name",
     "lease_duration_seconds": "how long a standby waits on an unchanged leader Lease before it takes it",
