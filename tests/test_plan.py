@@ -198,8 +198,41 @@ def test_errors_exit_1_naming_the_field(
     bad.write_text(yaml.safe_dump(doc))
     code, out = plan(capsys, "-f", str(bad))
     assert code == 1 and "error: spec.resourceConfig.userPoolConfigs.signInMethod" in out
+    # The summary counts the error: it never reads like a plan with nothing to do.
+    assert out.splitlines()[-1] == "1 BackendAuth(s): 1 error, 0 to change."
     code, _ = plan(capsys, "-f", str(tmp_path / "absent.yaml"))
     assert code == 1
+
+
+def test_an_error_among_changes_is_counted_apart_and_exits_1(
+    tmp_path: Path, sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = backendauths(EXAMPLES / "minimal.yaml")[0], backendauths(EXAMPLES / "minimal.yaml")[0]
+    bad["metadata"]["name"] = "bad"
+    bad["spec"]["resourceConfig"]["userPoolConfigs"]["signInMethod"] = "CARRIER_PIGEON"
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump_all([good, bad]))
+    code, out = plan(capsys, "-f", str(both))
+    assert code == 1, out
+    assert out.splitlines()[-1] == "2 BackendAuth(s): 1 error, 1 to change."
+
+
+def test_without_a_region_the_error_says_how_to_give_one(
+    tmp_path: Path, sim: SimulatorThread, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    doc = backendauths(EXAMPLES / "minimal.yaml")[0]
+    doc["spec"].pop("region", None)
+    regionless = tmp_path / "regionless.yaml"
+    regionless.write_text(yaml.safe_dump(doc))
+    code, out = plan(capsys, "-f", str(regionless))
+    assert code == 1, out
+    first, last = out.splitlines()[0], out.splitlines()[-1]
+    assert first.startswith("BackendAuth default/minimal-auth: error: spec.region: required")
+    assert "give spec.region in the manifest, or set AWS_REGION" in first
+    assert last == "1 BackendAuth(s): 1 error, 0 to change."
+    assert sim.simulator.backend.calls == []  # nothing was read without a region
 
 
 def test_a_directory_is_every_manifest_in_it(
