@@ -5,7 +5,10 @@ of mkdocs.yml and every nav entry a page, and the generated reference sections c
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -142,3 +145,29 @@ def test_the_state_diagram_is_drawn_from_every_row_of_decide() -> None:
     assert f"The {len(rows)} rows" in diagram and len(rows) > 100
     for reason in ("JobCompleted", "Throttled", "InvalidSpec", "AccountChanged", "deletion: let go"):
         assert reason in diagram, reason
+
+
+def _build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    mkdocs = Path(sys.executable).parent / "mkdocs"
+    if not mkdocs.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("mkdocs is not installed (pyproject's test extra names it)")
+        pytest.skip("mkdocs is not installed")
+    return subprocess.run(
+        [str(mkdocs), "build", "--strict", "-f", str(config), "--site-dir", str(site)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )  # fmt: skip
+
+
+def test_the_strict_build_passes_and_fails_on_a_broken_link(tmp_path: Path) -> None:
+    """As .ci/run builds the site; and a copy with one link broken does not build."""
+    good = _build(ROOT / "mkdocs.yml", tmp_path / "site")
+    assert good.returncode == 0, good.stderr
+    copy = tmp_path / "copy"
+    shutil.copytree(DOCS, copy / "docs")
+    (copy / "mkdocs.yml").write_text((ROOT / "mkdocs.yml").read_text())
+    (copy / "tests").symlink_to(ROOT / "tests")  # the hook draws the diagram from tests/
+    page = copy / "docs" / "index.md"
+    page.write_text(page.read_text() + "\n[a page that is not there](nowhere.md)\n")
+    broken = _build(copy / "mkdocs.yml", tmp_path / "site2")
+    assert broken.returncode != 0 and "nowhere.md" in broken.stderr, broken.stderr
