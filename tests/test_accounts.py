@@ -213,7 +213,7 @@ def test_one_session_per_account_refused_roles_named_and_the_own_account_asked_o
     assert clients.reading("eu-west-1", role_a) is clients.reading("eu-west-1", role_a)
     assert clients.reading("eu-west-1", role_a) is not clients.reading("eu-west-1", role_b)
     summary = json.loads(urllib.request.urlopen(f"{sim.url}/_sim/calls", timeout=10).read())
-    by_account = summary["by_account"]
+    by_account = summary["byAccount"]
     assert by_account[A]["byOperation"] == {"AssumeRole": 1, "GetBackendAuth": 2}  # one session, shared
     assert by_account[B]["byOperation"] == {"AssumeRole": 1, "GetBackendAuth": 1}
     assert by_account["000000000000"]["byOperation"] == {"GetCallerIdentity": 1}
@@ -228,5 +228,5 @@ def test_one_session_per_account_refused_roles_named_and_the_own_account_asked_o
     assert isinstance(failure, Failure) and failure.reason == "AccessDenied" and failure.retryable
     assert failure.message.startswith(f"sts:AssumeRole of {denied} refused: ")
     assert "not authorized to perform: sts:AssumeRole" in failure.message
-    calls = json.loads(urllib.request.urlopen(f"{sim.url}/_sim/calls", timeout=10).read())["by_account"]
+    calls = json.loads(urllib.request.urlopen(f"{sim.url}/_sim/calls", timeout=10).read())["byAccount"]
     assert "GetBackendAuth" not in calls.get(C, {}).get("byOperation", {})

@@ -78,7 +78,7 @@ def resources(bed: Bed, account: str) -> dict[str, Any]:
 
 
 def operations(bed: Bed, account: str) -> dict[str, int]:
-    by_account = sim_get(bed, "calls")["by_account"]
+    by_account = sim_get(bed, "calls")["byAccount"]
     ops: dict[str, int] = (by_account.get(account) or {}).get("byOperation") or {}
     return ops
 

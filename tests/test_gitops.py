@@ -169,7 +169,7 @@ def test_outputs_in_status_and_in_an_owned_config_map(bed: Bed) -> None:
     obj = bed.wait_reason("outputs", "JobCompleted", status="True")
     outputs = obj["status"]["outputs"]
     assert (
-        outputs["userPoolId"].startswith("us-east-1_")
+        outputs["userPoolId"].startswith("eu-west-1_")  # the object's region
         and outputs["appClientIdWeb"]
         and outputs["appClientId"]
     )

@@ -305,7 +305,7 @@ def test_the_account_map_and_namespace_annotations_work_under_deploys_rbac(
     rbac.real.kubectl("annotate", "namespace", ns, f"{annotation}={other}", "--overwrite")
     bed.wait_reason("mapped", "AccountChanged", timeout=60)
     with urllib.request.urlopen(f"{bed.sim.url}/_sim/calls", timeout=10) as response:
-        assert other not in json.loads(response.read())["by_account"]
+        assert other not in json.loads(response.read())["byAccount"]
     assert not FORBIDDEN.search(bed.operator.log), bed.operator.log[-3000:]
 
 

@@ -62,6 +62,10 @@ def test_the_example_pair_is_the_same_resource_in_the_two_sandbox_namespaces() -
     assert len(keys) == 1
     admin = list(yaml.safe_load_all((ROOT / "examples" / "accounts" / "namespaces.yaml").read_text()))
     assert admin == sandbox_dev.account_objects("default")
+    # team-c.yaml: the same BackendAuth once more, in a namespace the walkthrough makes itself.
+    (third,) = yaml.safe_load_all((ROOT / "examples" / "accounts" / "team-c.yaml").read_text())
+    assert third["metadata"] == {"name": "shop-auth", "namespace": "team-c"}
+    assert third["spec"] == docs[0]["spec"] and docs[0]["metadata"]["name"] == "shop-auth"
 
 
 @pytest.mark.parametrize("sts", [True, False])
@@ -170,7 +174,7 @@ def test_dev_maps_two_accounts_and_its_simulator_answers_sts(tmp_path: Path) -> 
         assert who.get_caller_identity()["Account"] == "222222222222"
 
         # The example pair applies as written.
-        kubectl.run("apply", "-f", str(ROOT / "examples" / "accounts"))
+        kubectl.run("apply", "-f", str(ROOT / "examples" / "accounts" / "two-accounts.yaml"))
         for name in ACCOUNTS:
             assert kubectl.run("get", "backendauth", "shop-auth", "-n", name, "-o", "name").stdout.strip()
     finally:

@@ -170,12 +170,26 @@ def test_deny_role_gives_access_denied_naming_the_role(sim: SimulatorThread) -> 
 def test_deny_role_refuses_credentials_already_issued_at_once(sim: SimulatorThread) -> None:
     """An explicit deny on the role: sessions issued before it are refused from then on, not
     when they expire (an hour later by default); allowing the role again lets them through."""
+    creds_a = assume(sim.url, ROLE_A)["Credentials"]
     a, b = (
-        backend_client(sim.url, assume(sim.url, ROLE_A)["Credentials"]),
+        backend_client(sim.url, creds_a),
         backend_client(sim.url, assume(sim.url, ROLE_B)["Credentials"]),
+    )
+    idp = boto3.client(
+        "cognito-idp",
+        region_name="us-east-1",
+        endpoint_url=sim.url,
+        aws_access_key_id=creds_a["AccessKeyId"],
+        aws_secret_access_key=creds_a["SecretAccessKey"],
+        aws_session_token=creds_a["SessionToken"],
+        config=NO_RETRIES,
     )
     a.create_backend_auth(**CREATE)
     control(sim, "deny_role", {"roleArn": ROLE_A, "denied": True})
+    with pytest.raises(ClientError) as excinfo:  # the Cognito reads of the same session too
+        idp.describe_user_pool(UserPoolId="us-east-1_Nothing00")
+    status, code, message = error_of(excinfo)
+    assert code == "AccessDeniedException" and "cognito-idp:DescribeUserPool with an explicit deny" in message
     with pytest.raises(ClientError) as excinfo:
         a.get_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)
     status, code, message = error_of(excinfo)
@@ -188,7 +202,8 @@ def test_deny_role_refuses_credentials_already_issued_at_once(sim: SimulatorThre
         a.delete_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)
     assert b.create_backend_auth(**CREATE)["Status"]  # another role's session is not affected
     assert backend_client(sim.url).create_backend_auth(**CREATE)["Status"]  # nor keys it did not issue
-    assert [c["errorCode"] for c in control(sim, f"calls?account={ACCOUNT_A}")[1]["calls"]][-2:] == [
+    assert [c["errorCode"] for c in control(sim, f"calls?account={ACCOUNT_A}")[1]["calls"]][-3:] == [
+        "AccessDeniedException",
         "AccessDeniedException",
         "AccessDeniedException",
     ]
@@ -321,7 +336,7 @@ def test_calls_by_account(sim: SimulatorThread) -> None:
     # The top level is the base account, in the shape it always had.
     assert calls["byOperation"] == {"AssumeRole": 1, "GetBackend": 1, "GetCallerIdentity": 1}
     assert {c["account"] for c in calls["calls"]} == {BASE}
-    by_account = calls["by_account"]
+    by_account = calls["byAccount"]
     assert set(by_account) == {BASE, ACCOUNT_A}
     assert by_account[ACCOUNT_A]["byOperation"] == {"AssumeRole": 1, "CreateBackendAuth": 1}
     assert by_account[ACCOUNT_A]["byResource"] == {f"{APP}/{ENV}/{RES}": {"CreateBackendAuth": 1}}
@@ -398,7 +413,7 @@ def test_botocore_assume_role_provider_refreshes_across_expiry(
         calls += 1
         time.sleep(0.05)  # pacing only: the loop ends on the clock
 
-    by_account = control(sim, "calls")[1]["by_account"]
+    by_account = control(sim, "calls")[1]["byAccount"]
     ops = by_account[ACCOUNT_A]["byOperation"]
     assert ops["GetBackendAuth"] == calls - 1 and ops["CreateBackendAuth"] == 1
     assert ops["AssumeRole"] >= 2  # refreshed at least once

@@ -25,11 +25,19 @@ OPERATIONS = (
     "ListBackendJobs",
     "UpdateBackendJob",
     "GetBackend",
+    "ImportBackendAuth",
 )
 
 #: Operations that start a job, and so are subject to the one-pending-job rule and to the
 #: ambiguous fault.
-MUTATING = frozenset({"CreateBackendAuth", "UpdateBackendAuth", "DeleteBackendAuth"})
+MUTATING = frozenset({"CreateBackendAuth", "UpdateBackendAuth", "DeleteBackendAuth", "ImportBackendAuth"})
+
+
+def changes_something(op: str) -> bool:
+    """Whether an AmplifyBackend operation changes anything (all but the Get and List ones):
+    these are the calls ``/_sim/calls`` lists under ``mutating``."""
+    return not op.startswith(("Get", "List"))
+
 
 REDACTED = "***"
 
@@ -49,6 +57,18 @@ def routes() -> list[Route]:
     for name in OPERATIONS:
         http = service_model().operation_model(name).http
         result.append(Route(name, http["method"], http["requestUri"]))
+    return result
+
+
+def unserved_routes() -> list[Route]:
+    """The routes of the model's other operations: answered 404 ``UnknownOperationException``,
+    but recorded in the call log (so that a DeleteBackend, say, is seen)."""
+    model = service_model()
+    result = []
+    for name in model.operation_names:
+        if name not in OPERATIONS:
+            http = model.operation_model(name).http
+            result.append(Route(name, http["method"], http["requestUri"]))
     return result
 
 

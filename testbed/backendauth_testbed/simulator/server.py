@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from backendauth_testbed.simulator import model
+from backendauth_testbed.simulator import cognito, model
 from backendauth_testbed.simulator.state import Backend, SimulatorConfig
 
 T = TypeVar("T")
@@ -60,10 +60,11 @@ class Simulator:
 
     def _app(self) -> web.Application:
         app = web.Application()
-        for route in model.routes():
+        for route in model.routes() + model.unserved_routes():
             app.router.add_route(route.method, route.path, self._api_handler(route.operation))
-        # STS (query protocol) shares the server: botocore posts its form to "/".
-        app.router.add_post("/", self._sts)
+        # STS (query protocol) and Cognito (JSON 1.1, told apart by X-Amz-Target) share the
+        # server: botocore posts both to "/".
+        app.router.add_post("/", self._root)
         control: dict[str, Callable[[dict[str, Any], web.Request], Any]] = {
             "config": lambda b, r: self.backend.configure(**b),
             "faults": lambda b, r: {
@@ -85,7 +86,9 @@ class Simulator:
                 b.get("resourceName", ""),
                 b.get("resourceConfig"),
                 b.get("account"),
+                b.get("region"),
             ),
+            "cognito/seed": lambda b, r: self.backend.seed_pools(b),
             "deny_role": lambda b, r: self.backend.deny_role(b.get("roleArn"), b.get("denied", True)),
             "require_external_id": lambda b, r: self.backend.require_external_id(
                 b.get("roleArn"), b.get("externalId")
@@ -119,6 +122,26 @@ class Simulator:
             return _json(status, payload, code)
 
         return handler
+
+    async def _root(self, request: web.Request) -> web.Response:
+        target = request.headers.get("X-Amz-Target", "")
+        if target.partition(".")[0] in cognito.SERVICES:
+            return await self._cognito(request, target)
+        return await self._sts(request)
+
+    async def _cognito(self, request: web.Request, target: str) -> web.Response:
+        latency = self.backend.config.latency_ms
+        if latency > 0:
+            await asyncio.sleep(latency / 1000)
+        status, payload = self.backend.cognito_call(
+            target, await request.read(), request.headers.get("Authorization")
+        )
+        return web.Response(
+            status=status,
+            text=json.dumps(payload),
+            content_type="application/x-amz-json-1.1",
+            headers={"x-amzn-RequestId": str(uuid.uuid4())},
+        )
 
     async def _sts(self, request: web.Request) -> web.Response:
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}

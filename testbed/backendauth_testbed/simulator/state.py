@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from backendauth_testbed.simulator import model, sts
+from backendauth_testbed.simulator import cognito, model, sts
 
 logger = logging.getLogger("backendauth_testbed.simulator")
 
@@ -54,7 +54,17 @@ RUNTIME_SETTINGS: dict[str, type] = {
     "rate_limit": float,
     "credential_ttl_seconds": float,
     "base_account": str,
+    "imported_get_backend_auth": str,
 }
+
+#: The resource name the simulator gives an auth resource that ImportBackendAuth linked. What
+#: name AWS gives it is not documented; the operator must read it from GetBackend.
+IMPORTED_RESOURCE_NAME = "importedAuth"
+
+#: What GetBackendAuth answers for an imported resource (unknown at AWS, so both can be tested):
+#: ``not_found`` (the default): 404 NotFoundException, as for a missing resource;
+#: ``config``: a resourceConfig read back from the linked pools.
+IMPORTED_GET_BACKEND_AUTH = ("not_found", "config")
 
 DEFAULT_BASE_ACCOUNT = "000000000000"
 #: The identity of credentials the simulator did not issue, in ``base_account``.
@@ -80,9 +90,14 @@ class SimulatorConfig:
     credential_ttl_seconds: float = 3600.0
     # The account of calls signed with keys the simulator did not issue (the operator's own).
     base_account: str = DEFAULT_BASE_ACCOUNT
+    imported_get_backend_auth: str = "not_found"
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
+        if self.imported_get_backend_auth not in IMPORTED_GET_BACKEND_AUTH:
+            raise ValueError(
+                f"imported_get_backend_auth must be one of {', '.join(IMPORTED_GET_BACKEND_AUTH)}"
+            )
         if self.credential_ttl_seconds < 1:
             raise ValueError("credential_ttl_seconds must be at least 1")
         if not sts.ACCOUNT_RE.match(self.base_account):
@@ -100,6 +115,11 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, **extra: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def service_operations(service: str) -> frozenset[str]:
+    """Every operation of a Cognito service's botocore model."""
+    return frozenset(cognito.service_model(service).operation_names)
 
 
 def _pending_message(app: str, env: str) -> str:
@@ -129,6 +149,8 @@ class Job:
     fails: bool  # decided at creation so that a seeded run is reproducible
     held: bool
     payload: dict[str, Any] | None  # the resourceConfig to apply; never exposed (may hold secrets)
+    region: str = cognito.DEFAULT_REGION  # the region the call was signed for
+    fail_reason: str | None = None  # why it will fail, when known at the start (an import)
     forced_status: str | None = None
     forced_error: str | None = None
     forced_at: float = 0.0
@@ -149,7 +171,7 @@ class Job:
             error, changed = self.forced_error, self.forced_at
         else:
             error = (
-                f"Simulated failure of {self.operation} for {self.resource_name}"
+                (self.fail_reason or f"Simulated failure of {self.operation} for {self.resource_name}")
                 if status == FAILED
                 else None
             )
@@ -190,8 +212,13 @@ class AccountState:
     """The AmplifyBackend state of one AWS account: apps, jobs, resources and the hold flag."""
 
     apps: set[tuple[str, str]]
+    name: str = DEFAULT_BASE_ACCOUNT
     jobs: dict[str, Job] = field(default_factory=dict)
+    # The config of each created auth resource, by (app, env, name).
     resources: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    # What each auth resource (created or imported) points at in Cognito, by (app, env, name).
+    links: dict[tuple[str, str, str], cognito.Link] = field(default_factory=dict)
+    pools: cognito.CognitoState = field(default_factory=cognito.CognitoState)
     held: bool = False
 
 
@@ -208,6 +235,8 @@ class Backend:
         config.check()
         self.config = config
         self.rng = random.Random(config.seed)
+        # Ids come from their own generator, so that they do not change a seeded run's faults.
+        self.id_rng = random.Random(None if config.seed is None else f"ids-{config.seed}")
         # Issued credentials outlive ``reset``, as sessions at AWS would.
         self.issued: dict[str, sts.IssuedKey] = {}
         self.reset()
@@ -231,7 +260,7 @@ class Backend:
         if not isinstance(name, str) or not sts.ACCOUNT_RE.match(name):
             raise ValueError(f"account must be 12 digits, got {name!r}")
         if name not in self.accounts:
-            self.accounts[name] = AccountState(apps=set(self.config.apps))
+            self.accounts[name] = AccountState(apps=set(self.config.apps), name=name)
         return self.accounts[name]
 
     @property
@@ -291,7 +320,8 @@ class Backend:
 
     def inject_fault(self, operation: str, fault: str, count: int = 1) -> list[dict[str, Any]]:
         """Make the next ``count`` calls of ``operation`` (or ``*``) fail with ``fault``."""
-        if operation != "*" and operation not in model.OPERATIONS:
+        cognito_ops = cognito.READS["cognito-idp"] | cognito.READS["cognito-identity"]
+        if operation != "*" and operation not in model.OPERATIONS and operation not in cognito_ops:
             raise ValueError(f"unknown operation {operation!r}")
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
@@ -334,22 +364,59 @@ class Backend:
         return job.to_wire(time.monotonic())
 
     def put_resource(
-        self, app_id: str, env: str, name: str, config: Any, account: str | None = None
+        self,
+        app_id: str,
+        env: str,
+        name: str,
+        config: Any,
+        account: str | None = None,
+        region: Any = None,
     ) -> dict[str, Any]:
-        """Create or replace an auth resource behind the operator's back (adoption, drift);
-        ``config`` None removes it."""
+        """Create or replace an auth resource behind the operator's back (adoption, drift), with
+        its Cognito resources (in ``region``, default us-east-1; a replaced one keeps its region
+        and ids); ``config`` None removes it and deletes them."""
         if not all(isinstance(v, str) and v for v in (app_id, env, name)):
             raise ValueError("appId, backendEnvironmentName and resourceName must be non-empty strings")
         if config is not None and not isinstance(config, dict):
             raise ValueError("resourceConfig must be an object or null")
+        if region is not None and not (isinstance(region, str) and region):
+            raise ValueError("region must be a region name such as eu-west-1")
         st = self.account(account)
         self._settle(st)
         st.apps.add((app_id, env))
+        key = (app_id, env, name)
         if config is None:
-            st.resources.pop((app_id, env, name), None)
+            st.resources.pop(key, None)
+            self._unlink(st, key)
         else:
-            st.resources[(app_id, env, name)] = copy.deepcopy(config)
+            st.resources[key] = copy.deepcopy(config)
+            self._realise(st, key, region or cognito.DEFAULT_REGION)
         return self.state(account)
+
+    def seed_pools(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``/_sim/cognito/seed``: a user pool made outside Amplify (see ``cognito.seed``), in
+        ``body["account"]`` (default the base account)."""
+        body = dict(body)
+        st = self.account(body.pop("account", None))
+        return cognito.seed(st.pools, st.name, body, self.id_rng)
+
+    def _realise(self, st: AccountState, key: tuple[str, str, str], region: str) -> None:
+        """Make or change the Cognito resources of the created resource ``key`` from its config."""
+        app, env, name = key
+        old = st.links.get(key)
+        if old is not None and old.imported:
+            return
+        where = cognito.Where(st.name, region, app, env, name)
+        st.links[key] = cognito.realise(st.resources[key], where, st.pools, self.id_rng, old)
+
+    @staticmethod
+    def _unlink(st: AccountState, key: tuple[str, str, str]) -> None:
+        """Forget ``key``'s link; delete the pools of a created resource (Amplify deletes its
+        auth stack, and the pools with it), keep those of an imported one (Amplify does not
+        manage an imported resource's lifecycle)."""
+        link = st.links.pop(key, None)
+        if link is not None and not link.imported:
+            st.pools.delete(link)
 
     def hold(self, held: bool, account: str | None = None) -> dict[str, Any]:
         """While held, new jobs of ``account`` stay RUNNING; on release their run time starts
@@ -425,11 +492,17 @@ class Backend:
                 key = f"{call['appId']}/{call['backendEnvironmentName']}/{call['resourceName']}"
                 by_res.setdefault(key, {})
                 by_res[key][op] = by_res[key].get(op, 0) + 1
-        return {"calls": calls, "byOperation": by_op, "byResource": by_res}
+        return {
+            "calls": calls,
+            "byOperation": by_op,
+            "byResource": by_res,
+            "mutating": [call for call in calls if call["mutating"]],
+        }
 
     def summary(self, account: str | None = None) -> dict[str, Any]:
-        """The call log of ``account`` (the base account when None) with counts per operation
-        and per ``app/env/resource``, and ``by_account``: the same for every account."""
+        """The call log of ``account`` (the base account when None) with counts per operation,
+        per ``app/env/resource`` and the mutating calls, and ``byAccount``: the same for every
+        account. The shape is documented in ``backendauth_testbed.simulator``."""
         name = self.config.base_account if account is None else account
         if not isinstance(name, str) or not sts.ACCOUNT_RE.match(name):
             raise ValueError(f"account must be 12 digits, got {name!r}")
@@ -437,7 +510,7 @@ class Backend:
         for call in self.calls:
             grouped.setdefault(call["account"], []).append(call)
         out = self._summarise(grouped.get(name, []))
-        out["by_account"] = {a: self._summarise(c) for a, c in sorted(grouped.items())}
+        out["byAccount"] = {a: self._summarise(c) for a, c in sorted(grouped.items())}
         return out
 
     def state(self, account: str | None = None) -> dict[str, Any]:
@@ -454,7 +527,124 @@ class Backend:
             "resources": {
                 "/".join(k): model.redact(shape.members["ResourceConfig"], v) for k, v in st.resources.items()
             },
+            "links": {
+                "/".join(k): {**link.output(), "region": link.region, "imported": link.imported}
+                for k, link in st.links.items()
+            },
+            "cognito": st.pools.redacted(),
         }
+
+    # ---- the call log ---------------------------------------------------------------------
+
+    @staticmethod
+    def _caller_arn(account: str, key: sts.IssuedKey | None) -> str:
+        """The ARN a call is made as: the assumed role of an issued key, else the base user."""
+        if key is None:
+            return f"arn:aws:iam::{account}:user/{BASE_USER}"
+        role = sts.parse_role_arn(key.role_arn).name
+        return f"arn:aws:sts::{key.account}:assumed-role/{role}/{key.session_name}"
+
+    def _record(
+        self, service: str, op: str, account: str, authorization: str | None, mutating: bool
+    ) -> dict[str, Any]:
+        """A new call record (appended by the caller once answered); see the module docstring
+        of ``backendauth_testbed.simulator`` for its members."""
+        return {
+            "seq": len(self.calls) + 1,
+            "time": time.time(),
+            "service": service,
+            "operation": op,
+            "mutating": mutating,
+            "account": account,
+            "region": sts.region_of(authorization),
+            "appId": None,
+            "backendEnvironmentName": None,
+            "resourceName": None,
+            "resourceId": None,
+            "httpStatus": 200,
+            "errorCode": None,
+            "jobId": None,
+            "fault": None,
+        }
+
+    # ---- Cognito ------------------------------------------------------------------------
+
+    def cognito_call(
+        self, target: str, raw: bytes, authorization: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """Answer one Cognito JSON 1.1 call named by its ``X-Amz-Target``: (HTTP status, JSON
+        body; an error's has ``__type``). Records and logs it (ids only, never a secret)."""
+        prefix, _, op = target.partition(".")
+        service = cognito.SERVICES[prefix]
+        account, key = self._caller(authorization)
+        record = self._record(service, op, account, authorization, not cognito.is_read(service, op))
+        body: Any = None
+        with contextlib.suppress(ValueError):
+            body = json.loads(raw) if raw.strip() else {}
+        fields = body if isinstance(body, dict) else {}
+        for member in ("IdentityPoolId", "UserPoolId", "Domain"):
+            if isinstance(fields.get(member), str):
+                record["resourceId"] = fields[member]
+                break
+        try:
+            if op not in service_operations(service):
+                raise cognito.CognitoError("UnknownOperationException", f"Unknown operation {op}")
+            if key is not None and time.time() >= key.expires:
+                raise cognito.CognitoError("ExpiredTokenException", EXPIRED_MESSAGE)
+            if (denied := self._denied(key, f"{service}:{op}")) is not None:
+                raise cognito.CognitoError("AccessDeniedException", denied)
+            fault = self._next_fault(op, quota=False)
+            record["fault"] = fault
+            if fault is not None:
+                raise self._cognito_fault(fault, service, op, self._caller_arn(account, key))
+            if record["mutating"]:
+                raise cognito.CognitoError(
+                    "UnsupportedOperationException",
+                    f"The simulator does not carry out {op}: it answers Cognito reads only "
+                    "(the call is recorded as mutating)",
+                )
+            if op not in cognito.READS[service]:
+                raise cognito.CognitoError("UnknownOperationException", f"The simulator does not serve {op}")
+            if not isinstance(body, dict):
+                raise cognito.CognitoError("SerializationException", "The request body must be a JSON object")
+            st = self.account(account)
+            self._settle(st)
+            status, payload = 200, cognito.answer(st.pools, service, op, body, record["region"])
+        except cognito.CognitoError as err:
+            status, payload = err.status, {"__type": err.code, "message": err.message}
+            record["errorCode"] = err.code
+        record["httpStatus"] = status
+        self.calls.append(record)
+        logger.info(
+            "%s %s %s -> %s %s%s",
+            service,
+            op,
+            record["resourceId"] or "-",
+            status,
+            record["errorCode"] or "OK",
+            f" account={account}" if account != self.config.base_account else "",
+        )
+        return status, payload
+
+    @staticmethod
+    def _cognito_fault(fault: str, service: str, op: str, caller_arn: str) -> cognito.CognitoError:
+        """A queued or drawn fault as Cognito words it."""
+        if fault == "throttle":
+            return cognito.CognitoError("TooManyRequestsException", "Rate exceeded (simulated)")
+        if fault == "access_denied":
+            action = f"{service}:{op}"
+            return cognito.CognitoError(
+                "AccessDeniedException",
+                f"User: {caller_arn} is not authorized to perform: {action} (simulated)",
+            )
+        if fault == "not_found":
+            return cognito.CognitoError("ResourceNotFoundException", "Not found (simulated)")
+        if fault in ("timeout", "internal"):
+            return cognito.CognitoError("InternalErrorException", "Internal error (simulated)", 500)
+        status, code, message = FAULTS[fault]
+        return cognito.CognitoError(
+            code or "InternalErrorException", message or "simulated", max(status, 400)
+        )
 
     # ---- STS ----------------------------------------------------------------------------
 
@@ -462,19 +652,7 @@ class Backend:
         """Answer one STS query-protocol call: (HTTP status, XML body). Records and logs it."""
         action = form.get("Action", "")
         account, key = self._caller(authorization)
-        record: dict[str, Any] = {
-            "seq": len(self.calls) + 1,
-            "time": time.time(),
-            "operation": action,
-            "account": account,
-            "appId": None,
-            "backendEnvironmentName": None,
-            "resourceName": None,
-            "httpStatus": 200,
-            "errorCode": None,
-            "jobId": None,
-            "fault": None,
-        }
+        record = self._record("sts", action, account, authorization, False)
         try:
             if action not in sts.ACTIONS:
                 raise sts.StsError(
@@ -484,11 +662,7 @@ class Backend:
                 )
             if key is not None and time.time() >= key.expires:
                 raise sts.StsError(403, "ExpiredToken", EXPIRED_MESSAGE)
-            caller_arn = (
-                f"arn:aws:sts::{key.account}:assumed-role/{sts.parse_role_arn(key.role_arn).name}/{key.session_name}"
-                if key
-                else f"arn:aws:iam::{account}:user/{BASE_USER}"
-            )
+            caller_arn = self._caller_arn(account, key)
             if action == "GetCallerIdentity":
                 user_id = (
                     f"{sts.role_id(key.role_arn)}:{key.session_name}"
@@ -593,20 +767,15 @@ class Backend:
         env = params.get("backendEnvironmentName", fields.get("backendEnvironmentName"))
         res = fields.get("resourceName")
         account, key = self._caller(authorization)
-        record: dict[str, Any] = {
-            "seq": len(self.calls) + 1,
-            "time": time.time(),
-            "operation": op,
-            "account": account,
-            "appId": params.get("appId"),
-            "backendEnvironmentName": env if isinstance(env, str) else None,
-            "resourceName": res if isinstance(res, str) else None,
-            "httpStatus": 200,
-            "errorCode": None,
-            "jobId": None,
-            "fault": None,
-        }
+        record = self._record("amplifybackend", op, account, authorization, model.changes_something(op))
+        record.update(
+            appId=params.get("appId"),
+            backendEnvironmentName=env if isinstance(env, str) else None,
+            resourceName=res if isinstance(res, str) else None,
+        )
         try:
+            if op not in model.OPERATIONS:
+                raise ApiError(404, "UnknownOperationException", f"The simulator does not serve {op}")
             if key is not None and time.time() >= key.expires:
                 raise ApiError(403, "ExpiredTokenException", EXPIRED_MESSAGE)
             if (denied := self._denied(key, f"amplifybackend:{op}")) is not None:
@@ -648,7 +817,9 @@ class Backend:
         )
         return status, code, payload
 
-    def _next_fault(self, op: str) -> str | None:
+    def _next_fault(self, op: str, quota: bool = True) -> str | None:
+        """The fault for this call of ``op``: a queued one, else one drawn at the configured rates
+        (``quota`` False: AmplifyBackend's ``rate_limit`` does not apply, as for Cognito)."""
         for queued in self.faults:
             mutating_only = queued.fault in ("ambiguous", "stall")
             if queued.operation in ("*", op) and (not mutating_only or op in model.MUTATING):
@@ -657,7 +828,7 @@ class Backend:
                     self.faults.remove(queued)
                 return queued.fault
         cfg = self.config
-        if cfg.rate_limit > 0 and not self._take_token(cfg.rate_limit):
+        if quota and cfg.rate_limit > 0 and not self._take_token(cfg.rate_limit):
             return "throttle"
         if cfg.throttle_rate > 0 and self.rng.random() < cfg.throttle_rate:
             return "throttle"
@@ -692,10 +863,15 @@ class Backend:
             if status == COMPLETED:
                 if job.operation == "CreateBackendAuth":
                     st.resources[key] = copy.deepcopy(job.payload or {})
+                    self._realise(st, key, job.region)
                 elif job.operation == "UpdateBackendAuth" and key in st.resources:
                     _merge(st.resources[key], job.payload or {})
+                    self._realise(st, key, job.region)
                 elif job.operation == "DeleteBackendAuth":
                     st.resources.pop(key, None)
+                    self._unlink(st, key)
+                elif job.operation == "ImportBackendAuth":
+                    self._link_import(st, key, job)
             job.settled, job.payload = True, None
 
     def _execute(
@@ -744,20 +920,40 @@ class Backend:
             return self._list_jobs(st, app, env, body, now)
         if op == "GetBackend":
             return self._backend(st, app, env)
-        name = body["resourceName"]
+        name = IMPORTED_RESOURCE_NAME if op == "ImportBackendAuth" else body["resourceName"]
         key = (app, env, name)
+        link = st.links.get(key)
+        imported = link is not None and link.imported
         if op in model.MUTATING:
             here = [j for j in st.jobs.values() if (j.app_id, j.env) == (app, env)]
             if any(j.status(now) not in TERMINAL for j in here):
                 raise ApiError(400, "ValidationException", _pending_message(app, env))
-            if op == "CreateBackendAuth" and key in st.resources:
+            if op == "CreateBackendAuth" and (key in st.resources or imported):
                 raise ApiError(
                     400,
                     "BadRequestException",
                     f"An auth resource named {name} already exists for appId: {app} "
                     f"and backendEnvironmentName: {env}",
                 )
-        if op != "CreateBackendAuth" and key not in st.resources:
+            if op == "ImportBackendAuth":
+                linked = sorted(n for (a, e, n) in st.links if (a, e) == (app, env))
+                if linked:
+                    raise ApiError(
+                        400,
+                        "BadRequestException",
+                        f"An auth resource ({', '.join(linked)}) already exists for appId: {app} "
+                        f"and backendEnvironmentName: {env}; remove it before importing",
+                    )
+            if op == "UpdateBackendAuth" and imported:
+                raise ApiError(
+                    400,
+                    "BadRequestException",
+                    f"The auth resource {name} is imported; Amplify does not update imported resources",
+                )
+        exists = key in st.resources or imported
+        if op == "GetBackendAuth" and imported and self.config.imported_get_backend_auth == "not_found":
+            exists = False
+        if op not in ("CreateBackendAuth", "ImportBackendAuth") and not exists:
             raise ApiError(
                 404,
                 "NotFoundException",
@@ -765,11 +961,16 @@ class Backend:
                 resourceType="BackendAuth",
             )
         if op == "GetBackendAuth":
+            config = (
+                cognito.config_of(st.pools, link)
+                if imported and link is not None
+                else copy.deepcopy(st.resources[key])
+            )
             return {
                 "appId": app,
                 "backendEnvironmentName": env,
                 "resourceName": name,
-                "resourceConfig": copy.deepcopy(st.resources[key]),
+                "resourceConfig": config,
             }
         job = Job(
             job_id=str(uuid.uuid4()),
@@ -784,7 +985,18 @@ class Backend:
             fails=self.config.fail_rate > 0 and self.rng.random() < self.config.fail_rate,
             held=st.held,
             payload=copy.deepcopy(body.get("resourceConfig")),
+            region=record["region"] or cognito.DEFAULT_REGION,
         )
+        if op == "ImportBackendAuth":
+            record["resourceName"] = name
+            job.payload = {
+                k: body[k]
+                for k in ("userPoolId", "webClientId", "nativeClientId", "identityPoolId")
+                if k in body
+            }
+            # The job fails when the pools cannot be linked as given (Amplify's import checks).
+            job.fail_reason = cognito.import_problem(st.pools, job.region, job.payload)
+            job.fails = job.fails or job.fail_reason is not None
         st.jobs[job.job_id] = job
         record["jobId"] = job.job_id
         self._settle(st)  # a zero-second job takes effect at once
@@ -792,22 +1004,33 @@ class Backend:
         keys = ("appId", "backendEnvironmentName", "jobId", "operation", "status", "error")
         return {k: wire[k] for k in keys if k in wire}
 
+    def _link_import(self, st: AccountState, key: tuple[str, str, str], job: Job) -> None:
+        """A completed ImportBackendAuth: link the pools (checked when the job started)."""
+        ids = job.payload or {}
+        if cognito.import_problem(st.pools, job.region, ids) is None:
+            st.links[key] = cognito.Link(
+                region=job.region,
+                user_pool_id=ids["userPoolId"],
+                web_client_id=ids["webClientId"],
+                native_client_id=ids["nativeClientId"],
+                identity_pool_id=ids.get("identityPoolId") or None,
+                imported=True,
+            )
+
     def _backend(self, st: AccountState, app: str, env: str) -> dict[str, Any]:
         """GetBackend: the environment's amplify-meta, with an ``auth`` entry per auth resource
-        whose ``output`` holds ids as the Amplify CLI writes them (made up, but stable)."""
+        (``serviceType`` ``managed`` or ``imported``) whose ``output`` holds the Cognito ids as
+        the Amplify CLI writes them."""
         auth: dict[str, Any] = {}
-        for (a, e, name), config in st.resources.items():
+        for (a, e, name), link in st.links.items():
             if (a, e) != (app, env):
                 continue
-            digest = hashlib.sha256(f"{a}/{e}/{name}".encode()).hexdigest()
-            output = {
-                "UserPoolId": f"us-east-1_{digest[:9]}",
-                "AppClientIDWeb": digest[9:35],
-                "AppClientID": digest[35:61],
+            auth[name] = {
+                "service": "Cognito",
+                "serviceType": "imported" if link.imported else "managed",
+                "providerPlugin": "awscloudformation",
+                "output": link.output(),
             }
-            if config.get("authResources") == "IDENTITY_POOL_AND_USER_POOL":
-                output["IdentityPoolId"] = f"us-east-1:{uuid.UUID(digest[:32])}"
-            auth[name] = {"service": "Cognito", "providerPlugin": "awscloudformation", "output": output}
         meta = {"auth": auth} if auth else {}
         return {
             "appId": app,

@@ -26,6 +26,7 @@ ROLE_ARN_RE = re.compile(
 SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
 EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/")
+_SCOPE_RE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 
 DURATION_MIN, DURATION_MAX = 900, 43200  # STS's bounds for DurationSeconds
@@ -76,6 +77,14 @@ def access_key_of(authorization: str | None) -> str | None:
     if not authorization:
         return None
     match = _CREDENTIAL_RE.search(authorization)
+    return match.group(1) if match else None
+
+
+def region_of(authorization: str | None) -> str | None:
+    """The region of a SigV4 ``Authorization`` header's credential scope, None without one."""
+    if not authorization:
+        return None
+    match = _SCOPE_RE.search(authorization)
     return match.group(1) if match else None
 
 
