@@ -171,3 +171,9 @@ def test_the_strict_build_passes_and_fails_on_a_broken_link(tmp_path: Path) -> N
     page.write_text(page.read_text() + "\n[a page that is not there](nowhere.md)\n")
     broken = _build(copy / "mkdocs.yml", tmp_path / "site2")
     assert broken.returncode != 0 and "nowhere.md" in broken.stderr, broken.stderr
+
+
+def test_the_layout_names_every_module_of_the_operator() -> None:
+    layout = (DOCS / "explanation" / "architecture.md").read_text()
+    modules = sorted(p.name for p in (ROOT / "operator" / "backendauth_operator").glob("*.py"))
+    assert [m for m in modules if m != "__init__.py" and f"  {m} " not in layout] == []
