@@ -163,6 +163,16 @@ def test_the_strict_build_passes_and_fails_on_a_broken_link(tmp_path: Path) -> N
     """As .ci/run builds the site; and a copy with one link broken does not build."""
     good = _build(ROOT / "mkdocs.yml", tmp_path / "site")
     assert good.returncode == 0, good.stderr
+    # Every row of every table has as many cells as its header (a stray | splits a cell).
+    rows = 0
+    for html in (tmp_path / "site").rglob("index.html"):
+        for table in re.findall(r"<table>(.*?)</table>", html.read_text(), re.S):
+            head, _, body = table.partition("</thead>")
+            columns = len(re.findall(r"<th[ >]", head))
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S):
+                rows += 1
+                assert len(re.findall(r"<td[ >]", row)) == columns, (html, row[:200])
+    assert rows > 300
     copy = tmp_path / "copy"
     shutil.copytree(DOCS, copy / "docs")
     (copy / "mkdocs.yml").write_text((ROOT / "mkdocs.yml").read_text())
@@ -177,3 +187,12 @@ def test_the_layout_names_every_module_of_the_operator() -> None:
     layout = (DOCS / "explanation" / "architecture.md").read_text()
     modules = sorted(p.name for p in (ROOT / "operator" / "backendauth_operator").glob("*.py"))
     assert [m for m in modules if m != "__init__.py" and f"  {m} " not in layout] == []
+
+
+def test_generated_cells_keep_angle_brackets_and_pipes_as_written() -> None:
+    generate = hook()
+    cell = generate._cell("DIR/<namespace>/<name>.yaml a|b")
+    assert cell == "DIR/&lt;namespace&gt;/&lt;name&gt;.yaml a\\|b"
+    assert generate._code("a || b") == "`a || b`"  # no cell splits inside a code span
+    cli = generate.cli_reference()
+    assert "DIR/&lt;namespace&gt;/&lt;name&gt;.yaml" in cli

@@ -31,15 +31,18 @@ MARKER = re.compile(r"<!-- generated: ([a-z-]+) -->")
 
 
 def _cell(text: Any) -> str:
-    """Text fit for one Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text fit for one Markdown table cell: one line, no column break, and ``<name>`` shown as
+    written rather than taken for an HTML tag (the text holds no code spans)."""
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _code(text: Any) -> str:
-    value = str(text)
+    """A code span, fit for a table cell as it is (Python-Markdown splits no cell inside one)."""
+    value = " ".join(str(text).split())
     fence = "``" if "`" in value else "`"
     pad = " " if value.startswith("`") or value.endswith("`") else ""
-    return f"{fence}{pad}{value}{pad}{fence}".replace("|", "\\|")
+    return f"{fence}{pad}{value}{pad}{fence}"
 
 
 # ---- the CRD ------------------------------------------------------------------------------------
@@ -90,7 +93,7 @@ def _immutable(schema: dict[str, Any]) -> bool:
 
 def _rules(schema: dict[str, Any]) -> list[str]:
     return [
-        f"{rule.get('message', '')} (CEL: {_code(rule['rule'])})"
+        f"{_cell(rule.get('message', ''))} (CEL: {_code(rule['rule'])})"
         for rule in schema.get("x-kubernetes-validations", [])
         if rule.get("rule") != "self == oldSelf"
     ]
@@ -103,7 +106,7 @@ def _rows(schema: dict[str, Any], path: str, required: bool, rows: list[str]) ->
     notes += ["rule: " + rule for rule in _rules(schema)]
     description = _cell(schema.get("description", ""))
     if notes:
-        description = (description + "<br>" if description else "") + _cell("; ".join(notes))
+        description = (description + "<br>" if description else "") + "; ".join(notes)
     rows.append(f"| {_code(path)} | {_type(schema)} | {'yes' if required else ''} | {description} |")
     node = schema.get("items", schema) if schema.get("type") == "array" else schema
     suffix = "[]" if node is not schema else ""
@@ -233,7 +236,7 @@ def config_reference() -> str:
         kind = _type_name(field.annotation)
         limits = _constraints(field)
         meaning = SETTING_TEXT[name] + (f" ({'; '.join(limits)})" if limits else "")
-        rows.append(f"| {variables} | {_cell(kind)} | {default} | {_cell(meaning)} |")
+        rows.append(f"| {variables} | {_cell(kind)} | {default} | {meaning} |")
     return "\n".join(rows)
 
 
@@ -268,12 +271,12 @@ def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
         if action.option_strings and action.nargs != 0:
             names += " " + _code(action.metavar or action.dest.upper())
         default = "" if action.default in (None, argparse.SUPPRESS, False) else _code(action.default)
-        text = (action.help or "") % {"default": action.default, "prog": parser.prog}
+        text = _cell((action.help or "") % {"default": action.default, "prog": parser.prog})
         if action.choices:
             text += " (one of " + ", ".join(_code(c) for c in action.choices) + ")"
         if action.required:
             text += " (required)"
-        rows.append(f"| {names} | {default} | {_cell(text)} |")
+        rows.append(f"| {names} | {default} | {text} |")
     return rows
 
 
