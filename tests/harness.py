@@ -30,7 +30,8 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 K8S_GO_MOD = REPO / "tests" / "kube" / "go.mod"
 
-# Fast timings for tests; the production defaults are those of config.Settings (README: Configuration).
+# Fast timings for tests; the production defaults are those of config.Settings
+# (docs/reference/configuration.md).
 OPERATOR_ENV = {
     "BACKENDAUTH_JOB_POLL_SECONDS": "0.3",
     "BACKENDAUTH_RETRY_BASE_SECONDS": "0.2",

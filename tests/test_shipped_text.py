@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = ["crds", "deploy", "operator", "examples", "charts", "README.md", "Dockerfile"]
+SHIPPED = [
+    "crds", "deploy", "operator", "examples", "charts", "README.md", "Dockerfile", "docs", "mkdocs.yml",
+]  # fmt: skip
 MAINTAINED = ["tests", "testbed", "benchmarks", ".ci", ".github", "pyproject.toml"]
 INTERNAL = re.compile(r"CONTRACT\s*§|research\s*§|shared/research|\.\./shared|CONTRACT\.md|\bDEVELOPERS\b")
 # Local state, not text anyone wrote.

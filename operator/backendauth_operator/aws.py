@@ -229,7 +229,7 @@ _ACCESS_CODES = {
 
 
 def classify(error: BaseException) -> Failure:
-    """Map an exception from a boto3 call to the retry table of the README.
+    """Map an exception from a boto3 call to the retry table of docs/explanation/retries.md.
 
     Matches on HTTP status as well as on error code: the API reference and the botocore model
     name the 429 and 504 errors differently (LimitExceededException vs TooManyRequestsException).

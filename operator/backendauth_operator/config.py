@@ -1,5 +1,5 @@
-"""Operator configuration from the environment, read once at start-up (the README's
-configuration table lists every variable)."""
+"""Operator configuration from the environment, read once at start-up (the docs' configuration
+reference, docs/reference/configuration.md, is generated from this class)."""
 
 from __future__ import annotations
 

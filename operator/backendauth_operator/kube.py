@@ -6,7 +6,7 @@ the pending marker must be stored *before* the AWS call, and a second step on th
 (a poll, an annotation, a resync) must see the first one's outcome.
 
 :class:`Leases` serialize mutating work per (region, app, environment) across restarts and
-across operators: see the README's "Exactly once" section.
+across operators: see docs/explanation/exactly-once.md.
 """
 
 from __future__ import annotations

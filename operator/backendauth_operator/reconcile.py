@@ -42,8 +42,8 @@ Phase = Literal["ready", "reconciling", "stalled"]
 class State:
     """The one thing a BackendAuth is doing now, as the conditions will show it.
 
-    ``reason`` is a CamelCase word (JobCompleted, Throttled, InvalidSpec, ...): the README's
-    status reference lists them.
+    ``reason`` is a CamelCase word (JobCompleted, Throttled, InvalidSpec, ...): the status
+    reference, docs/reference/status.md, lists them.
     """
 
     phase: Phase
