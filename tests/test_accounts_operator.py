@@ -184,6 +184,22 @@ def test_a_refused_assume_role_is_access_denied_naming_the_role_and_retried(bed:
     assert list(resources(bed, A)) == [KEY]
 
 
+def test_denying_the_role_of_a_ready_object_shows_access_denied_at_its_next_look(bed: Bed) -> None:
+    """The operator's session was issued before the deny; it is refused at once, not an hour
+    later when it would expire."""
+    two_accounts(bed)
+    bed.apply(auth_in("team-a"))
+    wait_reason(bed, "team-a", "JobCompleted", timeout=60)
+    bed.sim_post("deny_role", {"roleArn": ROLE.format(A), "denied": True})
+    asked = "amplifybackend.gitops.dev/reconcile-requested-at"
+    bed.kubectl("annotate", "backendauth", "shop-auth", "-n", "team-a", f"{asked}=1")
+    message = ready(wait_reason(bed, "team-a", "AccessDenied"))["message"]
+    assert "amplifybackend:GetBackendAuth with an explicit deny" in message
+    bed.sim_post("deny_role", {"roleArn": ROLE.format(A), "denied": False})
+    bed.kubectl("annotate", "--overwrite", "backendauth", "shop-auth", "-n", "team-a", f"{asked}=2")
+    wait_reason(bed, "team-a", "JobCompleted", timeout=60)
+
+
 def test_an_external_id_is_sent_and_never_shown(bed: Bed) -> None:
     secret = "ext-id-not-for-eyes-7731"
     bed.sim_post("require_external_id", {"roleArn": ROLE.format(A), "externalId": secret})

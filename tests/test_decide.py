@@ -527,8 +527,10 @@ STEP_ROWS = [
          PollDelete),
     Step("still running: wait", snap(deleting=True, deletion_policy="Delete", owned=True, delete_job=job(op=DELETE), delete_polled=True),
          Finish, None, lambda p: p.outcome == "wait"),
-    Step("completed: let go", snap(deleting=True, deletion_policy="Delete", owned=True, delete_job=job("COMPLETED", op=DELETE)),
-         Finish, None, lambda p: p.outcome == "let_go" and p.release),
+    Step("completed: let go, with a Normal event saying so",
+         snap(deleting=True, deletion_policy="Delete", owned=True, delete_job=job("COMPLETED", op=DELETE)),
+         Finish, None, lambda p: p.outcome == "let_go" and p.release and [(n.kind, n.reason) for n in p.notes] == [
+             ("Normal", "Deleted")] and " deleted in AWS (DeleteBackendAuth job " in p.notes[0].message),
     Step("failed: the finalizer stays", snap(deleting=True, deletion_policy="Delete", owned=True, delete_job=job("FAILED", op=DELETE)),
          Finish, None, lambda p: p.outcome == "give_up" and p.state.reason == "DeleteFailed"),
     Step("a standby waits: the leader deletes", snap(deleting=True, deletion_policy="Delete", owned=True, leading=False),
@@ -540,7 +542,8 @@ STEP_ROWS = [
          Finish, None, lambda p: p.outcome == "wait" and not p.release),
     Step("already gone in AWS: let go", snap(deleting=True, deletion_policy="Delete", owned=True,
                                               delete_submitted=Rejected(Failure("NotFound", True, "gone"))),
-         Finish, None, lambda p: p.outcome == "let_go"),
+         Finish, None, lambda p: p.outcome == "let_go" and [(n.kind, n.reason) for n in p.notes] == [("Normal", "Deleted")]
+         and "already gone" in p.notes[0].message),
     Step("throttled: retried, the turn goes back", snap(deleting=True, deletion_policy="Delete", owned=True,
                                                          delete_submitted=Rejected(THROTTLED)),
          Finish, None, lambda p: p.outcome == "retry" and p.release and p.retry_reason == "Throttled"),

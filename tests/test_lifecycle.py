@@ -83,6 +83,16 @@ def test_delete_policy_removes_the_auth_resource_before_letting_go(bed: Bed) -> 
     wait_until(lambda: bed.kubectl("get", "backendauth", "doomed", check=False).returncode != 0, what="gone")
     assert bed.count("DeleteBackendAuth") == 1
     assert not [key for key in sim_state(bed)["resources"] if key.endswith("/doomed")]
+    # The deletion ends with an event saying AWS's job is done, not only the one saying it was sent.
+    deleted = wait_until(
+        lambda: [e for e in bed.events("doomed") if e["reason"] == "Deleted"], what="the Deleted event"
+    )
+    assert [e["type"] for e in deleted] == ["Normal"]
+    assert "/doomed deleted in AWS (DeleteBackendAuth job " in deleted[0]["message"]
+    assert sorted(e["reason"] for e in bed.events("doomed") if e["reason"].startswith("Delet")) == [
+        "Deleted",
+        "Deleting",
+    ]
     # Kopf's own line for the retry, as the operator really logs it: INFO, not ERROR.
     waits = [line for line in bed.operator.log.splitlines() if "Handler 'delete' is waiting" in line]
     assert waits and all("[INFO" in line for line in waits)
@@ -92,6 +102,11 @@ def test_delete_policy_removes_the_auth_resource_before_letting_go(bed: Bed) -> 
 def test_retain_policy_leaves_aws_alone(bed: Bed) -> None:
     ready(bed, "kept")
     bed.kubectl("delete", "backendauth", "kept", "--timeout=60s")
+    retained = wait_until(
+        lambda: [e for e in bed.events("kept") if e["reason"] == "Retained"], what="the Retained event"
+    )
+    assert [e["type"] for e in retained] == ["Normal"]
+    assert "/kept left in place in AWS (deletionPolicy Retain)" in retained[0]["message"]
     assert bed.count("DeleteBackendAuth") == 0
 
 

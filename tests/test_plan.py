@@ -198,8 +198,41 @@ def test_errors_exit_1_naming_the_field(
     bad.write_text(yaml.safe_dump(doc))
     code, out = plan(capsys, "-f", str(bad))
     assert code == 1 and "error: spec.resourceConfig.userPoolConfigs.signInMethod" in out
+    # The summary counts the error: it never reads like a plan with nothing to do.
+    assert out.splitlines()[-1] == "1 BackendAuth(s): 1 error, 0 to change."
     code, _ = plan(capsys, "-f", str(tmp_path / "absent.yaml"))
     assert code == 1
+
+
+def test_an_error_among_changes_is_counted_apart_and_exits_1(
+    tmp_path: Path, sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = backendauths(EXAMPLES / "minimal.yaml")[0], backendauths(EXAMPLES / "minimal.yaml")[0]
+    bad["metadata"]["name"] = "bad"
+    bad["spec"]["resourceConfig"]["userPoolConfigs"]["signInMethod"] = "CARRIER_PIGEON"
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump_all([good, bad]))
+    code, out = plan(capsys, "-f", str(both))
+    assert code == 1, out
+    assert out.splitlines()[-1] == "2 BackendAuth(s): 1 error, 1 to change."
+
+
+def test_without_a_region_the_error_says_how_to_give_one(
+    tmp_path: Path, sim: SimulatorThread, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    doc = backendauths(EXAMPLES / "minimal.yaml")[0]
+    doc["spec"].pop("region", None)
+    regionless = tmp_path / "regionless.yaml"
+    regionless.write_text(yaml.safe_dump(doc))
+    code, out = plan(capsys, "-f", str(regionless))
+    assert code == 1, out
+    first, last = out.splitlines()[0], out.splitlines()[-1]
+    assert first.startswith("BackendAuth default/minimal-auth: error: spec.region: required")
+    assert "give spec.region in the manifest, or set AWS_REGION" in first
+    assert last == "1 BackendAuth(s): 1 error, 0 to change."
+    assert sim.simulator.backend.calls == []  # nothing was read without a region
 
 
 def test_a_directory_is_every_manifest_in_it(
@@ -208,3 +241,64 @@ def test_a_directory_is_every_manifest_in_it(
     code, out = plan(capsys, "-f", str(EXAMPLES))
     assert code == 2
     assert out.count(": create (CreateBackendAuth)") == sum(len(backendauths(p)) for p in MANIFESTS)
+
+
+# ---- the files the walkthroughs post to the simulator -------------------------------------------
+
+
+def post_as_curl(sim: SimulatorThread, path: str, example: str) -> dict[str, Any]:
+    """``curl -s -X POST $SIM/_sim/PATH -d @examples/EXAMPLE``: curl strips the file's line breaks
+    and sends it as a form; the simulator's answer (a failure raises)."""
+    data = (EXAMPLES / example).read_bytes().replace(b"\r", b"").replace(b"\n", b"")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    request = urllib.request.Request(f"{sim.url}/_sim/{path}", data=data, method="POST", headers=form)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+    return answer
+
+
+DRIFTED = [
+    "BackendAuth default/shop-auth: update (UpdateBackendAuth)",
+    "  ~ resourceConfig.userPoolConfigs.passwordPolicy.minimumLength: 8.0 -> 12.0",
+    "1 BackendAuth(s): 1 to change.",
+]
+
+
+def test_drift_json_is_outputs_yaml_with_the_minimum_length_set_to_8(
+    sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Posted to a fresh simulator (the plan walkthrough): AWS has shop-auth, but with 8.
+    state = post_as_curl(sim, "resources", "drift.json")
+    assert state["resources"]["d1a2b3c4d5e6f7/shop/shopauth"]["userPoolConfigs"]["passwordPolicy"] == {
+        "minimumLength": 8,
+        "additionalConstraints": ["REQUIRE_DIGIT"],
+    }
+    code, out = plan(capsys, "-f", str(EXAMPLES / "outputs.yaml"))
+    assert (code, out.splitlines()) == (2, DRIFTED)  # that one field differs, nothing else
+
+
+def test_drift_json_changes_only_the_minimum_length_of_what_the_operator_created(
+    sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Posted after the operator created it (the drift walkthrough).
+    apply(sim, backendauths(EXAMPLES / "outputs.yaml")[0])
+    assert plan(capsys, "-f", str(EXAMPLES / "outputs.yaml"))[0] == 0
+    post_as_curl(sim, "resources", "drift.json")
+    code, out = plan(capsys, "-f", str(EXAMPLES / "outputs.yaml"))
+    assert (code, out.splitlines()) == (2, DRIFTED)
+
+
+def test_studio_auth_json_is_an_auth_resource_that_export_brings_in(
+    tmp_path: Path, sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    post_as_curl(sim, "resources", "studio-auth.json")
+    code = main(["export", "--app", "d1a2b3c4d5e6f7", "--env", "studio", "--namespace", "default"])
+    exported = capsys.readouterr().out
+    assert code == 0, exported
+    (doc,) = [d for d in yaml.safe_load_all(exported) if d]
+    assert doc["metadata"] == {"name": "studioauth", "namespace": "default"}
+    assert doc["spec"]["adoptionPolicy"] == "AdoptOrCreate"
+    studio = tmp_path / "studio.yaml"
+    studio.write_text(exported)
+    code, out = plan(capsys, "-f", str(studio))
+    assert (code, out.splitlines()[0]) == (0, "BackendAuth default/studioauth: adopt")

@@ -62,6 +62,10 @@ def test_the_example_pair_is_the_same_resource_in_the_two_sandbox_namespaces() -
     assert len(keys) == 1
     admin = list(yaml.safe_load_all((ROOT / "examples" / "accounts" / "namespaces.yaml").read_text()))
     assert admin == sandbox_dev.account_objects("default")
+    # team-c.yaml: the same BackendAuth once more, in a namespace the walkthrough makes itself.
+    (third,) = yaml.safe_load_all((ROOT / "examples" / "accounts" / "team-c.yaml").read_text())
+    assert third["metadata"] == {"name": "shop-auth", "namespace": "team-c"}
+    assert third["spec"] == docs[0]["spec"] and docs[0]["metadata"]["name"] == "shop-auth"
 
 
 @pytest.mark.parametrize("sts", [True, False])
@@ -79,15 +83,23 @@ def test_start_operator_points_sts_at_the_simulator_only_when_asked(
 
     monkeypatch.setattr(asyncio, "create_subprocess_exec", fake_exec)
     monkeypatch.delenv("AWS_ENDPOINT_URL_STS", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALLOOKING")  # the user's own
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "a-real-session")
     url = "http://127.0.0.1:1"
+    aws = sandbox_dev.simulator_env(url) if sts else {"BACKENDAUTH_AWS_ENDPOINT_URL": url}
 
     async def start() -> None:
-        stop = await sandbox_dev.start_operator("kubeconfig", url, url if sts else None)
+        stop = await sandbox_dev.start_operator("kubeconfig", aws)
         await stop()
 
     asyncio.run(start())
     assert seen["BACKENDAUTH_AWS_ENDPOINT_URL"] == url
     assert seen.get("AWS_ENDPOINT_URL_STS") == (url if sts else None)
+    if sts:  # the simulator's: its dummy keys, none of the user's session
+        assert seen["AWS_ACCESS_KEY_ID"] == "sandbox" and "AWS_SESSION_TOKEN" not in seen
+        assert seen["AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"] == url
+    else:  # an endpoint the user gave: the user's credentials
+        assert seen["AWS_ACCESS_KEY_ID"] == "AKIAREALLOOKING"
 
 
 def dev(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -122,9 +134,11 @@ def test_dev_maps_two_accounts_and_its_simulator_answers_sts(tmp_path: Path) -> 
             30,
             "the sandbox to start",
         )
-        match = re.search(r"export AWS_ENDPOINT_URL_STS=(http://127\.0\.0\.1:\d+)", output)
-        assert match, output
-        assert f"export BACKENDAUTH_AWS_ENDPOINT_URL={match.group(1)}" in output
+        env_file = (tmp_path / ".dev" / "env").read_text()
+        match = re.search(r"export AWS_ENDPOINT_URL_STS=(http://127\.0\.0\.1:\d+)", env_file)
+        assert match, env_file
+        assert f"export BACKENDAUTH_AWS_ENDPOINT_URL={match.group(1)}" in env_file
+        assert f"AmplifyBackend endpoint: {match.group(1)}" in output
         assert "team-a -> 111111111111, team-b -> 222222222222" in output
 
         kubectl = Kubectl(tmp_path / ".dev" / "kubeconfig", tmp_path / "cache")
@@ -160,7 +174,7 @@ def test_dev_maps_two_accounts_and_its_simulator_answers_sts(tmp_path: Path) -> 
         assert who.get_caller_identity()["Account"] == "222222222222"
 
         # The example pair applies as written.
-        kubectl.run("apply", "-f", str(ROOT / "examples" / "accounts"))
+        kubectl.run("apply", "-f", str(ROOT / "examples" / "accounts" / "two-accounts.yaml"))
         for name in ACCOUNTS:
             assert kubectl.run("get", "backendauth", "shop-auth", "-n", name, "-o", "name").stdout.strip()
     finally:
@@ -179,6 +193,7 @@ def test_dev_with_another_endpoint_maps_no_accounts(tmp_path: Path) -> None:
             "the sandbox to start",
         )
         assert "AWS_ENDPOINT_URL_STS" not in output and "AWS accounts" not in output
+        assert "AWS_ENDPOINT_URL_STS" not in (tmp_path / ".dev" / "env").read_text()
         kubectl = Kubectl(tmp_path / ".dev" / "kubeconfig", tmp_path / "cache")
         namespaces = kubectl.run("get", "namespaces", "-o", "name").stdout.split()
         assert "namespace/team-a" not in namespaces

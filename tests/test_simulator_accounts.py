@@ -167,6 +167,37 @@ def test_deny_role_gives_access_denied_naming_the_role(sim: SimulatorThread) -> 
     assert assume(sim.url, ROLE_A)["Credentials"]
 
 
+def test_deny_role_refuses_credentials_already_issued_at_once(sim: SimulatorThread) -> None:
+    """An explicit deny on the role: sessions issued before it are refused from then on, not
+    when they expire (an hour later by default); allowing the role again lets them through."""
+    a, b = (
+        backend_client(sim.url, assume(sim.url, ROLE_A)["Credentials"]),
+        backend_client(sim.url, assume(sim.url, ROLE_B)["Credentials"]),
+    )
+    a.create_backend_auth(**CREATE)
+    control(sim, "deny_role", {"roleArn": ROLE_A, "denied": True})
+    with pytest.raises(ClientError) as excinfo:
+        a.get_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)
+    status, code, message = error_of(excinfo)
+    assert (status, code) == (403, "AccessDeniedException")
+    assert message == (
+        f"User: arn:aws:sts::{ACCOUNT_A}:assumed-role/backendauth-operator/tests is not authorized to "
+        "perform: amplifybackend:GetBackendAuth with an explicit deny"
+    )
+    with pytest.raises(ClientError):  # a mutating call is refused too, and changes nothing
+        a.delete_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)
+    assert b.create_backend_auth(**CREATE)["Status"]  # another role's session is not affected
+    assert backend_client(sim.url).create_backend_auth(**CREATE)["Status"]  # nor keys it did not issue
+    assert [c["errorCode"] for c in control(sim, f"calls?account={ACCOUNT_A}")[1]["calls"]][-2:] == [
+        "AccessDeniedException",
+        "AccessDeniedException",
+    ]
+
+    control(sim, "deny_role", {"roleArn": ROLE_A, "denied": False})
+    got = a.get_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)
+    assert got["ResourceName"] == RES  # the same session works again, and nothing was deleted
+
+
 def test_require_external_id(sim: SimulatorThread) -> None:
     status, rules = control(sim, "require_external_id", {"roleArn": ROLE_A, "externalId": "team-a-7f3"})
     assert status == 200 and rules["externalIdRoles"] == [ROLE_A]

@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_dev.add_argument("--port", type=int, default=8001, help="port of the emulated Kubernetes API")
     p_dev.add_argument("--kubeconfig", default=".dev/kubeconfig", help="where to write the kubeconfig")
     p_dev.add_argument(
+        "--env-file",
+        default=".dev/env",
+        metavar="PATH",
+        help="where to write what another shell sources to use the sandbox (kubectl, plan, export)",
+    )
+    p_dev.add_argument(
         "--apply",
         action="append",
         default=[],

@@ -57,6 +57,7 @@ from backendauth_operator.leader import Gate, SoleOperator
 from backendauth_operator.reading import handled_request, read
 from backendauth_operator.reconcile import (
     Finish,
+    Note,
     Plan,
     ReadAgain,
     Settle,
@@ -66,7 +67,7 @@ from backendauth_operator.reconcile import (
     decide,
 )
 from backendauth_operator.watched import Poller, Watched
-from backendauth_operator.writer import StepWriter, Written, write_deletion
+from backendauth_operator.writer import StepWriter, Written, post_note, write_deletion
 
 WAITING_PREFIX = "waiting: "
 
@@ -383,7 +384,15 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
         if ctx.gate.acting():  # a standby holds no turn
             release(ctx.effects(logger), s, logger)
         if s.deletion_policy != "Delete":
-            logger.info(f"Deletion policy {s.deletion_policy}: the Amplify auth resource is left in place.")
+            where = f"{s.app}/{s.env}/{s.resource_name}"
+            note = Note(
+                "Normal",
+                "Retained",
+                f"auth resource {where} left in place in AWS (deletionPolicy {s.deletion_policy})",
+            )
+            logger.info(note.message)
+            if s.owned and ctx.gate.acting():  # something is left, and one operator says so
+                post_note(ctx.kube, body, note, logger)
     ctx.poller.cancel(namespace, name)
     ctx.locks.forget(key)
     ctx.watched.forget(uid)

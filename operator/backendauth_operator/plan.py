@@ -34,8 +34,13 @@ from backendauth_operator.aws import ClientFactory, Failure
 from backendauth_operator.bookkeeping import COMPLETED, CREATE, CREATED, PAUSED, Job
 from backendauth_operator.config import Settings
 from backendauth_operator.models import SECRET_BOTO_KEYS, spec_path
-from backendauth_operator.reading import read
+from backendauth_operator.reading import NO_REGION, read
 from backendauth_operator.reconcile import Observation, Settle, Snapshot, Submit, decide
+
+PLAN_NO_REGION = (
+    "spec.region: required, as AWS_REGION is not set; give spec.region in the manifest, "
+    "or set AWS_REGION (e.g. export AWS_REGION=us-east-1)"
+)
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ def plan_one(doc: Mapping[str, Any], settings: Settings, clients: ClientFactory,
         read({"metadata": meta, "spec": doc.get("spec") or {}}, settings, time.time()), ask_own_account=False
     )
     if s.spec_error is not None or s.desired is None:
-        verdict.message = s.spec_error or "no spec"
+        verdict.message = (PLAN_NO_REGION if s.spec_error == NO_REGION else s.spec_error) or "no spec"
         return verdict
     found = AmplifyBackend(clients, s.region).resource(s.app, s.env, s.resource_name)
     if isinstance(found, Failure):
@@ -200,7 +205,9 @@ def render_text(verdicts: Sequence[Verdict]) -> str:
         for path, state in v.secrets.items():
             lines.append(f"  {'~' if state == 'would change' else ' '} {path}: (secret) {state}")
     changed = sum(1 for v in verdicts if v.changes_aws)
-    lines.append(f"{len(verdicts)} BackendAuth(s): {changed} to change.")
+    errors = sum(1 for v in verdicts if v.action == "error")
+    failed = f"{errors} error{'s' if errors != 1 else ''}, " if errors else ""
+    lines.append(f"{len(verdicts)} BackendAuth(s): {failed}{changed} to change.")
     return "\n".join(lines) + "\n"
 
 

@@ -34,6 +34,9 @@ from backendauth_operator.models import (
 )
 from backendauth_operator.reconcile import Snapshot, current_reason, ready_generation
 
+#: The spec error of a BackendAuth without spec.region when no default region is set.
+NO_REGION = "spec.region: required, as the operator has no AWS_REGION set"
+
 
 def identity(obj: Mapping[str, Any]) -> str:
     """The Lease holder identity of a BackendAuth: ``namespace/name/uid``."""
@@ -111,7 +114,7 @@ def read(
     except InvalidSpecError as error:
         return replace(s, spec_error=str(error))
     if not s.region:
-        return replace(s, spec_error="spec.region: required, as the operator has no AWS_REGION set")
+        return replace(s, spec_error=NO_REGION)
     desired = create_backend_auth_kwargs(spec, lambda ref: "")["ResourceConfig"]
     return replace(
         s, spec=spec, fingerprint=fingerprint(spec, s.uid), desired=desired,

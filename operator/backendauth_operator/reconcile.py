@@ -925,7 +925,7 @@ def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete | AskOwnAccoun
         # Not sent (this process stopped leading): whoever leads now deletes.
         return Finish("wait", sent.reason if isinstance(sent, Withheld) else "the object changed")
     if isinstance(sent, Rejected | NotSent):
-        return _delete_failed(s.delete_job, (), sent.failure)
+        return _delete_failed(s.delete_job, (), sent.failure, s)
     job = s.delete_job
     if job is None:
         return Delete()
@@ -934,7 +934,7 @@ def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete | AskOwnAccoun
         notes = (Note("Normal", "Deleting", f"{job.describe()} submitted"),)
     remember = job if isinstance(sent, Accepted) or s.delete_polled else None
     if s.failure is not None:
-        return _delete_failed(remember, notes, s.failure)
+        return _delete_failed(remember, notes, s.failure, s)
     if not job.terminal and not s.delete_polled:
         return PollDelete()
     if not job.terminal:
@@ -945,12 +945,17 @@ def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete | AskOwnAccoun
         notes = (*notes, Note("Warning", "DeleteFailed", message))
         state = State("stalled", "DeleteFailed", message)
         return Finish("give_up", f"DeleteFailed: {message}", remember, notes, release=True, state=state)
-    return Finish("let_go", delete_job=remember, notes=notes, release=True)
+    done = Note("Normal", "Deleted", f"auth resource {_where(s)} deleted in AWS ({job.describe()})")
+    return Finish("let_go", delete_job=remember, notes=(*notes, done), release=True)
 
 
-def _delete_failed(remember: Job | None, notes: tuple[Note, ...], failure: Failure) -> Finish:
+def _where(s: Snapshot) -> str:
+    return f"{s.app}/{s.env}/{s.resource_name}"
+
+
+def _delete_failed(remember: Job | None, notes: tuple[Note, ...], failure: Failure, s: Snapshot) -> Finish:
     if failure.reason == "NotFound":
-        gone = Note("", "", "", "The Amplify auth resource is already gone.")
+        gone = Note("Normal", "Deleted", f"auth resource {_where(s)} was already gone in AWS")
         return Finish("let_go", delete_job=remember, notes=(*notes, gone), release=True)
     message = f"{failure.reason}: {failure.message}"
     release = not failure.ambiguous

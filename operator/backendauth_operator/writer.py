@@ -52,7 +52,8 @@ def _checked(status: dict[str, Any]) -> dict[str, Any]:
     return status
 
 
-def _post(kube: KubeClient, obj: Mapping[str, Any], note: Note, logger: Any) -> None:
+def post_note(kube: KubeClient, obj: Mapping[str, Any], note: Note, logger: Any) -> None:
+    """``note`` as an event about ``obj``; a failure to post is a warning in the log."""
     try:
         kube.post_event(obj, note.kind, note.reason, note.message)
     except ApiException as error:  # an event is worth a warning, never a failed step
@@ -155,7 +156,7 @@ class StepWriter:
                 return Written(conflicted=True)
             raise
         for note in events:
-            _post(self.kube, self.obj, note, self.logger)
+            post_note(self.kube, self.obj, note, self.logger)
         return Written(shown="observedGeneration" in patch, wrote=bool(annotations or changed))
 
     def write_annotations(

@@ -435,7 +435,9 @@ class Backend:
         return out
 
     def deny_role(self, role_arn: Any, denied: bool = True) -> dict[str, Any]:
-        """Make AssumeRole of ``role_arn`` fail with AccessDenied (or succeed again)."""
+        """Make AssumeRole of ``role_arn`` fail with AccessDenied (or succeed again). As an
+        explicit deny on the role would in IAM, it acts at once: calls signed with credentials
+        already issued for the role are refused too, until the role is allowed again."""
         role = self._role_arg(role_arn)
         if not isinstance(denied, bool):
             raise ValueError("denied must be a boolean")
@@ -444,6 +446,15 @@ class Backend:
         else:
             self.denied_roles.discard(role.arn)
         return self.access_rules()
+
+    def _denied(self, key: sts.IssuedKey | None, action: str) -> str | None:
+        """The AccessDenied message of a call of ``action`` signed with ``key`` while its role
+        is denied; None when the call may go ahead."""
+        if key is None or key.role_arn not in self.denied_roles:
+            return None
+        role = sts.parse_role_arn(key.role_arn).name
+        caller = f"arn:aws:sts::{key.account}:assumed-role/{role}/{key.session_name}"
+        return f"User: {caller} is not authorized to perform: {action} with an explicit deny"
 
     def require_external_id(self, role_arn: Any, external_id: str | None) -> dict[str, Any]:
         """Make AssumeRole of ``role_arn`` fail with AccessDenied unless it carries exactly
@@ -765,6 +776,8 @@ class Backend:
                 raise ApiError(404, "UnknownOperationException", f"The simulator does not serve {op}")
             if key is not None and time.time() >= key.expires:
                 raise ApiError(403, "ExpiredTokenException", EXPIRED_MESSAGE)
+            if (denied := self._denied(key, f"amplifybackend:{op}")) is not None:
+                raise ApiError(403, "AccessDeniedException", denied)
             fault = self._next_fault(op)
             record["fault"] = fault
             if fault is not None and fault not in ("ambiguous", "stall"):
