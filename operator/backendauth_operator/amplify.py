@@ -16,9 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backendauth_operator.accounts import Role
-from backendauth_operator.aws import ClientFactory, Failure, call, classify, pace_key
+from backendauth_operator.aws import ClientFactory, call, classify, pace_key
 from backendauth_operator.bookkeeping import CREATE, DELETE, Job
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.role import Role
 
 OUTPUT_KEYS = {
     "UserPoolId": "userPoolId",

@@ -18,8 +18,9 @@ from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import metrics
 from backendauth_operator.amplify import AmplifyBackend, NotSentError, Resource
-from backendauth_operator.aws import ClientFactory, Failure
+from backendauth_operator.aws import ClientFactory
 from backendauth_operator.bookkeeping import CREATE, DELETE, Job, Marker, holder_name
+from backendauth_operator.core.failure import Failure
 from backendauth_operator.kube import SEND_WINDOW_SECONDS, KubeClient, Leases, SecretMissing
 from backendauth_operator.leader import Gate, SoleOperator
 from backendauth_operator.models import (

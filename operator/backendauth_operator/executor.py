@@ -11,8 +11,8 @@ from dataclasses import replace
 from typing import Protocol
 
 from backendauth_operator.amplify import Resource
-from backendauth_operator.aws import Failure
 from backendauth_operator.bookkeeping import PENDING, Job, holder_name, object_of
+from backendauth_operator.core.failure import Failure
 from backendauth_operator.reconcile import (
     Accepted,
     AskOwnAccount,

@@ -47,9 +47,10 @@ from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP, PLURAL, VERSION, metrics
 from backendauth_operator.accounts import OWN, AccountDirectory, Target
-from backendauth_operator.aws import ClientFactory, Failure
+from backendauth_operator.aws import ClientFactory
 from backendauth_operator.bookkeeping import PAUSED, is_true
 from backendauth_operator.config import Settings
+from backendauth_operator.core.failure import Failure
 from backendauth_operator.effects import LiveEffects
 from backendauth_operator.executor import execute
 from backendauth_operator.kube import KubeClient, Leases

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from backendauth_operator.accounts import OWNER_ACCOUNT, Role
-from backendauth_operator.aws import Failure
 from backendauth_operator.bookkeeping import (
     COMPLETED,
     CREATED,
@@ -33,6 +31,8 @@ from backendauth_operator.bookkeeping import (
 )
 from backendauth_operator.bookkeeping import CREATE as CREATE_OP
 from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.role import OWNER_ACCOUNT, Role
 from backendauth_operator.models import SECRET_BOTO_KEYS, BackendAuthSpec, create_only, spec_path
 
 Phase = Literal["ready", "reconciling", "stalled"]
