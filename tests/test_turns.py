@@ -14,7 +14,7 @@ import kubernetes
 import pytest
 
 from backendauth_operator import kube
-from backendauth_operator.handlers import DowngradeWaiting, Waiting
+from backendauth_operator.kopf_private import DowngradeWaiting, Waiting
 from backendauth_operator.kube import Leases
 from backendauth_testbed.sandbox import EmulatedClusterThread
 
