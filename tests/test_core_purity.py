@@ -17,6 +17,7 @@ PURE_MODULES = (
     "backendauth_operator.core",
     "backendauth_operator.core.failure",
     "backendauth_operator.core.role",
+    "backendauth_operator.core.holder",
 )
 
 

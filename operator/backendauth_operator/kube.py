@@ -24,7 +24,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP, KIND, PLURAL, VERSION
-from backendauth_operator.bookkeeping import object_of as object_of
+from backendauth_operator.core.holder import holder_of, object_of, process_of
 from backendauth_operator.models import SecretKeyRef
 
 
@@ -221,7 +221,7 @@ def _event(meta: Mapping[str, Any], type: str, reason: str, message: str) -> dic
         "reportingInstance": "backendauth-operator",
         "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "eventTime": _micro_time(now),
+        "eventTime": micro_time(now),
         "action": reason,
         "count": 1,
     }  # fmt: skip
@@ -265,7 +265,8 @@ def _custom_path(namespace: str, name: str) -> str:
     return f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace)}/{PLURAL}/{quote(name)}"
 
 
-def _micro_time(moment: datetime) -> str:
+def micro_time(moment: datetime) -> str:
+    """``moment`` as Kubernetes writes a MicroTime (a Lease's times, an Event's ``eventTime``)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -276,11 +277,6 @@ out within 70 s (aws.MUTATING_CONFIG), with room to spare."""
 
 SEND_WINDOW_SECONDS = 30.0
 """A mutating call not sent this long after its turn was taken (pacing held it) is not sent."""
-
-
-def identity_of(holder: str) -> str:
-    """The operator process of a turn's holder (empty for a holder written without one)."""
-    return holder.split("@", 1)[1] if "@" in holder else ""
 
 
 TurnKey = tuple[str, ...]
@@ -378,26 +374,21 @@ class Leases(LeaseVersions):
         """At a clean shutdown, once no call of this process can be in flight: every turn it
         holds is rewritten without its identity, so that a step of the same object in another
         operator takes it at once (other objects still wait for the job it guards)."""
-        suffix = f"@{self.identity}"
         for name, (version, holder) in list(self._known.items()):
             key = self._keys.get(name)
-            if key is None or not self.identity or holder is None or not holder.endswith(suffix):
+            if key is None or not self.identity or holder is None or process_of(holder) != self.identity:
                 continue
             try:
                 self._write(key, object_of(holder), version)
             except Exception:  # changed meanwhile, or unreachable: the hold runs out by itself
                 continue
 
-    def holder_id(self, me: str) -> str:
-        """The holder written for object ``me`` (``namespace/name/uid``) by this process."""
-        return f"{me}@{self.identity}" if self.identity else me
-
     def _may_take(self, lease: Mapping[str, Any] | None) -> bool:
         """Whether another process's hold (on the same object) may be taken now."""
         if self.takes_over():
             return True
         spec = (lease or {}).get("spec") or {}
-        if not identity_of(str(spec.get("holderIdentity") or "")):
+        if not process_of(str(spec.get("holderIdentity") or "")):
             return True  # disowned at a clean shutdown, or written before holders named processes
         renewed = _parse_time(spec.get("renewTime") or spec.get("acquireTime"))
         return renewed is None or (datetime.now(UTC) - renewed).total_seconds() > self.grace
@@ -408,15 +399,15 @@ class Leases(LeaseVersions):
         made again, until it is done."""
         lease = self._read(key)
         current = self._current(lease)
-        if current is None or current == self.holder_id(me) or object_of(current) != me:
+        if current is None or current == holder_of(me, self.identity) or object_of(current) != me:
             return None
-        return None if self._may_take(lease) else identity_of(current)
+        return None if self._may_take(lease) else process_of(current)
 
     def acquire(self, key: TurnKey, me: str) -> str | None:
         """Take the turn for object ``me`` (or renew it if this process has it); None on success,
         else the holder."""
         known = self._known.get(self.name(key))
-        mine, me = me, self.holder_id(me)
+        mine, me = me, holder_of(me, self.identity)
         try:
             if known is None or known[1] in (None, me):
                 # Free (or ours) as far as this process knows: one conditional write.
@@ -450,7 +441,7 @@ class Leases(LeaseVersions):
         True when a hold of this object by another process was left in place: the caller may
         release it with ``fenced`` once its own write is through."""
         known = self._known.get(self.name(key))
-        mine, me = me, self.holder_id(me)
+        mine, me = me, holder_of(me, self.identity)
         if known is not None and known[1] == me:
             try:
                 self._write(key, None, known[0])
@@ -492,7 +483,7 @@ def _lease(name: str, key: TurnKey, holder: str | None, version: str | None, dur
         metadata["resourceVersion"] = version
     spec: dict[str, Any] = {"holderIdentity": holder, "leaseDurationSeconds": duration}
     if holder is not None:
-        spec.update(acquireTime=_micro_time(now), renewTime=_micro_time(now))
+        spec.update(acquireTime=micro_time(now), renewTime=micro_time(now))
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
 
 

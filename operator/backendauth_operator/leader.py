@@ -36,7 +36,7 @@ from urllib.parse import quote
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import metrics
-from backendauth_operator.kube import request
+from backendauth_operator.kube import micro_time, request
 
 logger = logging.getLogger("backendauth_operator.leader")
 
@@ -88,11 +88,6 @@ class KubeLeaseStore:
 
     def replace(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("PUT", f"{self.collection}/{quote(self.name)}", body)
-
-
-def micro_time(moment: datetime) -> str:
-    """A Lease's MicroTime."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _record(spec: Mapping[str, Any]) -> tuple[Any, ...]:
