@@ -22,8 +22,9 @@ from backendauth_operator.aws import ClientFactory
 from backendauth_operator.bookkeeping import CREATE, DELETE, Job, Marker
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.holder import name_of
-from backendauth_operator.kube import SEND_WINDOW_SECONDS, KubeClient, Leases, SecretMissing
+from backendauth_operator.kube import KubeClient, SecretMissing
 from backendauth_operator.leader import Gate, SoleOperator
+from backendauth_operator.leases import SEND_WINDOW_SECONDS, Leases
 from backendauth_operator.models import (
     BackendAuthSpec,
     SecretKeyRef,

@@ -54,8 +54,9 @@ from backendauth_operator.core.failure import Failure
 from backendauth_operator.effects import LiveEffects
 from backendauth_operator.executor import execute
 from backendauth_operator.kopf_private import Waiting
-from backendauth_operator.kube import KubeClient, Leases
+from backendauth_operator.kube import KubeClient
 from backendauth_operator.leader import Gate, SoleOperator
+from backendauth_operator.leases import Leases
 from backendauth_operator.reading import handled_request, read
 from backendauth_operator.reconcile import (
     Finish,

@@ -30,8 +30,9 @@ from backendauth_operator.kopf_private import (
     new_indexers,
     run_probe_handlers,
 )
-from backendauth_operator.kube import KubeClient, Leases
+from backendauth_operator.kube import KubeClient
 from backendauth_operator.leader import LeaderElector, build_gate
+from backendauth_operator.leases import Leases
 from backendauth_operator.probes import ProbeServer, Readiness, parse_endpoint, serving
 from backendauth_operator.reachability import ApiServerMonitor, KopfBackoffs, Reachability
 from backendauth_operator.watched import Poller, Resyncer
