@@ -7,6 +7,7 @@ Every case is checked twice: by the operator's own validation (``parse_spec``) a
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -454,3 +455,41 @@ def test_every_field_marked_immutable_is_found() -> None:
         "appId", "backendEnvironmentName", "resourceName", "region",  # region: marked inside "| None"
         "identityPoolName", "requiredSignUpAttributes", "signInMethod", "userPoolName",
     }  # fmt: skip
+
+
+# ---- outputs: one description of the ids, from amplify-meta to status --------------------------
+
+
+def test_every_output_field_names_its_amplify_meta_key() -> None:
+    from backendauth_operator.models import AMPLIFY_META_OUTPUTS, AuthOutputs
+
+    assert AMPLIFY_META_OUTPUTS == {
+        "UserPoolId": "userPoolId",
+        "AppClientIDWeb": "appClientIdWeb",
+        "AppClientID": "appClientId",
+        "IdentityPoolId": "identityPoolId",
+    }
+    assert set(AMPLIFY_META_OUTPUTS.values()) == {f.alias for f in AuthOutputs.model_fields.values()}
+
+
+def test_amplify_meta_outputs_become_the_status_outputs() -> None:
+    from backendauth_operator.amplify import auth_outputs
+    from backendauth_operator.models import AuthOutputs
+
+    meta = {
+        "auth": {
+            "shopauth": {
+                "output": {
+                    "UserPoolId": "eu-west-1_abc", "AppClientIDWeb": "web1", "AppClientID": "native1",
+                    "IdentityPoolId": "eu-west-1:1234", "UserPoolArn": "arn:aws:cognito-idp:...",
+                }
+            }
+        }
+    }  # fmt: skip
+    outputs = auth_outputs(json.dumps(meta), "shopauth")
+    assert outputs == {
+        "userPoolId": "eu-west-1_abc", "appClientIdWeb": "web1", "appClientId": "native1",
+        "identityPoolId": "eu-west-1:1234",
+    }  # fmt: skip
+    assert AuthOutputs.model_validate(outputs).model_dump(by_alias=True) == outputs
+    assert auth_outputs("not json", "shopauth") == {} and auth_outputs(meta, "other") == {}

@@ -549,13 +549,38 @@ class Condition(StatusModel):
     last_transition_time: str | None = Field(None, description="RFC 3339 time of the last status change.")
 
 
+@dataclass(frozen=True)
+class AmplifyMetaKey:
+    """Marks an :class:`AuthOutputs` field with the key that holds its value in amplify-meta
+    (``auth`` → resource → ``output``, as the Amplify CLI writes it and GetBackend returns it)."""
+
+    key: str
+
+
 class AuthOutputs(StatusModel):
     """The ids apps need, as AWS reports them (never a secret)."""
 
-    user_pool_id: str | None = Field(None, description="The Cognito user pool id.")
-    app_client_id_web: str | None = Field(None, description="The web app client id.")
-    app_client_id: str | None = Field(None, description="The native app client id.")
-    identity_pool_id: str | None = Field(None, description="The Cognito identity pool id.")
+    user_pool_id: Annotated[str | None, AmplifyMetaKey("UserPoolId")] = Field(
+        None, description="The Cognito user pool id."
+    )
+    app_client_id_web: Annotated[str | None, AmplifyMetaKey("AppClientIDWeb")] = Field(
+        None, description="The web app client id."
+    )
+    app_client_id: Annotated[str | None, AmplifyMetaKey("AppClientID")] = Field(
+        None, description="The native app client id."
+    )
+    identity_pool_id: Annotated[str | None, AmplifyMetaKey("IdentityPoolId")] = Field(
+        None, description="The Cognito identity pool id."
+    )
+
+
+AMPLIFY_META_OUTPUTS = {
+    mark.key: field.alias or name
+    for name, field in AuthOutputs.model_fields.items()
+    for mark in field.metadata
+    if isinstance(mark, AmplifyMetaKey)
+}
+"""amplify-meta's output key → the :class:`AuthOutputs` key (``UserPoolId`` → ``userPoolId``)."""
 
 
 class BackendAuthStatus(StatusModel):
