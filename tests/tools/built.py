@@ -49,6 +49,8 @@ def built_tool(command: list[str], binary: str, timeout: int) -> Path:
             reason = f"{' '.join(Path(c).name for c in command)} {problem}"
             if command[-1] in ("helm", "promtool", "kstatus") and not go_available():
                 reason += " (Go is not installed)"
+            if any(Path(c).name == "npm.sh" for c in command) and shutil.which("npm") is None:
+                reason += " (npm is not installed)"
             if in_ci():
                 pytest.fail(f"{binary} is required under CI=true: {reason}\n{tail}")
             pytest.skip(f"{binary} unavailable: {reason}")

@@ -591,6 +591,8 @@ class Backend:
                 raise cognito.CognitoError("UnknownOperationException", f"Unknown operation {op}")
             if key is not None and time.time() >= key.expires:
                 raise cognito.CognitoError("ExpiredTokenException", EXPIRED_MESSAGE)
+            if (denied := self._denied(key, f"{service}:{op}")) is not None:
+                raise cognito.CognitoError("AccessDeniedException", denied)
             fault = self._next_fault(op, quota=False)
             record["fault"] = fault
             if fault is not None:
