@@ -13,16 +13,11 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator.accounts import (
-    OWNER_ACCOUNT,
-    AccountDirectory,
-    AccountMap,
-    Role,
-    parse_account_map,
-    resolve,
-)
+from backendauth_operator.accounts import AccountDirectory, AccountMap, parse_account_map, resolve
 from backendauth_operator.amplify import AmplifyBackend, Resource
-from backendauth_operator.aws import ClientFactory, Failure, configure_pacing, pace_key, pacer
+from backendauth_operator.aws import ClientFactory, configure_pacing, pace_key, pacer
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.role import OWNER_ACCOUNT, Role
 from backendauth_operator.reconcile import Snapshot
 from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 

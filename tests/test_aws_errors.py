@@ -20,7 +20,8 @@ import botocore.exceptions
 import pytest
 from botocore.exceptions import ClientError
 
-from backendauth_operator.aws import MUTATING_CONFIG, READ_CONFIG, ClientFactory, Failure, classify
+from backendauth_operator.aws import MUTATING_CONFIG, READ_CONFIG, ClientFactory, classify
+from backendauth_operator.core.failure import Failure
 from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 
 PENDING_MESSAGE = (

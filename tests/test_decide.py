@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from backendauth_operator.aws import Failure
 from backendauth_operator.bookkeeping import (
     COMPLETED,
     CREATE,
@@ -23,6 +22,7 @@ from backendauth_operator.bookkeeping import (
     Job,
     Marker,
 )
+from backendauth_operator.core.failure import Failure
 from backendauth_operator.models import spec_path
 from backendauth_operator.reconcile import (
     Accepted,

@@ -50,9 +50,9 @@ CRD_SCANNING: dict[Rule, str] = {
 # Deliberately absent: peering (standalone=True), events.k8s.io (Kopf 1.45 posts core v1
 # Events), update/create/delete on BackendAuths (Kopf patches), any write to Secrets.
 LEASE_RULES: dict[Rule, str] = {
-    ("coordination.k8s.io", "leases", "get"): "kube.Leases: who holds an app/env's turn",
-    ("coordination.k8s.io", "leases", "create"): "kube.Leases.acquire: the first turn on an app/env",
-    ("coordination.k8s.io", "leases", "update"): "kube.Leases: take (with resourceVersion) and give back",
+    ("coordination.k8s.io", "leases", "get"): "leases.Leases: who holds an app/env's turn",
+    ("coordination.k8s.io", "leases", "create"): "leases.Leases.acquire: the first turn on an app/env",
+    ("coordination.k8s.io", "leases", "update"): "leases.Leases: take (with resourceVersion) and give back",
 }
 NAMESPACE_RULES: dict[Rule, str] = {
     (

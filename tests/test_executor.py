@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from backendauth_operator.amplify import Resource
-from backendauth_operator.aws import Failure
 from backendauth_operator.bookkeeping import CREATE, CREATED, DELETE, DELETE_JOB, JOB, PENDING, Job, Marker
 from backendauth_operator.config import Settings
+from backendauth_operator.core.failure import Failure
 from backendauth_operator.executor import execute
 from backendauth_operator.models import create_backend_auth_kwargs, parse_spec
 from backendauth_operator.reading import read

@@ -24,7 +24,8 @@ from backendauth_operator.aws import ClientFactory
 from backendauth_operator.config import Settings
 from backendauth_operator.crd import build_crd
 from backendauth_operator.handlers import OperatorContext, run_step
-from backendauth_operator.kube import KubeClient, Leases
+from backendauth_operator.kube import KubeClient
+from backendauth_operator.leases import Leases
 from backendauth_operator.watched import Poller
 from backendauth_testbed.sandbox.cluster import EmulatedClusterThread
 from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from backendauth_operator.config import ConfigError, load_settings
-from backendauth_operator.leader import Conflict, LeaderElector, SoleOperator
+from backendauth_operator.leader import LeaderElector, SoleOperator
+from backendauth_operator.leases import Conflict
 
 
 class FakeLeases:

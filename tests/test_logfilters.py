@@ -38,7 +38,7 @@ def test_the_filter_rewrites_records_with_their_arguments() -> None:
 
 
 def test_kopfs_success_line_of_the_scheduling_handler_is_hidden_and_no_other() -> None:
-    from backendauth_operator.handlers import HideScheduling
+    from backendauth_operator.kopf_private import HideScheduling
 
     def record(msg: str) -> logging.LogRecord:
         return logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, msg, (), None)

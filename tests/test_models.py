@@ -7,11 +7,21 @@ Every case is checked twice: by the operator's own validation (``parse_spec``) a
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
-from backendauth_operator.models import InvalidSpecError, parse_spec
+from backendauth_operator.botocore_model import service_model
+from backendauth_operator.models import (
+    BackendAuthSpec,
+    InvalidSpecError,
+    ResourceConfig,
+    create_only,
+    immutable_keys,
+    parse_spec,
+    spec_path,
+)
 from crd_check import crd_problems
 from specs import FACEBOOK_SECRET, full_spec, minimal_spec
 
@@ -407,3 +417,79 @@ def test_identity_pool_names_take_cognitos_characters() -> None:
     spec = full_spec()
     spec["resourceConfig"]["identityPoolConfigs"]["identityPoolName"] = "my-identities@shop.example"
     parse_spec(spec)
+
+
+# ---- create-only fields: the IMMUTABLE marks inside resourceConfig --------------------------
+
+
+def _boto_paths(shape: Any, prefix: str = "") -> set[str]:
+    """Every member path of a botocore structure shape (``UserPoolConfigs.SignInMethod``)."""
+    if shape.type_name == "list":
+        return _boto_paths(shape.member, prefix)
+    if shape.type_name != "structure":
+        return set()
+    paths = set()
+    for key, member in shape.members.items():
+        paths |= {prefix + key} | _boto_paths(member, f"{prefix}{key}.")
+    return paths
+
+
+def test_the_create_only_fields_are_the_immutable_ones_update_backend_auth_does_not_carry() -> None:
+    model = service_model()
+    create = _boto_paths(model.shape_for("CreateBackendAuthResourceConfig"))
+    update = _boto_paths(model.shape_for("UpdateBackendAuthResourceConfig"))
+    not_updatable = {spec_path(path.split(".")) for path in create - update}
+    assert not_updatable == {
+        "resourceConfig.identityPoolConfigs.identityPoolName",
+        "resourceConfig.userPoolConfigs.requiredSignUpAttributes",
+        "resourceConfig.userPoolConfigs.signInMethod",
+        "resourceConfig.userPoolConfigs.userPoolName",
+    }
+    assert {path.rsplit(".", 1)[-1] for path in not_updatable} == immutable_keys(ResourceConfig)
+    assert all(create_only(path) for path in not_updatable)
+    assert not create_only("resourceConfig.userPoolConfigs.passwordPolicy.minimumLength")
+
+
+def test_every_field_marked_immutable_is_found() -> None:
+    assert immutable_keys(BackendAuthSpec) == {
+        "appId", "backendEnvironmentName", "resourceName", "region",  # region: marked inside "| None"
+        "identityPoolName", "requiredSignUpAttributes", "signInMethod", "userPoolName",
+    }  # fmt: skip
+
+
+# ---- outputs: one description of the ids, from amplify-meta to status --------------------------
+
+
+def test_every_output_field_names_its_amplify_meta_key() -> None:
+    from backendauth_operator.models import AMPLIFY_META_OUTPUTS, AuthOutputs
+
+    assert AMPLIFY_META_OUTPUTS == {
+        "UserPoolId": "userPoolId",
+        "AppClientIDWeb": "appClientIdWeb",
+        "AppClientID": "appClientId",
+        "IdentityPoolId": "identityPoolId",
+    }
+    assert set(AMPLIFY_META_OUTPUTS.values()) == {f.alias for f in AuthOutputs.model_fields.values()}
+
+
+def test_amplify_meta_outputs_become_the_status_outputs() -> None:
+    from backendauth_operator.amplify import auth_outputs
+    from backendauth_operator.models import AuthOutputs
+
+    meta = {
+        "auth": {
+            "shopauth": {
+                "output": {
+                    "UserPoolId": "eu-west-1_abc", "AppClientIDWeb": "web1", "AppClientID": "native1",
+                    "IdentityPoolId": "eu-west-1:1234", "UserPoolArn": "arn:aws:cognito-idp:...",
+                }
+            }
+        }
+    }  # fmt: skip
+    outputs = auth_outputs(json.dumps(meta), "shopauth")
+    assert outputs == {
+        "userPoolId": "eu-west-1_abc", "appClientIdWeb": "web1", "appClientId": "native1",
+        "identityPoolId": "eu-west-1:1234",
+    }  # fmt: skip
+    assert AuthOutputs.model_validate(outputs).model_dump(by_alias=True) == outputs
+    assert auth_outputs("not json", "shopauth") == {} and auth_outputs(meta, "other") == {}

@@ -13,9 +13,9 @@ import kopf
 import kubernetes
 import pytest
 
-from backendauth_operator import kube
-from backendauth_operator.handlers import DowngradeWaiting, Waiting
-from backendauth_operator.kube import Leases
+from backendauth_operator import leases as lease_module
+from backendauth_operator.kopf_private import DowngradeWaiting, Waiting
+from backendauth_operator.leases import Leases
 from backendauth_testbed.sandbox import EmulatedClusterThread
 
 KEY = ("eu-west-1", "app1", "dev")
@@ -113,13 +113,13 @@ def test_a_free_turn_costs_one_request_to_take_and_one_to_give_back(
 ) -> None:
     k = key(request)
     calls: list[str] = []
-    real = kube.request
+    real = lease_module.request
 
     def counting(api_client: object, method: str, *args: object, **kwargs: object) -> dict[str, object]:
         calls.append(method)
         return real(api_client, method, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(kube, "request", counting)
+    monkeypatch.setattr(lease_module, "request", counting)
     assert leases.acquire(k, "ns/a/1") is None
     leases.release(k, "ns/a/1")
     assert calls == ["POST", "PUT"]

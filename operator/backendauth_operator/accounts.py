@@ -28,11 +28,10 @@ from urllib.parse import quote
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator import GROUP
+from backendauth_operator.core.role import DEFAULT_SESSION_NAME
+from backendauth_operator.core.role import OWNER_ACCOUNT as OWNER_ACCOUNT  # re-exported: see core.role
+from backendauth_operator.core.role import Role as Role  # re-exported: see core.role
 from backendauth_operator.kube import request
-
-OWNER_ACCOUNT = f"{GROUP}/owner-account-id"
-DEFAULT_SESSION_NAME = "backendauth-operator"
 
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 _ROLE_ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$")
@@ -40,16 +39,6 @@ _EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 
 logger = logging.getLogger("backendauth_operator.accounts")
-
-
-@dataclass(frozen=True)
-class Role:
-    """The role assumed for one account. ``external_id`` is never shown (status, events, logs)."""
-
-    arn: str
-    account: str
-    external_id: str | None = field(default=None, repr=False)
-    session_name: str = DEFAULT_SESSION_NAME
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backendauth_operator.accounts import Role
-from backendauth_operator.aws import ClientFactory, Failure, call, classify, pace_key
+from backendauth_operator.aws import ClientFactory, call, classify, pace_key
 from backendauth_operator.bookkeeping import CREATE, DELETE, Job
-
-OUTPUT_KEYS = {
-    "UserPoolId": "userPoolId",
-    "AppClientIDWeb": "appClientIdWeb",
-    "AppClientID": "appClientId",
-    "IdentityPoolId": "identityPoolId",
-}
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.role import Role
+from backendauth_operator.models import AMPLIFY_META_OUTPUTS
 
 
 class NotSentError(Exception):
@@ -131,4 +126,4 @@ def auth_outputs(meta_config: Any, resource_name: str) -> dict[str, str]:
         return {}
     if not isinstance(output, Mapping):
         return {}
-    return {ours: str(output[theirs]) for theirs, ours in OUTPUT_KEYS.items() if output.get(theirs)}
+    return {ours: str(output[theirs]) for theirs, ours in AMPLIFY_META_OUTPUTS.items() if output.get(theirs)}

@@ -25,7 +25,8 @@ import botocore.exceptions
 import botocore.session
 
 from backendauth_operator import metrics
-from backendauth_operator.accounts import Role
+from backendauth_operator.core.failure import Failure as Failure  # re-exported: see core.failure
+from backendauth_operator.core.role import Role
 
 MUTATING_CONFIG = botocore.config.Config(
     retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=10, read_timeout=60
@@ -193,19 +194,6 @@ class ClientFactory:
                 else:
                     self._own_failed_at = time.monotonic()
             return account
-
-
-@dataclass(frozen=True)
-class Failure:
-    """What an AWS error means for the BackendAuth: a condition reason and whether to retry.
-
-    ``ambiguous`` is true when the request may have been carried out anyway (5xx, timeouts).
-    """
-
-    reason: str
-    retryable: bool
-    message: str
-    ambiguous: bool = False
 
 
 _THROTTLING_CODES = {

@@ -46,17 +46,6 @@ def is_terminal(job_status: str | None) -> bool:
     return job_status in (COMPLETED, FAILED)
 
 
-def object_of(holder: str) -> str:
-    """The BackendAuth (``namespace/name/uid``) of a turn's holder."""
-    return holder.split("@", 1)[0]
-
-
-def holder_name(identity: str) -> str:
-    """The ``namespace/name`` of a Lease holder identity (``namespace/name/uid``, followed by
-    ``@`` and the operator process's identity)."""
-    return identity.split("@", 1)[0].rsplit("/", 1)[0]
-
-
 class BadAnnotation(ValueError):
     """An operator annotation that cannot be read; the message names it."""
 

@@ -18,10 +18,13 @@ from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import metrics
 from backendauth_operator.amplify import AmplifyBackend, NotSentError, Resource
-from backendauth_operator.aws import ClientFactory, Failure
-from backendauth_operator.bookkeeping import CREATE, DELETE, Job, Marker, holder_name
-from backendauth_operator.kube import SEND_WINDOW_SECONDS, KubeClient, Leases, SecretMissing
+from backendauth_operator.aws import ClientFactory
+from backendauth_operator.bookkeeping import CREATE, DELETE, Job, Marker
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.holder import name_of
+from backendauth_operator.kube import KubeClient, SecretMissing
 from backendauth_operator.leader import Gate, SoleOperator
+from backendauth_operator.leases import SEND_WINDOW_SECONDS, Leases
 from backendauth_operator.models import (
     BackendAuthSpec,
     SecretKeyRef,
@@ -107,7 +110,7 @@ class LiveEffects:
             return NotSent(Failure(error.reason, True, str(error)))
         holder = self.leases.acquire(s.turn, s.me)
         if holder is not None:
-            return TurnTaken(holder_name(holder))
+            return TurnTaken(name_of(holder))
         taken = time.monotonic()
         # The marker reaches the API server *before* the call: if the answer is lost (a crash,
         # a 504), the next step looks for the job instead of calling again. It is written only
@@ -148,7 +151,7 @@ class LiveEffects:
     def delete(self, s: Snapshot) -> Submitted:
         holder = self.leases.acquire(s.turn, s.me)
         if holder is not None:
-            return TurnTaken(holder_name(holder))
+            return TurnTaken(name_of(holder))
 
         def may_send() -> None:  # after pacing: a process that stopped leading sends nothing
             if not self.gate.acting():

@@ -11,8 +11,9 @@ from dataclasses import replace
 from typing import Protocol
 
 from backendauth_operator.amplify import Resource
-from backendauth_operator.aws import Failure
-from backendauth_operator.bookkeeping import PENDING, Job, holder_name, object_of
+from backendauth_operator.bookkeeping import PENDING, Job
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.holder import name_of, object_of
 from backendauth_operator.reconcile import (
     Accepted,
     AskOwnAccount,
@@ -93,7 +94,7 @@ def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
         return replace(s, secrets_read=True, secrets_digest=effects.secrets_digest(s))
     if isinstance(plan, CheckTurn):
         holder = effects.turn_holder(s)
-        busy = holder_name(holder) if holder and object_of(holder) != s.me else None
+        busy = name_of(holder) if holder and object_of(holder) != s.me else None
         return replace(s, turn_checked=True, turn_busy=busy)
     if isinstance(plan, CheckHold):
         return replace(s, hold_checked=True, held_by=effects.held_elsewhere(s))

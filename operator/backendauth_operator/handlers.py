@@ -47,13 +47,16 @@ from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP, PLURAL, VERSION, metrics
 from backendauth_operator.accounts import OWN, AccountDirectory, Target
-from backendauth_operator.aws import ClientFactory, Failure
+from backendauth_operator.aws import ClientFactory
 from backendauth_operator.bookkeeping import PAUSED, is_true
 from backendauth_operator.config import Settings
+from backendauth_operator.core.failure import Failure
 from backendauth_operator.effects import LiveEffects
 from backendauth_operator.executor import execute
-from backendauth_operator.kube import KubeClient, Leases
+from backendauth_operator.kopf_private import Waiting
+from backendauth_operator.kube import KubeClient
 from backendauth_operator.leader import Gate, SoleOperator
+from backendauth_operator.leases import Leases
 from backendauth_operator.reading import handled_request, read
 from backendauth_operator.reconcile import (
     Finish,
@@ -68,17 +71,6 @@ from backendauth_operator.reconcile import (
 )
 from backendauth_operator.watched import Poller, Watched
 from backendauth_operator.writer import StepWriter, Written, post_note, write_deletion
-
-WAITING_PREFIX = "waiting: "
-
-
-class Waiting(kopf.TemporaryError):
-    """Deletion only: nothing to do until ``delay`` has passed (AWS's delete job runs, another
-    BackendAuth has the turn). Kopf logs every retry of a handler at ERROR;
-    :class:`DowngradeWaiting` shows these at INFO."""
-
-    def __init__(self, message: str, delay: float) -> None:
-        super().__init__(f"{WAITING_PREFIX}{message}", delay=delay)
 
 
 class ObjectLocks:
@@ -488,27 +480,3 @@ def register(registry: kopf.OperatorRegistry | None = None, watch_namespaces: bo
         kopf.on.event("", "v1", "namespaces", id="namespace-account", when=namespace_seen, **kw)(
             namespace_noop
         )
-
-
-class DowngradeWaiting(logging.Filter):
-    """Kopf logs every TemporaryError at ERROR; a deletion's :class:`Waiting` is routine, so
-    show it at INFO."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.ERROR:
-            message = record.getMessage()
-            if f"failed temporarily: {WAITING_PREFIX}" in message:
-                record.msg, record.args = (
-                    message.replace(f"failed temporarily: {WAITING_PREFIX}", "is waiting: "),
-                    (),
-                )
-                record.levelno, record.levelname = logging.INFO, "INFO"
-        return True
-
-
-class HideScheduling(logging.Filter):
-    """The event handler only schedules a step (which logs what it does); Kopf's "Handler
-    'event' succeeded." after each would say nothing, a thousand times over."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != "Handler 'event' succeeded."

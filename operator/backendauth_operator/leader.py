@@ -31,103 +31,22 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import metrics
-from backendauth_operator.kube import request
+from backendauth_operator.kube import micro_time
+from backendauth_operator.leases import Conflict, KubeLeaseStore, LeaseStore, election_body, released_body
 
 logger = logging.getLogger("backendauth_operator.leader")
 
 JITTER = 1.2  # a candidate waits retry_period times up to this factor between attempts (client-go's)
 
 
-class Conflict(Exception):
-    """The Lease changed since it was read (or was created meanwhile): read it again."""
-
-
-class LeaseStore(Protocol):
-    """The one Lease of the election: read, create, and replace a version of it."""
-
-    def get(self) -> dict[str, Any] | None: ...
-
-    def create(self, body: dict[str, Any]) -> dict[str, Any]: ...
-
-    def replace(self, body: dict[str, Any]) -> dict[str, Any]: ...
-
-
-class KubeLeaseStore:
-    """:class:`LeaseStore` through the operator's plain-JSON Kubernetes client.
-
-    Each request times out after ``timeout`` seconds (connect and read): the renewal loop must
-    never hang longer than the leader may go without renewing."""
-
-    def __init__(self, api_client: Any, namespace: str, name: str, timeout: float) -> None:
-        self.api_client, self.namespace, self.name, self.timeout = api_client, namespace, name, timeout
-        self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace)}/leases"
-
-    def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        try:
-            return request(self.api_client, method, path, body, timeout=(self.timeout, self.timeout))
-        except ApiException as error:
-            if error.status == 409:
-                raise Conflict(str(error.reason)) from None
-            raise
-
-    def get(self) -> dict[str, Any] | None:
-        try:
-            return self._request("GET", f"{self.collection}/{quote(self.name)}")
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-
-    def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._request("POST", self.collection, body)
-
-    def replace(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._request("PUT", f"{self.collection}/{quote(self.name)}", body)
-
-
-def micro_time(moment: datetime) -> str:
-    """A Lease's MicroTime."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _record(spec: Mapping[str, Any]) -> tuple[Any, ...]:
     """What identifies one version of a Lease's record: a change means its holder is alive."""
     keys = ("holderIdentity", "renewTime", "acquireTime", "leaseDurationSeconds", "leaseTransitions")
     return tuple(spec.get(key) for key in keys)
-
-
-def lease_body(
-    name: str, identity: str, duration: int, now: str, version: str | None, transitions: int, acquired: Any
-) -> dict[str, Any]:
-    """The Lease as ``identity`` writes it when it takes or renews it (``version`` None: create)."""
-    metadata: dict[str, Any] = {"name": name}
-    if version is not None:
-        metadata["resourceVersion"] = version
-    spec = {
-        "holderIdentity": identity,
-        "leaseDurationSeconds": duration,
-        "acquireTime": acquired or now,
-        "renewTime": now,
-        "leaseTransitions": transitions,
-    }
-    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
-
-
-def released_body(lease: Mapping[str, Any], now: str) -> dict[str, Any]:
-    """``lease`` handed over: no holder, a duration of one second (client-go's release)."""
-    metadata = {"name": lease["metadata"]["name"], "resourceVersion": lease["metadata"]["resourceVersion"]}
-    spec = {
-        "leaseDurationSeconds": 1,
-        "acquireTime": now,
-        "renewTime": now,
-        "leaseTransitions": (lease.get("spec") or {}).get("leaseTransitions") or 0,
-    }
-    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
 
 
 class Gate(Protocol):
@@ -278,7 +197,7 @@ class Candidate(_Steps):
             return False
 
     def _body(self, version: str | None, transitions: int, acquired: Any) -> dict[str, Any]:
-        return lease_body(
+        return election_body(
             getattr(self.store, "name", "leader"),
             self.identity,
             max(1, math.ceil(self.lease_duration)),

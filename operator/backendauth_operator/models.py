@@ -16,6 +16,7 @@ alias with the first letter upper-cased; ``mfaMode`` → ``MFAMode`` is the only
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
@@ -548,13 +549,38 @@ class Condition(StatusModel):
     last_transition_time: str | None = Field(None, description="RFC 3339 time of the last status change.")
 
 
+@dataclass(frozen=True)
+class AmplifyMetaKey:
+    """Marks an :class:`AuthOutputs` field with the key that holds its value in amplify-meta
+    (``auth`` → resource → ``output``, as the Amplify CLI writes it and GetBackend returns it)."""
+
+    key: str
+
+
 class AuthOutputs(StatusModel):
     """The ids apps need, as AWS reports them (never a secret)."""
 
-    user_pool_id: str | None = Field(None, description="The Cognito user pool id.")
-    app_client_id_web: str | None = Field(None, description="The web app client id.")
-    app_client_id: str | None = Field(None, description="The native app client id.")
-    identity_pool_id: str | None = Field(None, description="The Cognito identity pool id.")
+    user_pool_id: Annotated[str | None, AmplifyMetaKey("UserPoolId")] = Field(
+        None, description="The Cognito user pool id."
+    )
+    app_client_id_web: Annotated[str | None, AmplifyMetaKey("AppClientIDWeb")] = Field(
+        None, description="The web app client id."
+    )
+    app_client_id: Annotated[str | None, AmplifyMetaKey("AppClientID")] = Field(
+        None, description="The native app client id."
+    )
+    identity_pool_id: Annotated[str | None, AmplifyMetaKey("IdentityPoolId")] = Field(
+        None, description="The Cognito identity pool id."
+    )
+
+
+AMPLIFY_META_OUTPUTS = {
+    mark.key: field.alias or name
+    for name, field in AuthOutputs.model_fields.items()
+    for mark in field.metadata
+    if isinstance(mark, AmplifyMetaKey)
+}
+"""amplify-meta's output key → the :class:`AuthOutputs` key (``UserPoolId`` → ``userPoolId``)."""
 
 
 class BackendAuthStatus(StatusModel):
@@ -682,8 +708,33 @@ SECRET_FIELDS = (
 SECRET_BOTO_KEYS = frozenset(f.boto for f in SECRET_FIELDS)
 SECRET_REF_KEYS = frozenset(f.ref for f in SECRET_FIELDS)
 _REF_TARGETS = {f.ref: f.boto for f in SECRET_FIELDS}
-# Absent from UpdateBackendAuthResourceConfig in the botocore model: AWS cannot change them.
-_CREATE_ONLY = {"identityPoolName", "userPoolName", "signInMethod", "requiredSignUpAttributes"}
+
+
+def immutable_keys(model: type[BaseModel]) -> frozenset[str]:
+    """The spec keys of the fields marked :data:`IMMUTABLE` in ``model`` and the models it nests."""
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        if any(rule is IMMUTABLE for rule in field.metadata) or _marked(field.annotation):
+            keys.add(field.alias or name)
+        keys |= {key for nested in _nested_models(field.annotation) for key in immutable_keys(nested)}
+    return frozenset(keys)
+
+
+def _marked(annotation: Any) -> bool:
+    """Whether :data:`IMMUTABLE` annotates ``annotation`` or a type within it (``X | None``)."""
+    return any(arg is IMMUTABLE or _marked(arg) for arg in typing.get_args(annotation))
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _nested_models(arg)]
+
+
+# Inside ResourceConfig, the immutable fields are those UpdateBackendAuth does not carry (they
+# are absent from UpdateBackendAuthResourceConfig in the botocore model): only a create sets
+# them. tests/test_models.py checks the two against each other.
+_CREATE_ONLY = immutable_keys(ResourceConfig)
 
 
 def create_only(path: str) -> bool:
@@ -758,6 +809,6 @@ def update_backend_auth_kwargs(spec: BackendAuthSpec, resolve: SecretResolver) -
     No ``mfa`` block means MFA off, also after the block was removed: UpdateBackendAuth changes
     only what it is sent, so "off" is sent explicitly.
     """
-    request = _request(spec, resolve, frozenset(_CREATE_ONLY))
+    request = _request(spec, resolve, _CREATE_ONLY)
     request["ResourceConfig"]["UserPoolConfigs"].setdefault("Mfa", {"MFAMode": "OFF"})
     return request

@@ -32,6 +32,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import metrics
+from backendauth_operator.kopf_private import KOPF_RETRY_WITHOUT_ANSWER
 
 PROBE_INTERVAL = 5.0  # seconds between the starts of two probes
 PROBE_TIMEOUT = 5.0  # for the connection (TCP and TLS), and again for the answer
@@ -228,9 +229,8 @@ class KopfBackoffs:
 # for want of an answer says what the monitor already says once a minute, so those lines are
 # kept for --verbose only.
 _UNANSWERED_RETRY = re.compile(
-    r"failed; will retry: .* -> (?:TimeoutError|ConnectionTimeoutError|ServerTimeoutError|SocketTimeoutError|"
-    r"ClientConnectorError|ClientConnectorDNSError|ServerDisconnectedError|ClientOSError)\("
-    r"|^Retrying \(.*\) after connection broken by '(?:ConnectTimeoutError|ReadTimeoutError|"
+    KOPF_RETRY_WITHOUT_ANSWER
+    + r"|^Retrying \(.*\) after connection broken by '(?:ConnectTimeoutError|ReadTimeoutError|"
     r"NewConnectionError|ProtocolError|RemoteDisconnected|SSLError)\("
 )
 

@@ -25,6 +25,7 @@ from backendauth_operator.bookkeeping import (
     is_true,
 )
 from backendauth_operator.config import Settings
+from backendauth_operator.core.holder import object_id
 from backendauth_operator.models import (
     BackendAuthSpec,
     InvalidSpecError,
@@ -36,13 +37,6 @@ from backendauth_operator.reconcile import Snapshot, current_reason, ready_gener
 
 #: The spec error of a BackendAuth without spec.region when no default region is set.
 NO_REGION = "spec.region: required, as the operator has no AWS_REGION set"
-
-
-def identity(obj: Mapping[str, Any]) -> str:
-    """The Lease holder identity of a BackendAuth: ``namespace/name/uid``."""
-    meta = obj.get("metadata", {})
-    namespace, name = meta.get("namespace"), meta.get("name")
-    return f"{namespace}/{name}/{meta.get('uid', f'{namespace}/{name}')}"
 
 
 def handled_request(obj: Mapping[str, Any]) -> str | None:
@@ -73,7 +67,7 @@ def read(
     look = look or request is not None
     s = Snapshot(
         generation=meta.get("generation"), now=now, namespace=meta["namespace"], name=meta["name"],
-        request=request, uid=str(meta.get("uid", f"{meta['namespace']}/{meta['name']}")), me=identity(obj),
+        request=request, uid=str(meta.get("uid", f"{meta['namespace']}/{meta['name']}")), me=object_id(obj),
         version=str(meta["resourceVersion"]) if meta.get("resourceVersion") else None,
         annotations=annotations,
         region=raw.get("region") or settings.default_region or "",

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from backendauth_operator.accounts import OWNER_ACCOUNT, Role
-from backendauth_operator.aws import Failure
 from backendauth_operator.bookkeeping import (
     COMPLETED,
     CREATED,
@@ -28,11 +26,12 @@ from backendauth_operator.bookkeeping import (
     PENDING,
     Job,
     Marker,
-    holder_name,
-    object_of,
 )
 from backendauth_operator.bookkeeping import CREATE as CREATE_OP
 from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.holder import name_of, object_of
+from backendauth_operator.core.role import OWNER_ACCOUNT, Role
 from backendauth_operator.models import SECRET_BOTO_KEYS, BackendAuthSpec, create_only, spec_path
 
 Phase = Literal["ready", "reconciling", "stalled"]
@@ -671,7 +670,7 @@ def _next_read(s: Snapshot) -> Plan:
         return FindRunning()
     if s.running_job is not None and (s.running_holder is None or object_of(s.running_holder) != s.me):
         # Not ours to claim: wait until it ends, then AWS's state decides.
-        name = holder_name(s.running_holder) if s.running_holder else "someone outside this operator"
+        name = name_of(s.running_holder) if s.running_holder else "someone outside this operator"
         return _fail(Failure("JobPending", True, f"a job of {name} runs on {s.app}/{s.env}"))
     return ReadResource()
 

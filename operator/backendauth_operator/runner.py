@@ -10,19 +10,12 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 import kopf
-from kopf._cogs.structs.ephemera import AnyMemo
-from kopf._core.engines import activities  # Kopf's probe handlers, for the liveness path
-from kopf._core.engines.indexing import OperatorIndexers
-from kopf._core.engines.peering import Identity  # kopf.run's identity type, not re-exported
-from kopf._core.intents.causes import Activity
 
 from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics, reachability
 from backendauth_operator.accounts import AccountDirectory, map_watch, namespace_watch
 from backendauth_operator.aws import ClientFactory, calls_on_this_thread, configure_pacing, pace_key, pacer
 from backendauth_operator.config import ConfigError, Settings, load_settings, operator_identity
 from backendauth_operator.handlers import (
-    DowngradeWaiting,
-    HideScheduling,
     OperatorContext,
     account_map_changed,
     poll,
@@ -30,8 +23,16 @@ from backendauth_operator.handlers import (
     requeue,
     resync,
 )
-from backendauth_operator.kube import KubeClient, Leases
+from backendauth_operator.kopf_private import (
+    DowngradeWaiting,
+    HideScheduling,
+    kopf_identity,
+    new_indexers,
+    run_probe_handlers,
+)
+from backendauth_operator.kube import KubeClient
 from backendauth_operator.leader import LeaderElector, build_gate
+from backendauth_operator.leases import Leases
 from backendauth_operator.probes import ProbeServer, Readiness, parse_endpoint, serving
 from backendauth_operator.reachability import ApiServerMonitor, KopfBackoffs, Reachability
 from backendauth_operator.watched import Poller, Resyncer
@@ -259,18 +260,14 @@ async def operate(
     ``/readyz`` is ready once Kopf has started and while the API server answers."""
     registry = kopf.get_default_registry()
     settings = kopf.OperatorSettings()
-    indexers = OperatorIndexers()
+    indexers = new_indexers()
     started = asyncio.Event()
     readiness = Readiness()
     readiness.add("operator", lambda: (started.is_set(), "starting (start-up handlers running)"))
     readiness.add("kube-api", reachable.readiness)
 
     async def kopf_probes() -> Mapping[str, Any]:
-        results = await activities.run_activity(
-            lifecycle=kopf.lifecycles.all_at_once, registry=registry, settings=settings,
-            activity=Activity.PROBE, indices=indexers.indices, memo=AnyMemo(memo),
-        )  # fmt: skip
-        return {str(handler_id): result for handler_id, result in results.items()}
+        return await run_probe_handlers(registry, settings, indexers, memo)
 
     server = ProbeServer(liveness, readiness, kopf_probes) if liveness else None
     async with serving(server):
@@ -287,5 +284,5 @@ async def operate(
             # Kopf would otherwise build its identity from the user name, which a container
             # running as a uid without a passwd entry does not have (getpwuid fails and the
             # process exits).
-            identity=Identity(identity),
+            identity=kopf_identity(identity),
         )

@@ -22,9 +22,9 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import metrics
-from backendauth_operator.aws import Failure
 from backendauth_operator.bookkeeping import DELETE_JOB, FAILURES, JOB, PENDING, Failures, Marker
 from backendauth_operator.config import Settings
+from backendauth_operator.core.failure import Failure
 from backendauth_operator.kube import KubeClient
 from backendauth_operator.models import BackendAuthStatus
 from backendauth_operator.reconcile import (

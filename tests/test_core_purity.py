@@ -1,0 +1,57 @@
+"""The decision and its types import no I/O library (no client, no framework, no metrics).
+
+Each check runs in a fresh interpreter: in this one, other tests have long loaded everything.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+IO_LIBRARIES = ("boto3", "botocore", "kubernetes", "kopf", "aiohttp", "prometheus_client", "urllib3")
+PURE_MODULES = (
+    "backendauth_operator.reconcile",
+    "backendauth_operator.core",
+    "backendauth_operator.core.failure",
+    "backendauth_operator.core.role",
+    "backendauth_operator.core.holder",
+)
+
+
+def loaded_after_import(module: str) -> list[str]:
+    """The top-level names of every module loaded by importing ``module`` in a new interpreter."""
+    code = (
+        "import importlib, json, sys\n"
+        f"importlib.import_module({module!r})\n"
+        "print(json.dumps(sorted({name.partition('.')[0] for name in sys.modules})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    names: list[str] = json.loads(done.stdout)
+    return names
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_the_decision_and_its_types_load_no_io_library(module: str) -> None:
+    loaded = loaded_after_import(module)
+    assert "backendauth_operator" in loaded  # the probe saw the import
+    assert [name for name in IO_LIBRARIES if name in loaded] == []
+
+
+def test_the_probe_sees_an_io_library_when_one_is_loaded() -> None:
+    # The check above could pass by never seeing anything: the AWS edge loads boto3 and botocore.
+    loaded = loaded_after_import("backendauth_operator.aws")
+    assert {"boto3", "botocore"} <= set(loaded)
+
+
+def test_the_decisions_types_are_the_ones_the_edges_use() -> None:
+    # One type each, not a copy: what the AWS edge classifies is what the decision reads.
+    from backendauth_operator import accounts, aws
+    from backendauth_operator.core.failure import Failure
+    from backendauth_operator.core.role import OWNER_ACCOUNT, Role
+
+    assert aws.Failure is Failure
+    assert accounts.Role is Role
+    assert accounts.OWNER_ACCOUNT is OWNER_ACCOUNT
