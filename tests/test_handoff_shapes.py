@@ -1,0 +1,341 @@
+"""The hand-off export against any answer botocore's shapes allow, not only the simulator's.
+
+For every Cognito read of :mod:`cognito`, answers are generated from botocore's own output
+shapes: with only the required members (most Cognito output members are optional), and with
+every member filled with shape-valid values (enums from the shape, strings within their length
+bounds, lists of up to two items, nested structures). Each set goes through botocore's Stubber
+(which validates the answers against the shapes) into :class:`cognito.Cognito`, then through
+every renderer. The export must not raise anything but its documented refusal, every Crossplane
+and ACK document must fit the providers' CRDs, and no secret put in a secret-bearing member may
+come out. Then AWS's error shapes: each refusal names the action and the role, in one line.
+No processes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import botocore.session
+import pytest
+import yaml
+from botocore.model import Shape
+from botocore.stub import Stubber
+
+from backendauth_operator import handoff
+from backendauth_operator.accounts import Role
+from backendauth_operator.aws import ClientFactory, Failure
+from backendauth_operator.cognito import AuthView, Cognito, PoolIds
+from backendauth_operator.handoff import CrossplaneOptions, Gen2Unsupported, Source
+from test_handoff_tables import CONFIG, check, schema_of, upstream_crds
+
+REGION = "eu-west-1"
+ACCOUNT = "111111111111"
+POOL = "eu-west-1_AbCdEf123"
+WEB, NATIVE = "1webclient23456789abcdefghi", "2nativeclient3456789abcdefg"
+IDENTITY = "eu-west-1:00000000-1111-2222-3333-444444444444"
+ROLE = Role(f"arn:aws:iam::{ACCOUNT}:role/backendauth-operator", ACCOUNT)
+SOURCE = Source("d1a2b3c4d5e6f7", "staging", "shopauth", "shop", "shop-auth")
+# What a secret-bearing member holds in these answers: it must never come out.
+SECRET = "s3cr3t-V4LUE-never-printed"
+SECRET_DETAILS = ("client_secret", "private_key")
+
+IDP_READS = (
+    "DescribeUserPool", "GetUserPoolMfaConfig", "DescribeUserPoolClient", "DescribeUserPoolDomain",
+    "ListIdentityProviders", "DescribeIdentityProvider",
+)  # fmt: skip
+IDENTITY_READS = ("DescribeIdentityPool", "GetIdentityPoolRoles")
+
+_session = botocore.session.get_session()
+MODELS = {
+    "cognito-idp": _session.get_service_model("cognito-idp"),
+    "cognito-identity": _session.get_service_model("cognito-identity"),
+}
+
+
+def output_shape(service: str, operation: str) -> Shape:
+    shape = MODELS[service].operation_model(operation).output_shape
+    assert shape is not None
+    return shape
+
+
+# ---- answers from the shapes ---------------------------------------------------------------------------
+
+
+_BY_SHAPE: dict[str, Callable[[random.Random], str]] = {
+    "UserPoolIdType": lambda rng: POOL,
+    "ClientIdType": lambda rng: rng.choice([WEB, NATIVE]),
+    "IdentityPoolId": lambda rng: IDENTITY,
+    "RoleType": lambda rng: rng.choice(["authenticated", "unauthenticated"]),
+    "ClientSecretType": lambda rng: SECRET,
+    "DomainType": lambda rng: f"shop-auth-{rng.randrange(100)}",
+}
+
+
+def _candidates(name: str, rng: random.Random) -> list[str]:
+    n = rng.randrange(1000)
+    lowered = name.lower()
+    texts = [f"v{n}", f"Your code is {{####}} ({n})", f"arn:aws:iam::{ACCOUNT}:role/r{n}",
+             f"https://app{n}.example.com/callback", f"user{n}@example.com", f"{n}"]  # fmt: skip
+    if "arn" in lowered:
+        texts.insert(0, texts.pop(2))
+    elif "url" in lowered or "uri" in lowered:
+        texts.insert(0, texts.pop(3))
+    return texts
+
+
+def _string(shape: Shape, name: str, rng: random.Random) -> str:
+    """A string the shape allows: an enum value, else text within its length bounds that fits
+    its pattern where Python's ``re`` can read the pattern."""
+    enum = shape.metadata.get("enum")
+    if enum:
+        return str(rng.choice(enum))
+    if shape.name in _BY_SHAPE:
+        return _BY_SHAPE[shape.name](rng)
+    low, high = int(shape.metadata.get("min", 0)), int(shape.metadata.get("max", 2048))
+    try:
+        pattern: re.Pattern[str] | None = re.compile(shape.metadata.get("pattern") or ".*", re.S)
+    except re.error:
+        pattern = None
+    for text in _candidates(name + shape.name, rng):
+        if len(text) < low:
+            text += "x" * (low - len(text))
+        if len(text) <= high and (pattern is None or pattern.fullmatch(text) or pattern.search(text)):
+            return text
+    return "x" * max(low, 1)
+
+
+def generate(shape: Shape, rng: random.Random | None, name: str = "", depth: int = 0) -> Any:
+    """A value of ``shape``: only the required members when ``rng`` is None, else every member
+    (lists and maps of one or two entries)."""
+    kind = shape.type_name
+    if kind == "structure":
+        members = shape.members
+        names = list(members) if rng is not None and depth < 8 else list(shape.required_members)
+        return {m: generate(members[m], rng, m, depth + 1) for m in names}
+    if kind == "list":
+        if rng is None:
+            return [generate(shape.member, None, name, depth + 1)] * int(shape.metadata.get("min", 0))
+        return [generate(shape.member, rng, name, depth + 1) for _ in range(rng.randint(1, 2))]
+    if kind == "map":
+        if rng is None:
+            return {}
+        return {
+            generate(shape.key, rng, f"{name}Key", depth + 1): generate(shape.value, rng, name, depth + 1)
+            for _ in range(rng.randint(1, 2))
+        }
+    if kind == "string":
+        return _string(shape, name, rng or random.Random(0))
+    if kind in ("integer", "long"):
+        low = int(shape.metadata.get("min", 0))
+        high = int(shape.metadata.get("max", low + 1000))
+        return low if rng is None else rng.randint(low, high)
+    if kind == "boolean":
+        return False if rng is None else rng.choice([True, False])
+    if kind == "timestamp":
+        return datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    if kind == "double":
+        return 0.0
+    if kind == "blob":
+        return b""
+    raise AssertionError(f"no generator for {kind}")
+
+
+def answer(service: str, operation: str, rng: random.Random | None) -> dict[str, Any]:
+    generated: dict[str, Any] = generate(output_shape(service, operation), rng)
+    return generated
+
+
+def full(service: str, operation: str, seed: int) -> dict[str, Any]:
+    return answer(service, operation, random.Random(f"{operation}-{seed}"))
+
+
+def minimal(service: str, operation: str) -> dict[str, Any]:
+    return answer(service, operation, None)
+
+
+# ---- one case: the answers of every read, through the Stubber ------------------------------------------
+
+
+Answers = dict[str, Any]  # operation → its answer (ListIdentityProviders: a list of pages)
+
+
+def minimal_answers() -> Answers:
+    return {
+        **{op: minimal("cognito-idp", op) for op in IDP_READS},
+        **{op: minimal("cognito-identity", op) for op in IDENTITY_READS},
+        "ListIdentityProviders": [minimal("cognito-idp", "ListIdentityProviders")],
+    }
+
+
+def full_answers(seed: int) -> Answers:
+    """Every member filled; the ids the reads ask for are the ids AWS answers with, and each
+    identity provider's details hold secrets (client_secret, private_key)."""
+    out: Answers = {op: full("cognito-idp", op, seed) for op in IDP_READS}
+    out.update({op: full("cognito-identity", op, seed) for op in IDENTITY_READS})
+    out["DescribeUserPool"]["UserPool"]["Id"] = POOL
+    out["DescribeIdentityPool"]["IdentityPoolId"] = IDENTITY
+    pages = [
+        full("cognito-idp", "ListIdentityProviders", seed),
+        full("cognito-idp", "ListIdentityProviders", seed + 1),
+    ]
+    pages[0]["NextToken"] = "page-2"
+    pages[-1].pop("NextToken", None)
+    out["ListIdentityProviders"] = pages
+    return out
+
+
+def _queue(idp: Stubber, identity: Stubber, answers: Answers, prefix: str | None) -> None:
+    """Queue the answers in the order :meth:`Cognito.view` asks for them."""
+    pool = answers["DescribeUserPool"].get("UserPool") or {}
+    idp.add_response("describe_user_pool", answers["DescribeUserPool"], {"UserPoolId": POOL})
+    if pool.get("MfaConfiguration") in ("ON", "OPTIONAL", None):
+        idp.add_response("get_user_pool_mfa_config", answers["GetUserPoolMfaConfig"], {"UserPoolId": POOL})
+    for client_id in (WEB, NATIVE):
+        reply = answers["DescribeUserPoolClient"]
+        if "UserPoolClient" in reply:
+            reply = {"UserPoolClient": {**reply["UserPoolClient"]}}
+            if "ClientId" in reply["UserPoolClient"]:
+                reply["UserPoolClient"]["ClientId"] = client_id
+        idp.add_response("describe_user_pool_client", reply, {"UserPoolId": POOL, "ClientId": client_id})
+    identity.add_response(
+        "describe_identity_pool", answers["DescribeIdentityPool"], {"IdentityPoolId": IDENTITY}
+    )
+    identity.add_response(
+        "get_identity_pool_roles", answers["GetIdentityPoolRoles"], {"IdentityPoolId": IDENTITY}
+    )
+    for candidate in dict.fromkeys(d for d in (pool.get("Domain") or prefix, pool.get("CustomDomain")) if d):
+        reply = answers["DescribeUserPoolDomain"]
+        if reply.get("DomainDescription", {}).get("Domain"):
+            reply = {"DomainDescription": {**reply["DomainDescription"], "Domain": candidate}}
+        idp.add_response("describe_user_pool_domain", reply, {"Domain": candidate})
+    names = []
+    for page in answers["ListIdentityProviders"]:
+        idp.add_response("list_identity_providers", page, None)
+        names += [p["ProviderName"] for p in page["Providers"] if p.get("ProviderName")]
+    for name in names:
+        reply = answers["DescribeIdentityProvider"]
+        described = {**reply["IdentityProvider"]}
+        if "ProviderName" in described:
+            described["ProviderName"] = name
+        if "ProviderDetails" in described:
+            described["ProviderDetails"] = {
+                **described["ProviderDetails"], "client_id": "123.apps.example.com",
+                **{key: SECRET for key in SECRET_DETAILS},
+            }  # fmt: skip
+        asked = {"UserPoolId": POOL, "ProviderName": name}
+        idp.add_response("describe_identity_provider", {"IdentityProvider": described}, asked)
+
+
+@pytest.fixture(scope="module")
+def clients() -> Iterator[ClientFactory]:
+    """One client factory for the module (a botocore client costs a second or two to make)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(("AWS_", "BACKENDAUTH_")):
+                patch.delenv(name)
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        yield ClientFactory("http://127.0.0.1:9")
+
+
+def read(clients: ClientFactory, answers: Answers, prefix: str | None = "shop-auth") -> AuthView | Failure:
+    idp = clients.reading(REGION, ROLE, service="cognito-idp")
+    identity = clients.reading(REGION, ROLE, service="cognito-identity")
+    with Stubber(idp) as s_idp, Stubber(identity) as s_identity:
+        _queue(s_idp, s_identity, answers, prefix)
+        view = Cognito(clients, REGION, ROLE, ACCOUNT).view(PoolIds(POOL, WEB, NATIVE, IDENTITY), prefix)
+        s_idp.assert_no_pending_responses()
+        s_identity.assert_no_pending_responses()
+    return view
+
+
+# ---- what every rendering must hold ---------------------------------------------------------------------
+
+
+def required_parameters(doc: dict[str, Any]) -> list[str]:
+    """The CRDs' CEL rules "spec.forProvider.X is a required parameter" (when the policies
+    include Create or Update), which a structural check does not see."""
+    schema = schema_of(doc["apiVersion"], doc["kind"])
+    spec = doc["spec"]
+    policies = spec.get("managementPolicies") or ["*"]
+    if not {"*", "Create", "Update"} & set(policies):
+        return []
+    problems = []
+    for rule in schema["properties"]["spec"].get("x-kubernetes-validations") or []:
+        found = re.fullmatch(r"spec\.forProvider\.(\w+) is a required parameter", rule.get("message", ""))
+        if (
+            found
+            and found[1] not in spec.get("forProvider", {})
+            and found[1] not in spec.get("initProvider", {})
+        ):
+            problems.append(f"{doc['kind']}: {rule['message']}")
+    return problems
+
+
+def render_all(view: AuthView) -> dict[str, str]:
+    """Every target's output; a Gen2Unsupported only when the view really lacks what
+    referenceAuth needs."""
+    out = {
+        "crossplane": handoff.crossplane(view, SOURCE, CONFIG),
+        "crossplane --manage": handoff.crossplane(view, SOURCE, CONFIG, CrossplaneOptions(manage=True)),
+        "ack": handoff.ack(view, SOURCE, CONFIG),
+    }
+    identity, web = view.pools.identity_pool, view.pools.web_client
+    complete = identity is not None and identity.auth_role_arn and identity.unauth_role_arn and web and web.id
+    try:
+        out["gen2"] = handoff.gen2(view, SOURCE)
+        assert complete, "gen2 rendered without what referenceAuth needs"
+    except Gen2Unsupported as error:
+        assert not complete, f"gen2 refused a complete view: {error}"
+        assert "referenceAuth needs" in str(error)
+        out["gen2"] = str(error)
+    return out
+
+
+def assert_sound(view: AuthView | Failure) -> dict[str, str]:
+    assert not isinstance(view, Failure), view
+    assert SECRET not in repr(view)
+    outputs = render_all(view)
+    for target, text in outputs.items():
+        assert SECRET not in text, target
+        if target == "gen2":
+            continue
+        for doc in (d for d in yaml.safe_load_all(text) if d):
+            body = {k: v for k, v in doc.items() if k not in ("apiVersion", "kind", "metadata")}
+            assert check(body, schema_of(doc["apiVersion"], doc["kind"]), doc["kind"]) == [], target
+            assert required_parameters(doc) == [], target
+            annotations = doc["metadata"].get("annotations") or {}
+            external = annotations.get(handoff.EXTERNAL_NAME) or annotations.get(
+                "services.k8s.aws/adoption-fields"
+            )
+            assert external and external[-1:] != ":" and not external.startswith(":"), (
+                target,
+                doc["kind"],
+                external,
+            )
+    return outputs
+
+
+# ---- the tables -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_member_filled(clients: ClientFactory, seed: int) -> None:
+    upstream_crds()
+    assert_sound(read(clients, full_answers(seed)))
+
+
+def test_secrets_in_every_secret_bearing_member_never_come_out(clients: ClientFactory) -> None:
+    answers = full_answers(3)
+    assert answers["DescribeUserPoolClient"]["UserPoolClient"]["ClientSecret"] == SECRET
+    view = read(clients, answers)
+    assert not isinstance(view, Failure)
+    assert all(c.has_secret for c in view.pools.clients)
+    assert view.providers and all(p.secret_keys == SECRET_DETAILS for p in view.providers)
+    outputs = assert_sound(view)
+    assert SECRET not in "".join(outputs.values())
