@@ -324,10 +324,35 @@ def assert_sound(view: AuthView | Failure) -> dict[str, str]:
 # ---- the tables -------------------------------------------------------------------------------------------
 
 
+def named(answers: Answers) -> Answers:
+    """The answers with only the required members, and the names AWS gives every pool and
+    client (which the shapes leave optional)."""
+    answers["DescribeUserPool"] = {"UserPool": {"Name": "shopusers"}}
+    answers["DescribeUserPoolClient"] = {"UserPoolClient": {"ClientName": "shopauth_app_client"}}
+    return answers
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_every_member_filled(clients: ClientFactory, seed: int) -> None:
     upstream_crds()
     assert_sound(read(clients, full_answers(seed)))
+
+
+def test_no_mfa_configuration_in_the_pool_asks_get_user_pool_mfa_config(clients: ClientFactory) -> None:
+    """DescribeUserPool may leave MfaConfiguration out: GetUserPoolMfaConfig has it too, and
+    taking OFF instead would turn MFA off on a pool taken over with --manage."""
+    answers = named(minimal_answers())
+    answers["GetUserPoolMfaConfig"] = {
+        "MfaConfiguration": "ON",
+        "SoftwareTokenMfaConfiguration": {"Enabled": True},
+    }
+    view = read(clients, answers)
+    assert not isinstance(view, Failure)
+    assert (view.pools.user_pool.mfa_configuration, view.pools.user_pool.totp_enabled) == ("ON", True)
+    managed = handoff.crossplane(view, SOURCE, CONFIG, CrossplaneOptions(manage=True))
+    pool = next(d for d in yaml.safe_load_all(managed) if d and d["kind"] == "UserPool")
+    assert pool["spec"]["forProvider"]["mfaConfiguration"] == "ON"
+    assert pool["spec"]["forProvider"]["softwareTokenMfaConfiguration"] == {"enabled": True}
 
 
 def test_secrets_in_every_secret_bearing_member_never_come_out(clients: ClientFactory) -> None:

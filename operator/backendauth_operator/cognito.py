@@ -285,17 +285,21 @@ class Cognito:
 
     def user_pool(self, pool_id: str) -> UserPool | Failure:
         """DescribeUserPool; GetUserPoolMfaConfig as well when MFA is on (TOTP's setting is
-        only there)."""
+        only there) or when DescribeUserPool leaves MfaConfiguration out (taking OFF then would
+        turn MFA off on a pool taken over with --manage)."""
         answer = self._read(IDP, "describe_user_pool", UserPoolId=pool_id)
         if isinstance(answer, Failure):
             return answer
-        pool = user_pool_of(answer.get("UserPool") or {})
-        if pool.mfa_configuration in ("ON", "OPTIONAL"):
+        raw = answer.get("UserPool") or {}
+        pool = user_pool_of(raw)
+        mfa_said = raw.get("MfaConfiguration")
+        if mfa_said in ("ON", "OPTIONAL", None):  # None: only GetUserPoolMfaConfig says
             mfa = self._read(IDP, "get_user_pool_mfa_config", UserPoolId=pool_id)
             if isinstance(mfa, Failure):
                 return mfa
             totp = bool((mfa.get("SoftwareTokenMfaConfiguration") or {}).get("Enabled"))
-            pool = replace(pool, totp_enabled=totp)
+            mode = mfa_said or str(mfa.get("MfaConfiguration") or "OFF")
+            pool = replace(pool, totp_enabled=totp, mfa_configuration=mode)
         return pool
 
     def app_client(self, pool_id: str, client_id: str) -> AppClient | Failure:
