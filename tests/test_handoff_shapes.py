@@ -364,3 +364,16 @@ def test_secrets_in_every_secret_bearing_member_never_come_out(clients: ClientFa
     assert view.providers and all(p.secret_keys == SECRET_DETAILS for p in view.providers)
     outputs = assert_sound(view)
     assert SECRET not in "".join(outputs.values())
+
+
+@pytest.mark.parametrize("manage", [False, True])
+def test_an_identity_pool_without_roles_has_no_roles_attachment(clients: ClientFactory, manage: bool) -> None:
+    """GetIdentityPoolRoles may answer without Roles: the provider's PoolRolesAttachment requires
+    them (under Update), so there is none, and the Pool's comment says why."""
+    view = read(clients, named(minimal_answers()))
+    assert not isinstance(view, Failure)
+    text = handoff.crossplane(view, SOURCE, CONFIG, CrossplaneOptions(manage=manage))
+    kinds = [d["kind"] for d in yaml.safe_load_all(text) if d]
+    assert "Pool" in kinds and "PoolRolesAttachment" not in kinds
+    assert "GetIdentityPoolRoles shows no roles attached to it" in text
+    assert "PoolRolesAttachment" not in handoff.ack(view, SOURCE)
