@@ -332,10 +332,52 @@ def named(answers: Answers) -> Answers:
     return answers
 
 
+def _with(change: Callable[[Answers], None]) -> Callable[[], Answers]:
+    def make() -> Answers:
+        answers = named(minimal_answers())
+        change(answers)
+        return answers
+
+    return make
+
+
+def _set(operation: str, value: Any) -> Callable[[Answers], None]:
+    return lambda answers: answers.__setitem__(operation, value)
+
+
+ROLES = {"authenticated": "arn:aws:iam::111111111111:role/amplify-shop-staging-authRole"}
+SOUND: dict[str, Callable[[], Answers]] = {
+    "only required members, and the names": _with(lambda answers: None),
+    "a user pool without MfaConfiguration": _with(_set("DescribeUserPool", {"UserPool": {"Name": "p"}})),
+    "roles without unauthenticated": _with(_set("GetIdentityPoolRoles", {"Roles": ROLES})),
+    "role mappings without roles": _with(
+        _set("GetIdentityPoolRoles", {"RoleMappings": {"accounts.google.com": {"Type": "Token"}}})
+    ),
+    "an identity provider with nothing but its listed name": _with(
+        _set("ListIdentityProviders", [{"Providers": [{"ProviderName": "Google"}]}])
+    ),
+    "a domain with only its name": _with(
+        _set("DescribeUserPoolDomain", {"DomainDescription": {"Domain": "x"}})
+    ),
+}
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_every_member_filled(clients: ClientFactory, seed: int) -> None:
     upstream_crds()
     assert_sound(read(clients, full_answers(seed)))
+
+
+@pytest.mark.parametrize("case", list(SOUND))
+def test_optional_members_left_out(clients: ClientFactory, case: str) -> None:
+    upstream_crds()
+    view = read(clients, SOUND[case]())
+    assert_sound(view)
+    assert not isinstance(view, Failure)
+    # The ids asked for stand in for those AWS left out: every document names its resource.
+    assert view.pools.user_pool.id == POOL
+    assert [c.id for c in view.pools.clients] == [WEB, NATIVE]
+    assert view.pools.identity_pool is not None and view.pools.identity_pool.id == IDENTITY
 
 
 def test_no_mfa_configuration_in_the_pool_asks_get_user_pool_mfa_config(clients: ClientFactory) -> None:
@@ -353,6 +395,35 @@ def test_no_mfa_configuration_in_the_pool_asks_get_user_pool_mfa_config(clients:
     pool = next(d for d in yaml.safe_load_all(managed) if d and d["kind"] == "UserPool")
     assert pool["spec"]["forProvider"]["mfaConfiguration"] == "ON"
     assert pool["spec"]["forProvider"]["softwareTokenMfaConfiguration"] == {"enabled": True}
+
+
+@pytest.mark.parametrize(
+    ("case", "change", "words"),
+    [
+        ("nothing optional at all", lambda a: None, "cognito-idp:DescribeUserPool with role {role} answered "
+         f"without UserPool.Name for {POOL}"),
+        ("a client without its name", _set("DescribeUserPoolClient", {"UserPoolClient": {}}),
+         "cognito-idp:DescribeUserPoolClient with role {role} answered without UserPoolClient.ClientName "
+         f"for {WEB}"),
+    ],
+    ids=["nothing optional at all", "a client without its name"],
+)  # fmt: skip
+def test_an_answer_without_what_a_hand_off_needs_is_refused_in_one_line(
+    clients: ClientFactory, case: str, change: Callable[[Answers], None], words: str
+) -> None:
+    """Without a pool's or a client's name the managed resources cannot be valid (the CRDs
+    require ``name``): the export says which answer lacked what, instead of a document."""
+    answers = minimal_answers() if case == "nothing optional at all" else named(minimal_answers())
+    change(answers)
+    idp = clients.reading(REGION, ROLE, service="cognito-idp")
+    with Stubber(idp) as s_idp:
+        s_idp.add_response("describe_user_pool", answers["DescribeUserPool"], {"UserPoolId": POOL})
+        if case != "nothing optional at all":
+            s_idp.add_response("get_user_pool_mfa_config", answers["GetUserPoolMfaConfig"], None)
+            s_idp.add_response("describe_user_pool_client", answers["DescribeUserPoolClient"], None)
+        failure = Cognito(clients, REGION, ROLE, ACCOUNT).view(PoolIds(POOL, WEB, NATIVE, IDENTITY))
+    assert isinstance(failure, Failure) and failure.reason == "IncompleteAnswer"
+    assert failure.message == words.format(role=ROLE.arn)
 
 
 def test_secrets_in_every_secret_bearing_member_never_come_out(clients: ClientFactory) -> None:

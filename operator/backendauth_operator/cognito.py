@@ -271,6 +271,9 @@ class Cognito:
         self.clients, self.region, self.role, self.account = clients, region, role, account
         self.key = pace_key(account, region)
 
+    def _who(self) -> str:
+        return f"role {self.role.arn}" if self.role else "the operator's own credentials"
+
     def _read(self, service: str, method: str, **kwargs: Any) -> dict[str, Any] | Failure:
         try:
             client = self.clients.reading(self.region, self.role, service=service)
@@ -278,10 +281,16 @@ class Cognito:
         except Exception as error:
             failure = classify(error)
             action = "".join(part.capitalize() for part in method.split("_"))
-            who = f"role {self.role.arn}" if self.role else "the operator's own credentials"
             words = "refused for" if failure.reason == "AccessDenied" else "failed with"
-            message = f"{service}:{action} {words} {who}: {failure.message}"
+            message = f"{service}:{action} {words} {self._who()}: {failure.message}"
             return Failure(failure.reason, failure.retryable, message, failure.ambiguous)
+
+    def _incomplete(self, service: str, action: str, missing: str, of: str) -> Failure:
+        """An answer the shapes allow but that lacks what the hand-off must have."""
+        return Failure(
+            "IncompleteAnswer", False,
+            f"{service}:{action} with {self._who()} answered without {missing} for {of}",
+        )  # fmt: skip
 
     def user_pool(self, pool_id: str) -> UserPool | Failure:
         """DescribeUserPool; GetUserPoolMfaConfig as well when MFA is on (TOTP's setting is
@@ -291,7 +300,9 @@ class Cognito:
         if isinstance(answer, Failure):
             return answer
         raw = answer.get("UserPool") or {}
-        pool = user_pool_of(raw)
+        if not raw.get("Name"):
+            return self._incomplete(IDP, "DescribeUserPool", "UserPool.Name", pool_id)
+        pool = user_pool_of({"Id": pool_id, **_present(raw)})
         mfa_said = raw.get("MfaConfiguration")
         if mfa_said in ("ON", "OPTIONAL", None):  # None: only GetUserPoolMfaConfig says
             mfa = self._read(IDP, "get_user_pool_mfa_config", UserPoolId=pool_id)
@@ -305,7 +316,12 @@ class Cognito:
     def app_client(self, pool_id: str, client_id: str) -> AppClient | Failure:
         """DescribeUserPoolClient; the client's secret is dropped here."""
         answer = self._read(IDP, "describe_user_pool_client", UserPoolId=pool_id, ClientId=client_id)
-        return answer if isinstance(answer, Failure) else app_client_of(answer.get("UserPoolClient") or {})
+        if isinstance(answer, Failure):
+            return answer
+        raw = answer.get("UserPoolClient") or {}
+        if not raw.get("ClientName"):
+            return self._incomplete(IDP, "DescribeUserPoolClient", "UserPoolClient.ClientName", client_id)
+        return app_client_of({"ClientId": client_id, "UserPoolId": pool_id, **_present(raw)})
 
     def domain(self, domain: str) -> Domain | Failure | None:
         """DescribeUserPoolDomain; None when AWS has no such domain."""
@@ -334,7 +350,8 @@ class Cognito:
             described = self._read(IDP, "describe_identity_provider", UserPoolId=pool_id, ProviderName=name)
             if isinstance(described, Failure):
                 return described
-            providers.append(identity_provider_of(described.get("IdentityProvider") or {}))
+            raw = _present(described.get("IdentityProvider") or {})
+            providers.append(identity_provider_of({"ProviderName": name, "UserPoolId": pool_id, **raw}))
         return tuple(providers)
 
     def identity_pool(self, pool_id: str) -> IdentityPool | Failure:
@@ -345,7 +362,7 @@ class Cognito:
         roles = self._read(IDENTITY, "get_identity_pool_roles", IdentityPoolId=pool_id)
         if isinstance(roles, Failure):
             return roles
-        return identity_pool_of(answer, roles)
+        return identity_pool_of({"IdentityPoolId": pool_id, **_present(answer)}, roles)
 
     def pools(self, ids: PoolIds) -> Pools | Failure:
         """The user pool, its web and native clients and the identity pool (if any): what the
@@ -392,6 +409,11 @@ class Cognito:
 
 
 # ---- AWS's answers → values (pure) ----------------------------------------------------------------
+
+
+def _present(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` without members that are None (so the ids asked for fill in what AWS left out)."""
+    return {k: v for k, v in raw.items() if v is not None}
 
 
 def _strs(value: Any) -> tuple[str, ...]:
