@@ -448,3 +448,145 @@ def test_an_identity_pool_without_roles_has_no_roles_attachment(clients: ClientF
     assert "Pool" in kinds and "PoolRolesAttachment" not in kinds
     assert "GetIdentityPoolRoles shows no roles attached to it" in text
     assert "PoolRolesAttachment" not in handoff.ack(view, SOURCE)
+
+
+# ---- AWS's error shapes, through botocore's own parser ----------------------------------------------------
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+class Unassumed:
+    """The clients of a factory, signed with its own credentials whatever the role (the
+    answers below come at the HTTP layer, after signing, so no STS is there to assume it)."""
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self.clients = clients
+
+    def reading(self, region: str, role: Role | None = None, service: str = "amplifybackend") -> Any:
+        return self.clients.reading(region, None, service=service)
+
+
+def answered_with(
+    clients: ClientFactory, service: str, status: int, body: bytes, content_type: str, call: Callable[[], Any]
+) -> tuple[Any, int]:
+    """``call()`` while every request to ``service`` gets this HTTP answer (what real Cognito, or a
+    fake, sends back), parsed by botocore's own parser; and how many requests went out."""
+    from botocore.awsrequest import AWSResponse
+
+    client = clients.reading(REGION, None, service=service)
+    sent = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request)
+        headers = {"Content-Type": content_type, "x-amzn-RequestId": "r-1"}
+        return AWSResponse(request.url, status, headers, _Raw(body))
+
+    event = f"before-send.{client.meta.service_model.service_id.hyphenize()}"
+    client.meta.events.register_first(event, answer)
+    try:
+        return call(), len(sent)
+    finally:
+        client.meta.events.unregister(event, answer)
+
+
+def _json(type_: str, message: str) -> bytes:
+    return f'{{"__type": "{type_}", "message": "{message}"}}'.encode()
+
+
+JSON = "application/x-amz-json-1.1"
+HTML_500 = (
+    b"<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n"
+    b"<h1>Internal Server Error</h1>\n"
+    b"<p>The server encountered an internal error and was unable to complete your request.</p>\n"
+)
+IDP_DENIED = "User: arn:aws:sts::111111111111:assumed-role/x/y is not authorized to perform: {action}".format(
+    action="cognito-idp:DescribeUserPool"
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason", "words"),
+    [
+        (400, _json("AccessDeniedException", IDP_DENIED), "AccessDenied",
+         "cognito-idp:DescribeUserPool refused for role {role}: AccessDeniedException: User: arn:aws:sts"),
+        (400, _json("com.amazonaws.cognito.identity.idp.model#NotAuthorizedException", "Not authorized"),
+         "AccessDenied", "cognito-idp:DescribeUserPool refused for role {role}: NotAuthorizedException: "),
+        (400, _json("com.amazonaws.cognito.identity.idp.model#ResourceNotFoundException",
+                    f"User pool {POOL} does not exist."),
+         "NotFound", "cognito-idp:DescribeUserPool failed with role {role}: ResourceNotFoundException: "),
+        (400, _json("TooManyRequestsException", "Too many requests"), "Throttled",
+         "cognito-idp:DescribeUserPool failed with role {role}: TooManyRequestsException: Too many requests"),
+        (400, _json("UnknownOperationException", ""), "NotImplemented",
+         "cognito-idp:DescribeUserPool is not implemented by http://127.0.0.1:9 (UnknownOperationException"),
+        (500, HTML_500, "AWSUnavailable",
+         "cognito-idp:DescribeUserPool failed with role {role}: HTTP 500 without an AWS error in the answer "
+         "(500 Internal Server Error)"),
+    ],
+    ids=["AccessDenied", "NotAuthorized", "ResourceNotFound", "TooManyRequests", "UnknownOperation",
+         "HTML 500"],
+)  # fmt: skip
+def test_cognitos_error_shapes_give_one_line_naming_the_action_and_the_role(
+    clients: ClientFactory, status: int, body: bytes, reason: str, words: str
+) -> None:
+    # An account of its own per row: a throttled answer slows its account's pace down.
+    cognito = Cognito(Unassumed(clients), REGION, ROLE, f"2222222222{len(words) % 100:02d}")  # type: ignore[arg-type]
+    failure, _ = answered_with(clients, "cognito-idp", status, body, JSON, lambda: cognito.user_pool(POOL))
+    assert isinstance(failure, Failure), failure
+    assert failure.reason == reason
+    assert failure.message.startswith(words.format(role=ROLE.arn)), failure.message
+    assert "\n" not in failure.message and "<" not in failure.message and "Traceback" not in failure.message
+
+
+@pytest.mark.parametrize("operation", ["GetIdentityPoolRoles", "GetUserPoolMfaConfig"])
+@pytest.mark.parametrize("answer", ["UnknownOperationException", "HTML 500"])
+def test_a_fake_without_an_operation_gets_one_line_naming_it(
+    clients: ClientFactory, operation: str, answer: str
+) -> None:
+    """A fake that lacks an operation (moto has no GetIdentityPoolRoles: it answers HTTP 500 with
+    an HTML page) stops the export with one line naming that operation."""
+    from botocore.awsrequest import AWSResponse
+
+    service = "cognito-identity" if operation == "GetIdentityPoolRoles" else "cognito-idp"
+    found = {  # what the fake has
+        "DescribeUserPool": b'{"UserPool": {"Name": "shopusers", "MfaConfiguration": "ON"}}',
+        "DescribeIdentityPool": (
+            f'{{"IdentityPoolId": "{IDENTITY}", "IdentityPoolName": "shopidp", '
+            '"AllowUnauthenticatedIdentities": false}'
+        ).encode(),
+    }
+    client = clients.reading(REGION, None, service=service)
+
+    def hook(request: Any, event_name: str, **_: Any) -> AWSResponse:
+        name = event_name.rsplit(".", 1)[-1]
+        if name in found:
+            return AWSResponse(request.url, 200, {"Content-Type": JSON}, _Raw(found[name]))
+        if answer == "HTML 500":
+            return AWSResponse(request.url, 500, {"Content-Type": "text/html"}, _Raw(HTML_500))
+        return AWSResponse(request.url, 400, {"Content-Type": JSON}, _Raw(_json(answer, "")))
+
+    event = f"before-send.{client.meta.service_model.service_id.hyphenize()}"
+    client.meta.events.register_first(event, hook)
+    try:
+        cognito = Cognito(Unassumed(clients), REGION, ROLE, ACCOUNT)  # type: ignore[arg-type]
+        failure = (
+            cognito.identity_pool(IDENTITY) if service == "cognito-identity" else cognito.user_pool(POOL)
+        )
+    finally:
+        client.meta.events.unregister(event, hook)
+    assert isinstance(failure, Failure), failure
+    assert failure.message.startswith(f"{service}:{operation} "), failure.message
+    assert "\n" not in failure.message and "<" not in failure.message
+    if answer == "HTML 500":
+        assert failure.message.endswith(
+            "HTTP 500 without an AWS error in the answer (500 Internal Server Error)"
+        )
+        assert ROLE.arn in failure.message
+    else:
+        assert failure.reason == "NotImplemented"
+        assert " is not implemented by http://127.0.0.1:9 (UnknownOperationException" in failure.message

@@ -14,12 +14,18 @@ value; what AWS returns as a secret (an app client's ``ClientSecret``, a provide
 ``client_secret`` or Apple ``private_key``) is dropped here, as it arrives: only the fact that
 there was one is kept, so no secret value leaves this module.
 
-A failure is a :class:`~aws.Failure` whose message names the action that failed and the role
-it was made with (``cognito-idp:DescribeUserPool refused for role arn:aws:iam::...``).
+A failure is a :class:`~aws.Failure` whose message, one line, names the action that failed and
+the role it was made with (``cognito-idp:DescribeUserPool refused for role arn:aws:iam::...``).
+Cognito answers ResourceNotFoundException and NotAuthorizedException with HTTP 400: they are
+NotFound and AccessDenied here. An operation the endpoint does not have (UnknownOperationException,
+or HTTP 501) is NotImplemented, naming the operation and the endpoint; an answer that holds no AWS
+error at all (an HTML error page, as some AWS fakes send for an operation they lack) is named by
+its HTTP status and the page's title.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -275,15 +281,29 @@ class Cognito:
         return f"role {self.role.arn}" if self.role else "the operator's own credentials"
 
     def _read(self, service: str, method: str, **kwargs: Any) -> dict[str, Any] | Failure:
+        action = "".join(part.capitalize() for part in method.split("_"))
+        client: Any = None
         try:
             client = self.clients.reading(self.region, self.role, service=service)
             return call(client, method, key=self.key, **kwargs)
         except Exception as error:
             failure = classify(error)
-            action = "".join(part.capitalize() for part in method.split("_"))
-            words = "refused for" if failure.reason == "AccessDenied" else "failed with"
-            message = f"{service}:{action} {words} {self._who()}: {failure.message}"
-            return Failure(failure.reason, failure.retryable, message, failure.ambiguous)
+            code, http = _error_code(error)
+            reason, retryable, ambiguous = failure.reason, failure.retryable, failure.ambiguous
+            text = _one_line(failure.message)
+            if code in _UNIMPLEMENTED or http == 501:
+                where = getattr(getattr(client, "meta", None), "endpoint_url", None) or "the endpoint"
+                return Failure(
+                    "NotImplemented", False, f"{service}:{action} is not implemented by {where} ({text})"
+                )
+            if code == "ResourceNotFoundException":  # Cognito answers it with HTTP 400
+                reason, retryable = "NotFound", False
+            elif code == "NotAuthorizedException":  # Cognito's refusal, HTTP 400 as well
+                reason, retryable = "AccessDenied", False
+            elif code.isdigit():  # an answer without an AWS error in it (an HTML error page...)
+                text = f"HTTP {code} without an AWS error in the answer ({_page_title(failure.message)})"
+            words = "refused for" if reason == "AccessDenied" else "failed with"
+            return Failure(reason, retryable, f"{service}:{action} {words} {self._who()}: {text}", ambiguous)
 
     def _incomplete(self, service: str, action: str, missing: str, of: str) -> Failure:
         """An answer the shapes allow but that lacks what the hand-off must have."""
@@ -406,6 +426,36 @@ class Cognito:
         if isinstance(providers, Failure):
             return providers
         return AuthView(pools, tuple(domains), providers, self.account)
+
+
+# ---- AWS's errors ---------------------------------------------------------------------------------
+
+# Error codes of an operation the endpoint does not have (AWS's own, and fakes').
+_UNIMPLEMENTED = frozenset(
+    {"UnknownOperationException", "InvalidAction", "NotImplemented", "NotImplementedException"}
+)
+
+
+def _error_code(error: BaseException) -> tuple[str, int]:
+    """A ClientError's code (botocore takes it from ``__type`` without its namespace) and HTTP
+    status; ``("", 0)`` for anything else."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, Mapping):
+        return "", 0
+    code = str((response.get("Error") or {}).get("Code") or "")
+    return code.rsplit("#", 1)[-1], int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _page_title(text: str) -> str:
+    """The title of an HTML error page (what a fake answers an operation it lacks with), else
+    the text's first words."""
+    found = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+    return _one_line(found[1] if found else re.sub(r"<[^>]+>", " ", text), 120)
 
 
 # ---- AWS's answers → values (pure) ----------------------------------------------------------------
