@@ -14,12 +14,18 @@ value; what AWS returns as a secret (an app client's ``ClientSecret``, a provide
 ``client_secret`` or Apple ``private_key``) is dropped here, as it arrives: only the fact that
 there was one is kept, so no secret value leaves this module.
 
-A failure is a :class:`~aws.Failure` whose message names the action that failed and the role
-it was made with (``cognito-idp:DescribeUserPool refused for role arn:aws:iam::...``).
+A failure is a :class:`~aws.Failure` whose message, one line, names the action that failed and
+the role it was made with (``cognito-idp:DescribeUserPool refused for role arn:aws:iam::...``).
+Cognito answers ResourceNotFoundException and NotAuthorizedException with HTTP 400: they are
+NotFound and AccessDenied here. An operation the endpoint does not have (UnknownOperationException,
+or HTTP 501) is NotImplemented, naming the operation and the endpoint; an answer that holds no AWS
+error at all (an HTML error page, as some AWS fakes send for an operation they lack) is named by
+its HTTP status and the page's title.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -271,37 +277,71 @@ class Cognito:
         self.clients, self.region, self.role, self.account = clients, region, role, account
         self.key = pace_key(account, region)
 
+    def _who(self) -> str:
+        return f"role {self.role.arn}" if self.role else "the operator's own credentials"
+
     def _read(self, service: str, method: str, **kwargs: Any) -> dict[str, Any] | Failure:
+        action = "".join(part.capitalize() for part in method.split("_"))
+        client: Any = None
         try:
             client = self.clients.reading(self.region, self.role, service=service)
             return call(client, method, key=self.key, **kwargs)
         except Exception as error:
             failure = classify(error)
-            action = "".join(part.capitalize() for part in method.split("_"))
-            who = f"role {self.role.arn}" if self.role else "the operator's own credentials"
-            words = "refused for" if failure.reason == "AccessDenied" else "failed with"
-            message = f"{service}:{action} {words} {who}: {failure.message}"
-            return Failure(failure.reason, failure.retryable, message, failure.ambiguous)
+            code, http = _error_code(error)
+            reason, retryable, ambiguous = failure.reason, failure.retryable, failure.ambiguous
+            text = _one_line(failure.message)
+            if code in _UNIMPLEMENTED or http == 501:
+                where = getattr(getattr(client, "meta", None), "endpoint_url", None) or "the endpoint"
+                return Failure(
+                    "NotImplemented", False, f"{service}:{action} is not implemented by {where} ({text})"
+                )
+            if code == "ResourceNotFoundException":  # Cognito answers it with HTTP 400
+                reason, retryable = "NotFound", False
+            elif code == "NotAuthorizedException":  # Cognito's refusal, HTTP 400 as well
+                reason, retryable = "AccessDenied", False
+            elif code.isdigit():  # an answer without an AWS error in it (an HTML error page...)
+                text = f"HTTP {code} without an AWS error in the answer ({_page_title(failure.message)})"
+            words = "refused for" if reason == "AccessDenied" else "failed with"
+            return Failure(reason, retryable, f"{service}:{action} {words} {self._who()}: {text}", ambiguous)
+
+    def _incomplete(self, service: str, action: str, missing: str, of: str) -> Failure:
+        """An answer the shapes allow but that lacks what the hand-off must have."""
+        return Failure(
+            "IncompleteAnswer", False,
+            f"{service}:{action} with {self._who()} answered without {missing} for {of}",
+        )  # fmt: skip
 
     def user_pool(self, pool_id: str) -> UserPool | Failure:
         """DescribeUserPool; GetUserPoolMfaConfig as well when MFA is on (TOTP's setting is
-        only there)."""
+        only there) or when DescribeUserPool leaves MfaConfiguration out (taking OFF then would
+        turn MFA off on a pool taken over with --manage)."""
         answer = self._read(IDP, "describe_user_pool", UserPoolId=pool_id)
         if isinstance(answer, Failure):
             return answer
-        pool = user_pool_of(answer.get("UserPool") or {})
-        if pool.mfa_configuration in ("ON", "OPTIONAL"):
+        raw = answer.get("UserPool") or {}
+        if not raw.get("Name"):
+            return self._incomplete(IDP, "DescribeUserPool", "UserPool.Name", pool_id)
+        pool = user_pool_of({"Id": pool_id, **_present(raw)})
+        mfa_said = raw.get("MfaConfiguration")
+        if mfa_said in ("ON", "OPTIONAL", None):  # None: only GetUserPoolMfaConfig says
             mfa = self._read(IDP, "get_user_pool_mfa_config", UserPoolId=pool_id)
             if isinstance(mfa, Failure):
                 return mfa
             totp = bool((mfa.get("SoftwareTokenMfaConfiguration") or {}).get("Enabled"))
-            pool = replace(pool, totp_enabled=totp)
+            mode = mfa_said or str(mfa.get("MfaConfiguration") or "OFF")
+            pool = replace(pool, totp_enabled=totp, mfa_configuration=mode)
         return pool
 
     def app_client(self, pool_id: str, client_id: str) -> AppClient | Failure:
         """DescribeUserPoolClient; the client's secret is dropped here."""
         answer = self._read(IDP, "describe_user_pool_client", UserPoolId=pool_id, ClientId=client_id)
-        return answer if isinstance(answer, Failure) else app_client_of(answer.get("UserPoolClient") or {})
+        if isinstance(answer, Failure):
+            return answer
+        raw = answer.get("UserPoolClient") or {}
+        if not raw.get("ClientName"):
+            return self._incomplete(IDP, "DescribeUserPoolClient", "UserPoolClient.ClientName", client_id)
+        return app_client_of({"ClientId": client_id, "UserPoolId": pool_id, **_present(raw)})
 
     def domain(self, domain: str) -> Domain | Failure | None:
         """DescribeUserPoolDomain; None when AWS has no such domain."""
@@ -330,7 +370,8 @@ class Cognito:
             described = self._read(IDP, "describe_identity_provider", UserPoolId=pool_id, ProviderName=name)
             if isinstance(described, Failure):
                 return described
-            providers.append(identity_provider_of(described.get("IdentityProvider") or {}))
+            raw = _present(described.get("IdentityProvider") or {})
+            providers.append(identity_provider_of({"ProviderName": name, "UserPoolId": pool_id, **raw}))
         return tuple(providers)
 
     def identity_pool(self, pool_id: str) -> IdentityPool | Failure:
@@ -341,7 +382,7 @@ class Cognito:
         roles = self._read(IDENTITY, "get_identity_pool_roles", IdentityPoolId=pool_id)
         if isinstance(roles, Failure):
             return roles
-        return identity_pool_of(answer, roles)
+        return identity_pool_of({"IdentityPoolId": pool_id, **_present(answer)}, roles)
 
     def pools(self, ids: PoolIds) -> Pools | Failure:
         """The user pool, its web and native clients and the identity pool (if any): what the
@@ -387,7 +428,42 @@ class Cognito:
         return AuthView(pools, tuple(domains), providers, self.account)
 
 
+# ---- AWS's errors ---------------------------------------------------------------------------------
+
+# Error codes of an operation the endpoint does not have (AWS's own, and fakes').
+_UNIMPLEMENTED = frozenset(
+    {"UnknownOperationException", "InvalidAction", "NotImplemented", "NotImplementedException"}
+)
+
+
+def _error_code(error: BaseException) -> tuple[str, int]:
+    """A ClientError's code (botocore takes it from ``__type`` without its namespace) and HTTP
+    status; ``("", 0)`` for anything else."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, Mapping):
+        return "", 0
+    code = str((response.get("Error") or {}).get("Code") or "")
+    return code.rsplit("#", 1)[-1], int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _page_title(text: str) -> str:
+    """The title of an HTML error page (what a fake answers an operation it lacks with), else
+    the text's first words."""
+    found = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+    return _one_line(found[1] if found else re.sub(r"<[^>]+>", " ", text), 120)
+
+
 # ---- AWS's answers → values (pure) ----------------------------------------------------------------
+
+
+def _present(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` without members that are None (so the ids asked for fill in what AWS left out)."""
+    return {k: v for k, v in raw.items() if v is not None}
 
 
 def _strs(value: Any) -> tuple[str, ...]:

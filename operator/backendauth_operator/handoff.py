@@ -388,15 +388,24 @@ def crossplane(
         docs.append(_identity_provider(provider, base, source, region, provider_config, options.manage))
     identity = pools.identity_pool
     if identity is not None:
+        notes = [f"The identity pool {identity.id} ({identity.name})."]
+        if not _has_roles(identity):
+            notes.append(
+                "GetIdentityPoolRoles shows no roles attached to it: there is no PoolRolesAttachment to take "
+                "over (the provider's requires roles)"
+                + (", so its role mappings are not carried" if identity.role_mappings else "")
+                + "."
+            )
         docs.append(
             _document(
                 _managed(
                     f"{XP_IDENTITY}/v1beta1", "Pool", f"{base}-identity-pool", identity.id, source, policies,
                     provider_config, body(identity_pool_for_provider(identity, region), {}),
                 ),
-                [f"The identity pool {identity.id} ({identity.name})."],
+                notes,
             )
         )  # fmt: skip
+    if identity is not None and _has_roles(identity):
         docs.append(
             _document(
                 _managed(
@@ -409,6 +418,10 @@ def crossplane(
             )
         )  # fmt: skip
     return "".join(docs)
+
+
+def _has_roles(pool: IdentityPool) -> bool:
+    return bool(pool.auth_role_arn or pool.unauth_role_arn)
 
 
 def domain_name(base: str, domain: Domain) -> str:
@@ -549,10 +562,14 @@ def ack(view: AuthView, source: Source, config: Mapping[str, Any] | None = None,
             f"- the identity provider {provider.name}: IdentityProvider "
             f"{base}-idp-{dns_name(provider.name, 20)} (Observe)"
         )
-    if pools.identity_pool is not None:
+    if pools.identity_pool is not None and _has_roles(pools.identity_pool):
         head.append(
             f"- the identity pool {pools.identity_pool.id} and its roles: Pool "
             f"{base}-identity-pool and PoolRolesAttachment {base}-identity-pool-roles"
+        )
+    elif pools.identity_pool is not None:
+        head.append(
+            f"- the identity pool {pools.identity_pool.id} (no roles attached): Pool {base}-identity-pool"
         )
     if pool.mfa_configuration in ("ON", "OPTIONAL"):
         head.append(
