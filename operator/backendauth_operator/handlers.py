@@ -224,7 +224,7 @@ def run_step(
                 # Not read after all: the next observation reads them again.
                 kept = s.job.outputs_for if s.job is not None else ""
                 outcome = replace(outcome, job=replace(outcome.job, outputs_for=kept))
-    written = StepWriter(ctx.kube, ctx.settings, obj, logger).write(s, outcome, outputs)
+    written = StepWriter(ctx.kube, obj, logger).write(s, outcome, outputs)
     if written.conflicted:
         s = replace(s, stale=True)
         again = decide(s)

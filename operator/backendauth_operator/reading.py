@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -33,7 +34,7 @@ from backendauth_operator.models import (
     has_secrets,
     parse_spec,
 )
-from backendauth_operator.reconcile import Snapshot, current_reason, ready_generation
+from backendauth_operator.reconcile import RetryPolicy, Snapshot, current_reason, ready_generation
 
 #: The spec error of a BackendAuth without spec.region when no default region is set.
 NO_REGION = "spec.region: required, as the operator has no AWS_REGION set"
@@ -78,6 +79,7 @@ def read(
         paused=is_true(annotations, PAUSED), owned=is_true(annotations, CREATED),
         look=look, check_secrets=check_secrets or look, cause=cause,
         job_timeout=settings.job_timeout_seconds,
+        retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds), jitter=random.random(),
         deleting=bool(meta.get("deletionTimestamp")),
         deletion_policy=raw.get("deletionPolicy") or settings.default_deletion_policy,
         account=target.account, role=target.role, account_problem=target.problem,

@@ -24,6 +24,7 @@ from backendauth_operator.bookkeeping import (
     FAILURES,
     JOB,
     PENDING,
+    Failures,
     Job,
     Marker,
 )
@@ -107,14 +108,38 @@ def ready_generation(conditions: Iterable[Mapping[str, Any]]) -> int | None:
     return None
 
 
+def backoff_window(retry: int, base: float, cap: float) -> tuple[float, float]:
+    """The window the delay before retry number ``retry`` (0: the first) is drawn from: it
+    doubles with each retry (base, 2·base, 4·base, ... up to cap), and never starts below base."""
+    upper = min(cap, base * (2 ** min(retry, 32)))
+    return base, max(base, upper)
+
+
 def backoff_delay(retry: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter, kept between ``base`` and ``cap``.
 
     The window doubles with each retry (base, 2·base, 4·base, ... up to cap); the delay is drawn
     uniformly within it, so that many BackendAuths throttled together do not retry together.
     """
-    upper = min(cap, base * (2 ** min(retry, 32)))
-    return (rng or random).uniform(base, max(base, upper))
+    return (rng or random).uniform(*backoff_window(retry, base, cap))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The retry policy of the configuration (``BACKENDAUTH_RETRY_BASE_SECONDS`` and
+    ``BACKENDAUTH_RETRY_MAX_SECONDS``): backoff from ``base`` seconds, never above ``cap``."""
+
+    base: float = 5.0
+    cap: float = 300.0
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A retryable failure's backoff, as decided: what the writer records, and nothing more."""
+
+    reason: str  # the failure's reason, for the retries metric
+    failures: int  # consecutive retryable failures, this one included
+    delay: float  # seconds before the next attempt
 
 
 # ---- observe → decide → act ------------------------------------------------------------------
@@ -261,6 +286,8 @@ class Snapshot:
     marker: Marker | None = None
     failures: int = 0  # consecutive retryable failures
     not_before: float = 0.0  # backoff: no attempt before this
+    retry: RetryPolicy = field(default_factory=RetryPolicy)  # the configuration's retry policy
+    jitter: float = 0.5  # a uniform draw in [0, 1) (reading.read draws it): where a backoff falls
     look: bool = False  # look at AWS now: a reconcile request, a resync, a Secret change
     check_secrets: bool = False  # read the Secrets to notice a rotation
     cause: str | None = None  # what started this step, for events (never a secret value)
@@ -342,6 +369,7 @@ class Settle:
     release: bool = False  # give back the app/env's turn
     backoff: str | None = None  # a retryable failure of this reason: wait before the next attempt
     backoff_cap: float | None = None
+    retry: Retry | None = None  # the backoff decided for it (set by decide with ``backoff``)
     outputs: bool = False  # read (GetBackend) and publish the auth outputs
     again: bool = False  # then read and decide again soon (a call that was not sent)
     account: str | None = None  # status.awsAccountId to show (None: as it is)
@@ -544,6 +572,24 @@ def _look_again(s: Snapshot, job: Job, reason: str, message: str, kw: dict[str, 
 def decide(s: Snapshot) -> Plan:
     """The next plan for a BackendAuth: the whole policy, deletion included. Ready only from an
     observation of AWS. What each plan's action produced comes back in the next snapshot."""
+    return _backed_off(s, _decide(s))
+
+
+def _backed_off(s: Snapshot, plan: Plan) -> Plan:
+    """A retryable failure waits before the next attempt: one more in the failure count, and a
+    delay drawn from the backoff window of that count (full jitter, ``s.jitter``), capped by
+    the retry policy and by the failure's own cap; both go into the failures annotation."""
+    if not isinstance(plan, Settle) or plan.backoff is None:
+        return plan
+    cap = min(plan.backoff_cap or 1e9, s.retry.cap)
+    low, high = backoff_window(s.failures, s.retry.base, cap)
+    delay = low + (high - low) * s.jitter
+    retry = Retry(plan.backoff, s.failures + 1, delay)
+    record = Failures(retry.failures, s.now + delay).to_annotation()
+    return replace(plan, retry=retry, annotations={**plan.annotations, FAILURES: record})
+
+
+def _decide(s: Snapshot) -> Plan:
     if s.deleting:
         return _decide_deletion(s)
     if s.stale:
