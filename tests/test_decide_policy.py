@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from backendauth_operator.bookkeeping import CREATE, FAILURES, PENDING, Job, Marker
+from backendauth_operator.bookkeeping import (
+    CREATE,
+    FAILURES,
+    PAUSED,
+    PENDING,
+    Job,
+    Marker,
+)
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.reconcile import (
     NotSent,
@@ -23,7 +30,9 @@ from backendauth_operator.reconcile import (
     Snapshot,
     Wait,
     decide,
+    resynced,
 )
+from backendauth_operator.watched import Watched
 
 NOW = 1_800_000_000.0
 FP = "fp-current"
@@ -116,3 +125,75 @@ def test_the_delay_is_spread_by_the_draw() -> None:
         and plan.retry
     }
     assert len(delays) == 4 and min(delays) == 5.0 and max(delays) < 80.0
+
+
+def conditions(phase: str, reason: str) -> list[dict[str, Any]]:
+    """Ready, Reconciling and Stalled as a step writes them: one phase True."""
+    return [
+        {"type": kind, "status": "True" if kind.lower().startswith(phase) else "False", "reason": reason}
+        for kind in ("Ready", "Reconciling", "Stalled")
+    ]
+
+
+def body(
+    generation: int = 1,
+    observed: int | None = 1,
+    shows: tuple[str, str] | None = ("ready", "JobCompleted"),
+    annotations: dict[str, str] | None = None,
+    handled: str | None = None,
+    deleting: bool = False,
+) -> dict[str, Any]:
+    """A BackendAuth as a watch event carries it."""
+    meta: dict[str, Any] = {"namespace": "ns", "name": "a", "uid": "u1", "generation": generation}
+    if annotations:
+        meta["annotations"] = annotations
+    if deleting:
+        meta["deletionTimestamp"] = "2027-01-01T00:00:00Z"
+    status: dict[str, Any] = {}
+    if observed is not None:
+        status["observedGeneration"] = observed
+    if shows is not None:
+        status["conditions"] = conditions(*shows)
+    if handled is not None:
+        status["lastHandledReconcileAt"] = handled
+    return {"metadata": meta, "spec": {}, "status": status} if status else {"metadata": meta, "spec": {}}
+
+
+PAUSE = {PAUSED: "true"}
+WAITING = ("reconciling", "JobInProgress")
+
+
+# ---- which objects the resync loop observes (was watched._RESYNCED_REASONS) ------------------------
+
+# fmt: off
+RESYNC_ROWS = [
+    ("Ready after our job", body(), True),
+    ("Ready, in sync", body(shows=("ready", "InSync")), True),
+    ("Ready, adopted", body(shows=("ready", "Adopted")), True),
+    ("drift reported", body(shows=("ready", "Drifted")), True),
+    ("drift reported while stalled", body(shows=("stalled", "Drifted")), True),
+    ("paused", body(annotations=PAUSE), False),
+    ("paused in any case and spelling", body(annotations={PAUSED: " TRUE "}), False),
+    ("unpaused by a false annotation", body(annotations={PAUSED: "false"}), True),
+    ("paused while Ready", body(shows=("ready", "Paused"), annotations=PAUSE), False),
+    ("stalled for its spec: waits for a new one", body(shows=("stalled", "InvalidSpec")), False),
+    ("a failed job: waits for a new spec", body(shows=("stalled", "JobFailed")), False),
+    ("stalled for its account: the watches step it", body(shows=("stalled", "AccountNotMapped")), False),
+    ("a job in progress: the poller has it", body(shows=WAITING), False),
+    ("a Ready reason but not settled", body(shows=("reconciling", "JobCompleted")), False),
+    ("no status yet", body(observed=None, shows=None), False),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("situation", "obj", "resync"), RESYNC_ROWS, ids=[r[0] for r in RESYNC_ROWS])
+def test_resynced(situation: str, obj: dict[str, Any], resync: bool) -> None:
+    assert resynced(obj) is resync
+
+
+def test_the_registry_resyncs_what_the_rule_says() -> None:
+    watched = Watched()
+    for i, (_, obj, _) in enumerate(RESYNC_ROWS):
+        watched.update({**obj, "metadata": {**obj["metadata"], "uid": f"u{i}"}})
+    chosen = {entry.uid for entry in watched.resyncable()}
+    assert chosen == {f"u{i}" for i, row in enumerate(RESYNC_ROWS) if row[2]}

@@ -23,10 +23,12 @@ from backendauth_operator.bookkeeping import (
     CREATED,
     FAILURES,
     JOB,
+    PAUSED,
     PENDING,
     Failures,
     Job,
     Marker,
+    is_true,
 )
 from backendauth_operator.bookkeeping import CREATE as CREATE_OP
 from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
@@ -1007,3 +1009,20 @@ def _delete_failed(remember: Job | None, notes: tuple[Note, ...], failure: Failu
     if not failure.retryable:
         return Finish("give_up", message, remember, notes, release=release)
     return Finish("retry", message, remember, notes, release=release, retry_reason=failure.reason)
+
+
+# ---- which objects are resynced ---------------------------------------------------------------
+
+#: Settled objects whose observation can change something: Ready ones (drift) and those that
+#: only report drift. Other settled states (InvalidSpec, JobFailed, ...) wait for a new spec.
+RESYNCED_REASONS = frozenset({"JobCompleted", "InSync", "Adopted", "Drifted"})
+
+
+def resynced(body: Mapping[str, Any]) -> bool:
+    """Whether the resync loop observes the object: settled (Ready or Stalled) in a state that
+    observing AWS may change (:data:`RESYNCED_REASONS`), and not paused."""
+    meta = body.get("metadata", {})
+    conditions = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
+    settled = any(conditions.get(t, {}).get("status") == "True" for t in ("Ready", "Stalled"))
+    ready = conditions.get("Ready", {}).get("reason") in RESYNCED_REASONS
+    return settled and ready and not is_true(meta.get("annotations") or {}, PAUSED)
