@@ -110,20 +110,20 @@ def ready_generation(conditions: Iterable[Mapping[str, Any]]) -> int | None:
     return None
 
 
-def backoff_window(retry: int, base: float, cap: float) -> tuple[float, float]:
-    """The window the delay before retry number ``retry`` (0: the first) is drawn from: it
-    doubles with each retry (base, 2·base, 4·base, ... up to cap), and never starts below base."""
-    upper = min(cap, base * (2 ** min(retry, 32)))
-    return base, max(base, upper)
-
-
-def backoff_delay(retry: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+def backoff_delay(
+    retry: int, base: float, cap: float, rng: random.Random | None = None, *, jitter: float | None = None
+) -> float:
     """Exponential backoff with full jitter, kept between ``base`` and ``cap``.
 
     The window doubles with each retry (base, 2·base, 4·base, ... up to cap); the delay is drawn
     uniformly within it, so that many BackendAuths throttled together do not retry together.
+    ``jitter``: a uniform draw in [0, 1) made beforehand (the snapshot's, so that decide stays a
+    function of its snapshot); without it the delay is drawn from ``rng``.
     """
-    return (rng or random).uniform(*backoff_window(retry, base, cap))
+    low, high = base, max(base, min(cap, base * float(2 ** min(retry, 32))))
+    if jitter is not None:
+        return low + (high - low) * jitter  # what random.uniform(low, high) computes from its draw
+    return (rng or random).uniform(low, high)
 
 
 @dataclass(frozen=True)
@@ -584,8 +584,7 @@ def _backed_off(s: Snapshot, plan: Plan) -> Plan:
     if not isinstance(plan, Settle) or plan.backoff is None:
         return plan
     cap = min(plan.backoff_cap or 1e9, s.retry.cap)
-    low, high = backoff_window(s.failures, s.retry.base, cap)
-    delay = low + (high - low) * s.jitter
+    delay = backoff_delay(s.failures, s.retry.base, cap, jitter=s.jitter)
     retry = Retry(plan.backoff, s.failures + 1, delay)
     record = Failures(retry.failures, s.now + delay).to_annotation()
     return replace(plan, retry=retry, annotations={**plan.annotations, FAILURES: record})
