@@ -17,20 +17,30 @@ from backendauth_operator.bookkeeping import (
     FAILURES,
     PAUSED,
     PENDING,
+    RECONCILE_REQUESTED,
     Job,
     Marker,
 )
+from backendauth_operator.config import Settings
 from backendauth_operator.core.failure import Failure
+from backendauth_operator.reading import read
 from backendauth_operator.reconcile import (
     NotSent,
     Observation,
+    Plan,
+    ReadAgain,
     Rejected,
     RetryPolicy,
     Settle,
     Snapshot,
+    State,
     Wait,
+    asks_for_step,
+    attention,
     decide,
+    left_waiting,
     resynced,
+    shows_waiting,
 )
 from backendauth_operator.watched import Watched
 
@@ -127,6 +137,9 @@ def test_the_delay_is_spread_by_the_draw() -> None:
     assert len(delays) == 4 and min(delays) == 5.0 and max(delays) < 80.0
 
 
+# ---- what a watch event asks for (was handlers.noteworthy, asks_for_step, ACCOUNT_REASONS) --------
+
+
 def conditions(phase: str, reason: str) -> list[dict[str, Any]]:
     """Ready, Reconciling and Stalled as a step writes them: one phase True."""
     return [
@@ -159,8 +172,133 @@ def body(
     return {"metadata": meta, "spec": {}, "status": status} if status else {"metadata": meta, "spec": {}}
 
 
+REQUEST = {RECONCILE_REQUESTED: "2027-01-01T00:00:00Z"}
 PAUSE = {PAUSED: "true"}
 WAITING = ("reconciling", "JobInProgress")
+
+
+@dataclass(frozen=True)
+class EventRow:
+    situation: str
+    body: dict[str, Any]
+    type: str | None
+    handle: bool
+    poll: bool = False
+    acting: bool = True
+    shown: bool = False  # this process has written the status of the body's generation
+
+
+# fmt: off
+EVENT_ROWS = [
+    EventRow("a deleted object is handled: it is forgotten", body(deleting=True), "DELETED", True),
+    EventRow("one being deleted is the delete handler's", body(generation=2, deleting=True, annotations=REQUEST), "MODIFIED", False),
+    EventRow("a new object is stepped", body(observed=None, shows=None), "ADDED", True),
+    EventRow("a new object in the initial listing is stepped", body(observed=None, shows=None), None, True),
+    EventRow("a changed spec is stepped", body(generation=2), "MODIFIED", True),
+    EventRow("an event from before this process's status write starts no step", body(generation=2), "MODIFIED", False, shown=True),
+    EventRow("a settled object as it was: nothing", body(), "MODIFIED", False),
+    EventRow("a settled object seen at a restart: nothing", body(), None, False),
+    EventRow("one that waits, seen at a restart, is polled", body(shows=WAITING), None, False, poll=True),
+    EventRow("one that waits, added, is polled", body(shows=WAITING), "ADDED", False, poll=True),
+    EventRow("one that waits, changed, is polled by the step already", body(shows=WAITING), "MODIFIED", False),
+    EventRow("a standby polls every object that waits, as the leader leaves it", body(shows=WAITING), "MODIFIED", False, poll=True, acting=False),
+    EventRow("a standby does not poll a settled object", body(), "MODIFIED", False, acting=False),
+    EventRow("paused, seen at a restart: not polled, not stepped", body(shows=("reconciling", "Paused"), annotations=PAUSE), None, False),
+    EventRow("paused while Ready, seen at a restart: nothing", body(shows=("ready", "Paused"), annotations=PAUSE), None, False),
+    EventRow("stalled for an unmapped account, seen at a restart: one look", body(shows=("stalled", "AccountNotMapped")), None, False, poll=True),
+    EventRow("stalled for a changed account, added: one look", body(shows=("stalled", "AccountChanged")), "ADDED", False, poll=True),
+    EventRow("stalled for a bad annotation, added: one look", body(shows=("stalled", "BadAnnotation")), "ADDED", False, poll=True),
+    EventRow("stalled for its account, changed: nothing (the watches of the map step it)", body(shows=("stalled", "AccountNotMapped")), "MODIFIED", False),
+    EventRow("stalled for its spec, seen at a restart: nothing", body(shows=("stalled", "InvalidSpec")), None, False),
+    EventRow("a reconcile request not yet handled is stepped", body(annotations=REQUEST), "MODIFIED", True),
+    EventRow("a reconcile request is stepped at a restart too", body(annotations=REQUEST), None, True),
+    EventRow("a reconcile request already handled: nothing", body(annotations=REQUEST, handled=REQUEST[RECONCILE_REQUESTED]), "MODIFIED", False),
+    EventRow("paused by the annotation is stepped", body(annotations=PAUSE), "MODIFIED", True),
+    EventRow("paused in any case and spelling is stepped", body(annotations={PAUSED: " True "}), "MODIFIED", True),
+    EventRow("a pause not yet shown, seen at a restart, starts no step", body(annotations=PAUSE), None, False),
+    EventRow("unpaused is stepped", body(shows=("reconciling", "Paused")), "MODIFIED", True),
+    EventRow("unpaused while it showed Ready and Paused is stepped", body(shows=("ready", "Paused"), annotations={PAUSED: "false"}), "MODIFIED", True),
+    EventRow("paused and showing it: nothing", body(shows=("reconciling", "Paused"), annotations=PAUSE), "MODIFIED", False),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("row", EVENT_ROWS, ids=[r.situation for r in EVENT_ROWS])
+def test_attention(row: EventRow) -> None:
+    asks = attention(row.body, row.type, acting=row.acting, shown=row.shown)
+    assert (asks.handle, asks.poll) == (row.handle, row.poll)
+
+
+# fmt: off
+STEP_ASKED_ROWS = [
+    ("a new generation", body(generation=2), True),
+    ("a reconcile request", body(annotations=REQUEST), True),
+    ("a pause not yet shown", body(annotations=PAUSE), True),
+    ("an unpause not yet shown", body(shows=("reconciling", "Paused")), True),
+    ("nothing: the event predates a step's writes", body(), False),
+    ("nothing: paused and shown", body(shows=("ready", "Paused"), annotations=PAUSE), False),
+    ("nothing: the request is handled", body(annotations=REQUEST, handled=REQUEST[RECONCILE_REQUESTED]), False),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("situation", "obj", "asked"), STEP_ASKED_ROWS, ids=[r[0] for r in STEP_ASKED_ROWS])
+def test_what_an_event_step_still_finds_asked(situation: str, obj: dict[str, Any], asked: bool) -> None:
+    assert asks_for_step(obj) is asked
+
+
+# ---- which objects wait (was handlers.shows_waiting and waits) -------------------------------------
+
+# fmt: off
+WAITING_ROWS = [
+    ("a job in progress", conditions(*WAITING), True),
+    ("a retry due", conditions("reconciling", "Throttled"), True),
+    ("another has the turn", conditions("reconciling", "JobPending"), True),
+    ("paused before it was Ready", conditions("reconciling", "Paused"), False),
+    ("Ready", conditions("ready", "JobCompleted"), False),
+    ("Stalled", conditions("stalled", "InvalidSpec"), False),
+    ("no conditions yet", [], False),
+    ("Reconciling without a Ready condition", [{"type": "Reconciling", "status": "True", "reason": "JobInProgress"}], True),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("situation", "shown", "waits"), WAITING_ROWS, ids=[r[0] for r in WAITING_ROWS])
+def test_shows_waiting(situation: str, shown: list[dict[str, Any]], waits: bool) -> None:
+    assert shows_waiting(shown) is waits
+
+
+def test_the_snapshot_reads_whether_the_object_waits() -> None:
+    settings = Settings(default_region="eu-west-1")
+    assert read(body(shows=WAITING), settings, NOW).waiting
+    assert not read(body(shows=("reconciling", "Paused")), settings, NOW).waiting
+    assert not read(body(), settings, NOW).waiting
+
+
+IN_PROGRESS = State("reconciling", "JobInProgress", "create job j1 is IN_PROGRESS")
+
+# fmt: off
+LEFT_WAITING_ROWS = [
+    ("a job in progress is polled", snap(), Settle(IN_PROGRESS), True),
+    ("a retry due is polled", snap(), Settle(State("reconciling", "Throttled", "slow down")), True),
+    ("paused mid-job is not", snap(waiting=True), Settle(State("reconciling", "Paused", "paused")), False),
+    ("Ready is not", snap(waiting=True), Settle(State("ready", "InSync", "in sync")), False),
+    ("paused while Ready is not", snap(waiting=True), Settle(State("ready", "Paused", "paused")), False),
+    ("Stalled is not", snap(waiting=True), Settle(State("stalled", "InvalidSpec", "bad")), False),
+    ("a step that wrote no state keeps waiting if it waited", snap(waiting=True), Settle(), True),
+    ("a step that wrote no state stays settled if it was", snap(), Settle(), False),
+    ("a backoff not over keeps waiting", snap(waiting=True), Wait(), True),
+    ("a backoff not over of a settled object stays settled", snap(), Wait(), False),
+    ("read again: the poller schedules that apart", snap(waiting=True), ReadAgain("changed"), False),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("situation", "s", "outcome", "waits"), LEFT_WAITING_ROWS, ids=[r[0] for r in LEFT_WAITING_ROWS]
+)
+def test_left_waiting(situation: str, s: Snapshot, outcome: Plan, waits: bool) -> None:
+    assert left_waiting(s, outcome) is waits
 
 
 # ---- which objects the resync loop observes (was watched._RESYNCED_REASONS) ------------------------
