@@ -166,7 +166,7 @@ def resync_once(obj: dict[str, Any], kube: FakeKube, outputs: dict[str, str]) ->
     s, outcome = execute(s, effects)  # type: ignore[arg-type]
     assert isinstance(outcome, Settle)
     calls = list(effects.calls) + (["GetBackend"] if outcome.outputs else [])
-    StepWriter(kube, settings, obj, Quiet()).write(s, outcome, outputs if outcome.outputs else None)  # type: ignore[arg-type]
+    StepWriter(kube, obj, Quiet()).write(s, outcome, outputs if outcome.outputs else None)  # type: ignore[arg-type]
     return calls, outcome
 
 

@@ -48,7 +48,6 @@ from kubernetes.client.exceptions import ApiException
 from backendauth_operator import GROUP, PLURAL, VERSION, metrics
 from backendauth_operator.accounts import OWN, AccountDirectory, Target
 from backendauth_operator.aws import ClientFactory
-from backendauth_operator.bookkeeping import PAUSED, is_true
 from backendauth_operator.config import Settings
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.effects import LiveEffects
@@ -57,7 +56,7 @@ from backendauth_operator.kopf_private import Waiting
 from backendauth_operator.kube import KubeClient
 from backendauth_operator.leader import Gate, SoleOperator
 from backendauth_operator.leases import Leases
-from backendauth_operator.reading import handled_request, read
+from backendauth_operator.reading import read
 from backendauth_operator.reconcile import (
     Finish,
     Note,
@@ -66,8 +65,10 @@ from backendauth_operator.reconcile import (
     Settle,
     Snapshot,
     Wait,
-    current_reason,
+    asks_for_step,
+    attention,
     decide,
+    left_waiting,
 )
 from backendauth_operator.watched import Poller, Watched
 from backendauth_operator.writer import StepWriter, Written, post_note, write_deletion
@@ -177,7 +178,7 @@ def step(
         return
     if done.snapshot.request is not None:
         logger.info("Reconcile request handled.")
-    if not isinstance(done.outcome, ReadAgain) and waits(done.outcome, obj):
+    if left_waiting(done.snapshot, done.outcome):
         ctx.poller.schedule(namespace, name)
 
 
@@ -224,7 +225,7 @@ def run_step(
                 # Not read after all: the next observation reads them again.
                 kept = s.job.outputs_for if s.job is not None else ""
                 outcome = replace(outcome, job=replace(outcome.job, outputs_for=kept))
-    written = StepWriter(ctx.kube, ctx.settings, obj, logger).write(s, outcome, outputs)
+    written = StepWriter(ctx.kube, obj, logger).write(s, outcome, outputs)
     if written.conflicted:
         s = replace(s, stale=True)
         again = decide(s)
@@ -249,70 +250,22 @@ def release(effects: LiveEffects, s: Snapshot, logger: Any, fenced: bool = False
         return False
 
 
-def waits(outcome: Settle | Wait, obj: Mapping[str, Any]) -> bool:
-    """Whether the object is left waiting (its job runs, a retry is due, another BackendAuth
-    has the turn), so that the poller steps it again. Settled and paused objects are not.
-    A step that only waited shows what it showed before."""
-    if isinstance(outcome, Settle) and outcome.state is not None:
-        return outcome.state.phase == "reconciling" and outcome.state.reason != "Paused"
-    return shows_waiting((obj.get("status") or {}).get("conditions") or [])
-
-
-def unobserved(body: Mapping[str, Any]) -> bool:
-    """A generation no step has shown yet: a new BackendAuth, or a changed spec (the API server
-    counts spec changes in ``metadata.generation``; each step writes ``status.observedGeneration``)."""
-    generation = body.get("metadata", {}).get("generation")
-    return bool(generation != (body.get("status") or {}).get("observedGeneration"))
-
-
-def shows_waiting(conditions: list[Mapping[str, Any]]) -> bool:
-    """Conditions that say the object waits: Reconciling, and not because it is paused."""
-    busy = any(c.get("type") == "Reconciling" and c.get("status") == "True" for c in conditions)
-    return busy and current_reason(conditions) != "Paused"
-
-
-def pause_flipped(body: Mapping[str, Any]) -> bool:
-    """True when a BackendAuth must show, or stop showing, Paused."""
-    annotations = body.get("metadata", {}).get("annotations") or {}
-    shows_paused = current_reason(body.get("status", {}).get("conditions") or []) == "Paused"
-    return is_true(annotations, PAUSED) != shows_paused
-
-
-def asks_for_step(body: Mapping[str, Any]) -> bool:
-    """A new generation, a reconcile request or a pause flip that no step has handled yet."""
-    return unobserved(body) or reconcile_requested(body) or pause_flipped(body)
-
-
-def reconcile_requested(body: Mapping[str, Any]) -> bool:
-    """True when ``reconcile-requested-at`` holds a value not yet handled."""
-    return handled_request(body) is not None
-
-
 def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) -> bool:
     """The filter of :func:`on_event`, called by Kopf for every watch event, silently (a
     handler's every success is logged). It feeds the registry that the resync loop and Secret
-    changes use, and costs no API call. One filter for every case: Kopf builds the keyword
-    arguments of every filter of every event, at a thousand objects that is CPU worth saving."""
+    changes use, and the poller with what :func:`~reconcile.attention` says; it costs no API
+    call. One filter for every case: Kopf builds the keyword arguments of every filter of every
+    event, at a thousand objects that is CPU worth saving."""
     if type == "DELETED":
         return True
     ctx: OperatorContext = memo.ctx
     ctx.watched.update(body)
     meta = body.get("metadata", {})
-    if meta.get("deletionTimestamp"):
-        return False  # the delete handler's, if the policy is Delete
-    conditions = body.get("status", {}).get("conditions") or []
-    if (type in (None, "ADDED") or not ctx.gate.acting()) and shows_waiting(conditions):
-        # Seen for the first time (a restart lists every object): one that waits is polled. A
-        # standby notes every object that waits, as the leader leaves it: the poller holds
-        # them until this process leads.
+    shown = ctx.watched.has_shown(str(meta.get("uid")), meta.get("generation"))
+    asks = attention(body, type, acting=ctx.gate.acting(), shown=shown)
+    if asks.poll:
         ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
-    if type in (None, "ADDED") and current_reason(conditions) in ACCOUNT_REASONS:
-        # Stalled for its account: the map or the annotation may have been fixed meanwhile (a
-        # restart); one step looks again, and stays Stalled, quietly, if nothing changed.
-        ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
-    fresh = unobserved(body) and not ctx.watched.has_shown(str(meta.get("uid")), meta.get("generation"))
-    # A pause flip counts on changes only, so that a restart does not step every paused object.
-    return fresh or reconcile_requested(body) or (type == "MODIFIED" and pause_flipped(body))
+    return asks.handle
 
 
 async def on_event(
@@ -389,9 +342,6 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
     ctx.locks.forget(key)
     ctx.watched.forget(uid)
     metrics.set_object_state(uid, None, None)
-
-
-ACCOUNT_REASONS = frozenset({"AccountNotMapped", "AccountChanged", "BadAnnotation"})
 
 
 def namespace_seen(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -17,7 +18,6 @@ from backendauth_operator.bookkeeping import (
     CREATED,
     DELETE_JOB,
     PAUSED,
-    RECONCILE_REQUESTED,
     BadAnnotation,
     Failures,
     Job,
@@ -33,17 +33,17 @@ from backendauth_operator.models import (
     has_secrets,
     parse_spec,
 )
-from backendauth_operator.reconcile import Snapshot, current_reason, ready_generation
+from backendauth_operator.reconcile import (
+    RetryPolicy,
+    Snapshot,
+    current_reason,
+    handled_request,
+    ready_generation,
+    shows_waiting,
+)
 
 #: The spec error of a BackendAuth without spec.region when no default region is set.
 NO_REGION = "spec.region: required, as the operator has no AWS_REGION set"
-
-
-def handled_request(obj: Mapping[str, Any]) -> str | None:
-    """The ``reconcile-requested-at`` value not yet echoed in ``status.lastHandledReconcileAt``."""
-    requested = (obj.get("metadata", {}).get("annotations") or {}).get(RECONCILE_REQUESTED)
-    handled = (obj.get("status") or {}).get("lastHandledReconcileAt")
-    return requested if requested is not None and requested != handled else None
 
 
 def read(
@@ -74,10 +74,12 @@ def read(
         app=str(raw.get("appId")), env=str(raw.get("backendEnvironmentName")),
         resource_name=str(raw.get("resourceName")),
         previous_reason=current_reason(conditions),
+        waiting=shows_waiting(conditions),
         ready_generation=ready_generation(conditions),
         paused=is_true(annotations, PAUSED), owned=is_true(annotations, CREATED),
         look=look, check_secrets=check_secrets or look, cause=cause,
         job_timeout=settings.job_timeout_seconds,
+        retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds), jitter=random.random(),
         deleting=bool(meta.get("deletionTimestamp")),
         deletion_policy=raw.get("deletionPolicy") or settings.default_deletion_policy,
         account=target.account, role=target.role, account_problem=target.problem,

@@ -23,9 +23,13 @@ from backendauth_operator.bookkeeping import (
     CREATED,
     FAILURES,
     JOB,
+    PAUSED,
     PENDING,
+    RECONCILE_REQUESTED,
+    Failures,
     Job,
     Marker,
+    is_true,
 )
 from backendauth_operator.bookkeeping import CREATE as CREATE_OP
 from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
@@ -107,14 +111,38 @@ def ready_generation(conditions: Iterable[Mapping[str, Any]]) -> int | None:
     return None
 
 
-def backoff_delay(retry: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+def backoff_delay(
+    retry: int, base: float, cap: float, rng: random.Random | None = None, *, jitter: float | None = None
+) -> float:
     """Exponential backoff with full jitter, kept between ``base`` and ``cap``.
 
     The window doubles with each retry (base, 2·base, 4·base, ... up to cap); the delay is drawn
     uniformly within it, so that many BackendAuths throttled together do not retry together.
+    ``jitter``: a uniform draw in [0, 1) made beforehand (the snapshot's, so that decide stays a
+    function of its snapshot); without it the delay is drawn from ``rng``.
     """
-    upper = min(cap, base * (2 ** min(retry, 32)))
-    return (rng or random).uniform(base, max(base, upper))
+    low, high = base, max(base, min(cap, base * float(2 ** min(retry, 32))))
+    if jitter is not None:
+        return low + (high - low) * jitter  # what random.uniform(low, high) computes from its draw
+    return (rng or random).uniform(low, high)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The retry policy of the configuration (``BACKENDAUTH_RETRY_BASE_SECONDS`` and
+    ``BACKENDAUTH_RETRY_MAX_SECONDS``): backoff from ``base`` seconds, never above ``cap``."""
+
+    base: float = 5.0
+    cap: float = 300.0
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A retryable failure's backoff, as decided: what the writer records, and nothing more."""
+
+    reason: str  # the failure's reason, for the retries metric
+    failures: int  # consecutive retryable failures, this one included
+    delay: float  # seconds before the next attempt
 
 
 # ---- observe → decide → act ------------------------------------------------------------------
@@ -248,6 +276,7 @@ class Snapshot:
     request: str | None = None  # a reconcile-requested-at value not yet handled, to echo
     spec: BackendAuthSpec | None = None  # the parsed spec (None: invalid, see spec_error)
     previous_reason: str | None = None  # the reason the conditions show now
+    waiting: bool = False  # the conditions show it waiting (see shows_waiting): the poller has it
     bad_annotation: str | None = None
     spec_error: str | None = None
     paused: bool = False
@@ -261,6 +290,8 @@ class Snapshot:
     marker: Marker | None = None
     failures: int = 0  # consecutive retryable failures
     not_before: float = 0.0  # backoff: no attempt before this
+    retry: RetryPolicy = field(default_factory=RetryPolicy)  # the configuration's retry policy
+    jitter: float = 0.5  # a uniform draw in [0, 1) (reading.read draws it): where a backoff falls
     look: bool = False  # look at AWS now: a reconcile request, a resync, a Secret change
     check_secrets: bool = False  # read the Secrets to notice a rotation
     cause: str | None = None  # what started this step, for events (never a secret value)
@@ -342,6 +373,7 @@ class Settle:
     release: bool = False  # give back the app/env's turn
     backoff: str | None = None  # a retryable failure of this reason: wait before the next attempt
     backoff_cap: float | None = None
+    retry: Retry | None = None  # the backoff decided for it (set by decide with ``backoff``)
     outputs: bool = False  # read (GetBackend) and publish the auth outputs
     again: bool = False  # then read and decide again soon (a call that was not sent)
     account: str | None = None  # status.awsAccountId to show (None: as it is)
@@ -544,6 +576,23 @@ def _look_again(s: Snapshot, job: Job, reason: str, message: str, kw: dict[str, 
 def decide(s: Snapshot) -> Plan:
     """The next plan for a BackendAuth: the whole policy, deletion included. Ready only from an
     observation of AWS. What each plan's action produced comes back in the next snapshot."""
+    return _backed_off(s, _decide(s))
+
+
+def _backed_off(s: Snapshot, plan: Plan) -> Plan:
+    """A retryable failure waits before the next attempt: one more in the failure count, and a
+    delay drawn from the backoff window of that count (full jitter, ``s.jitter``), capped by
+    the retry policy and by the failure's own cap; both go into the failures annotation."""
+    if not isinstance(plan, Settle) or plan.backoff is None:
+        return plan
+    cap = min(plan.backoff_cap or 1e9, s.retry.cap)
+    delay = backoff_delay(s.failures, s.retry.base, cap, jitter=s.jitter)
+    retry = Retry(plan.backoff, s.failures + 1, delay)
+    record = Failures(retry.failures, s.now + delay).to_annotation()
+    return replace(plan, retry=retry, annotations={**plan.annotations, FAILURES: record})
+
+
+def _decide(s: Snapshot) -> Plan:
     if s.deleting:
         return _decide_deletion(s)
     if s.stale:
@@ -961,3 +1010,111 @@ def _delete_failed(remember: Job | None, notes: tuple[Note, ...], failure: Failu
     if not failure.retryable:
         return Finish("give_up", message, remember, notes, release=release)
     return Finish("retry", message, remember, notes, release=release, retry_reason=failure.reason)
+
+
+# ---- what a watch event asks for; which objects are polled and resynced ------------------------
+# The operator's watch, poller and resync loop ask these; each is a pure function of the object
+# as the API server sent it (or of a step's snapshot and outcome).
+
+#: Stalled for its account: the map or the annotation may be fixed while no operator runs.
+ACCOUNT_REASONS = frozenset({"AccountNotMapped", "AccountChanged", "BadAnnotation"})
+
+#: Settled objects whose observation can change something: Ready ones (drift) and those that
+#: only report drift. Other settled states (InvalidSpec, JobFailed, ...) wait for a new spec.
+RESYNCED_REASONS = frozenset({"JobCompleted", "InSync", "Adopted", "Drifted"})
+
+
+def handled_request(obj: Mapping[str, Any]) -> str | None:
+    """The ``reconcile-requested-at`` value not yet echoed in ``status.lastHandledReconcileAt``."""
+    requested = (obj.get("metadata", {}).get("annotations") or {}).get(RECONCILE_REQUESTED)
+    handled = (obj.get("status") or {}).get("lastHandledReconcileAt")
+    return requested if requested is not None and requested != handled else None
+
+
+def reconcile_requested(body: Mapping[str, Any]) -> bool:
+    """True when ``reconcile-requested-at`` holds a value not yet handled."""
+    return handled_request(body) is not None
+
+
+def unobserved(body: Mapping[str, Any]) -> bool:
+    """A generation no step has shown yet: a new BackendAuth, or a changed spec (the API server
+    counts spec changes in ``metadata.generation``; each step writes ``status.observedGeneration``)."""
+    generation = body.get("metadata", {}).get("generation")
+    return bool(generation != (body.get("status") or {}).get("observedGeneration"))
+
+
+def shows_waiting(conditions: Iterable[Mapping[str, Any]]) -> bool:
+    """Conditions that say the object waits: Reconciling, and not because it is paused."""
+    conditions = list(conditions)
+    busy = any(c.get("type") == "Reconciling" and c.get("status") == "True" for c in conditions)
+    return busy and current_reason(conditions) != "Paused"
+
+
+def pause_flipped(body: Mapping[str, Any]) -> bool:
+    """True when a BackendAuth must show, or stop showing, Paused."""
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    shows_paused = current_reason((body.get("status") or {}).get("conditions") or []) == "Paused"
+    return is_true(annotations, PAUSED) != shows_paused
+
+
+def asks_for_step(body: Mapping[str, Any]) -> bool:
+    """A new generation, a reconcile request or a pause flip that no step has handled yet."""
+    return unobserved(body) or reconcile_requested(body) or pause_flipped(body)
+
+
+@dataclass(frozen=True)
+class Attention:
+    """What a watch event of a BackendAuth asks of the operator."""
+
+    handle: bool  # the event handler runs: it steps the object (or forgets a deleted one)
+    poll: bool = False  # the poller keeps the object (it waits, or its account may be fixed)
+
+
+def attention(body: Mapping[str, Any], type: str | None, acting: bool, shown: bool) -> Attention:
+    """What a watch event asks for. ``type``: the event's (None: Kopf's initial listing, as
+    ADDED); ``acting``: this process leads (or runs without leader election); ``shown``: a
+    step of this process has already written the status of the body's generation (an event
+    from before that write still shows the previous status).
+
+    * A deleted object is handled (forgotten); one being deleted is the delete handler's.
+    * Seen for the first time (a restart lists every object), an object that waits is polled.
+      A standby polls every object that waits, as the leader leaves it: the poller holds them
+      until this process leads.
+    * Seen for the first time, one Stalled for its account is stepped once by the poller: the
+      map or the annotation may have been fixed meanwhile; it stays Stalled, quietly, if not.
+    * A generation no step has shown, a reconcile request, or (on changes only, so that a
+      restart does not step every paused object) a pause flip is handled."""
+    if type == "DELETED":
+        return Attention(handle=True)
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return Attention(handle=False)
+    conditions = (body.get("status") or {}).get("conditions") or []
+    first_seen = type in (None, "ADDED")
+    poll = ((first_seen or not acting) and shows_waiting(conditions)) or (
+        first_seen and current_reason(conditions) in ACCOUNT_REASONS
+    )
+    fresh = unobserved(body) and not shown
+    handle = fresh or reconcile_requested(body) or (type == "MODIFIED" and pause_flipped(body))
+    return Attention(handle=handle, poll=poll)
+
+
+def resynced(body: Mapping[str, Any]) -> bool:
+    """Whether the resync loop observes the object: settled (Ready or Stalled) in a state that
+    observing AWS may change (:data:`RESYNCED_REASONS`), and not paused."""
+    meta = body.get("metadata", {})
+    conditions = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
+    settled = any(conditions.get(t, {}).get("status") == "True" for t in ("Ready", "Stalled"))
+    ready = conditions.get("Ready", {}).get("reason") in RESYNCED_REASONS
+    return settled and ready and not is_true(meta.get("annotations") or {}, PAUSED)
+
+
+def left_waiting(s: Snapshot, outcome: Plan) -> bool:
+    """Whether a step's outcome leaves the object waiting (its job runs, a retry is due, another
+    BackendAuth has the turn), so that the poller steps it again. Settled and paused objects
+    are not; nor is one read again (the poller schedules that apart). A step that only waited
+    shows what it showed before."""
+    if isinstance(outcome, Settle) and outcome.state is not None:
+        return outcome.state.phase == "reconciling" and outcome.state.reason != "Paused"
+    if isinstance(outcome, Settle | Wait):
+        return s.waiting
+    return False

@@ -32,13 +32,10 @@ from typing import Any, Protocol
 from backendauth_operator import metrics
 from backendauth_operator.models import SECRET_REF_KEYS
 from backendauth_operator.reachability import is_unreachable_error
+from backendauth_operator.reconcile import resynced
 
 logger = logging.getLogger("backendauth_operator.resync")
 poll_logger = logging.getLogger("backendauth_operator.poll")
-
-# Settled objects whose observation can change something: Ready ones (drift) and those that
-# only report drift. Other settled states (InvalidSpec, JobFailed, ...) wait for a new spec.
-_RESYNCED_REASONS = frozenset({"JobCompleted", "InSync", "Adopted", "Drifted"})
 
 
 @dataclass
@@ -46,7 +43,7 @@ class Entry:
     namespace: str
     name: str
     uid: str
-    resync: bool  # settled in a state that observing may change
+    resync: bool  # settled in a state that observing may change (reconcile.resynced)
     last_read: float | None = None  # epoch seconds this process last read it in AWS; None: not yet
     secrets: frozenset[str] = field(default_factory=frozenset)  # referenced Secret names
     shown: int | None = None  # the last generation a step of this process wrote a status for
@@ -106,17 +103,12 @@ class Watched:
     def update(self, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata", {})
         uid = str(meta.get("uid"))
-        status = body.get("status") or {}
-        conditions = {c.get("type"): c for c in status.get("conditions") or []}
-        ready = conditions.get("Ready", {})
-        paused = str((meta.get("annotations") or {}).get("amplifybackend.gitops.dev/paused", "")).lower()
-        settled = any(conditions.get(t, {}).get("status") == "True" for t in ("Ready", "Stalled"))
         spec = body.get("spec") or {}
         entry = Entry(
             namespace=str(meta.get("namespace")),
             name=str(meta.get("name")),
             uid=uid,
-            resync=settled and ready.get("reason") in _RESYNCED_REASONS and paused != "true",
+            resync=resynced(body),
             secrets=_secret_names(spec),
             region=str(spec.get("region") or ""),
         )

@@ -22,8 +22,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import metrics
-from backendauth_operator.bookkeeping import DELETE_JOB, FAILURES, JOB, PENDING, Failures, Marker
-from backendauth_operator.config import Settings
+from backendauth_operator.bookkeeping import DELETE_JOB, JOB, PENDING, Marker
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.kube import KubeClient
 from backendauth_operator.models import BackendAuthStatus
@@ -34,7 +33,6 @@ from backendauth_operator.reconcile import (
     Snapshot,
     State,
     Wait,
-    backoff_delay,
     conditions_for,
 )
 
@@ -61,7 +59,7 @@ def post_note(kube: KubeClient, obj: Mapping[str, Any], note: Note, logger: Any)
 
 
 def outcome_patches(
-    s: Snapshot, outcome: Settle, status: Mapping[str, Any], settings: Settings, logger: Any
+    s: Snapshot, outcome: Settle, status: Mapping[str, Any], logger: Any
 ) -> tuple[dict[str, str | None], dict[str, Any], list[Note]]:
     """The annotation patch, the status patch and the events of a settled step."""
     annotations: dict[str, str | None] = dict(outcome.annotations)
@@ -79,11 +77,8 @@ def outcome_patches(
         if note.log:
             logger.info(note.log)
         events.append(note)
-    if outcome.backoff is not None:
-        cap = min(outcome.backoff_cap or 1e9, settings.retry_max_seconds)
-        delay = backoff_delay(s.failures, settings.retry_base_seconds, cap)
-        annotations[FAILURES] = Failures(s.failures + 1, s.now + delay).to_annotation()
-        metrics.record_retry(outcome.backoff, s.account)
+    if outcome.retry is not None:  # its count and delay are in the annotations decide wrote
+        metrics.record_retry(outcome.retry.reason, s.account)
     if outcome.state is not None:
         patch.update(_shown(s, outcome.state, status, outcome.error))
         metrics.set_object_state(s.uid, outcome.state.phase, outcome.state.reason)
@@ -114,8 +109,8 @@ class Written:
 class StepWriter:
     """Writes a step's outcome for one object."""
 
-    def __init__(self, kube: KubeClient, settings: Settings, obj: Mapping[str, Any], logger: Any) -> None:
-        self.kube, self.settings, self.obj, self.logger = kube, settings, obj, logger
+    def __init__(self, kube: KubeClient, obj: Mapping[str, Any], logger: Any) -> None:
+        self.kube, self.obj, self.logger = kube, obj, logger
         self.status: dict[str, Any] = dict(obj.get("status") or {})
 
     def write(
@@ -129,7 +124,7 @@ class StepWriter:
         patch: dict[str, Any] = {}
         events: list[Note] = []
         if isinstance(outcome, Settle):
-            annotations, patch, events = outcome_patches(s, outcome, self.status, self.settings, self.logger)
+            annotations, patch, events = outcome_patches(s, outcome, self.status, self.logger)
         if isinstance(outputs, Failure):
             self.logger.warning(f"Could not read the auth outputs: {outputs.message}")
         elif outputs is not None:
