@@ -25,7 +25,15 @@ from typing import Any
 import yaml
 
 from backendauth_operator import handoff_mapping
-from backendauth_operator.cognito import AppClient, AuthView, Domain, IdentityPool, IdentityProvider, UserPool
+from backendauth_operator.cognito import (
+    AppClient,
+    AuthView,
+    Domain,
+    IdentityPool,
+    IdentityProvider,
+    UserPool,
+    VerificationTemplate,
+)
 
 XP_IDP = "cognitoidp.aws.upbound.io"
 XP_IDENTITY = "cognitoidentity.aws.upbound.io"
@@ -153,6 +161,20 @@ def _lambda_config(raw: Mapping[str, Any], ack: bool) -> dict[str, Any]:
     return out
 
 
+def _verification_template(template: VerificationTemplate | None) -> dict[str, Any] | None:
+    """The pool's verification messages, as both providers spell them."""
+    if template is None:
+        return None
+    return {
+        "defaultEmailOption": template.default_email_option,
+        "emailMessage": template.email_message,
+        "emailSubject": template.email_subject,
+        "emailMessageByLink": template.email_message_by_link,
+        "emailSubjectByLink": template.email_subject_by_link,
+        "smsMessage": template.sms_message,
+    }
+
+
 def _schema(pool: UserPool, ack: bool) -> list[dict[str, Any]]:
     """The schema entries to carry: the required ones and the custom ones. The other standard
     attributes are in every pool as Cognito made them, and ``sub`` cannot be configured."""
@@ -188,7 +210,6 @@ def _case_sensitive(pool: UserPool) -> dict[str, bool] | None:
 def user_pool_for_provider(pool: UserPool, region: str) -> dict[str, Any]:
     """UserPool (v1beta2) ``spec.forProvider``: the pool's whole configuration."""
     policy = pool.password_policy
-    template = pool.verification
     return _clean_map({
         "region": region,
         "name": pool.name,
@@ -211,14 +232,7 @@ def user_pool_for_provider(pool: UserPool, region: str) -> dict[str, Any]:
         "aliasAttributes": list(pool.alias_attributes),
         "autoVerifiedAttributes": list(pool.auto_verified_attributes),
         "schema": _schema(pool, ack=False),
-        "verificationMessageTemplate": {
-            "defaultEmailOption": template.default_email_option,
-            "emailMessage": template.email_message,
-            "emailSubject": template.email_subject,
-            "emailMessageByLink": template.email_message_by_link,
-            "emailSubjectByLink": template.email_subject_by_link,
-            "smsMessage": template.sms_message,
-        } if template else None,
+        "verificationMessageTemplate": _verification_template(pool.verification),
         "accountRecoverySetting": {
             "recoveryMechanism": [{"name": n, "priority": p} for n, p in pool.account_recovery]
         },
@@ -460,7 +474,6 @@ def _identity_provider(
 def ack_user_pool_spec(pool: UserPool) -> dict[str, Any]:
     """ACK UserPool ``spec``: the fields its CRD has."""
     policy = pool.password_policy
-    template = pool.verification
     sms = pool.sms_configuration
     email = pool.email_configuration
     admin = pool.admin_create_user
@@ -485,14 +498,7 @@ def ack_user_pool_spec(pool: UserPool) -> dict[str, Any]:
         "aliasAttributes": list(pool.alias_attributes),
         "autoVerifiedAttributes": list(pool.auto_verified_attributes),
         "schema": _schema(pool, ack=True),
-        "verificationMessageTemplate": {
-            "defaultEmailOption": template.default_email_option,
-            "emailMessage": template.email_message,
-            "emailSubject": template.email_subject,
-            "emailMessageByLink": template.email_message_by_link,
-            "emailSubjectByLink": template.email_subject_by_link,
-            "smsMessage": template.sms_message,
-        } if template else None,
+        "verificationMessageTemplate": _verification_template(pool.verification),
         "accountRecoverySetting": {
             "recoveryMechanisms": [{"name": n, "priority": p} for n, p in pool.account_recovery]
         },
