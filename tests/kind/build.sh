@@ -388,7 +388,37 @@ build_node_image() {
   done
 }
 
+# Everything, the independent pieces at once (the Go builds one after another: each takes both
+# cores), then the images and the node image; then the env file.
+build_all() {
+  local go_pid node_pid runtime_pid failed=0
+  (timed kind build_kind && timed kubeadm build_kubeadm && timed binaries build_binaries) &
+  go_pid=$!
+  timed rootfs-node build_rootfs_node &
+  node_pid=$!
+  timed rootfs-runtime build_rootfs_runtime &
+  runtime_pid=$!
+  wait "$go_pid" || failed=1
+  wait "$node_pid" || failed=1
+  wait "$runtime_pid" || failed=1
+  ((failed == 0)) || die "a piece failed (see above)"
+  timed node-image build_node_image
+  local k8s
+  k8s=$(bash "$repo/tests/kube/build.sh" node | tail -1)
+  cat >"$kdir/env.tmp" <<ENV
+KIND=$kdir/bin/kind-$KIND_VERSION
+KIND_VERSION=$KIND_VERSION
+KUBECTL=$k8s/kubectl
+K8S_VERSION=$K8S_VERSION
+NODE_IMAGE=$NODE_IMAGE
+ENGINE=$here/engine.sh
+ENV
+  mv "$kdir/env.tmp" "$kdir/env"
+  echo "$kdir"
+}
+
 case ${1:-all} in
+  all) timed all build_all ;;
   kind) timed kind build_kind ;;
   kubeadm) timed kubeadm build_kubeadm ;;
   binaries) timed binaries build_binaries ;;
@@ -396,5 +426,5 @@ case ${1:-all} in
   rootfs-runtime) timed rootfs-runtime build_rootfs_runtime ;;
   images) timed images build_images ;;
   node-image) timed node-image build_node_image ;;
-  *) die "unknown piece ${1:-}" ;;
+  *) die "unknown piece ${1:-}: all, kind, kubeadm, binaries, rootfs-node, rootfs-runtime, images, node-image" ;;
 esac

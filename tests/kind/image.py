@@ -111,7 +111,9 @@ def main(out: pathlib.Path, spec_path: pathlib.Path) -> None:
         config_name = hashlib.sha256(data).hexdigest() + ".json"
         configs.append((config_name, data))
         repo_tag = image["name"].removeprefix("docker.io/")
-        manifest.append({"Config": config_name, "RepoTags": [repo_tag], "Layers": [f"{d}/layer.tar" for d in diff_ids]})
+        manifest.append(
+            {"Config": config_name, "RepoTags": [repo_tag], "Layers": [f"{d}/layer.tar" for d in diff_ids]}
+        )
     tmp = out.with_name(out.name + ".tmp")
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as archive:
         seen: set[str] = set()
