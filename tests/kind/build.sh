@@ -96,7 +96,9 @@ build_kubeadm() {
   for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
     ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$K8S_MINOR -X $pkg.buildDate=$build_date"
   done
-  (cd "$tmp" && "$GO" mod tidy >&2 && CGO_ENABLED=0 nice "$GO" build -trimpath -buildvcs=false -p 2 \
+  # The flags of tests/kube/build.sh (cgo as there too), so that the packages kubeadm shares
+  # with the node's binaries come from the Go build cache.
+  (cd "$tmp" && "$GO" mod tidy >&2 && nice "$GO" build -trimpath -buildvcs=false -p 2 \
     -ldflags "$ldflags" -o "$tmp/kubeadm" k8s.io/kubernetes/cmd/kubeadm)
   mv -f "$tmp/kubeadm" "$out"
   rm -rf "$tmp"
