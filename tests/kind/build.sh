@@ -54,7 +54,7 @@ mkdir -p "$kdir/bin" "$kdir/images"
 # Bumped when the recipe of a piece changes, so that the cached one is built again.
 ROOTFS_RECIPE=1
 IMAGES_RECIPE=1
-NODE_RECIPE=1
+NODE_RECIPE=2
 
 modver() { sed -n "s|^[[:space:]]*\(require[[:space:]]\{1,\}\)\{0,1\}$1[[:space:]]\{1,\}\(v[^[:space:]]*\).*|\2|p" "$2" | head -1; }
 K8S_VERSION=$(modver 'k8s\.io/kubernetes' "$repo/tests/kube/go.mod")
@@ -138,7 +138,7 @@ build_binaries() {
 coredns_version() {
   sed -n 's/^[[:space:]]*CoreDNSVersion = "\(v[^"]*\)".*/\1/p' "$(k8s_src)/cmd/kubeadm/app/constants/constants.go"
 }
-kindnetd_key() { (cd "$here/kindnetd" && find . -type f | sort | xargs cat) | sha256sum | cut -c1-12; }
+kindnetd_key() { (cd "$here/kindnetd" && find . -name '*.go' -o -name go.mod -o -name go.sum | sort | xargs cat) | sha256sum | cut -c1-12; }
 k8s_src() {
   (cd "$repo/tests/kube" && "$GO" mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
     sed -n 's/^[[:space:]]*"Dir":[[:space:]]*"\(.*\)",\{0,1\}$/\1/p')
@@ -362,6 +362,11 @@ build_node_image() {
   # The sandbox image kubeadm names, which the images archive holds.
   pause=$(kubeadm_image pause)
   node_exec sed -i "s|^\([[:space:]]*sandbox_image = \).*|\1\"$pause\"|" /etc/containerd/config.toml
+  # Lowering a process's OOM score takes CAP_SYS_RESOURCE. Where the machine's bounding set lacks
+  # it (see engine.sh), runc cannot give a sandbox containerd's negative score and fails every one
+  # with "can't get final child's PID from pipe: EOF". Restricted, the score of a container is
+  # never set below containerd's own (what kind does for rootless nodes).
+  node_exec sed -i "s|^\([[:space:]]*restrict_oom_score_adj = \).*|\1true|" /etc/containerd/config.toml
   node_exec mkdir -p /kind/manifests
   src=$(kind_src)/pkg/build/nodeimage
   kind_manifest "$src/const_cni.go" defaultCNIManifest | node_exec tee /kind/manifests/default-cni.yaml >/dev/null
@@ -377,7 +382,8 @@ build_node_image() {
   done
   node_exec ctr --namespace=k8s.io images list -q >&2
   node_exec pkill containerd
-  node_exec bash -c 'for i in $(seq 100); do pgrep -x containerd >/dev/null || exit 0; sleep 0.1; done; exit 1'
+  # Gone once it is no more than a zombie (sleep, the build container's first process, reaps none).
+  node_exec bash -c 'for i in $(seq 300); do ps -C containerd -o stat= | grep -qv Z || exit 0; sleep 0.1; done; exit 1'
   node_exec rm -rf /tmp/containerd.log /run/containerd
   "$docker" commit --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' "$cid" "$NODE_IMAGE" >&2
   # systemd stops on SIGRTMIN+3, as in kind's base image (neither import nor commit can set it).

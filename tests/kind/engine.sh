@@ -43,6 +43,11 @@ start() {
       { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io >&2; }
   fi
   mkdir -p "$cache/data" "$cache/run"
+  if answers; then # ours, started by another caller
+    echo "$DOCKER_HOST 0"
+    return 0
+  fi
+  # (dockerd is started without this descriptor: it must not hold the lock.)
   exec 9>"$cache/engine.lock"
   flock 9
   if answers; then
@@ -58,7 +63,7 @@ start() {
     --data-root "$cache/data" --exec-root "$cache/run/exec" --pidfile "$pidfile" -H "$DOCKER_HOST" \
     --add-runtime "runc-bounded=$here/runc-bounded" --default-runtime runc-bounded \
     --bridge none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
-    </dev/null >>"$cache/dockerd.log" 2>&1 &
+    </dev/null >>"$cache/dockerd.log" 2>&1 9>&- &
   local pid=$! deadline=$((SECONDS + 90))
   until answers; do
     if ! kill -0 "$pid" 2>/dev/null; then
