@@ -222,9 +222,10 @@ build_rootfs_node() {
   chroot "$r" systemctl enable kubelet.service containerd.service undo-mount-hacks.service >&2
   chroot "$r" systemctl mask systemd-binfmt.service >&2
   mkdir -p "$r/etc/kubernetes/manifests"
-  chroot "$r" ctr oci spec |
-    jq '.hooks.createContainer[.hooks.createContainer| length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' |
-    jq 'del(.process.rlimits)' >"$r/etc/containerd/cri-base.json"
+  # The node's own ctr and jq (jq is among its packages).
+  chroot "$r" sh -c 'ctr oci spec |
+    jq ".hooks.createContainer[.hooks.createContainer| length] |= . + {\"path\": \"/kind/bin/mount-product-files.sh\"}" |
+    jq "del(.process.rlimits)"' >"$r/etc/containerd/cri-base.json"
   : >"$r/etc/machine-id"
   clean_rootfs "$r"
   tar -C "$r" --numeric-owner -czf "$tmp/root.tar.gz" .
@@ -400,6 +401,12 @@ build_node_image() {
 # cores), then the images and the node image; then the env file.
 build_all() {
   local go_pid node_pid runtime_pid failed=0
+  # Installed once here, not by the two debootstraps at once (apt's lock).
+  if ! command -v debootstrap >/dev/null; then
+    [[ $(id -u) == 0 ]] || die "debootstrap is not installed (apt-get needs root)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >&2; }
+  fi
   (timed kind build_kind && timed kubeadm build_kubeadm && timed binaries build_binaries) &
   go_pid=$!
   timed rootfs-node build_rootfs_node &

@@ -14,7 +14,7 @@
 # started it: leave it alone). `stop PID` removes the networks left in this engine (kind's), stops
 # that dockerd if PID is the one in our pidfile (SIGTERM, SIGKILL after 30 s), and unmounts what
 # it left mounted under its directory. Progress goes to stderr. Debian's docker.io is installed
-# with apt-get (as root) when dockerd is missing.
+# with apt-get (as root) when dockerd is missing, and jq likewise.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,11 +36,15 @@ export DOCKER_HOST=unix://$sock
 answers() { timeout 20 "$DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 start() {
-  if ! command -v dockerd >/dev/null; then
-    [[ $(id -u) == 0 ]] || die "dockerd is not installed (apt-get install docker.io needs root)"
-    log "installing Debian's docker.io"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io >&2 ||
-      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io >&2; }
+  # dockerd (Debian's docker.io) and jq (runc-bounded edits the containers' config with it).
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v jq >/dev/null || missing+=(jq)
+  if ((${#missing[@]})); then
+    [[ $(id -u) == 0 ]] || die "${missing[*]} not installed (apt-get needs root)"
+    log "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
   fi
   mkdir -p "$cache/data" "$cache/run"
   if answers; then # ours, started by another caller
