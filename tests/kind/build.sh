@@ -2,10 +2,10 @@
 # Builds, once, everything a kind cluster of this project needs, with no container registry:
 #
 #   bash tests/kind/build.sh            # all of it; the last stdout line is the kind directory
-#   bash tests/kind/build.sh PIECE...   # only these pieces (and what they need)
+#   bash tests/kind/build.sh PIECE      # one piece (the ones it needs must be there)
 #
 # Pieces (each cached under ${BACKENDAUTH_K8S_CACHE:-$HOME/.cache/amplify-backendauth-operator}/kind/,
-# keyed by its versions and by this script, and skipped when present):
+# keyed by its versions and a recipe number below, and skipped when present):
 #   kind        sigs.k8s.io/kind from the Go module proxy (bin/kind-<version>)
 #   kubeadm     k8s.io/kubernetes/cmd/kubeadm of the release in tests/kube/go.mod (bin/kubeadm-<version>)
 #   binaries    coredns, local-path-provisioner (Go modules) and kindnetd (tests/kind/kindnetd, the
@@ -13,7 +13,7 @@
 #   rootfs      two Debian root filesystems made with debootstrap: the node's (systemd, containerd,
 #               runc, CNI plugins, iptables, conntrack, and kind's files from the kind module's
 #               images/base) and the one the images run on (iptables, conntrack, a shell)
-#   images      the images kubeadm and kind start, as `docker save` archives under the names and
+#   images      the images kubeadm and kind start, as one `docker save` archive, under the names and
 #               tags they ask for: kube-apiserver, kube-controller-manager, kube-scheduler,
 #               kube-proxy, etcd, coredns, pause, kindnetd, local-path-provisioner, local-path-helper
 #   node-image  the kind node image, in the Docker engine of tests/kind/engine.sh: the node root
@@ -58,7 +58,6 @@ NODE_RECIPE=2
 
 modver() { sed -n "s|^[[:space:]]*\(require[[:space:]]\{1,\}\)\{0,1\}$1[[:space:]]\{1,\}\(v[^[:space:]]*\).*|\2|p" "$2" | head -1; }
 K8S_VERSION=$(modver 'k8s\.io/kubernetes' "$repo/tests/kube/go.mod")
-ETCD_VERSION=$(modver 'go\.etcd\.io/etcd/server/v3' "$repo/tests/kube/go.mod")
 [[ $K8S_VERSION =~ ^v1\.([0-9]+)\.[0-9]+$ ]] || die "no k8s.io/kubernetes release in tests/kube/go.mod"
 K8S_MINOR=${BASH_REMATCH[1]}
 
