@@ -150,8 +150,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kind]:
     kind = Path(pieces["KIND"])
     kubeconfig = workdir / "kubeconfig"
     try:
-        # The operator image, from the archive tests/docker/image.sh saved, into this engine.
-        run("docker", "load", "-i", str(image_tar), env=env, timeout=600)
+        # The operator image, from the archive tests/docker/image.sh saved (named by the image id),
+        # into this engine unless it has that image already.
+        present = run("docker", "image", "inspect", "--format", "{{.Id}}", IMAGE, env=env, check=False)
+        if not present.stdout.strip().startswith("sha256:" + image_tar.stem.rsplit("-", 1)[-1]):
+            run("docker", "load", "-i", str(image_tar), env=env, timeout=600)
         (workdir / "cluster.yaml").write_text(CLUSTER_CONFIG)
         run("docker", "image", "inspect", pieces["NODE_IMAGE"], env=env)
         run(str(kind), "delete", "cluster", "--name", CLUSTER, env=env, check=False)  # a killed run's
