@@ -8,8 +8,9 @@
 # keyed by its versions and a recipe number below, and skipped when present):
 #   kind        sigs.k8s.io/kind from the Go module proxy (bin/kind-<version>)
 #   kubeadm     k8s.io/kubernetes/cmd/kubeadm of the release in tests/kube/go.mod (bin/kubeadm-<version>)
-#   binaries    coredns, local-path-provisioner (Go modules) and kindnetd (tests/kind/kindnetd, the
-#               source kind builds it from), static (CGO_ENABLED=0)
+#   binaries    coredns (tests/kind/coredns: CoreDNS's module with the plugins a kind cluster uses),
+#               local-path-provisioner (its Go module) and kindnetd (tests/kind/kindnetd, the source
+#               kind builds it from), static (CGO_ENABLED=0)
 #   rootfs      two Debian root filesystems made with debootstrap: the node's (systemd, containerd,
 #               runc, CNI plugins, iptables, conntrack, and kind's files from the kind module's
 #               images/base) and the one the images run on (iptables, conntrack, a shell)
@@ -106,16 +107,13 @@ build_kubeadm() {
 # ---- coredns, local-path-provisioner, kindnetd: static binaries.
 build_binaries() {
   local tmp
-  local coredns_version
-  coredns_version=$(coredns_version)
-  if [[ ! -x $kdir/bin/coredns-$coredns_version ]]; then
-    log "building coredns $coredns_version"
-    tmp=$(mktemp -d)
-    CGO_ENABLED=0 GOBIN=$tmp nice "$GO" install -trimpath -p 2 \
-      -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$coredns_version" \
-      "github.com/coredns/coredns@$coredns_version"
-    mv -f "$tmp/coredns" "$kdir/bin/coredns-$coredns_version"
-    rm -rf "$tmp"
+  local coredns_bin
+  coredns_bin=$(coredns_bin)
+  if [[ ! -x $coredns_bin ]]; then
+    log "building coredns $(coredns_version) (tests/kind/coredns)"
+    (cd "$here/coredns" && CGO_ENABLED=0 nice "$GO" build -mod=readonly -trimpath -buildvcs=false -p 2 \
+      -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$(coredns_version)" -o "$coredns_bin.tmp" .)
+    mv -f "$coredns_bin.tmp" "$coredns_bin"
   fi
   if [[ ! -x $kdir/bin/local-path-provisioner-$PROVISIONER_VERSION ]]; then
     log "building local-path-provisioner $PROVISIONER_VERSION"
@@ -136,6 +134,15 @@ build_binaries() {
 }
 coredns_version() {
   sed -n 's/^[[:space:]]*CoreDNSVersion = "\(v[^"]*\)".*/\1/p' "$(k8s_src)/cmd/kubeadm/app/constants/constants.go"
+}
+# tests/kind/coredns pins the CoreDNS kubeadm names; the binary is keyed by that and its source.
+coredns_bin() {
+  local wanted pinned key
+  wanted=$(coredns_version)
+  pinned=$(modver 'github\.com/coredns/coredns' "$here/coredns/go.mod")
+  [[ $wanted == "$pinned" ]] || die "kubeadm $K8S_VERSION names CoreDNS $wanted; tests/kind/coredns/go.mod pins $pinned"
+  key=$(cat "$here"/coredns/go.mod "$here"/coredns/go.sum "$here"/coredns/*.go | sha256sum | cut -c1-12)
+  echo "$kdir/bin/coredns-$wanted-$key"
 }
 kindnetd_key() { (cd "$here/kindnetd" && find . -name '*.go' -o -name go.mod -o -name go.sum | sort | xargs cat) | sha256sum | cut -c1-12; }
 k8s_src() {
@@ -267,9 +274,9 @@ pause_tag() { sed -n 's/^[[:space:]]*PauseVersion = "\([^"]*\)".*/\1/p' "$(k8s_s
 kubeadm_image() { grep "/$1:" <<<"$kubeadm_images" | head -1; }
 
 build_images() {
-  local k8s coredns_version kindnetd_key runtime spec key out
+  local k8s coredns_bin kindnetd_key runtime spec key out
   k8s=$(bash "$repo/tests/kube/build.sh" node | tail -1)
-  coredns_version=$(coredns_version)
+  coredns_bin=$(coredns_bin)
   kindnetd_key=$(kindnetd_key)
   runtime=$kdir/rootfs-runtime-$(rootfs_key "$RUNTIME_PACKAGES").tar
   [[ -s $runtime ]] || die "no $runtime: build the rootfs-runtime piece first"
@@ -287,7 +294,7 @@ def control(name):
     return {"name": name, "base": True, "files": {f"/usr/local/bin/{name.split('/')[-1].split(':')[0]}": f"{k8s}/{name.split('/')[-1].split(':')[0]}"}}
 images = [control(n) for n in """$(kubeadm_image kube-apiserver) $(kubeadm_image kube-controller-manager) $(kubeadm_image kube-scheduler) $(kubeadm_image kube-proxy) $(kubeadm_image etcd)""".split()]
 images += [
-    {"name": "$(kubeadm_image coredns)", "base": True, "files": {"/coredns": f"{bin}/coredns-$coredns_version"}, "entrypoint": ["/coredns"]},
+    {"name": "$(kubeadm_image coredns)", "base": True, "files": {"/coredns": "$coredns_bin"}, "entrypoint": ["/coredns"]},
     {"name": "$(kubeadm_image pause)", "files": {"/pause": f"{bin}/pause-$K8S_VERSION"}, "entrypoint": ["/pause"], "user": "65535:65535"},
     {"name": "$KINDNETD_IMAGE", "base": True, "files": {"/bin/kindnetd": f"{bin}/kindnetd-$kindnetd_key"}, "cmd": ["/bin/kindnetd"]},
     {"name": "$PROVISIONER_IMAGE", "base": True, "files": {"/usr/local/bin/local-path-provisioner": f"{bin}/local-path-provisioner-$PROVISIONER_VERSION"}, "entrypoint": ["/usr/local/bin/local-path-provisioner"]},
