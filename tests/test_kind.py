@@ -143,8 +143,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kind]:
     except Unavailable as error:
         unavailable(str(error))
     engine = pieces["ENGINE"]
-    started = run("bash", engine, "start", timeout=600).stdout.split()
-    host, pid = started[-2], started[-1]
+    started = run("bash", engine, "start", timeout=600, check=False)
+    if started.returncode != 0 or len(started.stdout.split()) < 2:
+        unavailable(f"tests/kind/engine.sh start exited {started.returncode}:\n{started.stderr[-3000:]}")
+    host, pid = started.stdout.split()[-2:]
     path = os.pathsep.join(["/usr/bin", "/usr/sbin", "/bin", "/sbin", os.environ.get("PATH", "")])
     env = {**os.environ, "DOCKER_HOST": host, "PATH": path}
     kind = Path(pieces["KIND"])
