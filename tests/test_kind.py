@@ -46,6 +46,9 @@ RESTRICTED = "pod-security.kubernetes.io/enforce"
 TAG = IMAGE.split(":")[1]
 WAIT = 300  # seconds for a Pod or a BackendAuth to become Ready on a busy 2-core machine
 
+KUBELET_SYSCTLS = [Path("/proc/sys/kernel/panic"), Path("/proc/sys/kernel/panic_on_oops"),
+                   Path("/proc/sys/vm/overcommit_memory")]  # fmt: skip
+
 # What kind is given: kubelet v1.36 refuses a cgroup v1 host unless told otherwise, and this
 # machine's is cgroup v1 (with cgroup v2 it changes nothing).
 CLUSTER_CONFIG = """\
@@ -151,6 +154,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kind]:
     env = {**os.environ, "DOCKER_HOST": host, "PATH": path}
     kind = Path(pieces["KIND"])
     kubeconfig = workdir / "kubeconfig"
+    # kubelet sets these kernel-wide (the node's /proc/sys is the host's for them): put them back.
+    sysctls = {path: path.read_text() for path in KUBELET_SYSCTLS if path.exists()}
     try:
         # The operator image, from the archive tests/docker/image.sh saved (named by the image id),
         # into this engine unless it has that image already.
@@ -179,6 +184,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kind]:
     finally:
         run(str(kind), "delete", "cluster", "--name", CLUSTER, env=env, check=False)
         run("bash", engine, "stop", pid, timeout=120, check=False)
+        for path, value in sysctls.items():
+            path.write_text(value)
 
 
 @pytest.fixture(scope="module")
