@@ -66,6 +66,13 @@ POD_SUBNET = "10.22.0.0/16"
 SERVICE_RANGE = "10.0.0.0/24"
 CNI_BIN_DIR = "/usr/lib/cni"
 LOCK_FILE = Path("/run/backendauth-real-node.lock")
+# kubelet sets these kernel-wide (kernel.panic, kernel.panic_on_oops, vm.overcommit_memory): a node
+# started by a test puts back the values it found.
+KUBELET_SYSCTLS = (
+    Path("/proc/sys/kernel/panic"),
+    Path("/proc/sys/kernel/panic_on_oops"),
+    Path("/proc/sys/vm/overcommit_memory"),
+)
 # What a cold containerd plus the import of a ~500 MB image take on a busy 2-core machine.
 NODE_READY_SECONDS = 240.0
 IPTABLES = ("iptables", "ip6tables")
@@ -271,6 +278,7 @@ class RealNode:
     chains_before: set[tuple[str, str, str]] = field(default_factory=set)
     netns_before: set[str] = field(default_factory=set)
     ip_forward: str | None = None
+    sysctls_before: dict[Path, str] = field(default_factory=dict)
     lock: Any = None
     timings: dict[str, float] = field(default_factory=dict)
     kube_proxy_args: list[str] = field(default_factory=list)
@@ -298,6 +306,7 @@ class RealNode:
         self.chains_before = chains()
         self.netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
         self.ip_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
+        self.sysctls_before = {path: path.read_text() for path in KUBELET_SYSCTLS if path.exists()}
         self._bridge()
         self.cluster = NodeCluster(
             self.bin_dir, self.workdir / "control-plane", address=GATEWAY, install_crd=False
@@ -522,6 +531,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         remove_chains(chains() - self.chains_before)
         if self.ip_forward is not None:
             Path("/proc/sys/net/ipv4/ip_forward").write_text(self.ip_forward + "\n")
+        for path, value in self.sysctls_before.items():
+            with contextlib.suppress(OSError):
+                path.write_text(value)
         if self.lock is not None:
             self.lock.close()
             self.lock = None

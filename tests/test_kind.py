@@ -33,7 +33,7 @@ import yaml
 
 from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 from real_apiserver import REPO, Unavailable, in_ci
-from real_node import IMAGE, operator_image, poll
+from real_node import IMAGE, KUBELET_SYSCTLS, operator_image, poll
 from tools.built import built_tool
 
 pytestmark = [pytest.mark.kind, pytest.mark.timeout(1800)]
@@ -46,8 +46,6 @@ RESTRICTED = "pod-security.kubernetes.io/enforce"
 TAG = IMAGE.split(":")[1]
 WAIT = 300  # seconds for a Pod or a BackendAuth to become Ready on a busy 2-core machine
 
-KUBELET_SYSCTLS = [Path("/proc/sys/kernel/panic"), Path("/proc/sys/kernel/panic_on_oops"),
-                   Path("/proc/sys/vm/overcommit_memory")]  # fmt: skip
 
 # What kind is given: kubelet v1.36 refuses a cgroup v1 host unless told otherwise, and this
 # machine's is cgroup v1 (with cgroup v2 it changes nothing).
