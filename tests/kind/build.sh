@@ -9,8 +9,9 @@
 #   kind        sigs.k8s.io/kind from the Go module proxy (bin/kind-<version>)
 #   kubeadm     k8s.io/kubernetes/cmd/kubeadm of the release in tests/kube/go.mod (bin/kubeadm-<version>)
 #   binaries    coredns (tests/kind/coredns: CoreDNS's module with the plugins a kind cluster uses),
-#               local-path-provisioner (its Go module) and kindnetd (tests/kind/kindnetd, the source
-#               kind builds it from), static (CGO_ENABLED=0)
+#               local-path-provisioner (its Go module) and kindnetd (tests/kind/kindnetd: the
+#               project's own one-node pod network under kind's image name, since no Go module
+#               serves kind's), static (CGO_ENABLED=0)
 #   rootfs      two Debian root filesystems made with debootstrap: the node's (systemd, containerd,
 #               runc, CNI plugins, iptables, conntrack, and kind's files from the kind module's
 #               images/base) and the one the images run on (iptables, conntrack, a shell)
