@@ -25,7 +25,9 @@ from backendauth_operator.config import Settings
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.reading import read
 from backendauth_operator.reconcile import (
+    STANDBY_DELETE_SECONDS,
     CheckLead,
+    Finish,
     NotSent,
     Observation,
     Plan,
@@ -440,3 +442,16 @@ def test_the_outcome_written_is_the_outcome_returned() -> None:
     done = replace(CHECKED, released=True, outputs_read=OUTPUTS)
     written = decide(done)
     assert isinstance(written, Write) and written.outcome == decide(replace(done, written=True, wrote=True))
+
+
+def test_a_standby_looks_at_a_deletion_again_no_sooner_than_the_standby_delay() -> None:
+    finish = decide(snap(deleting=True, deletion_policy="Delete", owned=True, leading=False))
+    assert (
+        isinstance(finish, Finish)
+        and finish.outcome == "wait"
+        and finish.not_before == STANDBY_DELETE_SECONDS
+    )
+    leader = decide(
+        snap(deleting=True, deletion_policy="Delete", owned=True, delete_job=RUNNING, delete_polled=True)
+    )
+    assert isinstance(leader, Finish) and leader.outcome == "wait" and leader.not_before == 0.0

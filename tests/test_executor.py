@@ -424,3 +424,10 @@ def test_a_failed_poll_of_the_delete_job_retries_and_rewrites_nothing() -> None:
     job = Job("del-1", DELETE, "RUNNING", "d1a2b3c4d5e6f7", "staging")
     _, outcome = run(deleting(**{DELETE_JOB: job.to_annotation()}), FakeEffects(read_failure=THROTTLED))
     assert isinstance(outcome, Finish) and outcome.outcome == "retry" and outcome.delete_job is None
+
+
+def test_a_deletion_gives_the_turn_back_in_the_same_loop() -> None:
+    fake = FakeEffects(jobs={"del-1": "COMPLETED"})
+    s, outcome = live(deleting(), fake)
+    assert isinstance(outcome, Finish) and outcome.outcome == "let_go" and s.released
+    assert fake.calls[-1] == "release" and "write" not in fake.calls and "leading" not in fake.calls

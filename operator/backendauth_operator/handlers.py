@@ -255,16 +255,13 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
     resource and waits for AWS's delete job before Kubernetes lets the object go."""
     ctx: OperatorContext = memo.ctx
     target = ctx.target(str(body.get("metadata", {}).get("namespace")))
-    s = replace(read(body, ctx.settings, time.time(), target=target), leading=ctx.gate.acting())
-    effects = ctx.step_effects(body, logger)
-    s, outcome = execute(s, effects)
+    s = read(body, ctx.settings, time.time(), target=target)
+    s, outcome = execute(
+        replace(s, leading=ctx.gate.acting(), carry_out=True), ctx.step_effects(body, logger)
+    )
     assert isinstance(outcome, Finish)
-    if outcome.release:
-        effects.release(s)
     write_deletion(patch, body, s, outcome, logger)
-    delay = ctx.settings.job_poll_seconds
-    if not s.leading:  # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done
-        delay = max(delay, 2.0)
+    delay = max(ctx.settings.job_poll_seconds, outcome.not_before)
     if outcome.outcome == "wait":
         raise Waiting(outcome.message, delay=delay)
     if outcome.outcome == "retry":

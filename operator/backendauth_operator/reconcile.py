@@ -472,6 +472,7 @@ class Finish:
     release: bool = False
     state: State | None = None
     retry_reason: str | None = None
+    not_before: float = 0.0  # seconds: Kopf calls the delete handler again no sooner than this
 
 
 @dataclass(frozen=True)
@@ -624,7 +625,12 @@ def decide(s: Snapshot) -> Plan:
     loop: whether this process still leads, the turn given back, the outputs read, the writes,
     and a fenced release, each a plan of its own; the outcome itself comes back last."""
     plan = _backed_off(s, _decide(s))
-    if not s.carry_out or not isinstance(plan, Settle | Wait | ReadAgain):
+    if not s.carry_out:
+        return plan
+    if isinstance(plan, Finish):
+        # Deletion: the turn goes back before Kopf writes the outcome.
+        return Release() if plan.release and not s.released else plan
+    if not isinstance(plan, Settle | Wait | ReadAgain):
         return plan
     return _carried_out(s, plan)
 
@@ -1015,13 +1021,17 @@ def _kept(books: Settle, release: bool = False, annotations: Mapping[str, str | 
     }
 
 
+STANDBY_DELETE_SECONDS = 2.0
+
+
 def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete | AskOwnAccount:
     """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
     resource and waits for AWS's delete job before Kubernetes lets the object go."""
     policy = s.deletion_policy
     if not s.leading:
-        # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done.
-        return Finish("wait", "another operator leads; it deletes")
+        # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done,
+        # and the standby looks again no sooner than every STANDBY_DELETE_SECONDS.
+        return Finish("wait", "another operator leads; it deletes", not_before=STANDBY_DELETE_SECONDS)
     if policy != "Delete" or not s.owned or s.paused:
         if policy == "Delete" and s.paused:
             # Deleting must still work while paused; AWS is not called, so the resource stays.
