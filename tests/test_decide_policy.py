@@ -25,16 +25,24 @@ from backendauth_operator.config import Settings
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.reading import read
 from backendauth_operator.reconcile import (
+    STANDBY_DELETE_SECONDS,
+    CheckLead,
+    Finish,
     NotSent,
     Observation,
     Plan,
     ReadAgain,
+    ReadOutputs,
     Rejected,
+    Release,
+    ReleaseFenced,
     RetryPolicy,
     Settle,
     Snapshot,
+    Stale,
     State,
     Wait,
+    Write,
     asks_for_step,
     attention,
     decide,
@@ -335,3 +343,115 @@ def test_the_registry_resyncs_what_the_rule_says() -> None:
         watched.update({**obj, "metadata": {**obj["metadata"], "uid": f"u{i}"}})
     chosen = {entry.uid for entry in watched.resyncable()}
     assert chosen == {f"u{i}" for i, row in enumerate(RESYNC_ROWS) if row[2]}
+
+
+# ---- carrying the outcome out (was handlers.run_step, after the executor) -----------------------
+# With ``carry_out`` (the live step), every side effect of an outcome is a plan of its own, in the
+# order of the Kubernetes requests: the turn back, the outputs read, the writes, a fenced release.
+
+READY = snap(
+    job=completed(), observed=Observation(resource=DESIRED), owned=True, app="app", env="dev", carry_out=True
+)
+CHECKED = replace(READY, lead_rechecked=True)
+OUTPUTS = {"userPoolId": "eu-west-1_x"}
+RUNNING = replace(completed(), status="RUNNING", verified=False)
+RUNNING_CHECKED = snap(job=RUNNING, polled=True, carry_out=True, lead_rechecked=True)
+
+CARRY_OUT_ROWS = [
+    ("a table or plan: the outcome alone", replace(READY, carry_out=False), Settle),
+    ("before anything is written: does this process still lead?", READY, CheckLead),
+    ("a standby decides nothing to carry out", replace(READY, leading=False, carry_out=True), ReadAgain),
+    ("it stopped leading with no call sent: read again", replace(CHECKED, leading=False), ReadAgain),
+    ("a settled outcome gives the turn back first", CHECKED, Release),
+    ("then the outputs of a ready object are read", replace(CHECKED, released=True), ReadOutputs),
+    ("then it is written with them", replace(CHECKED, released=True, outputs_read=OUTPUTS), Write),
+    (
+        "written, and no other process held it: done",
+        replace(CHECKED, released=True, outputs_read=OUTPUTS, written=True, wrote=True),
+        Settle,
+    ),
+    (
+        "written on the version read: another process's hold goes too",
+        replace(CHECKED, released=True, outputs_read=OUTPUTS, foreign_hold=True, written=True, wrote=True),
+        ReleaseFenced,
+    ),
+    (
+        "nothing changed by the writes: the hold is not fenced off",
+        replace(CHECKED, released=True, outputs_read=OUTPUTS, foreign_hold=True, written=True),
+        Settle,
+    ),
+    (
+        "the hold given back: done",
+        replace(
+            CHECKED,
+            released=True,
+            outputs_read=OUTPUTS,
+            foreign_hold=True,
+            written=True,
+            wrote=True,
+            fenced_released=True,
+        ),
+        Settle,
+    ),
+    (
+        "the writes were refused: read again, nothing more",
+        replace(CHECKED, released=True, outputs_read=OUTPUTS, foreign_hold=True, written=True, stale=True),
+        ReadAgain,
+    ),
+    ("a job still running keeps the turn, reads no outputs: it is written", RUNNING_CHECKED, Write),
+    (
+        "a backoff not over yet still goes through the writer (a request is echoed)",
+        snap(failures=1, not_before=NOW + 60, carry_out=True, lead_rechecked=True),
+        Write,
+    ),
+    (
+        "a refused marker gives the turn back, writes nothing",
+        snap(observed=Observation(resource=None), submitted=Stale(), carry_out=True, lead_rechecked=True),
+        Release,
+    ),
+    (
+        "and then reads again",
+        snap(
+            observed=Observation(resource=None),
+            submitted=Stale(),
+            carry_out=True,
+            lead_rechecked=True,
+            released=True,
+        ),
+        ReadAgain,
+    ),
+]
+
+
+@pytest.mark.parametrize(("situation", "s", "plan"), CARRY_OUT_ROWS, ids=[r[0] for r in CARRY_OUT_ROWS])
+def test_carry_out(situation: str, s: Snapshot, plan: type) -> None:
+    assert isinstance(decide(s), plan)
+
+
+def test_the_write_carries_the_outputs_read_or_why_they_were_not() -> None:
+    written = decide(replace(CHECKED, released=True, outputs_read=OUTPUTS))
+    assert isinstance(written, Write) and written.outputs == OUTPUTS
+    failed = decide(replace(CHECKED, released=True, outputs_read=THROTTLED))
+    assert isinstance(failed, Write) and failed.outputs == THROTTLED
+    # Not read after all: the job does not show them read, so the next observation reads them.
+    assert isinstance(failed.outcome, Settle) and failed.outcome.job is not None
+    assert failed.outcome.job.outputs_for == ""
+
+
+def test_the_outcome_written_is_the_outcome_returned() -> None:
+    done = replace(CHECKED, released=True, outputs_read=OUTPUTS)
+    written = decide(done)
+    assert isinstance(written, Write) and written.outcome == decide(replace(done, written=True, wrote=True))
+
+
+def test_a_standby_looks_at_a_deletion_again_no_sooner_than_the_standby_delay() -> None:
+    finish = decide(snap(deleting=True, deletion_policy="Delete", owned=True, leading=False))
+    assert (
+        isinstance(finish, Finish)
+        and finish.outcome == "wait"
+        and finish.not_before == STANDBY_DELETE_SECONDS
+    )
+    leader = decide(
+        snap(deleting=True, deletion_policy="Delete", owned=True, delete_job=RUNNING, delete_polled=True)
+    )
+    assert isinstance(leader, Finish) and leader.outcome == "wait" and leader.not_before == 0.0

@@ -31,6 +31,7 @@ from backendauth_operator.reconcile import (
     Wait,
     Withheld,
 )
+from backendauth_operator.writer import Written
 from specs import minimal_spec
 
 SETTINGS = Settings(default_region="eu-west-1")
@@ -63,6 +64,11 @@ class FakeEffects:
     read_failure: Failure | None = None
     calls: list[str] = field(default_factory=list)
     own: str = ""  # the operator's own account, as sts:GetCallerIdentity would say
+    leads: bool = True  # whether this process still leads when the step is about to write
+    foreign_hold: bool = False  # give_back leaves another process's hold of this object
+    auth_outputs: dict[str, str] | Failure = field(default_factory=lambda: {"userPoolId": "eu-west-1_x"})
+    written: Written = field(default_factory=lambda: Written(shown=True, wrote=True))
+    writes: list[tuple[Settle | Wait, dict[str, str] | Failure | None]] = field(default_factory=list)
 
     def own_account(self) -> str:
         return self.own
@@ -99,6 +105,23 @@ class FakeEffects:
     def delete(self, s: Snapshot) -> Submitted:
         self.calls.append(DELETE)
         return self.submit_answer or Accepted(Job("del-1", DELETE, "RUNNING", s.app, s.env))
+
+    def leading(self) -> bool:
+        self.calls.append("leading")
+        return self.leads
+
+    def give_back(self, s: Snapshot, fenced: bool = False) -> bool:
+        self.calls.append("release_fenced" if fenced else "release")
+        return self.foreign_hold and not fenced
+
+    def outputs(self, s: Snapshot) -> dict[str, str] | Failure:
+        self.calls.append("outputs")
+        return self.auth_outputs
+
+    def write(self, s: Snapshot, outcome: Settle | Wait, outputs: dict[str, str] | Failure | None) -> Written:
+        self.calls.append("write")
+        self.writes.append((outcome, outputs))
+        return self.written
 
 
 def run(
@@ -251,6 +274,100 @@ def test_waiting_for_a_turn_reads_the_lease_and_not_aws() -> None:
     assert outcome.state is not None and outcome.state.reason == "JobPending"
 
 
+# ---- carrying the outcome out: the same loop ------------------------------------------------------
+
+
+def live(
+    body: dict[str, Any], fake: FakeEffects, **kw: Any
+) -> tuple[Snapshot, Settle | Wait | ReadAgain | Finish]:
+    """A live step: the executor also gives the turn back, reads the outputs and writes."""
+    return execute(replace(read(body, SETTINGS, NOW), carry_out=True, **kw), fake)
+
+
+def ready_job_body() -> dict[str, Any]:
+    fingerprint = read(obj(), SETTINGS, NOW).fingerprint
+    job = Job("job-1", CREATE, "RUNNING", "d1a2b3c4d5e6f7", "staging", generation=1, fingerprint=fingerprint)
+    return obj({JOB: job.to_annotation(), CREATED: "true"})
+
+
+def test_a_new_object_is_created_then_its_outcome_written_once() -> None:
+    fake = FakeEffects()
+    s, outcome = live(obj(), fake)
+    assert fake.calls == ["resource", CREATE, "leading", "write"]
+    assert isinstance(outcome, Settle) and fake.writes == [(outcome, None)] and s.written and s.wrote
+
+
+def test_ready_gives_the_turn_back_then_reads_the_outputs_then_writes_them() -> None:
+    fake = FakeEffects(resource_config=CONFIG, jobs={"job-1": "COMPLETED"})
+    _, outcome = live(ready_job_body(), fake)
+    assert fake.calls == ["poll_job", "resource", "leading", "release", "outputs", "write"]
+    assert isinstance(outcome, Settle) and outcome.state is not None and outcome.state.phase == "ready"
+    assert fake.writes == [(outcome, {"userPoolId": "eu-west-1_x"})]
+
+
+def test_outputs_that_cannot_be_read_are_read_again_by_the_next_observation() -> None:
+    fake = FakeEffects(resource_config=CONFIG, jobs={"job-1": "COMPLETED"}, auth_outputs=THROTTLED)
+    _, outcome = live(ready_job_body(), fake)
+    assert isinstance(outcome, Settle) and outcome.job is not None and outcome.job.outputs_for == ""
+    assert fake.writes == [(outcome, THROTTLED)]
+
+
+def test_a_refused_write_reads_again_and_gives_nothing_more_back() -> None:
+    fake = FakeEffects(resource_config=CONFIG, jobs={"job-1": "COMPLETED"}, foreign_hold=True)
+    fake.written = Written(conflicted=True)
+    s, outcome = live(ready_job_body(), fake)
+    assert isinstance(outcome, ReadAgain) and s.stale
+    assert fake.calls == ["poll_job", "resource", "leading", "release", "outputs", "write"]
+
+
+def test_another_processs_hold_goes_only_after_accepted_writes() -> None:
+    fake = FakeEffects(resource_config=CONFIG, jobs={"job-1": "COMPLETED"}, foreign_hold=True)
+    s, outcome = live(ready_job_body(), fake)
+    assert isinstance(outcome, Settle) and s.fenced_released
+    assert fake.calls == ["poll_job", "resource", "leading", "release", "outputs", "write", "release_fenced"]
+
+
+def test_a_hold_is_kept_when_the_writes_changed_nothing() -> None:
+    fake = FakeEffects(resource_config=CONFIG, jobs={"job-1": "COMPLETED"}, foreign_hold=True)
+    fake.written = Written()
+    _, outcome = live(ready_job_body(), fake)
+    assert isinstance(outcome, Settle) and "release_fenced" not in fake.calls
+
+
+def test_a_process_that_stopped_leading_writes_what_its_call_did() -> None:
+    fake = FakeEffects(leads=False)
+    s, outcome = live(obj(), fake)
+    assert fake.calls == ["resource", CREATE, "leading", "write"] and not s.leading
+    assert isinstance(outcome, Settle) and outcome.annotations[PENDING] is None
+
+
+def test_a_process_that_stopped_leading_before_any_call_writes_nothing() -> None:
+    body = obj()
+    body["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": "JobPending"}]}
+    fake = FakeEffects(leads=False, holder="default/other/uid-2")
+    _, outcome = live(body, fake)
+    assert isinstance(outcome, ReadAgain) and fake.calls == ["turn_holder", "leading"]
+
+
+def test_a_refused_marker_gives_the_turn_back_and_writes_nothing() -> None:
+    fake = FakeEffects(submit_answer=Stale())
+    _, outcome = live(obj(), fake)
+    assert isinstance(outcome, ReadAgain) and fake.calls == ["resource", CREATE, "leading", "release"]
+
+
+def test_a_backoff_not_yet_over_still_echoes_a_request_through_the_writer() -> None:
+    fake = FakeEffects()
+    failures = json.dumps({"count": 1, "notBefore": NOW + 60})
+    _, outcome = live(obj({"amplifybackend.gitops.dev/failures": failures}), fake)
+    assert isinstance(outcome, Wait) and fake.calls == ["leading", "write"]
+
+
+def test_a_standby_carries_nothing_out() -> None:
+    fake = FakeEffects()
+    _, outcome = live(obj(), fake, leading=False)
+    assert isinstance(outcome, ReadAgain) and fake.calls == []
+
+
 # ---- deletion: the same decide, the same executor ------------------------------------------------
 
 
@@ -307,3 +424,10 @@ def test_a_failed_poll_of_the_delete_job_retries_and_rewrites_nothing() -> None:
     job = Job("del-1", DELETE, "RUNNING", "d1a2b3c4d5e6f7", "staging")
     _, outcome = run(deleting(**{DELETE_JOB: job.to_annotation()}), FakeEffects(read_failure=THROTTLED))
     assert isinstance(outcome, Finish) and outcome.outcome == "retry" and outcome.delete_job is None
+
+
+def test_a_deletion_gives_the_turn_back_in_the_same_loop() -> None:
+    fake = FakeEffects(jobs={"del-1": "COMPLETED"})
+    s, outcome = live(deleting(), fake)
+    assert isinstance(outcome, Finish) and outcome.outcome == "let_go" and s.released
+    assert fake.calls[-1] == "release" and "write" not in fake.calls and "leading" not in fake.calls

@@ -35,13 +35,16 @@ from backendauth_operator.reconcile import (
     Accepted,
     NotSent,
     Rejected,
+    Settle,
     Snapshot,
     Stale,
     Submitted,
     TurnTaken,
+    Wait,
     Withheld,
 )
-from backendauth_operator.writer import write_marker
+from backendauth_operator.watched import Watched
+from backendauth_operator.writer import StepWriter, Written, write_marker
 
 
 def secrets_digest(uid: str, values: Mapping[str, str]) -> str:
@@ -171,6 +174,47 @@ class LiveEffects:
 
     def outputs(self, s: Snapshot) -> dict[str, str] | Failure:
         return self.aws(s).outputs(s.app, s.env, s.resource_name)
+
+    def leading(self) -> bool:
+        return self.gate.acting()
+
+    def give_back(self, s: Snapshot, fenced: bool = False) -> bool:
+        """:meth:`release`, where a failure is only a warning: the Lease ends by itself."""
+        try:
+            return self.release(s, fenced=fenced)
+        except ApiException as error:
+            self.logger.warning(f"Could not give back the turn on {s.app}/{s.env}: {error.reason}")
+            return False
+
+
+class StepEffects(LiveEffects):
+    """:class:`LiveEffects` for one step of one object as read (``obj``): it also writes the
+    step's outcome, and tells the registry what was observed and shown."""
+
+    def __init__(
+        self,
+        clients: ClientFactory,
+        kube: KubeClient,
+        leases: Leases,
+        logger: Any,
+        gate: Gate,
+        obj: Mapping[str, Any],
+        watched: Watched,
+    ) -> None:
+        super().__init__(clients, kube, leases, logger, gate)
+        self.obj, self.watched = obj, watched
+
+    def write(self, s: Snapshot, outcome: Settle | Wait, outputs: dict[str, str] | Failure | None) -> Written:
+        if s.observed is not None:
+            # When AWS was last read: the resync loop's schedule, the metrics and this line; never
+            # the status (a timestamp there would be a write, and a watch event, per read).
+            self.watched.observed(s.uid, time.time())
+            found = "found" if s.observed.resource else "none"
+            self.logger.debug(f"Read the auth resource in AWS ({found}).")
+        written = StepWriter(self.kube, self.obj, self.logger).write(s, outcome, outputs)
+        if written.shown and not written.conflicted:
+            self.watched.shown(s.uid, s.generation)
+        return written
 
 
 def call_arguments(

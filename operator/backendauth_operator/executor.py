@@ -1,12 +1,15 @@
 """The executor: decide → carry out → record the result, until the plan settles or waits.
 
 It chooses nothing: :func:`~reconcile.decide` does, and each result comes back as a field of
-the next snapshot. The I/O is behind :class:`Effects` (the AWS face and the Kubernetes reads
-and the early marker write), so the executor is tested with a fake of it.
+the next snapshot. Every side effect of a step is a plan it carries out: the reads, the call,
+and then the outcome itself (whether this process still leads, the turn given back, the auth
+outputs read, the conditional writes and their events, a fenced release). The I/O is behind
+:class:`Effects`, so the executor is tested with a fake of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Protocol
 
@@ -18,6 +21,7 @@ from backendauth_operator.reconcile import (
     Accepted,
     AskOwnAccount,
     CheckHold,
+    CheckLead,
     CheckTurn,
     Delete,
     FindRunning,
@@ -27,19 +31,24 @@ from backendauth_operator.reconcile import (
     PollDelete,
     PollJob,
     ReadAgain,
+    ReadOutputs,
     ReadResource,
     ReadSecrets,
     Rejected,
+    Release,
+    ReleaseFenced,
     Settle,
     Snapshot,
     Submit,
     Submitted,
     Wait,
     Withheld,
+    Write,
     decide,
 )
+from backendauth_operator.writer import Written
 
-MAX_ACTIONS = 8  # a step makes at most a handful of calls; more would be a loop
+MAX_ACTIONS = 16  # a step makes a handful of calls and writes; more would be a loop
 
 
 class Effects(Protocol):
@@ -71,6 +80,19 @@ class Effects(Protocol):
 
     def delete(self, s: Snapshot) -> Submitted:
         """Take the turn, call DeleteBackendAuth."""
+
+    def leading(self) -> bool:
+        """Whether this process acts now (leads, or runs without leader election)."""
+
+    def give_back(self, s: Snapshot, fenced: bool = False) -> bool:
+        """Give back the app/env's turn, never raising (the Lease ends by itself). ``fenced``:
+        another process's hold of this object goes too. True when such a hold was left."""
+
+    def outputs(self, s: Snapshot) -> dict[str, str] | Failure:
+        """GetBackend's auth outputs of the resource."""
+
+    def write(self, s: Snapshot, outcome: Settle | Wait, outputs: dict[str, str] | Failure | None) -> Written:
+        """Write the outcome conditionally on the version read, and post its events."""
 
 
 Outcome = Settle | Wait | ReadAgain | Finish
@@ -131,4 +153,17 @@ def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
         if isinstance(polled, Failure):
             return replace(s, failure=polled)
         return replace(s, delete_polled=True, delete_job=polled)
+    if isinstance(plan, CheckLead):
+        return replace(s, lead_rechecked=True, leading=s.leading and effects.leading())
+    if isinstance(plan, Release):
+        return replace(s, released=True, foreign_hold=effects.give_back(s))
+    if isinstance(plan, ReadOutputs):
+        return replace(s, outputs_read=effects.outputs(s))
+    if isinstance(plan, Write):
+        outputs = dict(plan.outputs) if isinstance(plan.outputs, Mapping) else plan.outputs
+        written = effects.write(s, plan.outcome, outputs)
+        return replace(s, written=True, wrote=written.wrote, stale=written.conflicted)
+    if isinstance(plan, ReleaseFenced):
+        effects.give_back(s, fenced=True)
+        return replace(s, fenced_released=True)
     raise AssertionError(f"not an action: {plan}")

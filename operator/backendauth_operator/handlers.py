@@ -3,9 +3,10 @@ event → snapshot → decide → act → write.
 
 A step reads the BackendAuth once into a :class:`~reconcile.Snapshot` (:func:`reading.read`);
 :func:`executor.execute` asks :func:`~reconcile.decide` for the next plan and carries it out
-(:class:`effects.LiveEffects`: AWS through :mod:`amplify`, the Lease, the Secrets), each result
-coming back as a field of the next snapshot, until the plan settles; :mod:`writer` writes the
-outcome at once, under the object's lock. Deletion is the same path with Kopf's patch.
+(:class:`effects.StepEffects`: AWS through :mod:`amplify`, the Lease, the Secrets), each result
+coming back as a field of the next snapshot, until the plan settles. Carrying the outcome out is
+part of the same loop, under the object's lock: the turn given back, the auth outputs read, the
+conditional writes of :mod:`writer`, a fenced release. Deletion is the same path with Kopf's patch.
 
 What runs a step:
 
@@ -49,8 +50,7 @@ from backendauth_operator import GROUP, PLURAL, VERSION, metrics
 from backendauth_operator.accounts import OWN, AccountDirectory, Target
 from backendauth_operator.aws import ClientFactory
 from backendauth_operator.config import Settings
-from backendauth_operator.core.failure import Failure
-from backendauth_operator.effects import LiveEffects
+from backendauth_operator.effects import LiveEffects, StepEffects
 from backendauth_operator.executor import execute
 from backendauth_operator.kopf_private import Waiting
 from backendauth_operator.kube import KubeClient
@@ -60,18 +60,16 @@ from backendauth_operator.reading import read
 from backendauth_operator.reconcile import (
     Finish,
     Note,
-    Plan,
     ReadAgain,
     Settle,
     Snapshot,
     Wait,
     asks_for_step,
     attention,
-    decide,
     left_waiting,
 )
 from backendauth_operator.watched import Poller, Watched
-from backendauth_operator.writer import StepWriter, Written, post_note, write_deletion
+from backendauth_operator.writer import Written, post_note, write_deletion
 
 
 class ObjectLocks:
@@ -110,6 +108,10 @@ class OperatorContext:
 
     def effects(self, logger: Any) -> LiveEffects:
         return LiveEffects(self.clients, self.kube, self.leases, logger, self.gate)
+
+    def step_effects(self, obj: Mapping[str, Any], logger: Any) -> StepEffects:
+        """The effects of one step of ``obj`` as read, its writes included."""
+        return StepEffects(self.clients, self.kube, self.leases, logger, self.gate, obj, self.watched)
 
     def target(self, namespace: str) -> Target:
         """Where the BackendAuths of ``namespace`` act (the operator's own account when no
@@ -190,64 +192,17 @@ def run_step(
     check_secrets: bool = False,
     cause: str | None = None,
 ) -> Stepped:
-    """One step of ``obj`` as read: snapshot, execute, and write the outcome (conditionally on
-    the version read). The outcome is decided once more just before the writes, with whether
-    this process still leads and then with whether the writes were refused."""
+    """One step of ``obj`` as read: the snapshot, then the executor, which carries out every
+    plan :func:`~reconcile.decide` makes, the writes (conditional on the version read) among
+    them."""
     target = ctx.target(str(obj.get("metadata", {}).get("namespace")))
     s = read(
         obj, ctx.settings, time.time(), look=look, check_secrets=check_secrets, cause=cause, target=target
     )
-    s = replace(s, leading=ctx.gate.acting())
-    effects = ctx.effects(logger)
-    s, executed = execute(s, effects)
-    outcome: Plan = executed
-    if not ctx.gate.acting() and s.leading:
-        s = replace(s, leading=False)
-        outcome = decide(s)  # no longer the leader: what a sent call did is still written
+    s = replace(s, leading=ctx.gate.acting(), carry_out=True)
+    s, outcome = execute(s, ctx.step_effects(obj, logger))
     assert isinstance(outcome, Settle | Wait | ReadAgain)
-    if isinstance(outcome, ReadAgain):
-        if outcome.release:
-            release(effects, s, logger)
-        return Stepped(s, outcome)
-    if s.observed is not None:
-        # When AWS was last read: the resync loop's schedule, the metrics and this line; never
-        # the status (a timestamp there would be a write, and a watch event, per read).
-        ctx.watched.observed(s.uid, time.time())
-        logger.debug(f"Read the auth resource in AWS ({'found' if s.observed.resource else 'none'}).")
-    outputs = None
-    foreign_hold = False
-    if isinstance(outcome, Settle):
-        if outcome.release:
-            foreign_hold = release(effects, s, logger)
-        if outcome.outputs:
-            outputs = effects.outputs(s)
-            if isinstance(outputs, Failure) and outcome.job is not None:
-                # Not read after all: the next observation reads them again.
-                kept = s.job.outputs_for if s.job is not None else ""
-                outcome = replace(outcome, job=replace(outcome.job, outputs_for=kept))
-    written = StepWriter(ctx.kube, obj, logger).write(s, outcome, outputs)
-    if written.conflicted:
-        s = replace(s, stale=True)
-        again = decide(s)
-        assert isinstance(again, ReadAgain)
-        return Stepped(s, again, written)
-    if written.shown:
-        ctx.watched.shown(s.uid, s.generation)
-    if foreign_hold and written.wrote:
-        # The writes were accepted on the version read: no other process can be calling AWS
-        # for this object under a turn it took since, so its hold goes too.
-        release(effects, s, logger, fenced=True)
-    return Stepped(s, outcome, written)
-
-
-def release(effects: LiveEffects, s: Snapshot, logger: Any, fenced: bool = False) -> bool:
-    """Give back the app/env's turn; the Lease ends by itself, so a failure is only a warning.
-    True when another process's hold of this object was left for after the writes."""
-    try:
-        return effects.release(s, fenced=fenced)
-    except ApiException as error:
-        logger.warning(f"Could not give back the turn on {s.app}/{s.env}: {error.reason}")
-        return False
+    return Stepped(s, outcome, Written(wrote=s.wrote, conflicted=s.stale))
 
 
 def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) -> bool:
@@ -300,16 +255,13 @@ def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logge
     resource and waits for AWS's delete job before Kubernetes lets the object go."""
     ctx: OperatorContext = memo.ctx
     target = ctx.target(str(body.get("metadata", {}).get("namespace")))
-    s = replace(read(body, ctx.settings, time.time(), target=target), leading=ctx.gate.acting())
-    effects = ctx.effects(logger)
-    s, outcome = execute(s, effects)
+    s = read(body, ctx.settings, time.time(), target=target)
+    s, outcome = execute(
+        replace(s, leading=ctx.gate.acting(), carry_out=True), ctx.step_effects(body, logger)
+    )
     assert isinstance(outcome, Finish)
-    if outcome.release:
-        effects.release(s)
     write_deletion(patch, body, s, outcome, logger)
-    delay = ctx.settings.job_poll_seconds
-    if not s.leading:  # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done
-        delay = max(delay, 2.0)
+    delay = max(ctx.settings.job_poll_seconds, outcome.not_before)
     if outcome.outcome == "wait":
         raise Waiting(outcome.message, delay=delay)
     if outcome.outcome == "retry":
@@ -327,7 +279,7 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
     with ctx.locks.hold(key):
         s = read(body, ctx.settings, time.time(), target=ctx.target(namespace))
         if ctx.gate.acting():  # a standby holds no turn
-            release(ctx.effects(logger), s, logger)
+            ctx.effects(logger).give_back(s)
         if s.deletion_policy != "Delete":
             where = f"{s.app}/{s.env}/{s.resource_name}"
             note = Note(

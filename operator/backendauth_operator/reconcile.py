@@ -326,6 +326,15 @@ class Snapshot:
     hold_checked: bool = False  # the turn was read for another process's hold of this object
     held_by: str | None = None  # another operator process that may be calling AWS for this object
     stale: bool = False  # a conditional write of this step was refused: the object changed
+    # --- carrying the outcome out (only when ``carry_out``: the live step, not a table or ``plan``)
+    carry_out: bool = False  # release, read the outputs, write: the executor does it all
+    lead_rechecked: bool = False  # whether this process still leads was read before the writes
+    released: bool = False  # the app/env's turn was given back
+    foreign_hold: bool = False  # another process's hold of this object was left for after the writes
+    outputs_read: Mapping[str, str] | Failure | None = None  # GetBackend's auth outputs (None: not read)
+    written: bool = False  # the outcome was written (or refused: see ``stale``)
+    wrote: bool = False  # the writes changed the object, on the version read
+    fenced_released: bool = False  # the foreign hold was given back after the accepted writes
 
     @property
     def sent(self) -> bool:
@@ -463,10 +472,45 @@ class Finish:
     release: bool = False
     state: State | None = None
     retry_reason: str | None = None
+    not_before: float = 0.0  # seconds: Kopf calls the delete handler again no sooner than this
+
+
+@dataclass(frozen=True)
+class CheckLead:
+    """Whether this process still leads, into :attr:`Snapshot.leading`, before anything is
+    written: a process that stopped leading writes only what a sent call did."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """Give back the app/env's turn (a failure is only a warning: the Lease ends by itself);
+    whether another process's hold of this object was left goes into
+    :attr:`Snapshot.foreign_hold`."""
+
+
+@dataclass(frozen=True)
+class ReadOutputs:
+    """GetBackend's auth outputs, into :attr:`Snapshot.outputs_read`."""
+
+
+@dataclass(frozen=True)
+class Write:
+    """Write ``outcome`` (and the outputs read) conditionally on the version read, posting its
+    events; a refusal comes back as :attr:`Snapshot.stale`."""
+
+    outcome: Settle | Wait
+    outputs: Mapping[str, str] | Failure | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseFenced:
+    """The writes were accepted on the version read: another process's hold of this object is
+    stale, and goes too."""
 
 
 Read = AskOwnAccount | ReadSecrets | CheckTurn | CheckHold | PollJob | FindRunning | ReadResource
-Plan = Settle | Wait | ReadAgain | Read | Submit | Delete | PollDelete | Finish
+CarryOut = CheckLead | Release | ReadOutputs | Write | ReleaseFenced
+Plan = Settle | Wait | ReadAgain | Read | Submit | Delete | PollDelete | Finish | CarryOut
 
 
 def in_progress(job: Job) -> State:
@@ -575,8 +619,43 @@ def _look_again(s: Snapshot, job: Job, reason: str, message: str, kw: dict[str, 
 
 def decide(s: Snapshot) -> Plan:
     """The next plan for a BackendAuth: the whole policy, deletion included. Ready only from an
-    observation of AWS. What each plan's action produced comes back in the next snapshot."""
-    return _backed_off(s, _decide(s))
+    observation of AWS. What each plan's action produced comes back in the next snapshot.
+
+    With :attr:`Snapshot.carry_out` (the live step), the outcome is carried out by the same
+    loop: whether this process still leads, the turn given back, the outputs read, the writes,
+    and a fenced release, each a plan of its own; the outcome itself comes back last."""
+    plan = _backed_off(s, _decide(s))
+    if not s.carry_out:
+        return plan
+    if isinstance(plan, Finish):
+        # Deletion: the turn goes back before Kopf writes the outcome.
+        return Release() if plan.release and not s.released else plan
+    if not isinstance(plan, Settle | Wait | ReadAgain):
+        return plan
+    return _carried_out(s, plan)
+
+
+def _carried_out(s: Snapshot, outcome: Settle | Wait | ReadAgain) -> Plan:
+    """The next action of carrying ``outcome`` out, in the order of the Kubernetes requests:
+    the turn back before the writes, the fenced release after them."""
+    if s.leading and not s.lead_rechecked:
+        return CheckLead()
+    if isinstance(outcome, ReadAgain):
+        return Release() if outcome.release and not s.released else outcome
+    if isinstance(outcome, Settle):
+        if outcome.release and not s.released:
+            return Release()
+        if outcome.outputs and s.outputs_read is None:
+            return ReadOutputs()
+        if isinstance(s.outputs_read, Failure) and outcome.job is not None:
+            # Not read after all: the next observation reads them again.
+            kept = s.job.outputs_for if s.job is not None else ""
+            outcome = replace(outcome, job=replace(outcome.job, outputs_for=kept))
+    if not s.written:
+        return Write(outcome, s.outputs_read if isinstance(outcome, Settle) and outcome.outputs else None)
+    if s.foreign_hold and s.wrote and not s.fenced_released:
+        return ReleaseFenced()
+    return outcome
 
 
 def _backed_off(s: Snapshot, plan: Plan) -> Plan:
@@ -942,13 +1021,17 @@ def _kept(books: Settle, release: bool = False, annotations: Mapping[str, str | 
     }
 
 
+STANDBY_DELETE_SECONDS = 2.0
+
+
 def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete | AskOwnAccount:
     """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
     resource and waits for AWS's delete job before Kubernetes lets the object go."""
     policy = s.deletion_policy
     if not s.leading:
-        # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done.
-        return Finish("wait", "another operator leads; it deletes")
+        # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done,
+        # and the standby looks again no sooner than every STANDBY_DELETE_SECONDS.
+        return Finish("wait", "another operator leads; it deletes", not_before=STANDBY_DELETE_SECONDS)
     if policy != "Delete" or not s.owned or s.paused:
         if policy == "Delete" and s.paused:
             # Deleting must still work while paused; AWS is not called, so the resource stays.
