@@ -471,6 +471,9 @@ class Unassumed:
     def reading(self, region: str, role: Role | None = None, service: str = "amplifybackend") -> Any:
         return self.clients.reading(region, None, service=service)
 
+    def call(self, client: Any, method: str, **kwargs: Any) -> dict[str, Any]:
+        return self.clients.call(client, method, **kwargs)
+
 
 def answered_with(
     clients: ClientFactory, service: str, status: int, body: bytes, content_type: str, call: Callable[[], Any]

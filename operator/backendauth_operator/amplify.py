@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backendauth_operator.aws import ClientFactory, call, classify, pace_key
+from backendauth_operator.aws import ClientFactory, classify, pace_key
 from backendauth_operator.bookkeeping import CREATE, DELETE, Job
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.role import Role
@@ -50,7 +50,8 @@ class AmplifyBackend:
 
     def _read(self, method: str, **kwargs: Any) -> dict[str, Any] | Failure:
         try:
-            return call(self.clients.reading(self.region, self.role), method, key=self.key, **kwargs)
+            client = self.clients.reading(self.region, self.role)
+            return self.clients.call(client, method, key=self.key, **kwargs)
         except Exception as error:
             return classify(error)
 
@@ -91,7 +92,7 @@ class AmplifyBackend:
         method = "create_backend_auth" if operation == CREATE else "update_backend_auth"
         try:
             client = self.clients.mutating(self.region, self.role)
-            answer = call(client, method, before_send=before_send, key=self.key, **kwargs)
+            answer = self.clients.call(client, method, before_send=before_send, key=self.key, **kwargs)
         except NotSentError:
             raise
         except Exception as error:
@@ -104,7 +105,7 @@ class AmplifyBackend:
         """DeleteBackendAuth, attempted once: the delete job, or why not (``before_send`` as
         for :meth:`submit`)."""
         try:
-            answer = call(
+            answer = self.clients.call(
                 self.clients.mutating(self.region, self.role), "delete_backend_auth", before_send=before_send,
                 key=self.key, AppId=app, BackendEnvironmentName=env, ResourceName=name,
             )  # fmt: skip

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from backendauth_operator.accounts import Role
-from backendauth_operator.aws import ClientFactory, Failure, call, classify, pace_key
+from backendauth_operator.aws import ClientFactory, Failure, classify, pace_key
 
 IDP = "cognito-idp"
 IDENTITY = "cognito-identity"
@@ -285,7 +285,7 @@ class Cognito:
         client: Any = None
         try:
             client = self.clients.reading(self.region, self.role, service=service)
-            return call(client, method, key=self.key, **kwargs)
+            return self.clients.call(client, method, key=self.key, **kwargs)
         except Exception as error:
             failure = classify(error)
             code, http = _error_code(error)

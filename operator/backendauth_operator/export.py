@@ -25,7 +25,7 @@ import yaml
 from backendauth_operator import GROUP, KIND, PLURAL, VERSION, cognito, handoff
 from backendauth_operator.accounts import AccountDirectory, Role
 from backendauth_operator.amplify import AmplifyBackend
-from backendauth_operator.aws import ClientFactory, Failure, call
+from backendauth_operator.aws import ClientFactory, Failure
 from backendauth_operator.cognito import AuthView, Cognito, PoolIds
 from backendauth_operator.handoff import CrossplaneOptions, Gen2Unsupported, Source, dns_name
 from backendauth_operator.models import SECRET_FIELDS, InvalidSpecError, parse_spec, spec_key
@@ -68,10 +68,12 @@ def manifests(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The manifests, and notes for the user (Secrets to create, rules the spec breaks)."""
     client = clients.reading(region)
-    names = [resource] if resource else sorted(_auth_resources(client, app, env))
+    names = [resource] if resource else sorted(_auth_resources(clients, client, app, env))
     out, notes = [], []
     for name in names:
-        answer = call(client, "get_backend_auth", AppId=app, BackendEnvironmentName=env, ResourceName=name)
+        answer = clients.call(
+            client, "get_backend_auth", AppId=app, BackendEnvironmentName=env, ResourceName=name
+        )
         secrets: list[str] = []
         spec: dict[str, Any] = {
             "appId": app,
@@ -95,8 +97,8 @@ def manifests(
     return out, notes
 
 
-def _auth_resources(client: Any, app: str, env: str) -> list[str]:
-    answer = call(client, "get_backend", AppId=app, BackendEnvironmentName=env)
+def _auth_resources(clients: ClientFactory, client: Any, app: str, env: str) -> list[str]:
+    answer = clients.call(client, "get_backend", AppId=app, BackendEnvironmentName=env)
     try:
         meta = json.loads(answer.get("AmplifyMetaConfig") or "{}")
         return list((meta.get("auth") or {}).keys())
@@ -226,7 +228,7 @@ def from_app(clients: ClientFactory, selection: Selection, region: str) -> tuple
         names = [selection.resource]
     else:
         client = clients.reading(region)
-        names = sorted(_auth_resources(client, app, env))
+        names = sorted(_auth_resources(clients, client, app, env))
     if not names:
         return [], [f"no auth resource in {app}/{env}"]
     return [Found(Source(app, env, name), region) for name in names], []
