@@ -117,14 +117,40 @@ class AmplifyBackend:
         return Job.from_answer({key: answer.get(key) for key in ("JobId", "Status")}, DELETE, app, env)
 
 
-def auth_outputs(meta_config: Any, resource_name: str) -> dict[str, str]:
-    """The ids of ``resource_name`` in an amplify-meta document (``auth`` → name → ``output``),
-    as the Amplify CLI writes it. Anything unreadable yields no ids rather than an error."""
+@dataclass(frozen=True)
+class AuthMeta:
+    """One auth resource in GetBackend's amplify-meta document (``auth`` → its name)."""
+
+    name: str
+    outputs: dict[str, str]  # the ids apps need, under the keys of ``status.outputs``
+    service_type: str = ""  # ``managed`` (the Amplify CLI made the pools) or ``imported``
+
+
+def amplify_meta_auth(meta_config: Any) -> dict[str, AuthMeta]:
+    """The auth resources of an amplify-meta document as the Amplify CLI writes it (``auth`` →
+    name → ``serviceType`` and ``output``), by name: the one reader of that document. Anything
+    unreadable yields nothing rather than an error: no resources when the document is not JSON
+    or has no ``auth`` object; no ids for an entry without an ``output`` object."""
     try:
         meta = json.loads(meta_config) if isinstance(meta_config, str) else meta_config
-        output = meta["auth"][resource_name]["output"]
-    except (ValueError, TypeError, KeyError):
+    except ValueError:
         return {}
-    if not isinstance(output, Mapping):
+    auth = meta.get("auth") if isinstance(meta, Mapping) else None
+    if not isinstance(auth, Mapping):
         return {}
-    return {ours: str(output[theirs]) for theirs, ours in AMPLIFY_META_OUTPUTS.items() if output.get(theirs)}
+    found: dict[str, AuthMeta] = {}
+    for name, entry in auth.items():
+        entry = entry if isinstance(entry, Mapping) else {}
+        output = entry.get("output")
+        output = output if isinstance(output, Mapping) else {}
+        ids = {
+            ours: str(output[theirs]) for theirs, ours in AMPLIFY_META_OUTPUTS.items() if output.get(theirs)
+        }
+        found[str(name)] = AuthMeta(str(name), ids, str(entry.get("serviceType") or ""))
+    return found
+
+
+def auth_outputs(meta_config: Any, resource_name: str) -> dict[str, str]:
+    """The ids of ``resource_name`` in an amplify-meta document (none when it is not there)."""
+    found = amplify_meta_auth(meta_config).get(resource_name)
+    return dict(found.outputs) if found is not None else {}

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import yaml
 
 from backendauth_operator import GROUP, KIND, PLURAL, VERSION, cognito, handoff
 from backendauth_operator.accounts import AccountDirectory, Role
-from backendauth_operator.amplify import AmplifyBackend
+from backendauth_operator.amplify import AmplifyBackend, amplify_meta_auth
 from backendauth_operator.aws import ClientFactory, Failure
 from backendauth_operator.cognito import AuthView, Cognito, PoolIds
 from backendauth_operator.handoff import CrossplaneOptions, Gen2Unsupported, Source, dns_name
@@ -99,11 +98,7 @@ def manifests(
 
 def _auth_resources(clients: ClientFactory, client: Any, app: str, env: str) -> list[str]:
     answer = clients.call(client, "get_backend", AppId=app, BackendEnvironmentName=env)
-    try:
-        meta = json.loads(answer.get("AmplifyMetaConfig") or "{}")
-        return list((meta.get("auth") or {}).keys())
-    except (ValueError, AttributeError):
-        return []
+    return list(amplify_meta_auth(answer.get("AmplifyMetaConfig")))
 
 
 def render(docs: list[dict[str, Any]], notes: list[str]) -> str:
