@@ -71,17 +71,30 @@ class AmplifyBackend:
         jobs = [Job.from_answer(item, "", app, env) for item in answer.get("Jobs") or []]
         return [job for job in jobs if not job.terminal]
 
+    def config(self, app: str, env: str, name: str) -> dict[str, Any] | Failure:
+        """GetBackendAuth: the auth resource's ``ResourceConfig`` (empty when AWS gives none),
+        or why not (``NotFound`` when there is no such resource)."""
+        answer = self._read("get_backend_auth", AppId=app, BackendEnvironmentName=env, ResourceName=name)
+        return answer if isinstance(answer, Failure) else dict(answer.get("ResourceConfig") or {})
+
     def resource(self, app: str, env: str, name: str) -> Resource | Failure:
         """GetBackendAuth: the auth resource's configuration, or none."""
-        answer = self._read("get_backend_auth", AppId=app, BackendEnvironmentName=env, ResourceName=name)
+        answer = self.config(app, env, name)
         if isinstance(answer, Failure):
             return Resource(None) if answer.reason == "NotFound" else answer
-        return Resource(answer.get("ResourceConfig") or None)
+        return Resource(answer or None)
+
+    def auth_resources(self, app: str, env: str) -> dict[str, AuthMeta] | Failure:
+        """GetBackend: the app/env's auth resources by name, from the amplify-meta document."""
+        answer = self._read("get_backend", AppId=app, BackendEnvironmentName=env)
+        return answer if isinstance(answer, Failure) else amplify_meta_auth(answer.get("AmplifyMetaConfig"))
 
     def outputs(self, app: str, env: str, name: str) -> dict[str, str] | Failure:
         """GetBackend: the ids apps need for ``name``, from the amplify-meta document."""
-        answer = self._read("get_backend", AppId=app, BackendEnvironmentName=env)
-        return answer if isinstance(answer, Failure) else auth_outputs(answer.get("AmplifyMetaConfig"), name)
+        found = self.auth_resources(app, env)
+        if isinstance(found, Failure):
+            return found
+        return dict(found[name].outputs) if name in found else {}
 
     def submit(
         self, operation: str, kwargs: Mapping[str, Any], before_send: BeforeSend = None, **job: Any

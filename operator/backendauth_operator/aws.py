@@ -43,13 +43,18 @@ STS_CONFIG = botocore.config.Config(
 OWN_ACCOUNT_RETRY_SECONDS = 60.0  # a failed GetCallerIdentity is not asked again sooner
 
 
-class AssumeRoleError(Exception):
-    """AssumeRole of a mapped role failed: :attr:`failure` says why, naming the role. Raised
-    from botocore's credential refresh, before the AmplifyBackend request is sent."""
+class FailureError(Exception):
+    """A :class:`Failure` raised where a caller stops at the first one (a command's reads):
+    :func:`classify` gives it back as it was."""
 
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.message)
         self.failure = failure
+
+
+class AssumeRoleError(FailureError):
+    """AssumeRole of a mapped role failed: :attr:`failure` says why, naming the role. Raised
+    from botocore's credential refresh, before the AmplifyBackend request is sent."""
 
 
 @dataclass
@@ -272,7 +277,7 @@ def classify(error: BaseException) -> Failure:
     Matches on HTTP status as well as on error code: the API reference and the botocore model
     name the 429 and 504 errors differently (LimitExceededException vs TooManyRequestsException).
     """
-    if isinstance(error, AssumeRoleError):
+    if isinstance(error, FailureError):
         return error.failure
     if isinstance(error, botocore.exceptions.ClientError):
         err = error.response.get("Error", {})
