@@ -17,9 +17,10 @@ import yaml
 from botocore.stub import Stubber
 
 from backendauth_operator import cli, handoff, handoff_mapping
-from backendauth_operator.accounts import Role
-from backendauth_operator.aws import ClientFactory, Failure
+from backendauth_operator.aws import ClientFactory
 from backendauth_operator.cognito import AuthView, Cognito, PoolIds, Pools
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.role import Role
 from backendauth_operator.handoff import CrossplaneOptions, Gen2Unsupported, Source
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """The one I/O face to AWS Amplify Backend: every call the operator makes, with typed answers.
 
 Each method returns what AWS said as a value (a :class:`~bookkeeping.Job`, a resource
-configuration, the auth outputs), or a :class:`~aws.Failure` that says what went wrong
+configuration, the auth outputs), or a :class:`~core.failure.Failure` that says what went wrong
 (throttled, unavailable, refused, ambiguous, a pending job, access denied). None raises for an
 AWS answer, so the caller records the result and lets the decision table choose.
 

@@ -26,7 +26,7 @@ import botocore.exceptions
 import botocore.session
 
 from backendauth_operator import metrics
-from backendauth_operator.core.failure import Failure as Failure  # re-exported: see core.failure
+from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.role import Role
 
 MUTATING_CONFIG = botocore.config.Config(

@@ -22,10 +22,12 @@ from urllib.parse import quote
 import yaml
 
 from backendauth_operator import GROUP, KIND, PLURAL, VERSION, cognito, handoff
-from backendauth_operator.accounts import AccountDirectory, Role
+from backendauth_operator.accounts import AccountDirectory
 from backendauth_operator.amplify import AmplifyBackend
-from backendauth_operator.aws import ClientFactory, Failure, FailureError
+from backendauth_operator.aws import ClientFactory, FailureError
 from backendauth_operator.cognito import AuthView, Cognito, PoolIds
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.role import Role
 from backendauth_operator.handoff import CrossplaneOptions, Gen2Unsupported, Source, dns_name
 from backendauth_operator.models import SECRET_FIELDS, InvalidSpecError, parse_spec, spec_key
 
