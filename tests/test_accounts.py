@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator.accounts import AccountDirectory, AccountMap, parse_account_map, resolve
 from backendauth_operator.amplify import AmplifyBackend, Resource
-from backendauth_operator.aws import ClientFactory, configure_pacing, pace_key, pacer
+from backendauth_operator.aws import CallCount, ClientFactory, Pacers, pace_key
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.role import OWNER_ACCOUNT, Role
 from backendauth_operator.reconcile import Snapshot
@@ -175,11 +175,12 @@ def test_an_unreadable_namespace_or_map_is_retried_not_guessed() -> None:
 
 
 def test_the_pace_is_kept_per_account_and_region() -> None:
-    configure_pacing(5.0)
-    assert pacer(pace_key(A, "eu-west-1")) is pacer(pace_key(A, "eu-west-1"))
-    assert pacer(pace_key(A, "eu-west-1")) is not pacer(pace_key(B, "eu-west-1"))
-    assert pacer(pace_key(A, "eu-west-1")) is not pacer(pace_key(A, "us-east-1"))
-    assert pacer("eu-west-1") is pacer(pace_key("", "eu-west-1"))  # the operator's own account
+    pacers = Pacers(5.0)
+    assert pacers.of(pace_key(A, "eu-west-1")) is pacers.of(pace_key(A, "eu-west-1"))
+    assert pacers.of(pace_key(A, "eu-west-1")) is not pacers.of(pace_key(B, "eu-west-1"))
+    assert pacers.of(pace_key(A, "eu-west-1")) is not pacers.of(pace_key(A, "us-east-1"))
+    assert pacers.of(pace_key("", "eu-west-1")).max_rps == 5.0
+    assert Pacers(2.5).of(pace_key(A, "eu-west-1")).max_rps == 2.5  # each process sets its own ceiling
 
 
 @pytest.fixture
@@ -188,7 +189,6 @@ def sim() -> Iterator[SimulatorThread]:
     thread.start()
     yield thread
     thread.stop()
-    configure_pacing(5.0)  # the default again, for whatever runs next in this process
 
 
 def test_one_session_per_account_refused_roles_named_and_the_own_account_asked_once(
@@ -197,8 +197,7 @@ def test_one_session_per_account_refused_roles_named_and_the_own_account_asked_o
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL_STS", raising=False)  # STS follows the endpoint given
-    configure_pacing(1000.0)
-    clients = ClientFactory(sim.url, region="eu-west-1")
+    clients = ClientFactory(sim.url, region="eu-west-1", pacers=Pacers(1000.0))
     assert clients.known_own_account() == ""
     assert clients.own_account() == "000000000000" and clients.own_account() == "000000000000"
     role_a, role_b = Role(ROLE_A, A), Role(f"arn:aws:iam::{B}:role/backendauth-operator", B)
@@ -207,9 +206,18 @@ def test_one_session_per_account_refused_roles_named_and_the_own_account_asked_o
         assert found == Resource(None)
     assert clients.reading("eu-west-1", role_a) is clients.reading("eu-west-1", role_a)
     assert clients.reading("eu-west-1", role_a) is not clients.reading("eu-west-1", role_b)
+    # A counting view (the resync loop's) counts its own calls; it shares the clients, the
+    # pacers and the own account with the factory, whose calls it does not count.
+    counted = CallCount()
+    view = clients.counting(counted)
+    assert view.reading("eu-west-1", role_a) is clients.reading("eu-west-1", role_a)
+    assert view.pacers is clients.pacers and view.known_own_account() == "000000000000"
+    assert AmplifyBackend(view, "eu-west-1", role_a, A).resource("app", "dev", "auth") == Resource(None)
+    AmplifyBackend(clients, "eu-west-1", role_a, A).resource("app", "dev", "auth")
+    assert counted() == 1
     summary = json.loads(urllib.request.urlopen(f"{sim.url}/_sim/calls", timeout=10).read())
     by_account = summary["byAccount"]
-    assert by_account[A]["byOperation"] == {"AssumeRole": 1, "GetBackendAuth": 2}  # one session, shared
+    assert by_account[A]["byOperation"] == {"AssumeRole": 1, "GetBackendAuth": 4}  # one session, shared
     assert by_account[B]["byOperation"] == {"AssumeRole": 1, "GetBackendAuth": 1}
     assert by_account["000000000000"]["byOperation"] == {"GetCallerIdentity": 1}
     # A refused AssumeRole: AccessDenied, naming the role and carrying STS's words; nothing sent.

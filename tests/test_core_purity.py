@@ -48,10 +48,13 @@ def test_the_probe_sees_an_io_library_when_one_is_loaded() -> None:
 
 def test_the_decisions_types_are_the_ones_the_edges_use() -> None:
     # One type each, not a copy: what the AWS edge classifies is what the decision reads.
+    import botocore.exceptions
+
     from backendauth_operator import accounts, aws
     from backendauth_operator.core.failure import Failure
-    from backendauth_operator.core.role import OWNER_ACCOUNT, Role
+    from backendauth_operator.core.role import Role
 
-    assert aws.Failure is Failure
-    assert accounts.Role is Role
-    assert accounts.OWNER_ACCOUNT is OWNER_ACCOUNT
+    failure = aws.classify(botocore.exceptions.NoCredentialsError())
+    assert type(failure) is Failure and failure.reason == "AccessDenied"
+    role = accounts.parse_role("ops/map", "111111111111", "arn:aws:iam::111111111111:role/operator")
+    assert type(role) is Role and role.account == "111111111111"

@@ -27,9 +27,10 @@ from botocore.model import Shape
 from botocore.stub import Stubber
 
 from backendauth_operator import handoff
-from backendauth_operator.accounts import Role
-from backendauth_operator.aws import ClientFactory, Failure
+from backendauth_operator.aws import ClientFactory
 from backendauth_operator.cognito import AuthView, Cognito, PoolIds
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.role import Role
 from backendauth_operator.handoff import CrossplaneOptions, Gen2Unsupported, Source
 from test_handoff_tables import CONFIG, check, schema_of, upstream_crds
 
@@ -470,6 +471,9 @@ class Unassumed:
 
     def reading(self, region: str, role: Role | None = None, service: str = "amplifybackend") -> Any:
         return self.clients.reading(region, None, service=service)
+
+    def call(self, client: Any, method: str, **kwargs: Any) -> dict[str, Any]:
+        return self.clients.call(client, method, **kwargs)
 
 
 def answered_with(

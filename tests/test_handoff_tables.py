@@ -17,9 +17,10 @@ import yaml
 from botocore.stub import Stubber
 
 from backendauth_operator import cli, handoff, handoff_mapping
-from backendauth_operator.accounts import Role
-from backendauth_operator.aws import ClientFactory, Failure
+from backendauth_operator.aws import ClientFactory
 from backendauth_operator.cognito import AuthView, Cognito, PoolIds, Pools
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.role import Role
 from backendauth_operator.handoff import CrossplaneOptions, Gen2Unsupported, Source
 
 REPO = Path(__file__).resolve().parent.parent
@@ -807,20 +808,17 @@ def test_the_schema_check_catches_an_unknown_field_and_a_wrong_type() -> None:
     ]
 
 
-def test_cognito_reads_are_paced_with_the_account_and_region(
-    aws_env: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cognito_reads_are_paced_with_the_account_and_region(aws_env: None) -> None:
     from backendauth_operator import aws
 
     keys: list[aws.PaceKey] = []
-    real = aws.pacer
 
-    def recording(key: aws.PaceKey | str) -> aws.Pacer:
-        keys.append(key if isinstance(key, aws.PaceKey) else aws.pace_key("", key))
-        return real(key)
+    class Recording(aws.Pacers):
+        def of(self, key: aws.PaceKey) -> aws.Pacer:
+            keys.append(key)
+            return super().of(key)
 
-    monkeypatch.setattr(aws, "pacer", recording)
-    clients = ClientFactory("http://127.0.0.1:9")
+    clients = ClientFactory("http://127.0.0.1:9", pacers=Recording())
     identity = clients.reading(REGION, ROLE, service="cognito-identity")
     with Stubber(identity) as stub:
         stub.add_response("describe_identity_pool", identity_pool_answer(), {"IdentityPoolId": IDENTITY})
@@ -853,14 +851,14 @@ def test_the_listed_iam_actions_are_exactly_the_calls_the_reads_make(monkeypatch
     from backendauth_operator import cognito, export
 
     made: set[str] = set()
-    real = cognito.call
+    real = ClientFactory.call
 
-    def recording(client: Any, method: str, **kwargs: Any) -> dict[str, Any]:
+    def recording(self: ClientFactory, client: Any, method: str, **kwargs: Any) -> dict[str, Any]:
         prefix = client.meta.service_model.signing_name
         made.add(f"{prefix}:{client.meta.method_to_api_mapping[method]}")
-        return real(client, method, **kwargs)
+        return real(self, client, method, **kwargs)
 
-    monkeypatch.setattr(cognito, "call", recording)
+    monkeypatch.setattr(ClientFactory, "call", recording)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_ACCESS_KEY_ID", "testing")
         patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -493,3 +493,23 @@ def test_amplify_meta_outputs_become_the_status_outputs() -> None:
     }  # fmt: skip
     assert AuthOutputs.model_validate(outputs).model_dump(by_alias=True) == outputs
     assert auth_outputs("not json", "shopauth") == {} and auth_outputs(meta, "other") == {}
+
+
+def test_one_reader_of_amplify_meta_lists_the_auth_resources_with_their_ids_and_kind() -> None:
+    from backendauth_operator.amplify import AuthMeta, amplify_meta_auth
+
+    meta = {
+        "auth": {
+            "shopauth": {"serviceType": "managed", "output": {"UserPoolId": "eu-west-1_abc"}},
+            "imported": {"serviceType": "imported", "output": {"UserPoolId": "pool2", "AppClientID": "n"}},
+            "broken": "not an object",
+        },
+        "api": {"shopapi": {"output": {}}},
+    }  # fmt: skip
+    assert amplify_meta_auth(json.dumps(meta)) == {
+        "shopauth": AuthMeta("shopauth", {"userPoolId": "eu-west-1_abc"}, "managed"),
+        "imported": AuthMeta("imported", {"userPoolId": "pool2", "appClientId": "n"}, "imported"),
+        "broken": AuthMeta("broken", {}, ""),
+    }
+    for unreadable in (None, "", "not json", "[]", "null", json.dumps({"auth": ["shopauth"]})):
+        assert amplify_meta_auth(unreadable) == {}, unreadable

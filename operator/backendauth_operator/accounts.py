@@ -28,9 +28,7 @@ from urllib.parse import quote
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator.core.role import DEFAULT_SESSION_NAME
-from backendauth_operator.core.role import OWNER_ACCOUNT as OWNER_ACCOUNT  # re-exported: see core.role
-from backendauth_operator.core.role import Role as Role  # re-exported: see core.role
+from backendauth_operator.core.role import DEFAULT_SESSION_NAME, OWNER_ACCOUNT, Role
 from backendauth_operator.kube import request
 
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")

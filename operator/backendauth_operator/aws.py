@@ -11,6 +11,7 @@ change it (botocore 1.44 switched the default mode from legacy to standard):
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
@@ -25,7 +26,7 @@ import botocore.exceptions
 import botocore.session
 
 from backendauth_operator import metrics
-from backendauth_operator.core.failure import Failure as Failure  # re-exported: see core.failure
+from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.role import Role
 
 MUTATING_CONFIG = botocore.config.Config(
@@ -42,13 +43,28 @@ STS_CONFIG = botocore.config.Config(
 OWN_ACCOUNT_RETRY_SECONDS = 60.0  # a failed GetCallerIdentity is not asked again sooner
 
 
-class AssumeRoleError(Exception):
-    """AssumeRole of a mapped role failed: :attr:`failure` says why, naming the role. Raised
-    from botocore's credential refresh, before the AmplifyBackend request is sent."""
+class FailureError(Exception):
+    """A :class:`Failure` raised where a caller stops at the first one (a command's reads):
+    :func:`classify` gives it back as it was."""
 
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.message)
         self.failure = failure
+
+
+class AssumeRoleError(FailureError):
+    """AssumeRole of a mapped role failed: :attr:`failure` says why, naming the role. Raised
+    from botocore's credential refresh, before the AmplifyBackend request is sent."""
+
+
+@dataclass
+class _OwnAccount:
+    """The operator's own account and the STS client that asks it: shared by a factory and
+    its counting views."""
+
+    sts: Any = None
+    account: str | None = None
+    failed_at: float = -OWN_ACCOUNT_RETRY_SECONDS
 
 
 class ClientFactory:
@@ -65,8 +81,11 @@ class ClientFactory:
     """
 
     def __init__(
-        self, endpoint_url: str | None, max_connections: int = 10, region: str | None = None
-    ) -> None:
+        self, endpoint_url: str | None, max_connections: int = 10, region: str | None = None,
+        pacers: Pacers | None = None,
+    ) -> None:  # fmt: skip
+        self.pacers = pacers if pacers is not None else Pacers()
+        self.calls: CallCount | None = None  # counted here too when set (see counting)
         self._endpoint_url = endpoint_url
         # One kept connection per thread that may call at once: a full pool discards the extra
         # connection (with a warning), and the next call opens a new one, TLS handshake included.
@@ -75,11 +94,47 @@ class ClientFactory:
         self._region = region or "us-east-1"
         self._clients: dict[tuple[str, str, bool, str], Any] = {}
         self._sessions: dict[str, tuple[Role, boto3.session.Session]] = {}
-        self._sts: Any = None
-        self._own: str | None = None
-        self._own_failed_at = -OWN_ACCOUNT_RETRY_SECONDS
+        self._own = _OwnAccount()
         self._lock = threading.RLock()
         self._asking = threading.Lock()  # held while the operator's own account is asked
+
+    def counting(self, calls: CallCount) -> ClientFactory:
+        """This factory (the same clients, sessions and pacers) with every call made through
+        it also counted in ``calls``."""
+        view = copy.copy(self)
+        view.calls = calls
+        return view
+
+    def call(
+        self, client: Any, method: str, before_send: Callable[[], None] | None = None,
+        key: PaceKey | None = None, **kwargs: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Make one call with ``client`` (one of this factory's), paced per account and region
+        (``key``; default: the client's region in the operator's own account), and count it by
+        operation, outcome and account. ``before_send`` runs after the pacing wait, just before
+        the request: it may raise to stop it."""
+        operation = client.meta.method_to_api_mapping.get(method, method)
+        key = key or pace_key("", str(client.meta.region_name))
+        pace = self.pacers.of(key)
+        pace.wait()
+        if self.calls is not None:
+            self.calls.count += 1
+        if before_send is not None:
+            before_send()
+        try:
+            answer: dict[str, Any] = getattr(client, method)(**kwargs)
+        except Exception as error:
+            try:
+                outcome = classify(error).reason
+            except Exception:
+                outcome = type(error).__name__
+            if outcome == "Throttled":
+                pace.throttled()
+            metrics.record_aws_call(operation, outcome, key.account)
+            raise
+        pace.succeeded()
+        metrics.record_aws_call(operation, "ok", key.account)
+        return answer
 
     def mutating(self, region: str, role: Role | None = None) -> Any:
         """A client whose calls are attempted exactly once."""
@@ -122,12 +177,12 @@ class ClientFactory:
 
     def _sts_client(self) -> Any:
         with self._lock:
-            if self._sts is None:
+            if self._own.sts is None:
                 endpoint = None if os.environ.get("AWS_ENDPOINT_URL_STS") else self._endpoint_url
-                self._sts = self._session.client(
+                self._own.sts = self._session.client(
                     "sts", region_name=self._region, endpoint_url=endpoint, config=STS_CONFIG
                 )
-            return self._sts
+            return self._own.sts
 
     def _assumed(self, role: Role) -> boto3.session.Session:
         """The session of ``role``'s account (a new one, and new clients, when its role changed)."""
@@ -173,16 +228,16 @@ class ClientFactory:
     def known_own_account(self) -> str:
         """The operator's own account if it was asked already (no call); else empty."""
         with self._lock:
-            return self._own or ""
+            return self._own.account or ""
 
     def own_account(self) -> str:
         """The account of the operator's own credentials (sts:GetCallerIdentity, asked once);
         empty when it cannot be had (asked again a minute later)."""
         with self._asking:  # one question at a time: the steps that wait for it share its answer
             with self._lock:
-                if self._own is not None:
-                    return self._own
-                if time.monotonic() - self._own_failed_at < OWN_ACCOUNT_RETRY_SECONDS:
+                if self._own.account is not None:
+                    return self._own.account
+                if time.monotonic() - self._own.failed_at < OWN_ACCOUNT_RETRY_SECONDS:
                     return ""
             try:
                 account = str(self._sts_client().get_caller_identity().get("Account") or "")
@@ -190,9 +245,9 @@ class ClientFactory:
                 account = ""
             with self._lock:
                 if account:
-                    self._own = account
+                    self._own.account = account
                 else:
-                    self._own_failed_at = time.monotonic()
+                    self._own.failed_at = time.monotonic()
             return account
 
 
@@ -222,7 +277,7 @@ def classify(error: BaseException) -> Failure:
     Matches on HTTP status as well as on error code: the API reference and the botocore model
     name the 429 and 504 errors differently (LimitExceededException vs TooManyRequestsException).
     """
-    if isinstance(error, AssumeRoleError):
+    if isinstance(error, FailureError):
         return error.failure
     if isinstance(error, botocore.exceptions.ClientError):
         err = error.response.get("Error", {})
@@ -320,70 +375,36 @@ class PaceKey:
 
 def pace_key(account: str, region: str) -> PaceKey:
     """The key of the pace (and of anything else kept per account and region). The one
-    definition: :func:`call` and the resync budget (``watched.py``) both key by it."""
+    definition: :meth:`ClientFactory.call` and the resync budget (``watched.py``) both key by it."""
     return PaceKey(account, region)
 
 
-_pacers: dict[PaceKey, Pacer] = {}
-_pacers_lock = threading.Lock()
-_max_rps = 5.0
-_calls = threading.local()
+class Pacers:
+    """The pacers of one process, one per :class:`PaceKey`, each with the ceiling ``max_rps``
+    (``BACKENDAUTH_AWS_MAX_RPS``). Created by whoever runs the operator or a command, and handed
+    to its :class:`ClientFactory`: every call made through that factory is paced by it, and the
+    resync loop reads the same pacers for its budget. Thread-safe."""
+
+    def __init__(self, max_rps: float = 5.0) -> None:
+        self.max_rps = max_rps
+        self._pacers: dict[PaceKey, Pacer] = {}
+        self._lock = threading.Lock()
+
+    def of(self, key: PaceKey) -> Pacer:
+        """The one pacer of ``key``, shared by every call there."""
+        with self._lock:
+            if key not in self._pacers:
+                self._pacers[key] = Pacer(self.max_rps)
+            return self._pacers[key]
 
 
-def calls_on_this_thread() -> int:
-    """How many AmplifyBackend calls this thread has made (the resync loop charges its budget
-    with the calls each resync made)."""
-    return int(getattr(_calls, "count", 0))
+class CallCount:
+    """A count of the AWS calls made through the :class:`ClientFactory` it is given to (see
+    :meth:`ClientFactory.counting`): the resync loop charges its budget with the calls each
+    resync made. Read and bumped by the one thread that uses that factory."""
 
+    def __init__(self) -> None:
+        self.count = 0
 
-def configure_pacing(max_rps: float) -> None:
-    """Set the ceiling of every account and region's pace (``BACKENDAUTH_AWS_MAX_RPS``)."""
-    global _max_rps
-    with _pacers_lock:
-        _max_rps = max_rps
-        _pacers.clear()
-
-
-def pacer(key: PaceKey | str) -> Pacer:
-    """The one pacer of ``key`` (a region alone: the operator's own account there), shared by
-    every call there."""
-    if isinstance(key, str):
-        key = pace_key("", key)
-    with _pacers_lock:
-        if key not in _pacers:
-            _pacers[key] = Pacer(_max_rps)
-        return _pacers[key]
-
-
-def call(
-    client: Any,
-    method: str,
-    before_send: Callable[[], None] | None = None,
-    key: PaceKey | None = None,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    """Make one AmplifyBackend call, paced per account and region (``key``; default: the
-    client's region in the operator's own account), and count it by operation, outcome and
-    account. ``before_send`` runs after the pacing wait, just before the request: it may raise
-    to stop it."""
-    operation = client.meta.method_to_api_mapping.get(method, method)
-    key = key or pace_key("", str(client.meta.region_name))
-    pace = pacer(key)
-    pace.wait()
-    _calls.count = calls_on_this_thread() + 1
-    if before_send is not None:
-        before_send()
-    try:
-        answer: dict[str, Any] = getattr(client, method)(**kwargs)
-    except Exception as error:
-        try:
-            outcome = classify(error).reason
-        except Exception:
-            outcome = type(error).__name__
-        if outcome == "Throttled":
-            pace.throttled()
-        metrics.record_aws_call(operation, outcome, key.account)
-        raise
-    pace.succeeded()
-    metrics.record_aws_call(operation, "ok", key.account)
-    return answer
+    def __call__(self) -> int:
+        return self.count

@@ -148,15 +148,17 @@ def _export_handoff(args: argparse.Namespace, settings: Any) -> int:
     from pathlib import Path
 
     from backendauth_operator import export
-    from backendauth_operator.aws import ClientFactory, classify, configure_pacing
+    from backendauth_operator.aws import ClientFactory, Pacers, classify
     from backendauth_operator.handoff import CrossplaneOptions
 
-    configure_pacing(settings.aws_max_rps)
     selection = export.Selection(
         app=args.app, env=args.env, resource=args.resource, region=args.region, namespace=args.namespace,
         from_cluster=args.from_cluster or args.from_namespace is not None, from_namespace=args.from_namespace,
     )  # fmt: skip
-    clients = ClientFactory(settings.aws_endpoint_url, region=args.region or settings.default_region)
+    clients = ClientFactory(
+        settings.aws_endpoint_url, region=args.region or settings.default_region,
+        pacers=Pacers(settings.aws_max_rps),
+    )  # fmt: skip
     try:
         if selection.from_cluster:
             found, problems = _found_in_cluster(selection, settings)

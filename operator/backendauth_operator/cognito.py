@@ -14,7 +14,7 @@ value; what AWS returns as a secret (an app client's ``ClientSecret``, a provide
 ``client_secret`` or Apple ``private_key``) is dropped here, as it arrives: only the fact that
 there was one is kept, so no secret value leaves this module.
 
-A failure is a :class:`~aws.Failure` whose message, one line, names the action that failed and
+A failure is a :class:`~core.failure.Failure` whose message, one line, names the action that failed and
 the role it was made with (``cognito-idp:DescribeUserPool refused for role arn:aws:iam::...``).
 Cognito answers ResourceNotFoundException and NotAuthorizedException with HTTP 400: they are
 NotFound and AccessDenied here. An operation the endpoint does not have (UnknownOperationException,
@@ -30,8 +30,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from backendauth_operator.accounts import Role
-from backendauth_operator.aws import ClientFactory, Failure, call, classify, pace_key
+from backendauth_operator.aws import ClientFactory, classify, pace_key
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.role import Role
 
 IDP = "cognito-idp"
 IDENTITY = "cognito-identity"
@@ -269,7 +270,7 @@ class AuthView:
 class Cognito:
     """The Cognito reads of one region of one account: ``account`` (empty: the operator's own,
     not known) under ``role`` (None: the operator's own credentials). Each method returns the
-    value, or a :class:`~aws.Failure` naming the action and the role."""
+    value, or a :class:`~core.failure.Failure` naming the action and the role."""
 
     def __init__(
         self, clients: ClientFactory, region: str, role: Role | None = None, account: str = ""
@@ -285,7 +286,7 @@ class Cognito:
         client: Any = None
         try:
             client = self.clients.reading(self.region, self.role, service=service)
-            return call(client, method, key=self.key, **kwargs)
+            return self.clients.call(client, method, key=self.key, **kwargs)
         except Exception as error:
             failure = classify(error)
             code, http = _error_code(error)

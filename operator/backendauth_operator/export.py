@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,10 +22,12 @@ from urllib.parse import quote
 import yaml
 
 from backendauth_operator import GROUP, KIND, PLURAL, VERSION, cognito, handoff
-from backendauth_operator.accounts import AccountDirectory, Role
+from backendauth_operator.accounts import AccountDirectory
 from backendauth_operator.amplify import AmplifyBackend
-from backendauth_operator.aws import ClientFactory, Failure, call
+from backendauth_operator.aws import ClientFactory, FailureError
 from backendauth_operator.cognito import AuthView, Cognito, PoolIds
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.role import Role
 from backendauth_operator.handoff import CrossplaneOptions, Gen2Unsupported, Source, dns_name
 from backendauth_operator.models import SECRET_FIELDS, InvalidSpecError, parse_spec, spec_key
 
@@ -67,11 +68,13 @@ def manifests(
     namespace: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The manifests, and notes for the user (Secrets to create, rules the spec breaks)."""
-    client = clients.reading(region)
-    names = [resource] if resource else sorted(_auth_resources(client, app, env))
+    backend = AmplifyBackend(clients, region)
+    names = [resource] if resource else sorted(_auth_resources(backend, app, env))
     out, notes = [], []
     for name in names:
-        answer = call(client, "get_backend_auth", AppId=app, BackendEnvironmentName=env, ResourceName=name)
+        config = backend.config(app, env, name)
+        if isinstance(config, Failure):
+            raise FailureError(config)
         secrets: list[str] = []
         spec: dict[str, Any] = {
             "appId": app,
@@ -79,7 +82,7 @@ def manifests(
             "resourceName": name,
             "region": region,
             "adoptionPolicy": "AdoptOrCreate",
-            "resourceConfig": to_spec_config(answer.get("ResourceConfig") or {}, name, secrets),
+            "resourceConfig": to_spec_config(config, name, secrets),
         }
         metadata: dict[str, Any] = {"name": _dns_name(name)}
         if namespace:
@@ -95,13 +98,12 @@ def manifests(
     return out, notes
 
 
-def _auth_resources(client: Any, app: str, env: str) -> list[str]:
-    answer = call(client, "get_backend", AppId=app, BackendEnvironmentName=env)
-    try:
-        meta = json.loads(answer.get("AmplifyMetaConfig") or "{}")
-        return list((meta.get("auth") or {}).keys())
-    except (ValueError, AttributeError):
-        return []
+def _auth_resources(backend: AmplifyBackend, app: str, env: str) -> list[str]:
+    """The names of the app/env's auth resources; :class:`~aws.FailureError` when AWS cannot say."""
+    found = backend.auth_resources(app, env)
+    if isinstance(found, Failure):
+        raise FailureError(found)
+    return list(found)
 
 
 def render(docs: list[dict[str, Any]], notes: list[str]) -> str:
@@ -225,8 +227,7 @@ def from_app(clients: ClientFactory, selection: Selection, region: str) -> tuple
     if selection.resource:
         names = [selection.resource]
     else:
-        client = clients.reading(region)
-        names = sorted(_auth_resources(client, app, env))
+        names = sorted(_auth_resources(AmplifyBackend(clients, region), app, env))
     if not names:
         return [], [f"no auth resource in {app}/{env}"]
     return [Found(Source(app, env, name), region) for name in names], []

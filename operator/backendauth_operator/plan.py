@@ -30,9 +30,10 @@ import yaml
 
 from backendauth_operator import GROUP, KIND
 from backendauth_operator.amplify import AmplifyBackend
-from backendauth_operator.aws import ClientFactory, Failure
+from backendauth_operator.aws import ClientFactory
 from backendauth_operator.bookkeeping import COMPLETED, CREATE, CREATED, PAUSED, Job
 from backendauth_operator.config import Settings
+from backendauth_operator.core.failure import Failure
 from backendauth_operator.models import SECRET_BOTO_KEYS, spec_path
 from backendauth_operator.reading import NO_REGION, read
 from backendauth_operator.reconcile import Observation, Settle, Snapshot, Submit, decide

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
 from collections.abc import Collection, Mapping
@@ -13,7 +14,7 @@ import kopf
 
 from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics, reachability
 from backendauth_operator.accounts import AccountDirectory, map_watch, namespace_watch
-from backendauth_operator.aws import ClientFactory, calls_on_this_thread, configure_pacing, pace_key, pacer
+from backendauth_operator.aws import CallCount, ClientFactory, Pacers, pace_key
 from backendauth_operator.config import ConfigError, Settings, load_settings, operator_identity
 from backendauth_operator.handlers import (
     OperatorContext,
@@ -124,7 +125,7 @@ def build_context(operator_settings: Settings, identity: str = "") -> OperatorCo
     poller.acting = gate.acting
     clients = ClientFactory(
         operator_settings.aws_endpoint_url, max_connections=HANDLER_THREADS,
-        region=operator_settings.default_region,
+        region=operator_settings.default_region, pacers=Pacers(operator_settings.aws_max_rps),
     )  # fmt: skip
     return OperatorContext(
         settings=operator_settings,
@@ -209,18 +210,21 @@ def run(args: argparse.Namespace) -> int:
                 logger.info(f"Metrics served on :{operator_settings.metrics_port}/metrics")
 
     register(watch_namespaces=not namespaces)
-    configure_pacing(operator_settings.aws_max_rps)
     memo = kopf.Memo(ctx=context)
     if operator_settings.resync_seconds > 0:
+        # The resyncs' calls are counted (each resync is charged the calls it made): they go
+        # through a counting view of the clients, the same clients and pacers otherwise.
+        counted = CallCount()
+        resyncing = dataclasses.replace(context, clients=context.clients.counting(counted))
         resyncer = Resyncer(
-            context.watched, operator_settings.resync_seconds, lambda entry: resync(context, entry),
+            context.watched, operator_settings.resync_seconds, lambda entry: resync(resyncing, entry),
             acting=context.gate.acting, share=operator_settings.resync_max_share,
             # The budget is kept per pacer: the same key every call of the entry is paced by.
             key_of=lambda entry: pace_key(
                 context.accounts.known_account(entry.namespace) if context.accounts else "",
                 entry.region or operator_settings.default_region or "",
             ),
-            pacer_of=pacer, calls=calls_on_this_thread,
+            pacer_of=context.clients.pacers.of, calls=counted,
         )  # fmt: skip
 
         @kopf.on.startup()
