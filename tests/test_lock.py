@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 import tomllib
 import zipfile
 from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from operator_wheel import build_operator_wheel
+from tools.built import venv_tool
 
 REPO = Path(__file__).resolve().parent.parent
 INDEX = "https://pypi.org/simple"
@@ -49,14 +46,7 @@ def normalized(name: str) -> str:
 
 def uv_binary() -> str:
     """uv beside this venv's Python, else on PATH; skip or, under CI, fail."""
-    beside = Path(sys.executable).with_name("uv")
-    found = str(beside) if os.access(beside, os.X_OK) else shutil.which("uv")
-    if found is None:
-        reason = "uv is not installed (python3 -m pip install uv)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; it is required under CI=true")
-        pytest.skip(reason)
-    return found
+    return venv_tool("uv", "python3 -m pip install uv")
 
 
 def uv(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,19 @@ import pytest
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
+
+
+def venv_tool(name: str, install_hint: str) -> str:
+    """``name`` beside this venv's Python (a wheel of the dev groups), else on PATH. Without it the
+    test is skipped with ``install_hint``, except under ``CI=true``, where it fails."""
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if os.access(beside, os.X_OK) else shutil.which(name)
+    if found is None:
+        reason = f"{name} is not installed ({install_hint})"
+        if in_ci():
+            pytest.fail(f"{reason}; it is required under CI=true")
+        pytest.skip(reason)
+    return found
 
 
 def go_available() -> bool:
