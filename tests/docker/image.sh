@@ -27,6 +27,7 @@ read -r host pid < <(bash "$here/engine.sh" start | tail -1)
 [[ -n ${pid:-} ]] || die "engine.sh start printed no engine"
 trap 'bash "$here/engine.sh" stop "$pid"' EXIT
 export DOCKER_HOST=$host
+docker_client # Debian's client, now that engine.sh may have installed it
 
 base=$(bash "$here/base.sh" | tail -1)
 [[ -n $base ]] || die "base.sh printed no base image"

@@ -19,11 +19,22 @@ docker_cache() {
 
 # Debian's docker client (docker.io), which goes with Debian's dockerd: it builds with the
 # BuildKit built into the engine (DOCKER_BUILDKIT=1), where a newer client elsewhere on PATH
-# may insist on a buildx plugin. $DOCKER overrides.
-if [[ -z ${DOCKER:-} ]]; then
-  if [[ -x /usr/bin/docker ]]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
-fi
-export DOCKER DOCKER_BUILDKIT=1
+# (Docker 28's, say) insists on a buildx plugin. $DOCKER overrides. A script calls
+# docker_client again once engine.sh has started an engine: on a fresh machine engine.sh has
+# only just installed docker.io, and /usr/bin/docker was not there when this file was sourced.
+DOCKER_GIVEN=${DOCKER:-}
+docker_client() {
+  if [[ -n $DOCKER_GIVEN ]]; then
+    DOCKER=$DOCKER_GIVEN
+  elif [[ -x /usr/bin/docker ]]; then
+    DOCKER=/usr/bin/docker
+  else
+    DOCKER=docker
+  fi
+  export DOCKER
+}
+docker_client
+export DOCKER_BUILDKIT=1
 
 # apt-get install, non-interactively, updating the package lists once if the package is unknown.
 apt_install() {
