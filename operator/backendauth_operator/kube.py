@@ -14,7 +14,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote
@@ -64,6 +67,7 @@ class KubeClient:
             kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        throttle_refresh(configuration)
         return cls(kubernetes.client.ApiClient(configuration))
 
     def drop_connections(self) -> None:
@@ -156,6 +160,39 @@ class KubeClient:
                 ) from None
             raise
         return _secret_value(secret, ref, where, max_length)
+
+
+REFRESH_SECONDS = 1.0
+
+
+def throttle_refresh(
+    configuration: Any, seconds: float = REFRESH_SECONDS, clock: Callable[[], float] = time.monotonic
+) -> None:
+    """Let the credentials hook of ``configuration`` run at most once every ``seconds``.
+
+    The kubernetes client calls the hook its config loader installs before every request, and
+    that hook sets the whole configuration again (host, TLS files, token), scanning the
+    environment for proxies each time: about a tenth of what a request costs the operator's
+    CPU. The token it would pick up changes far less often (the in-cluster loader re-reads the
+    token file once a minute; a kubeconfig's expiring credentials live for minutes), so a
+    request may use credentials at most ``seconds`` old."""
+    hook = configuration.refresh_api_key_hook
+    if hook is None:
+        return
+    lock = threading.Lock()
+    last = [-math.inf]
+
+    def refresh(config: Any) -> None:
+        now = clock()
+        with lock:
+            if now - last[0] < seconds:
+                return
+            last[0] = now
+        hook(config)
+        # The loader's hook installs itself again each time it runs: keep this one in front.
+        config.refresh_api_key_hook = refresh
+
+    configuration.refresh_api_key_hook = refresh
 
 
 def _secret_value(secret: Mapping[str, Any], ref: SecretKeyRef, where: str, max_length: int) -> str:
