@@ -33,6 +33,7 @@ from backendauth_operator.models import (
 )
 from backendauth_operator.reconcile import (
     Accepted,
+    Finish,
     NotSent,
     Rejected,
     Settle,
@@ -204,7 +205,9 @@ class StepEffects(LiveEffects):
         super().__init__(clients, kube, leases, logger, gate)
         self.obj, self.watched = obj, watched
 
-    def write(self, s: Snapshot, outcome: Settle | Wait, outputs: dict[str, str] | Failure | None) -> Written:
+    def write(
+        self, s: Snapshot, outcome: Settle | Wait | Finish, outputs: dict[str, str] | Failure | None
+    ) -> Written:
         if s.observed is not None:
             # When AWS was last read: the resync loop's schedule, the metrics and this line; never
             # the status (a timestamp there would be a write, and a watch event, per read).

@@ -6,7 +6,7 @@ A step reads the BackendAuth once into a :class:`~reconcile.Snapshot` (:func:`re
 (:class:`effects.StepEffects`: AWS through :mod:`amplify`, the Lease, the Secrets), each result
 coming back as a field of the next snapshot, until the plan settles. Carrying the outcome out is
 part of the same loop, under the object's lock: the turn given back, the auth outputs read, the
-conditional writes of :mod:`writer`, a fenced release. Deletion is the same path with Kopf's patch.
+conditional writes of :mod:`writer`, a fenced release. Deletion is the same path.
 
 What runs a step:
 
@@ -21,8 +21,12 @@ What runs a step:
   Stalled, Paused) are not polled and cost no AWS call;
 * the resync loop and Secret changes (see ``watched.py``).
 
-Deletion is Kopf's ``on.delete``, only with ``deletionPolicy: Delete``: it must hold the
-finalizer until AWS's delete job has ended.
+Deletion is a step like any other. With ``deletionPolicy: Delete``, our finalizer goes on in
+the step's own conditional write (with the pending marker, before anything is created in AWS);
+when the object is deleted, the watch event that first shows it being deleted asks for a step,
+which deletes in AWS, and the poller steps it until AWS's delete job has ended; then a
+conditional patch takes the finalizer off. A Retained object carries no finalizer and goes at
+once; the step of its DELETED event gives back a turn it may hold, and says what was left.
 
 With leader election, only the leader steps (the gate): a standby keeps every object it is
 asked about in the poller, which holds them until this process leads. Whether this process
@@ -52,14 +56,12 @@ from backendauth_operator.aws import ClientFactory
 from backendauth_operator.config import Settings
 from backendauth_operator.effects import LiveEffects, StepEffects
 from backendauth_operator.executor import execute
-from backendauth_operator.kopf_private import Waiting
 from backendauth_operator.kube import KubeClient
 from backendauth_operator.leader import Gate, SoleOperator
 from backendauth_operator.leases import Leases
 from backendauth_operator.reading import read
 from backendauth_operator.reconcile import (
     Finish,
-    Note,
     ReadAgain,
     Settle,
     Snapshot,
@@ -69,7 +71,7 @@ from backendauth_operator.reconcile import (
     left_waiting,
 )
 from backendauth_operator.watched import Poller, Watched
-from backendauth_operator.writer import Written, post_note, write_deletion
+from backendauth_operator.writer import Written
 
 
 class ObjectLocks:
@@ -105,6 +107,7 @@ class OperatorContext:
     watched: Watched = field(default_factory=Watched)
     gate: Gate = field(default_factory=SoleOperator)  # whether this process acts (leader election)
     accounts: AccountDirectory | None = None  # the namespaces' accounts and the account map
+    deletions: set[str] = field(default_factory=set)  # uids whose deletion an event has shown
 
     def effects(self, logger: Any) -> LiveEffects:
         return LiveEffects(self.clients, self.kube, self.leases, logger, self.gate)
@@ -126,7 +129,7 @@ class Stepped:
     """How a step ended: its last snapshot, its outcome, and what its writes came to."""
 
     snapshot: Snapshot
-    outcome: Settle | Wait | ReadAgain
+    outcome: Settle | Wait | ReadAgain | Finish
     written: Written = field(default_factory=Written)
 
     @property
@@ -151,7 +154,7 @@ def step(
     from_event: bool = False,
 ) -> None:
     """Run one step for the object as the API server has it now, read under the object's lock
-    (nothing if it is gone or going); if it is left waiting, the poller steps it again. A
+    (nothing if it is gone); if it is left waiting, the poller steps it again. A
     ``reconcile-requested-at`` not yet handled is handled by whichever step sees it.
 
     ``from_event``: nothing either if the object no longer asks for a step (the event that
@@ -169,8 +172,6 @@ def step(
             if error.status == 404:
                 return
             raise
-        if obj.get("metadata", {}).get("deletionTimestamp"):
-            return
         if from_event and not asks_for_step(obj):
             return
         done = run_step(ctx, obj, logger, look=look, check_secrets=check_secrets, cause=cause)
@@ -201,7 +202,6 @@ def run_step(
     )
     s = replace(s, leading=ctx.gate.acting(), carry_out=True)
     s, outcome = execute(s, ctx.step_effects(obj, logger))
-    assert isinstance(outcome, Settle | Wait | ReadAgain)
     return Stepped(s, outcome, Written(wrote=s.wrote, conflicted=s.stale))
 
 
@@ -216,8 +216,12 @@ def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) ->
     ctx: OperatorContext = memo.ctx
     ctx.watched.update(body)
     meta = body.get("metadata", {})
-    shown = ctx.watched.has_shown(str(meta.get("uid")), meta.get("generation"))
-    asks = attention(body, type, acting=ctx.gate.acting(), shown=shown)
+    uid = str(meta.get("uid"))
+    shown = ctx.watched.has_shown(uid, meta.get("generation"))
+    deleting = bool(meta.get("deletionTimestamp"))
+    asks = attention(body, type, acting=ctx.gate.acting(), shown=shown, deletion_seen=uid in ctx.deletions)
+    if deleting and asks.handle:
+        ctx.deletions.add(uid)
     if asks.poll:
         ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
     return asks.handle
@@ -229,7 +233,8 @@ async def on_event(
 ) -> None:  # fmt: skip
     """What a watch event asks for: a new BackendAuth or a changed spec is stepped; a reconcile
     request observes AWS now and is echoed in ``status.lastHandledReconcileAt``; paused or
-    unpaused, one step (no AWS call while paused); a deleted BackendAuth is forgotten.
+    unpaused, one step (no AWS call while paused); a deletion our finalizer holds, one step
+    (the poller takes it from there); a deleted BackendAuth is forgotten.
 
     The handler only schedules: the poller runs the step on a handler thread as soon as one
     of its slots is free, and the step reads the object to see what is asked. Being a
@@ -244,55 +249,21 @@ async def on_event(
     ctx.poller.schedule(ns, n, delay=0, from_event=True)
 
 
-def deletes_in_aws(memo: Any, spec: kopf.Spec, **_: Any) -> bool:
-    """The delete handler's filter: the object's deletion policy (or the default) is Delete."""
-    ctx: OperatorContext = memo.ctx
-    return (spec.get("deletionPolicy") or ctx.settings.default_deletion_policy) == "Delete"
-
-
-def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-    """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
-    resource and waits for AWS's delete job before Kubernetes lets the object go."""
-    ctx: OperatorContext = memo.ctx
-    target = ctx.target(str(body.get("metadata", {}).get("namespace")))
-    s = read(body, ctx.settings, time.time(), target=target)
-    s, outcome = execute(
-        replace(s, leading=ctx.gate.acting(), carry_out=True), ctx.step_effects(body, logger)
-    )
-    assert isinstance(outcome, Finish)
-    write_deletion(patch, body, s, outcome, logger)
-    delay = max(ctx.settings.job_poll_seconds, outcome.not_before)
-    if outcome.outcome == "wait":
-        raise Waiting(outcome.message, delay=delay)
-    if outcome.outcome == "retry":
-        metrics.record_retry(str(outcome.retry_reason), s.account)
-        raise kopf.TemporaryError(outcome.message, delay=delay)
-    if outcome.outcome == "give_up":
-        raise kopf.PermanentError(outcome.message)
-
-
 def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name: str, logger: Any) -> None:
-    """A deleted BackendAuth: give back a turn it may still hold (an object without a finalizer
-    goes at once, even mid-job), and drop its lock, registry entry and metrics. Under the
-    object's lock, so a step that is writing its outcome finishes first."""
+    """A deleted BackendAuth: its last step (only while this process acts: a standby holds no
+    turn, and one operator speaks) gives back a turn it may still hold (an object without our
+    finalizer goes at once, even mid-job) and says what was left in AWS; then its lock,
+    registry entry and metrics go. Under the object's lock, so a step that is writing its
+    outcome finishes first."""
     key = f"{namespace}/{name}"
     with ctx.locks.hold(key):
-        s = read(body, ctx.settings, time.time(), target=ctx.target(namespace))
-        if ctx.gate.acting():  # a standby holds no turn
-            ctx.effects(logger).give_back(s)
-        if s.deletion_policy != "Delete":
-            where = f"{s.app}/{s.env}/{s.resource_name}"
-            note = Note(
-                "Normal",
-                "Retained",
-                f"auth resource {where} left in place in AWS (deletionPolicy {s.deletion_policy})",
-            )
-            logger.info(note.message)
-            if s.owned and ctx.gate.acting():  # something is left, and one operator says so
-                post_note(ctx.kube, body, note, logger)
+        if ctx.gate.acting():
+            s = read(body, ctx.settings, time.time(), target=ctx.target(namespace), gone=True)
+            execute(replace(s, leading=True, carry_out=True), ctx.step_effects(body, logger))
     ctx.poller.cancel(namespace, name)
     ctx.locks.forget(key)
     ctx.watched.forget(uid)
+    ctx.deletions.discard(uid)
     metrics.set_object_state(uid, None, None)
 
 
@@ -373,9 +344,6 @@ def register(registry: kopf.OperatorRegistry | None = None, watch_namespaces: bo
     watches each of them by name instead, see ``accounts.namespace_watch``)."""
     resource = (GROUP, VERSION, PLURAL)
     kw: dict[str, Any] = {"registry": registry} if registry is not None else {}
-    # Only deletionPolicy Delete needs the finalizer (Kopf adds it when a delete handler's
-    # filter matches): a Retained object is let go at once, and costs no finalizer patch.
-    kopf.on.delete(*resource, id="delete", when=deletes_in_aws, **kw)(delete)
     kopf.on.event(*resource, id="event", when=noteworthy, **kw)(on_event)
     kopf.on.event("", "v1", "secrets", id="secret-changed", when=referenced_secret, **kw)(secret_changed)
     if watch_namespaces:

@@ -90,13 +90,19 @@ class KubeClient:
         name: str,
         annotations: dict[str, str | None],
         resource_version: str | None = None,
+        finalizers: list[str] | None = None,
     ) -> str | None:
-        """Merge-patch annotations (``None`` removes one) and wait for the API server to accept it.
+        """Merge-patch annotations (``None`` removes one), and ``finalizers`` when given (the
+        whole list, as a merge patch replaces lists), and wait for the API server to accept it.
 
         With ``resource_version`` the patch applies only to that version of the object (409 if
         it has changed since) and the new version is returned: a write that guards an AWS call
-        is never made from a stale read."""
-        return self._patch(namespace, name, "", {"metadata": {"annotations": annotations}}, resource_version)
+        is never made from a stale read, and a list of finalizers is never written over one
+        that changed."""
+        metadata: dict[str, Any] = {"annotations": annotations}
+        if finalizers is not None:
+            metadata["finalizers"] = finalizers
+        return self._patch(namespace, name, "", {"metadata": metadata}, resource_version)
 
     def patch_status(
         self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
