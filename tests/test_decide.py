@@ -502,6 +502,9 @@ STEP_ROWS = [
     Step("... and an ambiguous one keeps its marker", replace(CREATE_SUBMIT, leading=False, submitted=Rejected(AMBIGUOUS, MARKER)),
          Settle, "AWSUnavailable", lambda p: p.annotations[PENDING] == MARKER.to_annotation()),
     Step("a failed read backs off", snap(failure=THROTTLED), Settle, "Throttled", lambda p: p.backoff == "Throttled"),
+    Step("our job completed and AWS shows it as asked: Ready, and no second event (its Submitted event said it was sent)",
+         snap(job=job("COMPLETED"), owned=True, observed=seen(DESIRED)), Settle, "JobCompleted",
+         lambda p: p.event is None and p.notes == ()),
     Step("nothing else to read: the resource", snap(), ReadResource),
     # what a submit's outcome means
     Step("accepted: the job is remembered and shown", replace(CREATE_SUBMIT, submitted=Accepted(job(), MARKER)),

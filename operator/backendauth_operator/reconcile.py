@@ -943,12 +943,14 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Settle | Submit:
             reason = s.previous_reason if s.previous_reason in ("InSync", "Adopted") else "InSync"
             return _ready(s, replace(job, verified=True, missing=False), reason, IN_SYNC, event=None, **kw)
         if job is not None and current and job.completed:
+            # One event per job: its Submitted event said it was sent (and why); that it ended
+            # is shown by the conditions (Ready, JobCompleted, since lastTransitionTime).
             return _ready(
                 s,
                 replace(job, verified=True, missing=False),
                 "JobCompleted",
                 f"{job.describe()} completed; AWS shows the auth resource as the spec says",
-                event=None if job.verified else "Normal",
+                event=None,
                 **kw,
             )
         if job is None and not s.has_secrets:
