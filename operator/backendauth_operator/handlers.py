@@ -56,7 +56,7 @@ from backendauth_operator.aws import ClientFactory
 from backendauth_operator.config import Settings
 from backendauth_operator.effects import LiveEffects, StepEffects
 from backendauth_operator.executor import execute
-from backendauth_operator.kube import KubeClient
+from backendauth_operator.kube import KubeClient, version_of
 from backendauth_operator.leader import Gate, SoleOperator
 from backendauth_operator.leases import Leases
 from backendauth_operator.reading import read
@@ -71,7 +71,7 @@ from backendauth_operator.reconcile import (
     left_waiting,
 )
 from backendauth_operator.watched import Poller, Watched
-from backendauth_operator.writer import Written
+from backendauth_operator.writer import Written, lean
 
 
 class ObjectLocks:
@@ -94,6 +94,53 @@ class ObjectLocks:
             self._locks.pop(key, None)
 
 
+Key = tuple[str, str]  # namespace, name
+
+
+class Bodies:
+    """The freshest body known of each object the poller has: the watch event's that asked for
+    its step, or what its last step's last write returned. Its next step starts from it instead
+    of a GET; if it is stale after all, that step's conditional write is refused (409) and the
+    object is read again. Thread-safe (events come on Kopf's loop, steps on its threads).
+
+    A body is only ever replaced by a newer one: an event's by a later event's (the watch
+    delivers them in order), and what a step left by an event's, unless that event is of the
+    step's own writes (a version it wrote); what a step left replaces an event's body only
+    when that event was of a version the step read or wrote."""
+
+    def __init__(self) -> None:
+        self._known: dict[Key, tuple[Mapping[str, Any], frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, key: Key, body: Mapping[str, Any]) -> None:
+        """A watch event's body."""
+        with self._lock:
+            kept = self._known.get(key)
+            if kept is not None and version_of(body) in kept[1]:
+                return  # of a write of the step that left the kept body: not newer than it
+            self._known[key] = (body, frozenset())
+
+    def left(self, key: Key, body: Mapping[str, Any], versions: set[str]) -> None:
+        """What a step that read and wrote ``versions`` left."""
+        with self._lock:
+            kept = self._known.get(key)
+            if kept is None or version_of(kept[0]) in versions:
+                self._known[key] = (body, frozenset(versions))
+
+    def take(self, key: Key) -> Mapping[str, Any] | None:
+        with self._lock:
+            kept = self._known.pop(key, None)
+        return None if kept is None else kept[0]
+
+    def drop(self, key: Key) -> None:
+        with self._lock:
+            self._known.pop(key, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._known)
+
+
 @dataclass
 class OperatorContext:
     """Shared by every handler call (Kopf's ``memo``); shallow-copied per object by Kopf."""
@@ -108,6 +155,7 @@ class OperatorContext:
     gate: Gate = field(default_factory=SoleOperator)  # whether this process acts (leader election)
     accounts: AccountDirectory | None = None  # the namespaces' accounts and the account map
     deletions: set[str] = field(default_factory=set)  # uids whose deletion an event has shown
+    bodies: Bodies = field(default_factory=lambda: Bodies())  # where the next step of each starts
 
     def effects(self, logger: Any) -> LiveEffects:
         return LiveEffects(self.clients, self.kube, self.leases, logger, self.gate)
@@ -162,26 +210,37 @@ def step(
 
     Only while this process acts (leads, or runs without leader election): a standby keeps
     the object in the poller, which holds it until this process leads."""
+    key = (namespace, name)
     if not ctx.gate.acting():
+        ctx.bodies.drop(key)
         ctx.poller.schedule(namespace, name, delay=0, from_event=from_event)
         return
     with ctx.gate.working(), ctx.locks.hold(f"{namespace}/{name}"):
-        try:
-            obj = ctx.kube.get_backendauth(namespace, name)
-        except ApiException as error:
-            if error.status == 404:
-                return
-            raise
+        obj = ctx.bodies.take(key)
+        if obj is None:
+            try:
+                obj = ctx.kube.get_backendauth(namespace, name)
+            except ApiException as error:
+                if error.status == 404:
+                    return
+                raise
         if from_event and not asks_for_step(obj):
+            ctx.bodies.left(key, obj, {version_of(obj) or ""})  # still what is known
             return
-        done = run_step(ctx, obj, logger, look=look, check_secrets=check_secrets, cause=cause)
+        effects = ctx.step_effects(obj, logger)
+        done = run_step(
+            ctx, obj, logger, look=look, check_secrets=check_secrets, cause=cause, effects=effects
+        )
+        waiting = left_waiting(done.snapshot, done.outcome)
+        if waiting and not done.again:
+            ctx.bodies.left(key, effects.written or obj, effects.versions)
     if done.again:
         # Fencing or the gate: read and decide again, a little later than a competing writer.
         ctx.poller.schedule(namespace, name, delay=random.uniform(0.05, 0.5))
         return
     if done.snapshot.request is not None:
         logger.info("Reconcile request handled.")
-    if left_waiting(done.snapshot, done.outcome):
+    if waiting:
         ctx.poller.schedule(namespace, name)
 
 
@@ -192,6 +251,7 @@ def run_step(
     look: bool = False,
     check_secrets: bool = False,
     cause: str | None = None,
+    effects: StepEffects | None = None,
 ) -> Stepped:
     """One step of ``obj`` as read: the snapshot, then the executor, which carries out every
     plan :func:`~reconcile.decide` makes, the writes (conditional on the version read) among
@@ -201,7 +261,7 @@ def run_step(
         obj, ctx.settings, time.time(), look=look, check_secrets=check_secrets, cause=cause, target=target
     )
     s = replace(s, leading=ctx.gate.acting(), carry_out=True)
-    s, outcome = execute(s, ctx.step_effects(obj, logger))
+    s, outcome = execute(s, effects or ctx.step_effects(obj, logger))
     return Stepped(s, outcome, Written(wrote=s.wrote, conflicted=s.stale))
 
 
@@ -228,8 +288,8 @@ def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) ->
 
 
 async def on_event(
-    memo: Any, body: kopf.Body, type: str | None, uid: str | None, namespace: str | None,
-    name: str | None, logger: Any, **_: Any,
+    memo: Any, body: kopf.Body, event: kopf.RawEvent, type: str | None, uid: str | None,
+    namespace: str | None, name: str | None, logger: Any, **_: Any,
 ) -> None:  # fmt: skip
     """What a watch event asks for: a new BackendAuth or a changed spec is stepped; a reconcile
     request observes AWS now and is echoed in ``status.lastHandledReconcileAt``; paused or
@@ -237,15 +297,19 @@ async def on_event(
     (the poller takes it from there); a deleted BackendAuth is forgotten.
 
     The handler only schedules: the poller runs the step on a handler thread as soon as one
-    of its slots is free, and the step reads the object to see what is asked. Being a
-    coroutine, the handler itself costs no thread hop per event. Kopf does not retry an event
-    handler: a step that fails is tried again by the poller."""
+    of its slots is free, and the step starts from the event's body (no GET; a stale one costs
+    a refused write and a read) to see what is asked. Being a coroutine, the handler itself
+    costs no thread hop per event. Kopf does not retry an event handler: a step that fails is
+    tried again by the poller."""
     ctx: OperatorContext = memo.ctx
     ns, n = str(namespace), str(name)
     if type == "DELETED":
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(ctx.poller.executor, forget, ctx, body, str(uid), ns, n, logger)
         return
+    raw = event.get("object")
+    if ctx.gate.acting() and isinstance(raw, Mapping):  # a standby keeps no bodies
+        ctx.bodies.seen((ns, n), lean(raw))
     ctx.poller.schedule(ns, n, delay=0, from_event=True)
 
 
@@ -261,6 +325,7 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
             s = read(body, ctx.settings, time.time(), target=ctx.target(namespace), gone=True)
             execute(replace(s, leading=True, carry_out=True), ctx.step_effects(body, logger))
     ctx.poller.cancel(namespace, name)
+    ctx.bodies.drop((namespace, name))
     ctx.locks.forget(key)
     ctx.watched.forget(uid)
     ctx.deletions.discard(uid)

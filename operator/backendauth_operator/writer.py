@@ -27,7 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from backendauth_operator import FINALIZER, metrics
 from backendauth_operator.bookkeeping import DELETE_JOB, JOB, PENDING, Marker
 from backendauth_operator.core.failure import Failure
-from backendauth_operator.kube import KubeClient
+from backendauth_operator.kube import KubeClient, metadata_patch, version_of
 from backendauth_operator.models import BackendAuthStatus
 from backendauth_operator.reconcile import (
     Finish,
@@ -112,6 +112,21 @@ class Written:
     shown: bool = False  # the object's status was written (observedGeneration among it)
     wrote: bool = False  # something was written on the version decided from
     conflicted: bool = False  # refused: the object changed since it was read
+    body: Mapping[str, Any] | None = None  # the object as the last write left it (None: no write)
+    versions: tuple[str, ...] = ()  # the resourceVersions the writes made
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def lean(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """``obj`` without what no step reads (``metadata.managedFields``, kubectl's copy of the
+    last applied manifest): what is kept of an object between its steps."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    annotations = meta.get("annotations")
+    if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return {**obj, "metadata": meta}
 
 
 class StepWriter:
@@ -153,11 +168,17 @@ class StepWriter:
         if s.gone:
             annotations, finalizers, changed = {}, None, {}
         version = s.version or None
+        written: dict[str, Any] = {}
+        versions: list[str] = []
         try:
             if annotations or finalizers is not None:
-                version = self.kube.set_annotations(s.namespace, s.name, annotations, version, finalizers)
+                body = metadata_patch(annotations, finalizers)
+                written = self.kube.patch(s.namespace, s.name, body, version)
+                version = version_of(written)
+                versions += [version] if version else []
             if changed:
-                version = self.kube.patch_status(s.namespace, s.name, changed, version)
+                written = self.kube.patch(s.namespace, s.name, {"status": changed}, version, "/status")
+                versions += [v for v in [version_of(written)] if v]
         except ApiException as error:
             if error.status == 404:
                 return Written()  # deleted meanwhile
@@ -169,7 +190,8 @@ class StepWriter:
         for note in events:
             post_note(self.kube, self.obj, note, self.logger)
         wrote = bool(annotations or changed or finalizers is not None)
-        return Written(shown="observedGeneration" in patch, wrote=wrote)
+        left = lean(written) if written else None
+        return Written(shown="observedGeneration" in patch, wrote=wrote, body=left, versions=tuple(versions))
 
     def publish(self, s: Snapshot, outputs: Mapping[str, str]) -> list[Note]:
         """The outputs into the ConfigMap the spec names; a failure is an event, never a failed step."""
