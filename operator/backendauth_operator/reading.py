@@ -92,12 +92,17 @@ def read(
         outputs_shown=status.get("outputs") is not None,
     )  # fmt: skip
     if s.deleting:
-        # Only the delete job counts now.
+        # The delete job counts now, and whether a create of ours went out (the marker, the job).
         try:
             job = Job.from_annotation(annotations, DELETE_JOB) if annotations.get(DELETE_JOB) else None
+            return replace(
+                s,
+                delete_job=job,
+                job=Job.from_annotation(annotations),
+                marker=Marker.from_annotation(annotations),
+            )
         except BadAnnotation as error:
             return replace(s, bad_annotation=str(error))
-        return replace(s, delete_job=job)
     try:
         failures = Failures.from_annotation(annotations)
         job = Job.from_annotation(annotations)

@@ -1073,7 +1073,7 @@ def _decide_deletion(s: Snapshot) -> Plan:
         # Only the leader deletes; a standby's poller holds the object until this process leads.
         return ReadAgain("another operator leads; it deletes", release=isinstance(sent, Withheld))
     policy = s.deletion_policy
-    if policy != "Delete" or not s.owned or s.paused:
+    if policy != "Delete" or not _may_own(s) or s.paused:
         if policy == "Delete" and s.paused:
             # Deleting must still work while paused; AWS is not called, so the resource stays.
             paused = Note("Warning", "Paused", "paused: the Amplify auth resource is retained")
@@ -1119,6 +1119,14 @@ def _decide_deletion(s: Snapshot) -> Plan:
         return Finish("give_up", f"DeleteFailed: {message}", remember, notes, release=True, state=state)
     done = Note("Normal", "Deleted", f"auth resource {_where(s)} deleted in AWS ({job.describe()})")
     return Finish("let_go", delete_job=remember, notes=(*notes, done), release=True)
+
+
+def _may_own(s: Snapshot) -> bool:
+    """This BackendAuth created (or adopted) the auth resource, or a create of its own may have
+    reached AWS: its job, or its pending marker, is on the object (deleted before the create's
+    outcome was written). Deleting what is not there only finds it gone."""
+    created = CREATE_OP in (s.job.operation if s.job else "", s.marker.operation if s.marker else "")
+    return s.owned or created
 
 
 def _decide_gone(s: Snapshot) -> Finish:
