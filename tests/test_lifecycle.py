@@ -148,7 +148,8 @@ def test_reconcile_request_observes_aws_once_and_is_echoed(bed: Bed) -> None:
         lambda: bed.get("asked")["status"].get("lastHandledReconcileAt") == "2", what="the second echo"
     )
     assert bed.count("GetBackendAuth") == jobs_before + 2
-    assert [e["reason"] for e in bed.events("asked")].count("JobCompleted") == 1
+    reasons = [e["reason"] for e in bed.events("asked")]
+    assert (reasons.count("Submitted"), reasons.count("JobCompleted")) == (1, 0), "looks post no event"
 
 
 def test_removing_mfa_turns_it_off_in_aws_and_stays_in_sync(make_bed: Callable[..., Bed]) -> None:

@@ -59,3 +59,22 @@ def test_a_dropped_object_keeps_nothing() -> None:
     bodies.seen(KEY, body("4"))
     bodies.drop(KEY)
     assert len(bodies) == 0 and bodies.take(KEY) is None
+
+
+def test_a_settled_step_keeps_nothing_but_answers_the_events_of_its_own_writes() -> None:
+    bodies = Bodies()
+    bodies.left(KEY, body("11", jobId="j"), {"4", "11"}, keep=False)
+    assert len(bodies) == 0, "a settled object costs no memory"
+    bodies.seen(KEY, body("7"))  # the event of its marker, seen during the step: its step is due
+    bodies.left(KEY, body("11", jobId="j"), {"4", "7", "11"}, keep=False)
+    assert bodies.take(KEY) == body("11", jobId="j"), "that step finds nothing asked, with no read"
+
+
+def test_a_step_to_be_read_again_leaves_no_body_of_its_own_versions() -> None:
+    bodies = Bodies()
+    bodies.seen(KEY, body("7"))
+    bodies.left(KEY, None, {"4", "7"})
+    assert bodies.take(KEY) is None
+    bodies.seen(KEY, body("12"))  # anyone else's: kept
+    bodies.left(KEY, None, {"4", "7"})
+    assert bodies.take(KEY) == body("12")

@@ -120,11 +120,18 @@ class Bodies:
                 return  # of a write of the step that left the kept body: not newer than it
             self._known[key] = (body, frozenset())
 
-    def left(self, key: Key, body: Mapping[str, Any], versions: set[str]) -> None:
-        """What a step that read and wrote ``versions`` left."""
+    def left(self, key: Key, body: Mapping[str, Any] | None, versions: set[str], keep: bool = True) -> None:
+        """What a step that read and wrote ``versions`` left (None: nothing to go by, it is to
+        be read again). ``keep``: the poller steps it again, so it is kept even when no event
+        body is; otherwise it only replaces the body of an event of the step's own writes,
+        whose step, already scheduled, then finds nothing asked without a read."""
         with self._lock:
             kept = self._known.get(key)
-            if kept is None or version_of(kept[0]) in versions:
+            if kept is not None and version_of(kept[0]) not in versions:
+                return  # anyone else's change, newer than what the step knew
+            if body is None or (kept is None and not keep):
+                self._known.pop(key, None)
+            else:
                 self._known[key] = (body, frozenset(versions))
 
     def take(self, key: Key) -> Mapping[str, Any] | None:
@@ -232,8 +239,8 @@ def step(
             ctx, obj, logger, look=look, check_secrets=check_secrets, cause=cause, effects=effects
         )
         waiting = left_waiting(done.snapshot, done.outcome)
-        if waiting and not done.again:
-            ctx.bodies.left(key, effects.written or obj, effects.versions)
+        left = None if done.again else effects.written or obj
+        ctx.bodies.left(key, left, effects.versions, keep=waiting)
     if done.again:
         # Fencing or the gate: read and decide again, a little later than a competing writer.
         ctx.poller.schedule(namespace, name, delay=random.uniform(0.05, 0.5))
