@@ -328,6 +328,7 @@ RESYNC_ROWS = [
     ("Ready, in sync", body(shows=("ready", "InSync")), True),
     ("Ready, adopted", body(shows=("ready", "Adopted")), True),
     ("drift reported", body(shows=("ready", "Drifted")), True),
+    ("Ready, being deleted: its deletion steps are the poller's", body(deleting=True, finalizers=(FINALIZER,)), False),
     ("drift reported while stalled", body(shows=("stalled", "Drifted")), True),
     ("paused", body(annotations=PAUSE), False),
     ("paused in any case and spelling", body(annotations={PAUSED: " TRUE "}), False),

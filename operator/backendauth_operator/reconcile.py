@@ -1263,12 +1263,13 @@ def attention(
 
 def resynced(body: Mapping[str, Any]) -> bool:
     """Whether the resync loop observes the object: settled (Ready or Stalled) in a state that
-    observing AWS may change (:data:`RESYNCED_REASONS`), and not paused."""
+    observing AWS may change (:data:`RESYNCED_REASONS`), not paused, and not being deleted."""
     meta = body.get("metadata", {})
     conditions = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
     settled = any(conditions.get(t, {}).get("status") == "True" for t in ("Ready", "Stalled"))
     ready = conditions.get("Ready", {}).get("reason") in RESYNCED_REASONS
-    return settled and ready and not is_true(meta.get("annotations") or {}, PAUSED)
+    deleting = bool(meta.get("deletionTimestamp"))  # its steps are the poller's until it is gone
+    return settled and ready and not deleting and not is_true(meta.get("annotations") or {}, PAUSED)
 
 
 def left_waiting(s: Snapshot, outcome: Plan) -> bool:
