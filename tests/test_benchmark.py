@@ -33,9 +33,12 @@ def test_the_benchmark_prints_one_line_of_figures_and_a_restart_costs_no_aws_cal
     assert not [op for op in calls if not op.endswith(":ok") and "NotFound" not in op], calls
     assert figures["throttled_share"] == 0.0
     assert figures["aws_calls_after_restart"] == {}, "everything is in sync: a restart calls nothing"
-    # Counted by the proxy: every step reads its object and writes what changed.
+    # Counted by the proxy: the requests of the objects themselves, and the process's besides. (Two
+    # per app/env here, so they also wait for turns: Lease reads, a JobPending status. With one
+    # per app/env a new BackendAuth costs 8 of its own, see docs/explanation/benchmarks.md.)
     requests = figures["kubernetes_requests"]
-    assert requests["GET backendauths"] >= 6 and requests["PATCH backendauths/status"] >= 6
+    assert requests["PATCH backendauths/status"] >= 6
+    assert 5 <= figures["object_requests_per_backendauth"] <= figures["kubernetes_requests_per_backendauth"]
     assert 5 <= figures["kubernetes_requests_per_backendauth"] <= 20
     for key in ("operator_peak_rss_mib", "bare_kopf_peak_rss_mib", "operator_cpu_ms_per_backendauth",
                 "seconds_to_first_aws_call", "ratio_to_bound"):  # fmt: skip

@@ -47,8 +47,9 @@ def test_happy_path_ends_ready_with_one_create(bed: Bed) -> None:
     assert conditions["Ready"]["reason"] == "JobCompleted"
     assert bed.count("CreateBackendAuth") == 1
     assert health(bed.get("shop-auth"))[0] == "Healthy"
+    # One event per job: Submitted; that it completed is the conditions' (Ready, JobCompleted).
     reasons = [e["reason"] for e in bed.events("shop-auth")]
-    assert "Submitted" in reasons and "JobCompleted" in reasons
+    assert reasons == ["Submitted"]
 
 
 def test_running_job_status_is_shown_verbatim(bed: Bed) -> None:
@@ -224,8 +225,12 @@ def test_inline_secrets_never_reach_the_verbose_log(make_bed: Callable[..., Bed]
     )
     bed.wait_reason("verbose", "JobCompleted", status="True")
     log = bed.operator.log
-    assert "[DEBUG" in log and "clientSecretRef" in log, "the bodies were logged"
-    assert FACEBOOK_SECRET not in log and "'clientSecret': '***'" in log
+    assert "[DEBUG" in log, "verbose"
+    # Kopf logged whole bodies at DEBUG for its change handlers; with none left (deletion is a
+    # step of the operator's own), no body is logged, and the log filter that masks inline
+    # values in any that would be is tested in tests/test_logfilters.py.
+    for value in (FACEBOOK_SECRET, GOOGLE_SECRET, AMAZON_SECRET, APPLE_KEY):
+        assert value not in log
 
 
 def test_restart_makes_no_aws_call_for_objects_in_sync(bed: Bed) -> None:

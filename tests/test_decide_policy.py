@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from backendauth_operator import FINALIZER
 from backendauth_operator.bookkeeping import (
     CREATE,
     FAILURES,
@@ -25,7 +26,6 @@ from backendauth_operator.config import Settings
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.reading import read
 from backendauth_operator.reconcile import (
-    STANDBY_DELETE_SECONDS,
     CheckLead,
     Finish,
     NotSent,
@@ -46,7 +46,9 @@ from backendauth_operator.reconcile import (
     asks_for_step,
     attention,
     decide,
+    finalizers_for,
     left_waiting,
+    marker_finalizers,
     resynced,
     shows_waiting,
 )
@@ -163,6 +165,7 @@ def body(
     annotations: dict[str, str] | None = None,
     handled: str | None = None,
     deleting: bool = False,
+    finalizers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A BackendAuth as a watch event carries it."""
     meta: dict[str, Any] = {"namespace": "ns", "name": "a", "uid": "u1", "generation": generation}
@@ -170,6 +173,8 @@ def body(
         meta["annotations"] = annotations
     if deleting:
         meta["deletionTimestamp"] = "2027-01-01T00:00:00Z"
+    if finalizers:
+        meta["finalizers"] = list(finalizers)
     status: dict[str, Any] = {}
     if observed is not None:
         status["observedGeneration"] = observed
@@ -194,12 +199,18 @@ class EventRow:
     poll: bool = False
     acting: bool = True
     shown: bool = False  # this process has written the status of the body's generation
+    deletion_seen: bool = False  # an earlier event has shown this process the deletion
 
 
 # fmt: off
 EVENT_ROWS = [
     EventRow("a deleted object is handled: it is forgotten", body(deleting=True), "DELETED", True),
-    EventRow("one being deleted is the delete handler's", body(generation=2, deleting=True, annotations=REQUEST), "MODIFIED", False),
+    EventRow("one being deleted without our finalizer goes without a step", body(generation=2, deleting=True, annotations=REQUEST), "MODIFIED", False),
+    EventRow("a deletion our finalizer holds is stepped when first seen", body(generation=2, deleting=True, finalizers=(FINALIZER,)), "MODIFIED", True),
+    EventRow("... also at a restart", body(generation=2, deleting=True, finalizers=("other/f", FINALIZER)), None, True),
+    EventRow("... also by a standby (its poller holds it until this process leads)", body(generation=2, deleting=True, finalizers=(FINALIZER,)), "MODIFIED", True, acting=False),
+    EventRow("... once: the events of its own writes ask for nothing (the poller has it)", body(generation=2, deleting=True, finalizers=(FINALIZER,)), "MODIFIED", False, deletion_seen=True),
+    EventRow("another's finalizer alone: not ours to step", body(generation=2, deleting=True, finalizers=("other/f",)), "MODIFIED", False),
     EventRow("a new object is stepped", body(observed=None, shows=None), "ADDED", True),
     EventRow("a new object in the initial listing is stepped", body(observed=None, shows=None), None, True),
     EventRow("a changed spec is stepped", body(generation=2), "MODIFIED", True),
@@ -233,7 +244,7 @@ EVENT_ROWS = [
 
 @pytest.mark.parametrize("row", EVENT_ROWS, ids=[r.situation for r in EVENT_ROWS])
 def test_attention(row: EventRow) -> None:
-    asks = attention(row.body, row.type, acting=row.acting, shown=row.shown)
+    asks = attention(row.body, row.type, acting=row.acting, shown=row.shown, deletion_seen=row.deletion_seen)
     assert (asks.handle, asks.poll) == (row.handle, row.poll)
 
 
@@ -317,6 +328,7 @@ RESYNC_ROWS = [
     ("Ready, in sync", body(shows=("ready", "InSync")), True),
     ("Ready, adopted", body(shows=("ready", "Adopted")), True),
     ("drift reported", body(shows=("ready", "Drifted")), True),
+    ("Ready, being deleted: its deletion steps are the poller's", body(deleting=True, finalizers=(FINALIZER,)), False),
     ("drift reported while stalled", body(shows=("stalled", "Drifted")), True),
     ("paused", body(annotations=PAUSE), False),
     ("paused in any case and spelling", body(annotations={PAUSED: " TRUE "}), False),
@@ -423,6 +435,94 @@ CARRY_OUT_ROWS = [
 ]
 
 
+DELETED_JOB = replace(completed(), operation="DeleteBackendAuth")
+DELETING = snap(
+    deleting=True,
+    finalizers=(FINALIZER,),
+    deletion_policy="Delete",
+    owned=True,
+    delete_job=DELETED_JOB,
+    app="app",
+    env="dev",
+    carry_out=True,
+)
+CARRY_OUT_ROWS += [
+    ("a deletion: does this process still lead?", DELETING, CheckLead),
+    (
+        "it stopped leading before any call: read again, nothing written",
+        replace(DELETING, leading=False, lead_rechecked=True),
+        ReadAgain,
+    ),
+    ("the delete job ended: the turn goes back first", replace(DELETING, lead_rechecked=True), Release),
+    (
+        "then the one writer takes the finalizer off",
+        replace(DELETING, lead_rechecked=True, released=True),
+        Write,
+    ),
+    (
+        "written: the deletion is finished",
+        replace(DELETING, lead_rechecked=True, released=True, written=True, wrote=True),
+        Finish,
+    ),
+    (
+        "refused (the object changed): read again",
+        replace(DELETING, lead_rechecked=True, released=True, written=True, stale=True),
+        ReadAgain,
+    ),
+    (
+        "gone: the turn goes back with no leadership check (nothing conditional is written)",
+        snap(deleting=True, gone=True, carry_out=True),
+        Release,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("situation", "s", "finalizer"),
+    [
+        (
+            "Delete, no finalizer yet: the step's write puts ours on",
+            replace(CHECKED, released=True, outputs_read=OUTPUTS, deletion_policy="Delete"),
+            True,
+        ),
+        (
+            "Delete, ours on: as it is",
+            replace(
+                CHECKED,
+                released=True,
+                outputs_read=OUTPUTS,
+                deletion_policy="Delete",
+                finalizers=("x/f", FINALIZER),
+            ),
+            None,
+        ),
+        (
+            "Retain with ours (the policy changed): the step's write takes it off",
+            replace(CHECKED, released=True, outputs_read=OUTPUTS, finalizers=(FINALIZER,)),
+            False,
+        ),
+        (
+            "Retain, none: as it is (no write for it)",
+            replace(CHECKED, released=True, outputs_read=OUTPUTS),
+            None,
+        ),
+    ],
+)
+def test_the_steps_write_carries_our_finalizer_as_the_deletion_policy_asks(
+    situation: str, s: Snapshot, finalizer: bool | None
+) -> None:
+    written = decide(s)
+    assert isinstance(written, Write) and isinstance(written.outcome, Settle)
+    assert written.outcome.finalizer is finalizer
+
+
+def test_the_marker_puts_our_finalizer_on_before_any_create_and_keeps_the_others() -> None:
+    assert marker_finalizers(snap(deletion_policy="Delete", finalizers=("x/f",))) == ["x/f", FINALIZER]
+    assert marker_finalizers(snap(deletion_policy="Delete", finalizers=(FINALIZER,))) is None
+    assert marker_finalizers(snap()) is None, "Retain needs none"
+    assert finalizers_for(snap(finalizers=("x/f", FINALIZER, "y/g")), False) == ["x/f", "y/g"]
+
+
 @pytest.mark.parametrize(("situation", "s", "plan"), CARRY_OUT_ROWS, ids=[r[0] for r in CARRY_OUT_ROWS])
 def test_carry_out(situation: str, s: Snapshot, plan: type) -> None:
     assert isinstance(decide(s), plan)
@@ -444,14 +544,23 @@ def test_the_outcome_written_is_the_outcome_returned() -> None:
     assert isinstance(written, Write) and written.outcome == decide(replace(done, written=True, wrote=True))
 
 
-def test_a_standby_looks_at_a_deletion_again_no_sooner_than_the_standby_delay() -> None:
-    finish = decide(snap(deleting=True, deletion_policy="Delete", owned=True, leading=False))
-    assert (
-        isinstance(finish, Finish)
-        and finish.outcome == "wait"
-        and finish.not_before == STANDBY_DELETE_SECONDS
+def test_a_standby_reads_a_deletion_again_as_any_step_and_the_leader_waits_for_the_job() -> None:
+    held = (FINALIZER,)
+    standby = decide(
+        snap(deleting=True, finalizers=held, deletion_policy="Delete", owned=True, leading=False)
     )
+    assert isinstance(standby, ReadAgain) and not standby.release
     leader = decide(
-        snap(deleting=True, deletion_policy="Delete", owned=True, delete_job=RUNNING, delete_polled=True)
+        snap(
+            deleting=True,
+            finalizers=held,
+            deletion_policy="Delete",
+            owned=True,
+            delete_job=RUNNING,
+            delete_polled=True,
+        )
     )
-    assert isinstance(leader, Finish) and leader.outcome == "wait" and leader.not_before == 0.0
+    assert isinstance(leader, Finish) and leader.outcome == "wait"
+    assert left_waiting(snap(deleting=True), leader), "the poller steps it again"
+    done = Finish("let_go")
+    assert not left_waiting(snap(deleting=True), done)

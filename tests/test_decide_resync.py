@@ -117,22 +117,20 @@ class FakeKube:
     def __init__(self, obj: dict[str, Any]) -> None:
         self.obj, self.writes = obj, []  # type: list[str]
 
-    def set_annotations(
-        self, namespace: str, name: str, annotations: Mapping[str, str | None], version: Any
-    ) -> str:
+    def patch(self, namespace: str, name: str, body: Mapping[str, Any], version: Any, sub: str = "") -> Any:
+        """The writer's one conditional merge patch: of the status, or of the annotations."""
+        if sub == "/status":
+            self.writes.append("status")
+            self.obj.setdefault("status", {}).update(body["status"])
+            return {**self.obj, "metadata": {**self.obj["metadata"], "resourceVersion": "3"}}
         self.writes.append("annotations")
         meta = self.obj["metadata"].setdefault("annotations", {})
-        for key, value in annotations.items():
+        for key, value in body["metadata"]["annotations"].items():
             if value is None:
                 meta.pop(key, None)
             else:
                 meta[key] = value
-        return "2"
-
-    def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any], version: Any) -> str:
-        self.writes.append("status")
-        self.obj.setdefault("status", {}).update(patch)
-        return "3"
+        return {**self.obj, "metadata": {**self.obj["metadata"], "resourceVersion": "2"}}
 
     def post_event(self, *args: Any) -> None:
         self.writes.append("event")

@@ -33,8 +33,8 @@ Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 BACKENDAUTH_RULES: dict[Rule, str] = {
     (GROUP, PLURAL, "list"): "Kopf: the watch starts with a list",
     (GROUP, PLURAL, "watch"): "Kopf: watching BackendAuths",
-    (GROUP, PLURAL, "patch"): "Kopf: finalizer, progress annotations; kube.set_annotations: pending marker",
-    (GROUP, PLURAL, "get"): "kube.get_backendauth: each step reads the object once, under its lock",
+    (GROUP, PLURAL, "patch"): "kube.KubeClient.patch: pending marker, the step's annotations, our finalizer",
+    (GROUP, PLURAL, "get"): "kube.get_backendauth: a step reads the object when no fresher body is known",
     (GROUP, f"{PLURAL}/status", "patch"): "kube.patch_status: each step's outcome, on the status subresource",
     ("", "events", "create"): "Kopf: kopf.event/info/warn post core v1 Events (events.py, EVENTS selector)",
     ("", "secrets", "get"): "kube.read_secret_key: clientSecretRef / privateKeyRef values",

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from backendauth_operator import FINALIZER
 from backendauth_operator.amplify import Resource
 from backendauth_operator.bookkeeping import CREATE, CREATED, DELETE, DELETE_JOB, JOB, PENDING, Job, Marker
 from backendauth_operator.config import Settings
@@ -43,11 +44,15 @@ THROTTLED = Failure("Throttled", True, "TooManyRequestsException: slow down")
 AMBIGUOUS = Failure("AWSUnavailable", True, "AWS did not answer", ambiguous=True)
 
 
-def obj(annotations: dict[str, str] | None = None, deleting: bool = False, **spec: Any) -> dict[str, Any]:
+def obj(
+    annotations: dict[str, str] | None = None, deleting: bool = False, held: bool = False, **spec: Any
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"namespace": "default", "name": "auth", "uid": "uid-1", "generation": 1}
     meta["annotations"] = annotations or {}
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    if held:
+        meta["finalizers"] = [FINALIZER]
     return {"metadata": meta, "spec": {**SPEC, **spec}, "status": {}}
 
 
@@ -68,7 +73,7 @@ class FakeEffects:
     foreign_hold: bool = False  # give_back leaves another process's hold of this object
     auth_outputs: dict[str, str] | Failure = field(default_factory=lambda: {"userPoolId": "eu-west-1_x"})
     written: Written = field(default_factory=lambda: Written(shown=True, wrote=True))
-    writes: list[tuple[Settle | Wait, dict[str, str] | Failure | None]] = field(default_factory=list)
+    writes: list[tuple[Settle | Wait | Finish, dict[str, str] | Failure | None]] = field(default_factory=list)
 
     def own_account(self) -> str:
         return self.own
@@ -118,7 +123,9 @@ class FakeEffects:
         self.calls.append("outputs")
         return self.auth_outputs
 
-    def write(self, s: Snapshot, outcome: Settle | Wait, outputs: dict[str, str] | Failure | None) -> Written:
+    def write(
+        self, s: Snapshot, outcome: Settle | Wait | Finish, outputs: dict[str, str] | Failure | None
+    ) -> Written:
         self.calls.append("write")
         self.writes.append((outcome, outputs))
         return self.written
@@ -372,7 +379,7 @@ def test_a_standby_carries_nothing_out() -> None:
 
 
 def deleting(**annotations: str) -> dict[str, Any]:
-    return obj({CREATED: "true", **annotations}, deleting=True, deletionPolicy="Delete")
+    return obj({CREATED: "true", **annotations}, deleting=True, held=True, deletionPolicy="Delete")
 
 
 def test_deletion_submits_then_polls_and_waits_for_the_job() -> None:
@@ -405,9 +412,14 @@ def test_deletion_of_what_aws_no_longer_has_lets_go() -> None:
 
 
 def test_retained_or_not_ours_lets_go_without_aws() -> None:
-    fake = FakeEffects()
-    _, outcome = run(obj(deleting=True), fake)
-    assert isinstance(outcome, Finish) and outcome.outcome == "let_go" and fake.calls == []
+    for body in (
+        obj(deleting=True),  # not held by our finalizer: Kubernetes lets it go
+        obj({CREATED: "true"}, deleting=True, held=True),  # Retain
+        obj(deleting=True, held=True, deletionPolicy="Delete"),  # Delete, but not created by it
+    ):
+        fake = FakeEffects()
+        _, outcome = run(body, fake)
+        assert isinstance(outcome, Finish) and outcome.outcome == "let_go" and fake.calls == []
 
 
 def test_deletion_waits_for_another_holder_of_the_turn() -> None:
@@ -426,8 +438,28 @@ def test_a_failed_poll_of_the_delete_job_retries_and_rewrites_nothing() -> None:
     assert isinstance(outcome, Finish) and outcome.outcome == "retry" and outcome.delete_job is None
 
 
-def test_a_deletion_gives_the_turn_back_in_the_same_loop() -> None:
+def test_a_deletion_is_carried_out_by_the_same_loop_and_written_by_the_one_writer() -> None:
     fake = FakeEffects(jobs={"del-1": "COMPLETED"})
     s, outcome = live(deleting(), fake)
-    assert isinstance(outcome, Finish) and outcome.outcome == "let_go" and s.released
-    assert fake.calls[-1] == "release" and "write" not in fake.calls and "leading" not in fake.calls
+    assert isinstance(outcome, Finish) and outcome.outcome == "let_go" and s.released and s.written
+    assert fake.calls == [DELETE, "poll_job", "leading", "release", "write"]
+    assert fake.writes == [(outcome, None)]
+
+
+def test_a_deletion_by_a_process_that_stopped_leading_sends_and_writes_nothing() -> None:
+    fake = FakeEffects(leads=False)
+    _, outcome = live(deleting(), fake, leading=False)
+    assert isinstance(outcome, ReadAgain) and fake.calls == []
+
+
+def test_a_refused_deletion_write_reads_again() -> None:
+    fake = FakeEffects(jobs={"del-1": "RUNNING"}, written=Written(conflicted=True))
+    _, outcome = live(deleting(), fake)
+    assert isinstance(outcome, ReadAgain) and fake.calls == [DELETE, "poll_job", "leading", "write"]
+
+
+def test_a_gone_object_gives_its_turn_back_and_says_once_what_aws_keeps() -> None:
+    fake = FakeEffects()
+    _, outcome = live(obj({CREATED: "true"}), fake, gone=True, deleting=True)
+    assert isinstance(outcome, Finish) and fake.calls == ["release", "write"]
+    assert [n.reason for n in outcome.notes] == ["Retained"]

@@ -1,20 +1,16 @@
-"""Turns: the per-app/env ``Lease`` (against the emulated API over HTTP), the ``Waiting`` error of
-deletion and the ``DowngradeWaiting`` log filter that shows such a wait at INFO instead of ERROR."""
+"""Turns: the per-app/env ``Lease`` (against the emulated API over HTTP)."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import kopf
 import kubernetes
 import pytest
 
 from backendauth_operator import leases as lease_module
-from backendauth_operator.kopf_private import DowngradeWaiting, Waiting
 from backendauth_operator.leases import Leases
 from backendauth_testbed.sandbox import EmulatedClusterThread
 
@@ -174,97 +170,3 @@ def test_many_threads_racing_for_one_turn_have_exactly_one_winner(
     winners = [me for me, holder in results.items() if holder is None]
     assert len(winners) == 1
     assert leases.holder(k) == winners[0]
-
-
-# ---- Waiting -------------------------------------------------------------------------------------
-
-
-def test_waiting_str_starts_with_waiting_prefix() -> None:
-    error = Waiting("job X is RUNNING", delay=10)
-    assert str(error).startswith("waiting: ")
-    assert str(error) == "waiting: job X is RUNNING"
-
-
-def test_waiting_is_a_temporary_error_with_its_delay() -> None:
-    error = Waiting("job X is RUNNING", delay=7.5)
-    assert isinstance(error, kopf.TemporaryError)
-    assert error.delay == 7.5
-
-
-# ---- DowngradeWaiting ----------------------------------------------------------------------------
-
-
-def record(level: int, msg: str, *args: object) -> logging.LogRecord:
-    return logging.LogRecord("kopf.objects", level, __file__, 1, msg, args or None, None)
-
-
-def test_waiting_error_record_becomes_info() -> None:
-    rec = record(logging.ERROR, "Handler 'reconcile' failed temporarily: waiting: job X is RUNNING")
-    assert DowngradeWaiting().filter(rec) is True
-    assert rec.levelno == logging.INFO
-    assert rec.levelname == "INFO"
-    assert rec.getMessage() == "Handler 'reconcile' is waiting: job X is RUNNING"
-    assert "failed" not in rec.getMessage()
-
-
-def test_waiting_record_with_format_args_is_rewritten() -> None:
-    rec = record(
-        logging.ERROR, "%s failed temporarily: %s", "Handler 'reconcile'", "waiting: job X is RUNNING"
-    )
-    DowngradeWaiting().filter(rec)
-    assert rec.levelno == logging.INFO
-    assert rec.getMessage() == "Handler 'reconcile' is waiting: job X is RUNNING"
-
-
-def test_the_message_kopf_logs_for_a_real_waiting_is_downgraded() -> None:
-    error = Waiting("another BackendAuth has the turn", delay=5)
-    rec = record(logging.ERROR, f"Handler 'delete' failed temporarily: {str(error) or repr(error)}")
-    DowngradeWaiting().filter(rec)
-    assert rec.levelno == logging.INFO
-    assert rec.getMessage() == "Handler 'delete' is waiting: another BackendAuth has the turn"
-
-
-def test_other_error_records_are_untouched() -> None:
-    texts = [
-        "Handler 'reconcile' failed temporarily: Throttled: Rate exceeded; retrying in 7s",
-        "Handler 'reconcile' failed permanently: InvalidSpec: spec.appId",
-        "Handler 'reconcile' failed with an exception. Will retry.",
-        "waiting: not after 'failed temporarily'",
-    ]
-    for text in texts:
-        rec = record(logging.ERROR, text)
-        assert DowngradeWaiting().filter(rec) is True
-        assert (rec.levelno, rec.levelname, rec.msg) == (logging.ERROR, "ERROR", text)
-
-
-def test_records_below_error_are_untouched() -> None:
-    text = "Handler 'reconcile' failed temporarily: waiting: job X is RUNNING"
-    for level in (logging.WARNING, logging.INFO, logging.DEBUG):
-        rec = record(level, text)
-        assert DowngradeWaiting().filter(rec) is True
-        assert (rec.levelno, rec.msg) == (level, text)
-
-
-def test_filter_on_a_logger_lets_handlers_see_info() -> None:
-    seen: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record)
-
-    logger = logging.getLogger("test_turns.downgrade")
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG)
-    collect, downgrade = Collect(), DowngradeWaiting()
-    logger.addHandler(collect)
-    logger.addFilter(downgrade)
-    try:
-        logger.error("Handler 'reconcile' failed temporarily: waiting: job X is RUNNING")
-        logger.error("Handler 'reconcile' failed temporarily: AccessDenied: nope")
-    finally:
-        logger.removeFilter(downgrade)
-        logger.removeHandler(collect)
-    assert [(r.levelname, r.getMessage()) for r in seen] == [
-        ("INFO", "Handler 'reconcile' is waiting: job X is RUNNING"),
-        ("ERROR", "Handler 'reconcile' failed temporarily: AccessDenied: nope"),
-    ]

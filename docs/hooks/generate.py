@@ -315,6 +315,8 @@ def _decision_rows() -> list[tuple[str, Any]]:
 
 def _source(s: Any) -> tuple[str, str]:
     """Which action's result a snapshot carries, and what that result was."""
+    if s.gone:
+        return "start", "gone"
     if s.deleting:
         if s.delete_submitted is not None:
             return "Delete", _result(s.delete_submitted)

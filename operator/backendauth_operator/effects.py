@@ -22,7 +22,7 @@ from backendauth_operator.aws import ClientFactory
 from backendauth_operator.bookkeeping import CREATE, DELETE, Job, Marker
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.holder import name_of
-from backendauth_operator.kube import KubeClient, SecretMissing
+from backendauth_operator.kube import KubeClient, SecretMissing, version_of
 from backendauth_operator.leader import Gate, SoleOperator
 from backendauth_operator.leases import SEND_WINDOW_SECONDS, Leases
 from backendauth_operator.models import (
@@ -33,6 +33,7 @@ from backendauth_operator.models import (
 )
 from backendauth_operator.reconcile import (
     Accepted,
+    Finish,
     NotSent,
     Rejected,
     Settle,
@@ -203,8 +204,19 @@ class StepEffects(LiveEffects):
     ) -> None:
         super().__init__(clients, kube, leases, logger, gate)
         self.obj, self.watched = obj, watched
+        self.written: Mapping[str, Any] | None = None  # the object as the step's last write left it
+        read = version_of(obj)
+        self.versions: set[str] = {read} if read else set()  # the versions read and written
 
-    def write(self, s: Snapshot, outcome: Settle | Wait, outputs: dict[str, str] | Failure | None) -> Written:
+    def submit(self, s: Snapshot, operation: str) -> Submitted:
+        submitted = super().submit(s, operation)
+        if isinstance(submitted, Accepted | Rejected | Withheld) and submitted.version:
+            self.versions.add(submitted.version)  # the pending marker's
+        return submitted
+
+    def write(
+        self, s: Snapshot, outcome: Settle | Wait | Finish, outputs: dict[str, str] | Failure | None
+    ) -> Written:
         if s.observed is not None:
             # When AWS was last read: the resync loop's schedule, the metrics and this line; never
             # the status (a timestamp there would be a write, and a watch event, per read).
@@ -214,6 +226,8 @@ class StepEffects(LiveEffects):
         written = StepWriter(self.kube, self.obj, self.logger).write(s, outcome, outputs)
         if written.shown and not written.conflicted:
             self.watched.shown(s.uid, s.generation)
+        self.written = written.body
+        self.versions.update(written.versions)
         return written
 
 

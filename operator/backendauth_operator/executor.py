@@ -27,6 +27,7 @@ from backendauth_operator.reconcile import (
     FindRunning,
     Finish,
     Observation,
+    Outcome,
     Plan,
     PollDelete,
     PollJob,
@@ -45,6 +46,7 @@ from backendauth_operator.reconcile import (
     Withheld,
     Write,
     decide,
+    marker_finalizers,
 )
 from backendauth_operator.writer import Written
 
@@ -91,11 +93,10 @@ class Effects(Protocol):
     def outputs(self, s: Snapshot) -> dict[str, str] | Failure:
         """GetBackend's auth outputs of the resource."""
 
-    def write(self, s: Snapshot, outcome: Settle | Wait, outputs: dict[str, str] | Failure | None) -> Written:
+    def write(
+        self, s: Snapshot, outcome: Settle | Wait | Finish, outputs: dict[str, str] | Failure | None
+    ) -> Written:
         """Write the outcome conditionally on the version read, and post its events."""
-
-
-Outcome = Settle | Wait | ReadAgain | Finish
 
 
 def execute(s: Snapshot, effects: Effects) -> tuple[Snapshot, Outcome]:
@@ -141,9 +142,14 @@ def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
     if isinstance(plan, Submit):
         outcome = effects.submit(s, plan.operation)
         if isinstance(outcome, Accepted | Rejected | Withheld) and outcome.marker is not None:
-            # What the object has now, and the version the marker's write made.
+            # What the object has now (our finalizer too, if the marker's write put it on), and
+            # the version the marker's write made.
             marked = {**s.annotations, PENDING: outcome.marker.to_annotation()}
-            s = replace(s, annotations=marked, version=outcome.version or s.version)
+            finalizers = marker_finalizers(s)
+            s = replace(
+                s, annotations=marked, version=outcome.version or s.version,
+                finalizers=s.finalizers if finalizers is None else tuple(finalizers),
+            )  # fmt: skip
         return replace(s, submitted=outcome)
     if isinstance(plan, Delete):
         sent = effects.delete(s)

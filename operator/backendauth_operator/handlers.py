@@ -6,7 +6,7 @@ A step reads the BackendAuth once into a :class:`~reconcile.Snapshot` (:func:`re
 (:class:`effects.StepEffects`: AWS through :mod:`amplify`, the Lease, the Secrets), each result
 coming back as a field of the next snapshot, until the plan settles. Carrying the outcome out is
 part of the same loop, under the object's lock: the turn given back, the auth outputs read, the
-conditional writes of :mod:`writer`, a fenced release. Deletion is the same path with Kopf's patch.
+conditional writes of :mod:`writer`, a fenced release. Deletion is the same path.
 
 What runs a step:
 
@@ -21,8 +21,12 @@ What runs a step:
   Stalled, Paused) are not polled and cost no AWS call;
 * the resync loop and Secret changes (see ``watched.py``).
 
-Deletion is Kopf's ``on.delete``, only with ``deletionPolicy: Delete``: it must hold the
-finalizer until AWS's delete job has ended.
+Deletion is a step like any other. With ``deletionPolicy: Delete``, our finalizer goes on in
+the step's own conditional write (with the pending marker, before anything is created in AWS);
+when the object is deleted, the watch event that first shows it being deleted asks for a step,
+which deletes in AWS, and the poller steps it until AWS's delete job has ended; then a
+conditional patch takes the finalizer off. A Retained object carries no finalizer and goes at
+once; the step of its DELETED event gives back a turn it may hold, and says what was left.
 
 With leader election, only the leader steps (the gate): a standby keeps every object it is
 asked about in the poller, which holds them until this process leads. Whether this process
@@ -52,14 +56,12 @@ from backendauth_operator.aws import ClientFactory
 from backendauth_operator.config import Settings
 from backendauth_operator.effects import LiveEffects, StepEffects
 from backendauth_operator.executor import execute
-from backendauth_operator.kopf_private import Waiting
-from backendauth_operator.kube import KubeClient
+from backendauth_operator.kube import KubeClient, version_of
 from backendauth_operator.leader import Gate, SoleOperator
 from backendauth_operator.leases import Leases
 from backendauth_operator.reading import read
 from backendauth_operator.reconcile import (
     Finish,
-    Note,
     ReadAgain,
     Settle,
     Snapshot,
@@ -69,7 +71,7 @@ from backendauth_operator.reconcile import (
     left_waiting,
 )
 from backendauth_operator.watched import Poller, Watched
-from backendauth_operator.writer import Written, post_note, write_deletion
+from backendauth_operator.writer import Written, lean
 
 
 class ObjectLocks:
@@ -92,6 +94,60 @@ class ObjectLocks:
             self._locks.pop(key, None)
 
 
+Key = tuple[str, str]  # namespace, name
+
+
+class Bodies:
+    """The freshest body known of each object the poller has: the watch event's that asked for
+    its step, or what its last step's last write returned. Its next step starts from it instead
+    of a GET; if it is stale after all, that step's conditional write is refused (409) and the
+    object is read again. Thread-safe (events come on Kopf's loop, steps on its threads).
+
+    A body is only ever replaced by a newer one: an event's by a later event's (the watch
+    delivers them in order), and what a step left by an event's, unless that event is of the
+    step's own writes (a version it wrote); what a step left replaces an event's body only
+    when that event was of a version the step read or wrote."""
+
+    def __init__(self) -> None:
+        self._known: dict[Key, tuple[Mapping[str, Any], frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, key: Key, body: Mapping[str, Any]) -> None:
+        """A watch event's body."""
+        with self._lock:
+            kept = self._known.get(key)
+            if kept is not None and version_of(body) in kept[1]:
+                return  # of a write of the step that left the kept body: not newer than it
+            self._known[key] = (body, frozenset())
+
+    def left(self, key: Key, body: Mapping[str, Any] | None, versions: set[str], keep: bool = True) -> None:
+        """What a step that read and wrote ``versions`` left (None: nothing to go by, it is to
+        be read again). ``keep``: the poller steps it again, so it is kept even when no event
+        body is; otherwise it only replaces the body of an event of the step's own writes,
+        whose step, already scheduled, then finds nothing asked without a read."""
+        with self._lock:
+            kept = self._known.get(key)
+            if kept is not None and version_of(kept[0]) not in versions:
+                return  # anyone else's change, newer than what the step knew
+            if body is None or (kept is None and not keep):
+                self._known.pop(key, None)
+            else:
+                self._known[key] = (body, frozenset(versions))
+
+    def take(self, key: Key) -> Mapping[str, Any] | None:
+        with self._lock:
+            kept = self._known.pop(key, None)
+        return None if kept is None else kept[0]
+
+    def drop(self, key: Key) -> None:
+        with self._lock:
+            self._known.pop(key, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._known)
+
+
 @dataclass
 class OperatorContext:
     """Shared by every handler call (Kopf's ``memo``); shallow-copied per object by Kopf."""
@@ -105,6 +161,8 @@ class OperatorContext:
     watched: Watched = field(default_factory=Watched)
     gate: Gate = field(default_factory=SoleOperator)  # whether this process acts (leader election)
     accounts: AccountDirectory | None = None  # the namespaces' accounts and the account map
+    deletions: set[str] = field(default_factory=set)  # uids whose deletion an event has shown
+    bodies: Bodies = field(default_factory=lambda: Bodies())  # where the next step of each starts
 
     def effects(self, logger: Any) -> LiveEffects:
         return LiveEffects(self.clients, self.kube, self.leases, logger, self.gate)
@@ -126,7 +184,7 @@ class Stepped:
     """How a step ended: its last snapshot, its outcome, and what its writes came to."""
 
     snapshot: Snapshot
-    outcome: Settle | Wait | ReadAgain
+    outcome: Settle | Wait | ReadAgain | Finish
     written: Written = field(default_factory=Written)
 
     @property
@@ -151,7 +209,7 @@ def step(
     from_event: bool = False,
 ) -> None:
     """Run one step for the object as the API server has it now, read under the object's lock
-    (nothing if it is gone or going); if it is left waiting, the poller steps it again. A
+    (nothing if it is gone); if it is left waiting, the poller steps it again. A
     ``reconcile-requested-at`` not yet handled is handled by whichever step sees it.
 
     ``from_event``: nothing either if the object no longer asks for a step (the event that
@@ -159,28 +217,37 @@ def step(
 
     Only while this process acts (leads, or runs without leader election): a standby keeps
     the object in the poller, which holds it until this process leads."""
+    key = (namespace, name)
     if not ctx.gate.acting():
+        ctx.bodies.drop(key)
         ctx.poller.schedule(namespace, name, delay=0, from_event=from_event)
         return
     with ctx.gate.working(), ctx.locks.hold(f"{namespace}/{name}"):
-        try:
-            obj = ctx.kube.get_backendauth(namespace, name)
-        except ApiException as error:
-            if error.status == 404:
-                return
-            raise
-        if obj.get("metadata", {}).get("deletionTimestamp"):
-            return
+        obj = ctx.bodies.take(key)
+        if obj is None:
+            try:
+                obj = ctx.kube.get_backendauth(namespace, name)
+            except ApiException as error:
+                if error.status == 404:
+                    return
+                raise
         if from_event and not asks_for_step(obj):
+            ctx.bodies.left(key, obj, {version_of(obj) or ""})  # still what is known
             return
-        done = run_step(ctx, obj, logger, look=look, check_secrets=check_secrets, cause=cause)
+        effects = ctx.step_effects(obj, logger)
+        done = run_step(
+            ctx, obj, logger, look=look, check_secrets=check_secrets, cause=cause, effects=effects
+        )
+        waiting = left_waiting(done.snapshot, done.outcome)
+        left = None if done.again else effects.written or obj
+        ctx.bodies.left(key, left, effects.versions, keep=waiting)
     if done.again:
         # Fencing or the gate: read and decide again, a little later than a competing writer.
         ctx.poller.schedule(namespace, name, delay=random.uniform(0.05, 0.5))
         return
     if done.snapshot.request is not None:
         logger.info("Reconcile request handled.")
-    if left_waiting(done.snapshot, done.outcome):
+    if waiting:
         ctx.poller.schedule(namespace, name)
 
 
@@ -191,6 +258,7 @@ def run_step(
     look: bool = False,
     check_secrets: bool = False,
     cause: str | None = None,
+    effects: StepEffects | None = None,
 ) -> Stepped:
     """One step of ``obj`` as read: the snapshot, then the executor, which carries out every
     plan :func:`~reconcile.decide` makes, the writes (conditional on the version read) among
@@ -200,8 +268,7 @@ def run_step(
         obj, ctx.settings, time.time(), look=look, check_secrets=check_secrets, cause=cause, target=target
     )
     s = replace(s, leading=ctx.gate.acting(), carry_out=True)
-    s, outcome = execute(s, ctx.step_effects(obj, logger))
-    assert isinstance(outcome, Settle | Wait | ReadAgain)
+    s, outcome = execute(s, effects or ctx.step_effects(obj, logger))
     return Stepped(s, outcome, Written(wrote=s.wrote, conflicted=s.stale))
 
 
@@ -216,83 +283,59 @@ def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) ->
     ctx: OperatorContext = memo.ctx
     ctx.watched.update(body)
     meta = body.get("metadata", {})
-    shown = ctx.watched.has_shown(str(meta.get("uid")), meta.get("generation"))
-    asks = attention(body, type, acting=ctx.gate.acting(), shown=shown)
+    uid = str(meta.get("uid"))
+    shown = ctx.watched.has_shown(uid, meta.get("generation"))
+    deleting = bool(meta.get("deletionTimestamp"))
+    asks = attention(body, type, acting=ctx.gate.acting(), shown=shown, deletion_seen=uid in ctx.deletions)
+    if deleting and asks.handle:
+        ctx.deletions.add(uid)
     if asks.poll:
         ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
     return asks.handle
 
 
 async def on_event(
-    memo: Any, body: kopf.Body, type: str | None, uid: str | None, namespace: str | None,
-    name: str | None, logger: Any, **_: Any,
+    memo: Any, body: kopf.Body, event: kopf.RawEvent, type: str | None, uid: str | None,
+    namespace: str | None, name: str | None, logger: Any, **_: Any,
 ) -> None:  # fmt: skip
     """What a watch event asks for: a new BackendAuth or a changed spec is stepped; a reconcile
     request observes AWS now and is echoed in ``status.lastHandledReconcileAt``; paused or
-    unpaused, one step (no AWS call while paused); a deleted BackendAuth is forgotten.
+    unpaused, one step (no AWS call while paused); a deletion our finalizer holds, one step
+    (the poller takes it from there); a deleted BackendAuth is forgotten.
 
     The handler only schedules: the poller runs the step on a handler thread as soon as one
-    of its slots is free, and the step reads the object to see what is asked. Being a
-    coroutine, the handler itself costs no thread hop per event. Kopf does not retry an event
-    handler: a step that fails is tried again by the poller."""
+    of its slots is free, and the step starts from the event's body (no GET; a stale one costs
+    a refused write and a read) to see what is asked. Being a coroutine, the handler itself
+    costs no thread hop per event. Kopf does not retry an event handler: a step that fails is
+    tried again by the poller."""
     ctx: OperatorContext = memo.ctx
     ns, n = str(namespace), str(name)
     if type == "DELETED":
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(ctx.poller.executor, forget, ctx, body, str(uid), ns, n, logger)
         return
+    raw = event.get("object")
+    if ctx.gate.acting() and isinstance(raw, Mapping):  # a standby keeps no bodies
+        ctx.bodies.seen((ns, n), lean(raw))
     ctx.poller.schedule(ns, n, delay=0, from_event=True)
 
 
-def deletes_in_aws(memo: Any, spec: kopf.Spec, **_: Any) -> bool:
-    """The delete handler's filter: the object's deletion policy (or the default) is Delete."""
-    ctx: OperatorContext = memo.ctx
-    return (spec.get("deletionPolicy") or ctx.settings.default_deletion_policy) == "Delete"
-
-
-def delete(memo: Any, body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-    """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
-    resource and waits for AWS's delete job before Kubernetes lets the object go."""
-    ctx: OperatorContext = memo.ctx
-    target = ctx.target(str(body.get("metadata", {}).get("namespace")))
-    s = read(body, ctx.settings, time.time(), target=target)
-    s, outcome = execute(
-        replace(s, leading=ctx.gate.acting(), carry_out=True), ctx.step_effects(body, logger)
-    )
-    assert isinstance(outcome, Finish)
-    write_deletion(patch, body, s, outcome, logger)
-    delay = max(ctx.settings.job_poll_seconds, outcome.not_before)
-    if outcome.outcome == "wait":
-        raise Waiting(outcome.message, delay=delay)
-    if outcome.outcome == "retry":
-        metrics.record_retry(str(outcome.retry_reason), s.account)
-        raise kopf.TemporaryError(outcome.message, delay=delay)
-    if outcome.outcome == "give_up":
-        raise kopf.PermanentError(outcome.message)
-
-
 def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name: str, logger: Any) -> None:
-    """A deleted BackendAuth: give back a turn it may still hold (an object without a finalizer
-    goes at once, even mid-job), and drop its lock, registry entry and metrics. Under the
-    object's lock, so a step that is writing its outcome finishes first."""
+    """A deleted BackendAuth: its last step (only while this process acts: a standby holds no
+    turn, and one operator speaks) gives back a turn it may still hold (an object without our
+    finalizer goes at once, even mid-job) and says what was left in AWS; then its lock,
+    registry entry and metrics go. Under the object's lock, so a step that is writing its
+    outcome finishes first."""
     key = f"{namespace}/{name}"
     with ctx.locks.hold(key):
-        s = read(body, ctx.settings, time.time(), target=ctx.target(namespace))
-        if ctx.gate.acting():  # a standby holds no turn
-            ctx.effects(logger).give_back(s)
-        if s.deletion_policy != "Delete":
-            where = f"{s.app}/{s.env}/{s.resource_name}"
-            note = Note(
-                "Normal",
-                "Retained",
-                f"auth resource {where} left in place in AWS (deletionPolicy {s.deletion_policy})",
-            )
-            logger.info(note.message)
-            if s.owned and ctx.gate.acting():  # something is left, and one operator says so
-                post_note(ctx.kube, body, note, logger)
+        if ctx.gate.acting():
+            s = read(body, ctx.settings, time.time(), target=ctx.target(namespace), gone=True)
+            execute(replace(s, leading=True, carry_out=True), ctx.step_effects(body, logger))
     ctx.poller.cancel(namespace, name)
+    ctx.bodies.drop((namespace, name))
     ctx.locks.forget(key)
     ctx.watched.forget(uid)
+    ctx.deletions.discard(uid)
     metrics.set_object_state(uid, None, None)
 
 
@@ -373,9 +416,6 @@ def register(registry: kopf.OperatorRegistry | None = None, watch_namespaces: bo
     watches each of them by name instead, see ``accounts.namespace_watch``)."""
     resource = (GROUP, VERSION, PLURAL)
     kw: dict[str, Any] = {"registry": registry} if registry is not None else {}
-    # Only deletionPolicy Delete needs the finalizer (Kopf adds it when a delete handler's
-    # filter matches): a Retained object is let go at once, and costs no finalizer patch.
-    kopf.on.delete(*resource, id="delete", when=deletes_in_aws, **kw)(delete)
     kopf.on.event(*resource, id="event", when=noteworthy, **kw)(on_event)
     kopf.on.event("", "v1", "secrets", id="secret-changed", when=referenced_secret, **kw)(secret_changed)
     if watch_namespaces:

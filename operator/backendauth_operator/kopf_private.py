@@ -19,11 +19,6 @@ new Kopf means checking these against it, then raising :data:`KOPF_VERSION`.
 
 **Kopf's log text**, matched where no public hook serves:
 
-* :class:`DowngradeWaiting`: Kopf logs every :class:`kopf.TemporaryError` at ERROR, ``Handler
-  '<id>' failed temporarily: <message>``, with no setting for the level. A deletion that waits
-  for AWS's delete job or for its turn is routine, so :class:`Waiting` marks its message and the
-  filter shows it at INFO. (It goes when deletion joins the operator's own step loop and Kopf no
-  longer runs a deletion handler.)
 * :class:`HideScheduling`: Kopf logs every handler's success at INFO, ``Handler '<id>'
   succeeded.``, on ``kopf.objects``, the logger the operator's own lines about an object go to;
   raising that logger's level would hide those too. The event handler only schedules a step.
@@ -80,8 +75,6 @@ async def run_probe_handlers(
 
 # ---- Kopf's log text -------------------------------------------------------------------------
 
-WAITING_PREFIX = "waiting: "
-_KOPF_TEMPORARY = "failed temporarily: "  # Kopf: f"{handler} failed temporarily: {error}"
 _KOPF_EVENT_HANDLER_SUCCEEDED = "Handler 'event' succeeded."  # Kopf: f"{handler} succeeded."
 
 # Kopf: f"Request attempt {idx} failed; will retry: {what} -> {error!r}", for the errors that
@@ -90,31 +83,6 @@ KOPF_RETRY_WITHOUT_ANSWER = (
     r"failed; will retry: .* -> (?:TimeoutError|ConnectionTimeoutError|ServerTimeoutError|SocketTimeoutError|"
     r"ClientConnectorError|ClientConnectorDNSError|ServerDisconnectedError|ClientOSError)\("
 )
-
-
-class Waiting(kopf.TemporaryError):
-    """Deletion only: nothing to do until ``delay`` has passed (AWS's delete job runs, another
-    BackendAuth has the turn). Kopf logs every retry of a handler at ERROR;
-    :class:`DowngradeWaiting` shows these at INFO."""
-
-    def __init__(self, message: str, delay: float) -> None:
-        super().__init__(f"{WAITING_PREFIX}{message}", delay=delay)
-
-
-class DowngradeWaiting(logging.Filter):
-    """Kopf logs every TemporaryError at ERROR; a deletion's :class:`Waiting` is routine, so
-    show it at INFO."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.ERROR:
-            message = record.getMessage()
-            if f"{_KOPF_TEMPORARY}{WAITING_PREFIX}" in message:
-                record.msg, record.args = (
-                    message.replace(f"{_KOPF_TEMPORARY}{WAITING_PREFIX}", "is waiting: "),
-                    (),
-                )
-                record.levelno, record.levelname = logging.INFO, "INFO"
-        return True
 
 
 class HideScheduling(logging.Filter):

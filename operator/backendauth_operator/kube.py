@@ -94,33 +94,39 @@ class KubeClient:
         name: str,
         annotations: dict[str, str | None],
         resource_version: str | None = None,
+        finalizers: list[str] | None = None,
     ) -> str | None:
-        """Merge-patch annotations (``None`` removes one) and wait for the API server to accept it.
+        """Merge-patch annotations (``None`` removes one), and ``finalizers`` when given (the
+        whole list, as a merge patch replaces lists), and wait for the API server to accept it.
 
         With ``resource_version`` the patch applies only to that version of the object (409 if
         it has changed since) and the new version is returned: a write that guards an AWS call
-        is never made from a stale read."""
-        return self._patch(namespace, name, "", {"metadata": {"annotations": annotations}}, resource_version)
+        is never made from a stale read, and a list of finalizers is never written over one
+        that changed."""
+        return version_of(
+            self.patch(namespace, name, metadata_patch(annotations, finalizers), resource_version)
+        )
 
     def patch_status(
         self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
     ) -> str | None:
         """Merge-patch the status subresource; ``resource_version`` as for :meth:`set_annotations`."""
-        return self._patch(namespace, name, "/status", {"status": status}, resource_version)
+        return version_of(self.patch(namespace, name, {"status": status}, resource_version, "/status"))
 
-    def _patch(
-        self, namespace: str, name: str, sub: str, body: dict[str, Any], resource_version: str | None
-    ) -> str | None:
+    def patch(
+        self, namespace: str, name: str, body: dict[str, Any], resource_version: str | None, sub: str = ""
+    ) -> dict[str, Any]:
+        """Merge-patch the object (``sub``: ``/status`` for its status), with ``resource_version``
+        only that version of it; the object as the API server has it after the patch (empty
+        without a version)."""
         path = _custom_path(namespace, name) + sub
         if resource_version is None:
             self.request("PATCH", path, body, MERGE_PATCH, decode=False)
-            return None
+            return {}
         # A merge patch that carries metadata.resourceVersion is refused with 409 Conflict when
         # the object has another version: optimistic concurrency, as an update has.
         metadata = {**body.get("metadata", {}), "resourceVersion": resource_version}
-        written = self.request("PATCH", path, {**body, "metadata": metadata}, MERGE_PATCH)
-        version = written.get("metadata", {}).get("resourceVersion")
-        return str(version) if version else None
+        return self.request("PATCH", path, {**body, "metadata": metadata}, MERGE_PATCH)
 
     def write_config_map(
         self, namespace: str, name: str, data: dict[str, str], owner: Mapping[str, Any]
@@ -294,6 +300,20 @@ def request(
 # takes more than a few seconds is not coming (a dropped SYN is retried by TCP for two minutes);
 # the API server answers these small requests in milliseconds when it answers at all.
 REQUEST_TIMEOUT = (5, 30)
+
+
+def metadata_patch(annotations: dict[str, str | None], finalizers: list[str] | None = None) -> dict[str, Any]:
+    """The merge patch of annotations (``None`` removes one) and, when given, the finalizers."""
+    metadata: dict[str, Any] = {"annotations": annotations}
+    if finalizers is not None:
+        metadata["finalizers"] = finalizers
+    return {"metadata": metadata}
+
+
+def version_of(obj: Mapping[str, Any]) -> str | None:
+    """The ``resourceVersion`` of an object as the API server answered it (None: not known)."""
+    version = obj.get("metadata", {}).get("resourceVersion")
+    return str(version) if version else None
 
 
 def _custom_path(namespace: str, name: str) -> str:

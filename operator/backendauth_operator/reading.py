@@ -54,10 +54,12 @@ def read(
     check_secrets: bool = False,
     cause: str | None = None,
     target: Target = OWN,
+    gone: bool = False,
 ) -> Snapshot:
     """The snapshot of ``obj``. ``look``: observe AWS now (a reconcile request, a resync, a
     Secret change); ``check_secrets``: read the Secrets to notice a rotation; ``target``: the
-    account its namespace names (default: the operator's own, not known)."""
+    account its namespace names (default: the operator's own, not known); ``gone``: the watch
+    said it was deleted (``obj`` is its last state)."""
     meta = obj.get("metadata", {})
     annotations: dict[str, str] = dict(meta.get("annotations") or {})
     raw = obj.get("spec") or {}
@@ -80,7 +82,8 @@ def read(
         look=look, check_secrets=check_secrets or look, cause=cause,
         job_timeout=settings.job_timeout_seconds,
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds), jitter=random.random(),
-        deleting=bool(meta.get("deletionTimestamp")),
+        deleting=gone or bool(meta.get("deletionTimestamp")), gone=gone,
+        finalizers=tuple(meta.get("finalizers") or ()),
         deletion_policy=raw.get("deletionPolicy") or settings.default_deletion_policy,
         account=target.account, role=target.role, account_problem=target.problem,
         account_unreadable=target.unreadable,
@@ -89,12 +92,17 @@ def read(
         outputs_shown=status.get("outputs") is not None,
     )  # fmt: skip
     if s.deleting:
-        # Only the delete job counts now.
+        # The delete job counts now, and whether a create of ours went out (the marker, the job).
         try:
             job = Job.from_annotation(annotations, DELETE_JOB) if annotations.get(DELETE_JOB) else None
+            return replace(
+                s,
+                delete_job=job,
+                job=Job.from_annotation(annotations),
+                marker=Marker.from_annotation(annotations),
+            )
         except BadAnnotation as error:
             return replace(s, bad_annotation=str(error))
-        return replace(s, delete_job=job)
     try:
         failures = Failures.from_annotation(annotations)
         job = Job.from_annotation(annotations)

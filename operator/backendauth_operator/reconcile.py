@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from backendauth_operator import FINALIZER
 from backendauth_operator.bookkeeping import (
     COMPLETED,
     CREATED,
@@ -300,7 +301,9 @@ class Snapshot:
     outputs_shown: bool = False  # the status shows the auth outputs
     job_timeout: float = 3600.0
     deleting: bool = False
+    gone: bool = False  # the watch said DELETED: the object no longer exists
     deletion_policy: str = "Retain"
+    finalizers: tuple[str, ...] = ()  # metadata.finalizers as read (ours among them or not)
     delete_job: Job | None = None
     # --- the AWS account (reading.read, from the namespace's annotation and the account map)
     account: str = ""  # where it acts: the namespace's account, or the operator's own ("": unknown)
@@ -386,6 +389,7 @@ class Settle:
     outputs: bool = False  # read (GetBackend) and publish the auth outputs
     again: bool = False  # then read and decide again soon (a call that was not sent)
     account: str | None = None  # status.awsAccountId to show (None: as it is)
+    finalizer: bool | None = None  # add (True) or remove (False) our finalizer; None: as it is
 
 
 @dataclass(frozen=True)
@@ -463,7 +467,9 @@ FinishOutcome = Literal["let_go", "wait", "retry", "give_up"]
 
 @dataclass(frozen=True)
 class Finish:
-    """The end of a deletion step: let the object go, wait, retry later or give up."""
+    """The end of a deletion step: let the object go (our finalizer comes off), wait, retry
+    later or give up (the finalizer stays). Written by the one writer, conditionally on the
+    version read, as every outcome is."""
 
     outcome: FinishOutcome
     message: str = ""
@@ -472,7 +478,6 @@ class Finish:
     release: bool = False
     state: State | None = None
     retry_reason: str | None = None
-    not_before: float = 0.0  # seconds: Kopf calls the delete handler again no sooner than this
 
 
 @dataclass(frozen=True)
@@ -498,7 +503,7 @@ class Write:
     """Write ``outcome`` (and the outputs read) conditionally on the version read, posting its
     events; a refusal comes back as :attr:`Snapshot.stale`."""
 
-    outcome: Settle | Wait
+    outcome: Settle | Wait | Finish
     outputs: Mapping[str, str] | Failure | None = None
 
 
@@ -622,29 +627,57 @@ def decide(s: Snapshot) -> Plan:
     observation of AWS. What each plan's action produced comes back in the next snapshot.
 
     With :attr:`Snapshot.carry_out` (the live step), the outcome is carried out by the same
-    loop: whether this process still leads, the turn given back, the outputs read, the writes,
-    and a fenced release, each a plan of its own; the outcome itself comes back last."""
+    loop: whether this process still leads, the turn given back, the outputs read, the writes
+    (our finalizer among them), and a fenced release, each a plan of its own; the outcome
+    itself comes back last."""
     plan = _backed_off(s, _decide(s))
-    if not s.carry_out:
+    if not s.carry_out or not isinstance(plan, Settle | Wait | ReadAgain | Finish):
         return plan
-    if isinstance(plan, Finish):
-        # Deletion: the turn goes back before Kopf writes the outcome.
-        return Release() if plan.release and not s.released else plan
-    if not isinstance(plan, Settle | Wait | ReadAgain):
-        return plan
-    return _carried_out(s, plan)
+    return _carried_out(s, _finalized(s, plan))
 
 
-def _carried_out(s: Snapshot, outcome: Settle | Wait | ReadAgain) -> Plan:
+def finalizer_wanted(s: Snapshot) -> bool:
+    """Our finalizer is on the object while its deletionPolicy is Delete: it must not go before
+    AWS's delete job has ended. A Retained object needs none, and Kubernetes lets it go at once."""
+    return s.deletion_policy == "Delete"
+
+
+def finalizers_for(s: Snapshot, ours: bool) -> list[str]:
+    """``metadata.finalizers`` as read, with ours added (``ours``) or taken off; the others
+    stay (the write is conditional on the version they were read at)."""
+    others = [f for f in s.finalizers if f != FINALIZER]
+    return [*others, FINALIZER] if ours else others
+
+
+def marker_finalizers(s: Snapshot) -> list[str] | None:
+    """The finalizers the pending marker's write sets (None: as they are): ours goes on before
+    anything is created in AWS."""
+    if finalizer_wanted(s) and FINALIZER not in s.finalizers:
+        return finalizers_for(s, True)
+    return None
+
+
+Outcome = Settle | Wait | ReadAgain | Finish
+
+
+def _finalized(s: Snapshot, outcome: Outcome) -> Outcome:
+    """A settled step that writes also puts our finalizer on, or takes it off, as the deletion
+    policy asks."""
+    if isinstance(outcome, Settle) and not s.deleting and (FINALIZER in s.finalizers) != finalizer_wanted(s):
+        return replace(outcome, finalizer=finalizer_wanted(s))
+    return outcome
+
+
+def _carried_out(s: Snapshot, outcome: Outcome) -> Plan:
     """The next action of carrying ``outcome`` out, in the order of the Kubernetes requests:
     the turn back before the writes, the fenced release after them."""
-    if s.leading and not s.lead_rechecked:
+    if s.leading and not s.lead_rechecked and not s.gone:
         return CheckLead()
     if isinstance(outcome, ReadAgain):
         return Release() if outcome.release and not s.released else outcome
+    if isinstance(outcome, Settle | Finish) and outcome.release and not s.released:
+        return Release()
     if isinstance(outcome, Settle):
-        if outcome.release and not s.released:
-            return Release()
         if outcome.outputs and s.outputs_read is None:
             return ReadOutputs()
         if isinstance(s.outputs_read, Failure) and outcome.job is not None:
@@ -910,12 +943,14 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Settle | Submit:
             reason = s.previous_reason if s.previous_reason in ("InSync", "Adopted") else "InSync"
             return _ready(s, replace(job, verified=True, missing=False), reason, IN_SYNC, event=None, **kw)
         if job is not None and current and job.completed:
+            # One event per job: its Submitted event said it was sent (and why); that it ended
+            # is shown by the conditions (Ready, JobCompleted, since lastTransitionTime).
             return _ready(
                 s,
                 replace(job, verified=True, missing=False),
                 "JobCompleted",
                 f"{job.describe()} completed; AWS shows the auth resource as the spec says",
-                event=None if job.verified else "Normal",
+                event=None,
                 **kw,
             )
         if job is None and not s.has_secrets:
@@ -1021,24 +1056,30 @@ def _kept(books: Settle, release: bool = False, annotations: Mapping[str, str | 
     }
 
 
-STANDBY_DELETE_SECONDS = 2.0
-
-
-def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete | AskOwnAccount:
+def _decide_deletion(s: Snapshot) -> Plan:
     """Apply the deletion policy: Retain (default) leaves AWS alone; Delete removes the auth
-    resource and waits for AWS's delete job before Kubernetes lets the object go."""
+    resource and waits for AWS's delete job before our finalizer comes off and Kubernetes lets
+    the object go. Deleting works while paused (nothing is deleted in AWS then)."""
+    if s.gone:
+        return _decide_gone(s)
+    if FINALIZER not in s.finalizers:
+        # Not held by us: Kubernetes lets it go once any other finalizer is gone; what was left
+        # in AWS is said when it is gone.
+        return Finish("let_go")
+    if s.stale:
+        return ReadAgain("the object changed since it was read")
+    sent = s.delete_submitted
+    if not s.leading and not isinstance(sent, Accepted | Rejected):
+        # Only the leader deletes; a standby's poller holds the object until this process leads.
+        return ReadAgain("another operator leads; it deletes", release=isinstance(sent, Withheld))
     policy = s.deletion_policy
-    if not s.leading:
-        # Kopf on a standby sees the deletion too: the finalizer stays until the leader is done,
-        # and the standby looks again no sooner than every STANDBY_DELETE_SECONDS.
-        return Finish("wait", "another operator leads; it deletes", not_before=STANDBY_DELETE_SECONDS)
-    if policy != "Delete" or not s.owned or s.paused:
+    if policy != "Delete" or not _may_own(s) or s.paused:
         if policy == "Delete" and s.paused:
             # Deleting must still work while paused; AWS is not called, so the resource stays.
-            note = Note("Warning", "Paused", "paused: the Amplify auth resource is retained")
-        else:
-            note = Note("", "", "", f"Deletion policy {policy}: the Amplify auth resource is left in place.")
-        return Finish("let_go", notes=(note,), release=True)
+            paused = Note("Warning", "Paused", "paused: the Amplify auth resource is retained")
+            return Finish("let_go", notes=(paused,), release=True)
+        # Retained: said once the object is gone (see _decide_gone).
+        return Finish("let_go", notes=(_left_in_place(s),) if policy == "Delete" else (), release=True)
     if s.ask_own_account:
         return AskOwnAccount()
     elsewhere = _account_rows(s, in_flight=True)
@@ -1049,12 +1090,12 @@ def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete | AskOwnAccoun
         return Finish("retry", f"{state.reason}: {state.message}", state=state, retry_reason=state.reason)
     if s.bad_annotation is not None:
         return Finish("retry", s.bad_annotation)
-    sent = s.delete_submitted
     if isinstance(sent, TurnTaken):
         return Finish("wait", f"{sent.holder} has the turn on {s.app}/{s.env}")
     if isinstance(sent, Withheld | Stale):
-        # Not sent (this process stopped leading): whoever leads now deletes.
-        return Finish("wait", sent.reason if isinstance(sent, Withheld) else "the object changed")
+        # Not sent: whoever leads now deletes.
+        why = sent.reason if isinstance(sent, Withheld) else "the object changed"
+        return Finish("wait", why, release=True)
     if isinstance(sent, Rejected | NotSent):
         return _delete_failed(s.delete_job, (), sent.failure, s)
     job = s.delete_job
@@ -1078,6 +1119,31 @@ def _decide_deletion(s: Snapshot) -> Finish | Delete | PollDelete | AskOwnAccoun
         return Finish("give_up", f"DeleteFailed: {message}", remember, notes, release=True, state=state)
     done = Note("Normal", "Deleted", f"auth resource {_where(s)} deleted in AWS ({job.describe()})")
     return Finish("let_go", delete_job=remember, notes=(*notes, done), release=True)
+
+
+def _may_own(s: Snapshot) -> bool:
+    """This BackendAuth created (or adopted) the auth resource, or a create of its own may have
+    reached AWS: its job, or its pending marker, is on the object (deleted before the create's
+    outcome was written). Deleting what is not there only finds it gone."""
+    created = CREATE_OP in (s.job.operation if s.job else "", s.marker.operation if s.marker else "")
+    return s.owned or created
+
+
+def _decide_gone(s: Snapshot) -> Finish:
+    """The object is gone from Kubernetes: the turn it may still hold goes back (an object
+    without our finalizer goes at once, even mid-job), and a Retained resource is said to be
+    left in place."""
+    notes = (_left_in_place(s),) if s.deletion_policy != "Delete" else ()
+    return Finish("let_go", notes=notes, release=True)
+
+
+def _left_in_place(s: Snapshot) -> Note:
+    """A deletion that leaves the auth resource in AWS: an event when this BackendAuth created
+    (or adopted) it, so that something is left; a log line otherwise."""
+    message = f"auth resource {_where(s)} left in place in AWS (deletionPolicy {s.deletion_policy})"
+    if s.owned:
+        return Note("Normal", "Retained", message, message)
+    return Note("", "", "", message)
 
 
 def _where(s: Snapshot) -> str:
@@ -1140,8 +1206,17 @@ def pause_flipped(body: Mapping[str, Any]) -> bool:
     return is_true(annotations, PAUSED) != shows_paused
 
 
+def held_for_deletion(body: Mapping[str, Any]) -> bool:
+    """Deleted in Kubernetes and held by our finalizer: a deletion step is to be taken."""
+    meta = body.get("metadata", {})
+    return bool(meta.get("deletionTimestamp")) and FINALIZER in (meta.get("finalizers") or ())
+
+
 def asks_for_step(body: Mapping[str, Any]) -> bool:
-    """A new generation, a reconcile request or a pause flip that no step has handled yet."""
+    """A new generation, a reconcile request or a pause flip that no step has handled yet, or
+    a deletion that our finalizer holds."""
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return held_for_deletion(body)
     return unobserved(body) or reconcile_requested(body) or pause_flipped(body)
 
 
@@ -1153,13 +1228,18 @@ class Attention:
     poll: bool = False  # the poller keeps the object (it waits, or its account may be fixed)
 
 
-def attention(body: Mapping[str, Any], type: str | None, acting: bool, shown: bool) -> Attention:
+def attention(
+    body: Mapping[str, Any], type: str | None, acting: bool, shown: bool, deletion_seen: bool = False
+) -> Attention:
     """What a watch event asks for. ``type``: the event's (None: Kopf's initial listing, as
     ADDED); ``acting``: this process leads (or runs without leader election); ``shown``: a
     step of this process has already written the status of the body's generation (an event
-    from before that write still shows the previous status).
+    from before that write still shows the previous status); ``deletion_seen``: an event of
+    this process has already shown the object being deleted.
 
-    * A deleted object is handled (forgotten); one being deleted is the delete handler's.
+    * A deleted object is handled (forgotten). One being deleted is stepped once, when its
+      deletion is first seen, if our finalizer holds it; its waits are the poller's, and the
+      events of its own writes ask for nothing more.
     * Seen for the first time (a restart lists every object), an object that waits is polled.
       A standby polls every object that waits, as the leader leaves it: the poller holds them
       until this process leads.
@@ -1170,7 +1250,7 @@ def attention(body: Mapping[str, Any], type: str | None, acting: bool, shown: bo
     if type == "DELETED":
         return Attention(handle=True)
     if body.get("metadata", {}).get("deletionTimestamp"):
-        return Attention(handle=False)
+        return Attention(handle=held_for_deletion(body) and not deletion_seen)
     conditions = (body.get("status") or {}).get("conditions") or []
     first_seen = type in (None, "ADDED")
     poll = ((first_seen or not acting) and shows_waiting(conditions)) or (
@@ -1183,19 +1263,22 @@ def attention(body: Mapping[str, Any], type: str | None, acting: bool, shown: bo
 
 def resynced(body: Mapping[str, Any]) -> bool:
     """Whether the resync loop observes the object: settled (Ready or Stalled) in a state that
-    observing AWS may change (:data:`RESYNCED_REASONS`), and not paused."""
+    observing AWS may change (:data:`RESYNCED_REASONS`), not paused, and not being deleted."""
     meta = body.get("metadata", {})
     conditions = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
     settled = any(conditions.get(t, {}).get("status") == "True" for t in ("Ready", "Stalled"))
     ready = conditions.get("Ready", {}).get("reason") in RESYNCED_REASONS
-    return settled and ready and not is_true(meta.get("annotations") or {}, PAUSED)
+    deleting = bool(meta.get("deletionTimestamp"))  # its steps are the poller's until it is gone
+    return settled and ready and not deleting and not is_true(meta.get("annotations") or {}, PAUSED)
 
 
 def left_waiting(s: Snapshot, outcome: Plan) -> bool:
     """Whether a step's outcome leaves the object waiting (its job runs, a retry is due, another
-    BackendAuth has the turn), so that the poller steps it again. Settled and paused objects
-    are not; nor is one read again (the poller schedules that apart). A step that only waited
-    shows what it showed before."""
+    BackendAuth has the turn, a deletion waits for AWS's delete job or retries), so that the
+    poller steps it again. Settled and paused objects are not; nor is one read again (the
+    poller schedules that apart). A step that only waited shows what it showed before."""
+    if isinstance(outcome, Finish):
+        return outcome.outcome in ("wait", "retry")
     if isinstance(outcome, Settle) and outcome.state is not None:
         return outcome.state.phase == "reconciling" and outcome.state.reason != "Paused"
     if isinstance(outcome, Settle | Wait):

@@ -12,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from backendauth_operator import FINALIZER, PREFIX, logfilters, metrics, reachability
+from backendauth_operator import GROUP, PREFIX, logfilters, metrics, reachability
 from backendauth_operator.accounts import AccountDirectory, map_watch, namespace_watch
 from backendauth_operator.aws import CallCount, ClientFactory, Pacers, pace_key
 from backendauth_operator.config import ConfigError, Settings, load_settings, operator_identity
@@ -25,7 +25,6 @@ from backendauth_operator.handlers import (
     resync,
 )
 from backendauth_operator.kopf_private import (
-    DowngradeWaiting,
     HideScheduling,
     kopf_identity,
     new_indexers,
@@ -46,10 +45,10 @@ POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 class NoDiffBase(kopf.DiffBaseStorage):
     """Kopf's change detection is not used: steps follow ``metadata.generation`` (see
-    handlers.py), and the only Kopf change handler is deletion, which Kopf detects by the
-    deletion timestamp. So no essence is built, stored or fetched: every watch event spares a
-    deep copy of its body, and no object gets a ``last-handled-configuration`` annotation.
-    Objects that carry one from an earlier version keep it; nothing reads it."""
+    handlers.py), and deletion is a step of ours too. So no essence is built, stored or
+    fetched: every watch event spares a deep copy of its body, and no object gets a
+    ``last-handled-configuration`` annotation. Objects that carry one from an earlier version
+    keep it; nothing reads it."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
         return kopf.BodyEssence()
@@ -70,10 +69,13 @@ def configure_kopf(
     """Kopf's settings for this operator; used by ``run`` and by tests that embed the operator.
     ``reachable``: the process's view of the API server, which keeps Kopf's requests retrying
     while it cannot be reached."""
-    # Kopf's handler progress (deletion only) under our own prefix.
+    # Kopf's handler progress under our own prefix (no handler of ours keeps any).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = NoDiffBase()
-    settings.persistence.finalizer = FINALIZER
+    # Our finalizer is the steps' own (see handlers.py). Kopf takes its finalizer off any object
+    # that no handler of Kopf's needs it for; so Kopf's is given a name no object carries,
+    # and Kopf never touches ours, also on objects that an earlier version had Kopf finalize.
+    settings.persistence.finalizer = KOPF_FINALIZER
     settings.posting.loggers = False  # events are posted explicitly, once per reason change
     settings.posting.reporting_component = "backendauth-operator"
     # Every request to the API server has a deadline. A connect (TCP and TLS) that takes longer
@@ -96,6 +98,7 @@ def configure_kopf(
 
 KOPF_CONNECT_TIMEOUT = 5.0
 KOPF_REQUEST_TIMEOUT = 30.0
+KOPF_FINALIZER = f"{GROUP}/kopf-finalizer-unused"  # never on any object: no handler of Kopf's needs one
 
 
 def lease_namespace(operator_settings: Settings) -> str:
@@ -155,7 +158,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # Kopf's own log set-up: it prefixes object messages with [namespace/name].
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
-    logging.getLogger("kopf.objects").addFilter(DowngradeWaiting())
     logging.getLogger("kopf.objects").addFilter(HideScheduling())
     logfilters.install()  # inline secret values never reach a log line, also with --verbose
     reachability.install_log_filter()

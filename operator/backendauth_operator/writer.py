@@ -5,11 +5,15 @@ patch; status is built from :class:`~models.BackendAuthStatus`, the model the CR
 is generated from. The one early write is the pending marker, written before a create or update
 is sent (:func:`write_marker`).
 
+A deletion step's outcome (:class:`~reconcile.Finish`) goes the same way: the delete job's
+record, the conditions, and our finalizer taken off once AWS's delete job has ended.
+
 Every write is conditional on the ``resourceVersion`` the snapshot was read at (then on the
 version the previous write made): a step decided from a stale read changes nothing, and the
-conflict comes back as :attr:`~reconcile.Snapshot.stale`, for which decide says read again. The
-one exception keeps what a call that went out did: while the object still carries this step's
-own marker, its record is written again on the newer version.
+conflict comes back as :attr:`~reconcile.Snapshot.stale`, for which decide says read again.
+What a call that went out did is not lost that way: its pending marker stays on the object
+until a later step writes its record, and that step finds the job (see
+docs/explanation/exactly-once.md).
 """
 
 from __future__ import annotations
@@ -18,13 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import kopf
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator import metrics
+from backendauth_operator import FINALIZER, metrics
 from backendauth_operator.bookkeeping import DELETE_JOB, JOB, PENDING, Marker
 from backendauth_operator.core.failure import Failure
-from backendauth_operator.kube import KubeClient
+from backendauth_operator.kube import KubeClient, metadata_patch, version_of
 from backendauth_operator.models import BackendAuthStatus
 from backendauth_operator.reconcile import (
     Finish,
@@ -34,13 +37,18 @@ from backendauth_operator.reconcile import (
     State,
     Wait,
     conditions_for,
+    finalizers_for,
+    marker_finalizers,
 )
 
 
 def write_marker(kube: KubeClient, s: Snapshot, marker: Marker) -> str | None:
     """The pending marker, before the call it stands for (the one early write), only to the
-    version the snapshot was read at (409 if it changed); returns the version it made."""
-    return kube.set_annotations(s.namespace, s.name, {PENDING: marker.to_annotation()}, s.version or None)
+    version the snapshot was read at (409 if it changed); returns the version it made. With
+    deletionPolicy Delete, our finalizer goes on in the same write, before anything exists in
+    AWS to be deleted."""
+    annotations: dict[str, str | None] = {PENDING: marker.to_annotation()}
+    return kube.set_annotations(s.namespace, s.name, annotations, s.version or None, marker_finalizers(s))
 
 
 def _checked(status: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +112,21 @@ class Written:
     shown: bool = False  # the object's status was written (observedGeneration among it)
     wrote: bool = False  # something was written on the version decided from
     conflicted: bool = False  # refused: the object changed since it was read
+    body: Mapping[str, Any] | None = None  # the object as the last write left it (None: no write)
+    versions: tuple[str, ...] = ()  # the resourceVersions the writes made
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def lean(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """``obj`` without what no step reads (``metadata.managedFields``, kubectl's copy of the
+    last applied manifest): what is kept of an object between its steps."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    annotations = meta.get("annotations")
+    if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return {**obj, "metadata": meta}
 
 
 class StepWriter:
@@ -116,32 +139,46 @@ class StepWriter:
     def write(
         self,
         s: Snapshot,
-        outcome: Settle | Wait,
+        outcome: Settle | Wait | Finish,
         outputs: dict[str, str] | Failure | None = None,
     ) -> Written:
         """Write what changed, conditionally on the version the snapshot was read at."""
         annotations: dict[str, str | None] = {}
+        finalizers: list[str] | None = None
         patch: dict[str, Any] = {}
         events: list[Note] = []
-        if isinstance(outcome, Settle):
-            annotations, patch, events = outcome_patches(s, outcome, self.status, self.logger)
-        if isinstance(outputs, Failure):
-            self.logger.warning(f"Could not read the auth outputs: {outputs.message}")
-        elif outputs is not None:
-            patch["outputs"] = outputs
-            events += self.publish(s, outputs)
-        if s.request is not None:
-            patch["lastHandledReconcileAt"] = s.request
+        if isinstance(outcome, Finish):
+            annotations, finalizers, patch, events = deletion_patches(s, outcome, self.status, self.logger)
+        else:
+            if isinstance(outcome, Settle):
+                annotations, patch, events = outcome_patches(s, outcome, self.status, self.logger)
+                if outcome.finalizer is not None:
+                    finalizers = finalizers_for(s, outcome.finalizer)
+            if isinstance(outputs, Failure):
+                self.logger.warning(f"Could not read the auth outputs: {outputs.message}")
+            elif outputs is not None:
+                patch["outputs"] = outputs
+                events += self.publish(s, outputs)
+            if s.request is not None:
+                patch["lastHandledReconcileAt"] = s.request
         # Only what changes is written: a poll that finds the job still running writes nothing,
-        # and causes no watch event.
+        # and causes no watch event. Of an object that is gone, nothing.
         annotations = {k: v for k, v in annotations.items() if s.annotations.get(k) != v}
         changed = _checked({k: v for k, v in patch.items() if self.status.get(k) != v})
+        if s.gone:
+            annotations, finalizers, changed = {}, None, {}
         version = s.version or None
+        written: dict[str, Any] = {}
+        versions: list[str] = []
         try:
-            if annotations:
-                version = self.write_annotations(s, annotations, version)
+            if annotations or finalizers is not None:
+                body = metadata_patch(annotations, finalizers)
+                written = self.kube.patch(s.namespace, s.name, body, version)
+                version = version_of(written)
+                versions += [version] if version else []
             if changed:
-                version = self.kube.patch_status(s.namespace, s.name, changed, version)
+                written = self.kube.patch(s.namespace, s.name, {"status": changed}, version, "/status")
+                versions += [v for v in [version_of(written)] if v]
         except ApiException as error:
             if error.status == 404:
                 return Written()  # deleted meanwhile
@@ -152,29 +189,9 @@ class StepWriter:
             raise
         for note in events:
             post_note(self.kube, self.obj, note, self.logger)
-        return Written(shown="observedGeneration" in patch, wrote=bool(annotations or changed))
-
-    def write_annotations(
-        self, s: Snapshot, annotations: dict[str, str | None], version: str | None
-    ) -> str | None:
-        """Write the step's annotations to ``version``. After a call went out, its record must
-        not be lost to an unrelated change (a user's annotation, Kopf's finalizer): while the
-        object still carries this step's marker, the same record is written to the newer
-        version."""
-        marker = s.annotations.get(PENDING) if s.sent else None
-        for _ in range(5):
-            try:
-                return self.kube.set_annotations(s.namespace, s.name, annotations, version)
-            except ApiException as error:
-                if error.status != 409 or marker is None:
-                    raise
-            current = self.kube.get_backendauth(s.namespace, s.name)
-            meta = current.get("metadata") or {}
-            if (meta.get("annotations") or {}).get(PENDING) != marker:
-                self.logger.warning("The pending marker changed while the call was made; deciding again.")
-                break
-            version = meta.get("resourceVersion")
-        raise ApiException(status=409, reason="Conflict")
+        wrote = bool(annotations or changed or finalizers is not None)
+        left = lean(written) if written else None
+        return Written(shown="observedGeneration" in patch, wrote=wrote, body=left, versions=tuple(versions))
 
     def publish(self, s: Snapshot, outputs: Mapping[str, str]) -> list[Note]:
         """The outputs into the ConfigMap the spec names; a failure is an event, never a failed step."""
@@ -190,18 +207,29 @@ class StepWriter:
         return []
 
 
-def write_deletion(patch: kopf.Patch, body: kopf.Body, s: Snapshot, finish: Finish, logger: Any) -> None:
-    """A deletion step's outcome, through Kopf's patch of the object and Kopf's events."""
-    if finish.delete_job is not None:
-        patch.metadata.annotations[DELETE_JOB] = finish.delete_job.to_annotation()
+def deletion_patches(
+    s: Snapshot, finish: Finish, status: Mapping[str, Any], logger: Any
+) -> tuple[dict[str, str | None], list[str] | None, dict[str, Any], list[Note]]:
+    """The annotation patch, the finalizers (None: as they are), the status patch and the
+    events of a deletion step: letting go takes our finalizer off, and nothing else is
+    written then (the object may be gone the moment it is off)."""
+    annotations: dict[str, str | None] = {}
+    patch: dict[str, Any] = {}
+    events = [note for note in finish.notes if note.kind]
     for note in finish.notes:
         if note.log:
             logger.info(note.log)
-        if note.kind == "Normal":
-            kopf.info(body, reason=note.reason, message=note.message)
-        elif note.kind == "Warning":
-            kopf.warn(body, reason=note.reason, message=note.message)
+    if finish.outcome == "let_go":
+        return annotations, finalizers_for(s, False) if FINALIZER in s.finalizers else None, patch, events
+    if finish.delete_job is not None:
+        annotations[DELETE_JOB] = finish.delete_job.to_annotation()
     if finish.state is not None:
-        shown = _shown(s, finish.state, body.get("status") or {}, finish.state.message)
-        patch.status["conditions"] = _checked(shown)["conditions"]
-        patch.status["error"] = shown["error"]
+        shown = _shown(s, finish.state, status, finish.state.message)
+        patch = {"conditions": shown["conditions"], "error": shown["error"]}
+    if finish.retry_reason is not None:
+        metrics.record_retry(finish.retry_reason, s.account)
+    if finish.outcome == "wait":
+        logger.info(f"Deletion waits: {finish.message}")
+    else:  # retried, or given up: the finalizer stays
+        logger.warning(f"Deletion {'retried' if finish.outcome == 'retry' else 'failed'}: {finish.message}")
+    return annotations, None, patch, events

@@ -37,7 +37,7 @@ The operator's rights where it watches BackendAuths: only what the code does (de
 keeps this one equal to it).
 */}}
 {{- define "backendauth.rules" -}}
-# Kopf: list+watch and patch (finalizers, its annotations); kube.py: get and patch (pending marker).
+# Kopf: list+watch; kube.py: get and patch (pending marker, the steps' annotations and finalizer).
 - apiGroups: [amplifybackend.gitops.dev]
   resources: [backendauths]
   verbs: [get, list, watch, patch]
