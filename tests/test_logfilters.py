@@ -35,14 +35,3 @@ def test_the_filter_rewrites_records_with_their_arguments() -> None:
     )
     assert RedactSecrets().filter(record) is True
     assert record.getMessage() == "Body: {'clientSecret': '***'}"
-
-
-def test_kopfs_success_line_of_the_scheduling_handler_is_hidden_and_no_other() -> None:
-    from backendauth_operator.kopf_private import HideScheduling
-
-    def record(msg: str) -> logging.LogRecord:
-        return logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, msg, (), None)
-
-    assert HideScheduling().filter(record("Handler 'event' succeeded.")) is False
-    assert HideScheduling().filter(record("Handler 'delete' succeeded.")) is True
-    assert HideScheduling().filter(record("Calling CreateBackendAuth for app/dev.")) is True

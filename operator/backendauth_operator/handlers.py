@@ -13,8 +13,8 @@ What runs a step:
 * a watch event that shows a generation no step has shown yet (a new BackendAuth, a changed
   spec: ``metadata.generation`` against ``status.observedGeneration``, as controller-runtime's
   generation predicate does), or a change of the ``paused`` or ``reconcile-requested-at``
-  annotations. One Kopf event handler with one filter serves them all: a coroutine that hands
-  the object to the poller, whose step reads it and sees what is asked. Kopf's own change
+  annotations. One filter of Kopf's event handler serves them all: it hands the object to the
+  poller, whose step sees what is asked (Kopf runs no handler for it). Kopf's own change
   handlers (and the annotations and patches they cost per object) are not used;
 * the poller, only while the BackendAuth shows ``Reconciling`` (a job runs, a retry is due,
   another BackendAuth has the turn): waiting is a poll, not an error. Settled objects (Ready,
@@ -37,13 +37,13 @@ every write is conditional on the version read: both are rows of the decision ta
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import random
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -272,52 +272,59 @@ def run_step(
     return Stepped(s, outcome, Written(wrote=s.wrote, conflicted=s.stale))
 
 
-def noteworthy(memo: Any, body: kopf.Body, type: str | None = None, **_: Any) -> bool:
-    """The filter of :func:`on_event`, called by Kopf for every watch event, silently (a
-    handler's every success is logged). It feeds the registry that the resync loop and Secret
-    changes use, and the poller with what :func:`~reconcile.attention` says; it costs no API
-    call. One filter for every case: Kopf builds the keyword arguments of every filter of every
-    event, at a thousand objects that is CPU worth saving."""
-    if type == "DELETED":
-        return True
+def noteworthy(
+    memo: Any, body: kopf.Body, event: kopf.RawEvent | None = None, type: str | None = None,
+    logger: Any = None, **_: Any,
+) -> bool:  # fmt: skip
+    """The filter of the BackendAuth watch, called by Kopf for every watch event: it does the
+    work itself and answers False, so Kopf runs no handler (a handler costs Kopf a task and a
+    log line per event, a thousand times over). It costs no API call.
+
+    What a watch event asks for (:func:`~reconcile.attention`): a new BackendAuth or a changed
+    spec is stepped; a reconcile request observes AWS now and is echoed in
+    ``status.lastHandledReconcileAt``; paused or unpaused, one step (no AWS call while paused);
+    a deletion our finalizer holds, one step (the poller takes it from there); a waiting one is
+    polled; a deleted BackendAuth is forgotten. It feeds the registry that the resync loop and
+    Secret changes use.
+
+    It only schedules: the poller runs the step on a handler thread as soon as one of its slots
+    is free, and the step starts from the event's body (no GET; a stale one costs a refused
+    write and a read). A step that fails is tried again by the poller."""
     ctx: OperatorContext = memo.ctx
-    ctx.watched.update(body)
     meta = body.get("metadata", {})
-    uid = str(meta.get("uid"))
+    ns, n, uid = str(meta.get("namespace")), str(meta.get("name")), str(meta.get("uid"))
+    if type == "DELETED":
+        done = ctx.poller.executor.submit(forget, ctx, body, uid, ns, n, logger)
+        done.add_done_callback(lambda future: _log_failure(future, logger, "to forget it"))
+        return False
+    ctx.watched.update(body)
     shown = ctx.watched.has_shown(uid, meta.get("generation"))
     deleting = bool(meta.get("deletionTimestamp"))
     asks = attention(body, type, acting=ctx.gate.acting(), shown=shown, deletion_seen=uid in ctx.deletions)
     if deleting and asks.handle:
         ctx.deletions.add(uid)
     if asks.poll:
-        ctx.poller.ensure(str(meta.get("namespace")), str(meta.get("name")))
-    return asks.handle
+        ctx.poller.ensure(ns, n)
+    if asks.handle:
+        raw = event.get("object") if event is not None else None
+        if ctx.gate.acting() and isinstance(raw, Mapping):  # a standby keeps no bodies
+            ctx.bodies.seen((ns, n), lean(raw))
+        ctx.poller.schedule(ns, n, delay=0, from_event=True)
+    return False
 
 
-async def on_event(
-    memo: Any, body: kopf.Body, event: kopf.RawEvent, type: str | None, uid: str | None,
-    namespace: str | None, name: str | None, logger: Any, **_: Any,
-) -> None:  # fmt: skip
-    """What a watch event asks for: a new BackendAuth or a changed spec is stepped; a reconcile
-    request observes AWS now and is echoed in ``status.lastHandledReconcileAt``; paused or
-    unpaused, one step (no AWS call while paused); a deletion our finalizer holds, one step
-    (the poller takes it from there); a deleted BackendAuth is forgotten.
+def _log_failure(future: Future[None], logger: Any, what: str) -> None:
+    """Work that :func:`noteworthy` handed to the poller's threads failed: say so, as nothing
+    awaits it."""
+    error = future.exception()
+    if error is not None:
+        (logger or logging.getLogger("backendauth_operator.objects")).error(
+            f"Failed {what}: {error!r}", exc_info=error
+        )
 
-    The handler only schedules: the poller runs the step on a handler thread as soon as one
-    of its slots is free, and the step starts from the event's body (no GET; a stale one costs
-    a refused write and a read) to see what is asked. Being a coroutine, the handler itself
-    costs no thread hop per event. Kopf does not retry an event handler: a step that fails is
-    tried again by the poller."""
-    ctx: OperatorContext = memo.ctx
-    ns, n = str(namespace), str(name)
-    if type == "DELETED":
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(ctx.poller.executor, forget, ctx, body, str(uid), ns, n, logger)
-        return
-    raw = event.get("object")
-    if ctx.gate.acting() and isinstance(raw, Mapping):  # a standby keeps no bodies
-        ctx.bodies.seen((ns, n), lean(raw))
-    ctx.poller.schedule(ns, n, delay=0, from_event=True)
+
+def event_noop(**_: Any) -> None:
+    """Never called: :func:`noteworthy` answers False."""
 
 
 def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name: str, logger: Any) -> None:
@@ -416,7 +423,7 @@ def register(registry: kopf.OperatorRegistry | None = None, watch_namespaces: bo
     watches each of them by name instead, see ``accounts.namespace_watch``)."""
     resource = (GROUP, VERSION, PLURAL)
     kw: dict[str, Any] = {"registry": registry} if registry is not None else {}
-    kopf.on.event(*resource, id="event", when=noteworthy, **kw)(on_event)
+    kopf.on.event(*resource, id="event", when=noteworthy, **kw)(event_noop)
     kopf.on.event("", "v1", "secrets", id="secret-changed", when=referenced_secret, **kw)(secret_changed)
     if watch_namespaces:
         kopf.on.event("", "v1", "namespaces", id="namespace-account", when=namespace_seen, **kw)(

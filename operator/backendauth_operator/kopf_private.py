@@ -19,9 +19,6 @@ new Kopf means checking these against it, then raising :data:`KOPF_VERSION`.
 
 **Kopf's log text**, matched where no public hook serves:
 
-* :class:`HideScheduling`: Kopf logs every handler's success at INFO, ``Handler '<id>'
-  succeeded.``, on ``kopf.objects``, the logger the operator's own lines about an object go to;
-  raising that logger's level would hide those too. The event handler only schedules a step.
 * :data:`KOPF_RETRY_WITHOUT_ANSWER`: Kopf logs each retry of a request to the API server at
   ERROR, ``Request attempt <n> failed; will retry: <what> -> <error>``, on whatever logger the
   caller passed; ``settings.networking.error_backoffs`` sets when it retries, not how it says
@@ -31,7 +28,6 @@ new Kopf means checking these against it, then raising :data:`KOPF_VERSION`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,19 +71,9 @@ async def run_probe_handlers(
 
 # ---- Kopf's log text -------------------------------------------------------------------------
 
-_KOPF_EVENT_HANDLER_SUCCEEDED = "Handler 'event' succeeded."  # Kopf: f"{handler} succeeded."
-
 # Kopf: f"Request attempt {idx} failed; will retry: {what} -> {error!r}", for the errors that
 # mean no answer came (aiohttp's, asyncio's).
 KOPF_RETRY_WITHOUT_ANSWER = (
     r"failed; will retry: .* -> (?:TimeoutError|ConnectionTimeoutError|ServerTimeoutError|SocketTimeoutError|"
     r"ClientConnectorError|ClientConnectorDNSError|ServerDisconnectedError|ClientOSError)\("
 )
-
-
-class HideScheduling(logging.Filter):
-    """The event handler only schedules a step (which logs what it does); Kopf's "Handler
-    'event' succeeded." after each would say nothing, a thousand times over."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != _KOPF_EVENT_HANDLER_SUCCEEDED

@@ -25,7 +25,6 @@ from backendauth_operator.handlers import (
     resync,
 )
 from backendauth_operator.kopf_private import (
-    HideScheduling,
     kopf_identity,
     new_indexers,
     run_probe_handlers,
@@ -158,7 +157,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # Kopf's own log set-up: it prefixes object messages with [namespace/name].
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
-    logging.getLogger("kopf.objects").addFilter(HideScheduling())
     logfilters.install()  # inline secret values never reach a log line, also with --verbose
     reachability.install_log_filter()
     for noisy in ("botocore", "urllib3", "aiohttp.access", "kubernetes"):
