@@ -639,11 +639,13 @@ class BackendAuthSpec(SpecModel):
     backend_environment_name: Annotated[str, IMMUTABLE] = Field(
         min_length=1, max_length=255, description="Amplify backend environment. Immutable."
     )
-    resource_name: Annotated[str, IMMUTABLE] | None = Field(
-        None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9]+$",
+    resource_name: (
+        Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9]+$"), IMMUTABLE] | None
+    ) = Field(
+        None,
         description="Name of the auth resource in the Amplify project (letters and digits). Immutable. "
         "Required with resourceConfig; not given with import (AWS names the auth resource it links).",
-    )  # fmt: skip
+    )
     region: Annotated[str, Field(max_length=32, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"), IMMUTABLE] | None = (
         Field(None, description="AWS region; defaults to the operator's AWS_REGION. Immutable.")
     )
