@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from harness import Bed, backendauth, secret, wait_until
+from backendauth_operator.imports import CHECK_ACTIONS
+from harness import REPO, Bed, backendauth, secret, wait_until
 from sim import mutating_calls, seed_pools, sim_state
 
 pytestmark = pytest.mark.integration
@@ -70,6 +71,10 @@ def test_import_links_the_pools_once_and_shows_them(bed: Bed) -> None:
     assert bed.count("DescribeUserPool") == 1 and bed.count("DescribeUserPoolClient") == 2
     assert bed.count("DescribeIdentityPool") == 1
     assert bed.count("GetBackendAuth") == 0, "an import is observed through GetBackend"
+    cognito_calls = {
+        f"{c['service']}:{c['operation']}" for c in bed.calls()["calls"] if "cognito" in c["service"]
+    }
+    assert cognito_calls == set(CHECK_ACTIONS), "the IAM policy names these (see below)"
     reasons = [e["reason"] for e in bed.events("linked")]
     assert "Submitted" in reasons and "JobCompleted" in reasons
     link = sim_state(bed)["links"][f"{APP}/{ENV}/{LINK}"]
@@ -244,3 +249,24 @@ def test_operator_killed_after_the_import_call_imports_once(bed: Bed) -> None:
     obj = bed.wait_reason("crashy", "JobCompleted", status="True")
     assert obj["status"]["jobId"] == job and obj["status"]["operation"] == "ImportBackendAuth"
     assert imports(bed) == 1
+
+
+@pytest.mark.parametrize("answer", ["not_found", "config"])
+def test_whether_get_backend_auth_answers_for_an_import_changes_nothing(make_bed: Any, answer: str) -> None:
+    # AWS's behaviour is not documented: the simulator answers either way, and the operator,
+    # which observes an import through GetBackend only, is Ready and never asks GetBackendAuth.
+    bed = make_bed(imported_get_backend_auth=answer)
+    ids = ids_of(seeded(bed))
+    bed.apply(backendauth("either", importing(ids)))
+    bed.wait_reason("either", "JobCompleted", status="True")
+    assert bed.count("GetBackendAuth") == 0 and imports(bed) == 1
+
+
+def test_the_iam_policy_and_the_chart_notes_name_the_checks_reads() -> None:
+    page = (REPO / "docs" / "reference" / "iam-policy.md").read_text()
+    policy = json.loads(page.split("```json", 1)[1].split("```", 1)[0])
+    listed = {a for statement in policy["Statement"] for a in statement["Action"] if isinstance(a, str)}
+    assert {*CHECK_ACTIONS, "amplifybackend:ImportBackendAuth"} <= listed
+    notes = (REPO / "charts" / "amplify-backendauth-operator" / "templates" / "NOTES.txt").read_text()
+    for action in (*CHECK_ACTIONS, "amplifybackend:ImportBackendAuth"):
+        assert action.split(":")[1] in notes, action
