@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 
 from backendauth_operator.imports import CHECK_ACTIONS
 from harness import REPO, Bed, backendauth, secret, wait_until
@@ -270,3 +271,21 @@ def test_the_iam_policy_and_the_chart_notes_name_the_checks_reads() -> None:
     notes = (REPO / "charts" / "amplify-backendauth-operator" / "templates" / "NOTES.txt").read_text()
     for action in (*CHECK_ACTIONS, "amplifybackend:ImportBackendAuth"):
         assert action.split(":")[1] in notes, action
+
+
+def test_export_gives_spec_import_for_an_imported_resource_and_applying_it_adopts(bed: Bed) -> None:
+    from test_gitops import export
+
+    ids = ids_of(seeded(bed, identity_pool={"clients": ["web", "native"]}))
+    bed.apply(backendauth("before", importing(ids, deletionPolicy="Retain")))
+    bed.wait_reason("before", "JobCompleted", status="True")
+    bed.kubectl("delete", "backendauth", "before", "--timeout=60s")
+    result = export(bed, "--app", APP, "--env", ENV, "--namespace", "default")
+    assert result.returncode == 0, result.stderr
+    (doc,) = list(yaml.safe_load_all(result.stdout))
+    assert doc["spec"]["import"] == ids
+    assert "resourceConfig" not in doc["spec"] and "resourceName" not in doc["spec"]
+    before = len(mutating_calls(bed))
+    bed.kubectl("apply", "-f", "-", input=result.stdout)
+    bed.wait_reason(doc["metadata"]["name"], "Adopted", status="True")
+    assert len(mutating_calls(bed)) == before, "adopted with no call"
