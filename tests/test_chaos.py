@@ -34,7 +34,7 @@ IMPORTS = max(2, OBJECTS // 4)  # BackendAuths that import seeded pools, mixed i
 SEED = int(os.environ.get("BACKENDAUTH_CHAOS_SEED", str(random.randrange(1_000_000))))
 RUNS = range(int(os.environ.get("BACKENDAUTH_REPEAT", "1")))
 # Generous: a busy machine slows every restart; a stuck run still fails, with the seed.
-DEADLINE = 240 + OBJECTS * 5.0
+DEADLINE = 240 + (OBJECTS + IMPORTS) * 5.0
 
 
 def up(bed: Bed) -> bool:
