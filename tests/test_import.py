@@ -289,3 +289,21 @@ def test_export_gives_spec_import_for_an_imported_resource_and_applying_it_adopt
     bed.kubectl("apply", "-f", "-", input=result.stdout)
     bed.wait_reason(doc["metadata"]["name"], "Adopted", status="True")
     assert len(mutating_calls(bed)) == before, "adopted with no call"
+
+
+def test_deleted_while_its_import_runs_the_unlink_waits_for_the_link(bed: Bed) -> None:
+    ids = ids_of(seeded(bed))
+    bed.sim_post("hold", {"held": True})
+    bed.apply(backendauth("early", importing(ids, deletionPolicy="Delete")))
+    wait_until(lambda: imports(bed) == 1, what="the import call")
+    bed.kubectl("delete", "backendauth", "early", "--wait=false")
+    wait_until(lambda: "the unlink waits for it" in bed.operator.log, what="the unlink to wait")
+    assert bed.kubectl("get", "backendauth", "early", check=False).returncode == 0, "not let go"
+    assert bed.count("DeleteBackendAuth") == 0
+    bed.sim_post("hold", {"held": False})
+    gone = lambda: bed.kubectl("get", "backendauth", "early", check=False).returncode != 0  # noqa: E731
+    wait_until(gone, 60, "the object to go")
+    deletes = [c for c in bed.calls()["calls"] if c["operation"] == "DeleteBackendAuth"]
+    assert [c["resourceName"] for c in deletes] == [LINK]
+    assert f"{APP}/{ENV}/{LINK}" not in sim_state(bed)["links"]
+    no_cognito_changes(bed)

@@ -181,9 +181,7 @@ class LiveEffects:
 
         name = s.resource_name
         if not name and s.spec is not None and s.spec.import_ is not None:
-            # An import not yet seen linked: the auth resource GetBackend shows with its ids.
-            ids = import_effects.read_ids(self.kube, s.namespace, s.spec.import_)
-            found = import_effects.linked_name(self.aws(s), s.app, s.env, ids)
+            found = self.unlinked_name(s)
             if isinstance(found, Failure):
                 return Rejected(found)
             name = found
@@ -192,6 +190,23 @@ class LiveEffects:
         except NotSentError as error:
             return Withheld(str(error))
         return Rejected(job) if isinstance(job, Failure) else Accepted(job)
+
+    def unlinked_name(self, s: Snapshot) -> str | Failure:
+        """The auth resource to unlink for an import not yet seen linked: the one GetBackend
+        shows with the spec's ids. None there while an import still runs on the app/env (it may
+        link them yet): JobPending, so the deletion waits; none otherwise: NotFound."""
+        assert s.spec is not None and s.spec.import_ is not None
+        ids = import_effects.read_ids(self.kube, s.namespace, s.spec.import_)
+        found = import_effects.linked_name(self.aws(s), s.app, s.env, ids)
+        if not (isinstance(found, Failure) and found.reason == "NotFound"):
+            return found
+        running = self.aws(s).unfinished_jobs(s.app, s.env)
+        if isinstance(running, Failure):
+            return running
+        if running:
+            message = f"{running[0].describe()} runs on {s.app}/{s.env}; the unlink waits for it"
+            return Failure("JobPending", True, message)
+        return found
 
     def release(self, s: Snapshot, fenced: bool = False) -> bool:
         """Give back the turn this object holds through this process. ``fenced``: this step's
