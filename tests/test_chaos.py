@@ -2,7 +2,8 @@
 plain 504s, 504s after the work was done), and the operator SIGKILLed at random moments.
 
 What must hold at the end: every BackendAuth Ready; every auth resource created in AWS exactly
-once; no BackendAuth showing a job of another auth resource.
+once; existing pools (``spec.import``, each on an app/env of its own) imported exactly once; no
+BackendAuth showing a job of another auth resource.
 
 The CI run is small. The long run, as one command:
 
@@ -22,17 +23,18 @@ from typing import Any
 import pytest
 
 from harness import Bed, backendauth, wait_until
-from sim import sim_state
+from sim import seed_pools, sim_state
 from specs import minimal_spec
 
 pytestmark = pytest.mark.integration
 
 OBJECTS = int(os.environ.get("BACKENDAUTH_CHAOS_OBJECTS", "16"))
 PER_APP_ENV = 4
+IMPORTS = max(2, OBJECTS // 4)  # BackendAuths that import seeded pools, mixed in
 SEED = int(os.environ.get("BACKENDAUTH_CHAOS_SEED", str(random.randrange(1_000_000))))
 RUNS = range(int(os.environ.get("BACKENDAUTH_REPEAT", "1")))
 # Generous: a busy machine slows every restart; a stuck run still fails, with the seed.
-DEADLINE = 240 + OBJECTS * 5.0
+DEADLINE = 240 + (OBJECTS + IMPORTS) * 5.0
 
 
 def up(bed: Bed) -> bool:
@@ -52,7 +54,8 @@ def all_ready(bed: Bed) -> list[dict[str, Any]] | None:
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     ready = [i for i in items if is_ready(i)]
-    return items if len(items) == OBJECTS and len(ready) == OBJECTS else None
+    total = OBJECTS + IMPORTS
+    return items if len(items) == total and len(ready) == total else None
 
 
 @pytest.mark.timeout(DEADLINE + 120)
@@ -75,6 +78,13 @@ def test_chaos_every_backendauth_ready_each_resource_created_once_no_foreign_job
             resourceName=name.replace("-", ""),
         )
         manifests.append(backendauth(name, spec))
+    for i in range(IMPORTS):
+        pools = seed_pools(bed, region="eu-west-1")
+        ids = {"userPoolId": pools["userPoolId"], "webClientId": pools["clients"]["web"],
+               "nativeClientId": pools["clients"]["native"]}  # fmt: skip
+        spec = {"appId": f"chaosimp{i:03d}", "backendEnvironmentName": "dev", "import": ids}
+        manifests.append(backendauth(f"chaos-import-{i:03d}", spec))
+    rng.shuffle(manifests)
     bed.apply(*manifests)
 
     deadline = time.monotonic() + DEADLINE
@@ -95,8 +105,14 @@ def test_chaos_every_backendauth_ready_each_resource_created_once_no_foreign_job
 
     state = sim_state(bed)
     creates = Counter(j["resourceName"] for j in state["jobs"] if j["operation"] == "CreateBackendAuth")
+    imports = Counter(j["appId"] for j in state["jobs"] if j["operation"] == "ImportBackendAuth")
     job_owner = {j["jobId"]: j["resourceName"] for j in state["jobs"]}
     for item in items:
+        if "import" in item["spec"]:
+            app = item["spec"]["appId"]
+            assert imports[app] == 1, f"{app}: {imports[app]} imports (seed {SEED + run})"
+            assert f"{app}/dev/{item['status']['resourceName']}" in state["links"]
+            continue
         resource = item["spec"]["resourceName"]
         key = f"{item['spec']['appId']}/dev/{resource}"
         assert key in state["resources"], f"{item['metadata']['name']} is Ready but AWS has no {key}"
@@ -107,4 +123,4 @@ def test_chaos_every_backendauth_ready_each_resource_created_once_no_foreign_job
             assert owner == resource, (
                 f"{item['metadata']['name']} shows job {job_id} of {owner} (seed {SEED + run})"
             )
-    print(f"chaos: {OBJECTS} Ready after {kills} kills")
+    print(f"chaos: {OBJECTS + IMPORTS} Ready after {kills} kills")

@@ -40,6 +40,7 @@ BACKENDAUTH_RULES: dict[Rule, str] = {
     ("", "secrets", "get"): "kube.read_secret_key: clientSecretRef / privateKeyRef values",
     ("", "secrets", "list"): "Kopf: the watch of Secrets starts with a list (rotation)",
     ("", "secrets", "watch"): "Kopf: handlers.secret_changed, a referenced Secret rotated",
+    ("", "configmaps", "get"): "import_effects.read_config_map_key: spec.import ids",
     ("", "configmaps", "create"): "kube.write_config_map: spec.outputs.configMapName",
     ("", "configmaps", "patch"): "kube.write_config_map: the outputs ConfigMap when it exists",
 }

@@ -31,6 +31,9 @@ INVALID = {
     ),
     "cross-field.yaml": ("spec.resourceConfig.userPoolConfigs.mfa.settings.mfaTypes", "mfaMode is ON"),
     "immutable-change.yaml": ("spec.resourceConfig.userPoolConfigs.userPoolName", "is immutable"),
+    "import-with-resource-config.yaml": ("spec.import", "exactly one of resourceConfig and import"),
+    "import-id-twice.yaml": ("spec.import.userPoolIdFrom", "exactly one of userPoolId and userPoolIdFrom"),
+    "import-with-resource-name.yaml": ("spec.resourceName", "resourceName is not given with import"),
 }
 
 

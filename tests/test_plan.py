@@ -20,11 +20,15 @@ from backendauth_operator.cli import main
 from backendauth_operator.models import create_backend_auth_kwargs, parse_spec, update_backend_auth_kwargs
 from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 from harness import wait_until
+from sim import seed_pools
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-MANIFESTS = [p for p in sorted(EXAMPLES.glob("*.yaml")) if p.name != "social-secrets.yaml"]
+# The manifests that create (import.yaml links existing pools: tested below).
+MANIFESTS = [
+    p for p in sorted(EXAMPLES.glob("*.yaml")) if p.name not in ("social-secrets.yaml", "import.yaml")
+]
 SECRETS = {
     (doc["metadata"]["name"], key): value
     for doc in yaml.safe_load_all((EXAMPLES / "social-secrets.yaml").read_text())
@@ -302,3 +306,73 @@ def test_studio_auth_json_is_an_auth_resource_that_export_brings_in(
     studio.write_text(exported)
     code, out = plan(capsys, "-f", str(studio))
     assert (code, out.splitlines()[0]) == (0, "BackendAuth default/studioauth: adopt")
+
+
+# ---- spec.import ---------------------------------------------------------------------------------
+
+
+def import_manifest(tmp: Path, ids: dict[str, Any], name: str = "linked") -> Path:
+    doc = {
+        "apiVersion": "amplifybackend.gitops.dev/v1alpha1", "kind": "BackendAuth",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"appId": "d1a2b3c4d5e6f7", "backendEnvironmentName": "staging", "import": ids},
+    }  # fmt: skip
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def link(sim: SimulatorThread, ids: dict[str, str]) -> None:
+    aws = client(sim, "eu-west-1")
+    kwargs = {k[0].upper() + k[1:]: v for k, v in ids.items()}
+    answer = aws.import_backend_auth(AppId="d1a2b3c4d5e6f7", BackendEnvironmentName="staging", **kwargs)
+    finish(aws, "d1a2b3c4d5e6f7", "staging", answer["JobId"])
+
+
+def pool_ids(sim: SimulatorThread) -> dict[str, str]:
+    pools = seed_pools(sim.url, region="eu-west-1")
+    return {"userPoolId": pools["userPoolId"], "webClientId": pools["clients"]["web"],
+            "nativeClientId": pools["clients"]["native"]}  # fmt: skip
+
+
+def test_an_import_is_planned_then_nothing_then_a_conflict(
+    sim: SimulatorThread, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ids, other = pool_ids(sim), pool_ids(sim)
+    manifest = import_manifest(tmp_path, ids)
+    code, out = plan(capsys, "-f", str(manifest))
+    assert code == 2, out
+    assert "BackendAuth default/linked: import (ImportBackendAuth)" in out
+    assert f"+ import.userPoolId = {json.dumps(ids['userPoolId'])}" in out
+
+    link(sim, ids)
+    code, out = plan(capsys, "-f", str(manifest), "-o", "json")
+    assert code == 0, out
+    assert [v["action"] for v in json.loads(out)] == ["nothing"]
+
+    code, out = plan(capsys, "-f", str(import_manifest(tmp_path, other, "rival")))
+    assert code == 2, out
+    assert "BackendAuth default/rival: stall: AWS shows auth resource importedAuth" in out
+    assert "neither re-links nor unlinks" in out
+    assert f"~ import.userPoolId: {json.dumps(ids['userPoolId'])} -> {json.dumps(other['userPoolId'])}" in out
+
+
+def test_ids_from_the_cluster_are_not_guessed(
+    sim: SimulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = EXAMPLES / "import.yaml"
+    code, out = plan(capsys, "-f", str(example))
+    assert code == 2, out
+    assert "BackendAuth default/imported-auth: import (ImportBackendAuth)" in out
+    assert '+ import.userPoolId = "(ConfigMap existing-pools key userPoolId)"' in out
+    spec = backendauths(example)[0]["spec"]
+    aws = client(sim, "eu-west-1")
+    ids = pool_ids(sim)
+    kwargs = {k[0].upper() + k[1:]: v for k, v in ids.items()}
+    answer = aws.import_backend_auth(
+        AppId=spec["appId"], BackendEnvironmentName=spec["backendEnvironmentName"], **kwargs
+    )
+    finish(aws, spec["appId"], spec["backendEnvironmentName"], answer["JobId"])
+    code, out = plan(capsys, "-f", str(example))
+    assert code == 2, out
+    assert "imported-auth: unknown: AWS shows importedAuth" in out and "read in the cluster" in out

@@ -407,7 +407,7 @@ def test_the_iam_policy_page_names_exactly_the_actions_the_code_sends() -> None:
         actions = statement["Action"]
         listed |= {actions} if isinstance(actions, str) else set(actions)
     operator = amplifybackend_actions_in_code()
-    assert len(operator) == 7, operator  # Create, Update, Delete and Get BackendAuth; jobs; GetBackend
+    assert len(operator) == 8, operator  # Create, Update, Delete, Import, Get BackendAuth; jobs; GetBackend
     wanted = operator | set(HANDOFF_ACTIONS) | {"sts:AssumeRole"}
     assert listed == wanted
     notes = NOTES.read_text()  # the chart's notes name them too

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backendauth_operator.aws import ClientFactory, classify, pace_key
-from backendauth_operator.bookkeeping import CREATE, DELETE, Job
+from backendauth_operator.bookkeeping import CREATE, DELETE, IMPORT, Job
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.role import Role
 from backendauth_operator.models import AMPLIFY_META_OUTPUTS
@@ -99,10 +99,12 @@ class AmplifyBackend:
     def submit(
         self, operation: str, kwargs: Mapping[str, Any], before_send: BeforeSend = None, **job: Any
     ) -> Job | Failure:
-        """CreateBackendAuth or UpdateBackendAuth, attempted once: the job AWS started, or why
-        not (``ambiguous`` when AWS may have started it anyway). ``before_send`` runs after the
-        pacing wait, just before the request; its :class:`NotSentError` passes through."""
-        method = "create_backend_auth" if operation == CREATE else "update_backend_auth"
+        """CreateBackendAuth, UpdateBackendAuth or ImportBackendAuth, attempted once: the job AWS
+        started, or why not (``ambiguous`` when AWS may have started it anyway). ``before_send``
+        runs after the pacing wait, just before the request; its :class:`NotSentError` passes
+        through."""
+        methods = {CREATE: "create_backend_auth", IMPORT: "import_backend_auth"}
+        method = methods.get(operation, "update_backend_auth")
         try:
             client = self.clients.mutating(self.region, self.role)
             answer = self.clients.call(client, method, before_send=before_send, key=self.key, **kwargs)

@@ -38,6 +38,9 @@ PAUSED = f"{PREFIX}/paused"
 RECONCILE_REQUESTED = f"{PREFIX}/reconcile-requested-at"
 
 CREATE, UPDATE, DELETE = "CreateBackendAuth", "UpdateBackendAuth", "DeleteBackendAuth"
+IMPORT = "ImportBackendAuth"
+#: The operations that bring an auth resource into being for a BackendAuth (it owns it then).
+CREATING = frozenset({CREATE, IMPORT})
 COMPLETED, FAILED = "COMPLETED", "FAILED"
 
 
@@ -114,6 +117,8 @@ class Job:
     # The GetBackendAuth answer the outputs were last read for (a digest): a resync that sees
     # the same answer does not read the outputs again.
     outputs_for: str = ""
+    # The auth resource's name as AWS shows it, when the spec does not give it (an import).
+    resource: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -149,7 +154,7 @@ class Job:
             "fingerprint": self.fingerprint, "submittedAt": self.submitted_at,
             "verified": self.verified or None, "missing": self.missing or None,
             "secretsDigest": self.secrets_digest or None, "account": self.account or None,
-            "outputsFor": self.outputs_for or None,
+            "outputsFor": self.outputs_for or None, "resource": self.resource or None,
         }  # fmt: skip
         return json.dumps({k: v for k, v in data.items() if v is not None}, sort_keys=True)
 
@@ -173,6 +178,7 @@ class Job:
             secrets_digest=_text(data, "secretsDigest", key),
             account=_text(data, "account", key),
             outputs_for=_text(data, "outputsFor", key),
+            resource=_text(data, "resource", key),
         )
 
     def status_fields(self) -> dict[str, Any]:
@@ -204,8 +210,8 @@ class Marker:
         if data is None:
             return None
         operation = _text(data, "operation", PENDING, required=True)
-        if operation not in (CREATE, UPDATE):
-            raise BadAnnotation(f"annotation {PENDING}: operation must be {CREATE} or {UPDATE}")
+        if operation not in (CREATE, UPDATE, IMPORT):
+            raise BadAnnotation(f"annotation {PENDING}: operation must be {CREATE}, {UPDATE} or {IMPORT}")
         return cls(
             operation=operation,
             at=_number(data, "at", PENDING) or 0.0,

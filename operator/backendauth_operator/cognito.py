@@ -334,6 +334,18 @@ class Cognito:
             pool = replace(pool, totp_enabled=totp, mfa_configuration=mode)
         return pool
 
+    def user_pool_exists(self, pool_id: str) -> Failure | None:
+        """DescribeUserPool alone (an import's check): None when the pool is there."""
+        answer = self._read(IDP, "describe_user_pool", UserPoolId=pool_id)
+        return answer if isinstance(answer, Failure) else None
+
+    def identity_pool_description(self, pool_id: str) -> IdentityPool | Failure:
+        """DescribeIdentityPool alone (an import's check: the clients it lists), without roles."""
+        answer = self._read(IDENTITY, "describe_identity_pool", IdentityPoolId=pool_id)
+        if isinstance(answer, Failure):
+            return answer
+        return identity_pool_of({"IdentityPoolId": pool_id, **_present(answer)}, {})
+
     def app_client(self, pool_id: str, client_id: str) -> AppClient | Failure:
         """DescribeUserPoolClient; the client's secret is dropped here."""
         answer = self._read(IDP, "describe_user_pool_client", UserPoolId=pool_id, ClientId=client_id)

@@ -16,12 +16,14 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator import metrics
+from backendauth_operator import import_effects, metrics
 from backendauth_operator.amplify import AmplifyBackend, NotSentError, Resource
 from backendauth_operator.aws import ClientFactory
-from backendauth_operator.bookkeeping import CREATE, DELETE, Job, Marker
+from backendauth_operator.bookkeeping import CREATE, DELETE, IMPORT, Job, Marker
+from backendauth_operator.cognito import Cognito
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.holder import name_of
+from backendauth_operator.imported import Checked, IdsRead, ImportIds, Link
 from backendauth_operator.kube import KubeClient, SecretMissing, version_of
 from backendauth_operator.leader import Gate, SoleOperator
 from backendauth_operator.leases import SEND_WINDOW_SECONDS, Leases
@@ -29,6 +31,7 @@ from backendauth_operator.models import (
     BackendAuthSpec,
     SecretKeyRef,
     create_backend_auth_kwargs,
+    import_backend_auth_kwargs,
     update_backend_auth_kwargs,
 )
 from backendauth_operator.reconcile import (
@@ -150,7 +153,23 @@ class LiveEffects:
 
     def request(self, s: Snapshot, operation: str) -> tuple[dict[str, Any], dict[str, str]]:
         """The call's keyword arguments, and the Secret values they carry (by ``name/key``)."""
+        if operation == IMPORT:
+            # The ids read (and checked) in this very step; ids are no secrets.
+            assert isinstance(s.import_ids, ImportIds), "an import is sent only once its ids were read"
+            return import_backend_auth_kwargs(self.spec(s), s.import_ids.as_dict()), {}
         return call_arguments(self.kube, s, self.spec(s), operation)
+
+    def import_ids(self, s: Snapshot) -> IdsRead:
+        config = self.spec(s).import_
+        assert config is not None, "read only for spec.import"
+        return import_effects.read_ids(self.kube, s.namespace, config)
+
+    def links(self, s: Snapshot) -> tuple[Link, ...] | Failure:
+        return import_effects.links(self.aws(s), s.app, s.env)
+
+    def check_import(self, s: Snapshot) -> Checked:
+        assert isinstance(s.import_ids, ImportIds), "checked only once its ids were read"
+        return import_effects.check(Cognito(self.clients, s.region, s.role, s.account), s.import_ids)
 
     def delete(self, s: Snapshot) -> Submitted:
         holder = self.leases.acquire(s.turn, s.me)
@@ -161,11 +180,34 @@ class LiveEffects:
             if not self.gate.acting():
                 raise NotSentError("another operator leads; it deletes")
 
+        name = s.resource_name
+        if not name and s.spec is not None and s.spec.import_ is not None:
+            found = self.unlinked_name(s)
+            if isinstance(found, Failure):
+                return Rejected(found)
+            name = found
         try:
-            job = self.aws(s).delete(s.app, s.env, s.resource_name, before_send=may_send)
+            job = self.aws(s).delete(s.app, s.env, name, before_send=may_send)
         except NotSentError as error:
             return Withheld(str(error))
         return Rejected(job) if isinstance(job, Failure) else Accepted(job)
+
+    def unlinked_name(self, s: Snapshot) -> str | Failure:
+        """The auth resource to unlink for an import not yet seen linked: the one GetBackend
+        shows with the spec's ids. None there while an import still runs on the app/env (it may
+        link them yet): JobPending, so the deletion waits; none otherwise: NotFound."""
+        assert s.spec is not None and s.spec.import_ is not None
+        ids = import_effects.read_ids(self.kube, s.namespace, s.spec.import_)
+        found = import_effects.linked_name(self.aws(s), s.app, s.env, ids)
+        if not (isinstance(found, Failure) and found.reason == "NotFound"):
+            return found
+        running = self.aws(s).unfinished_jobs(s.app, s.env)
+        if isinstance(running, Failure):
+            return running
+        if running:
+            message = f"{running[0].describe()} runs on {s.app}/{s.env}; the unlink waits for it"
+            return Failure("JobPending", True, message)
+        return found
 
     def release(self, s: Snapshot, fenced: bool = False) -> bool:
         """Give back the turn this object holds through this process. ``fenced``: this step's
@@ -174,6 +216,9 @@ class LiveEffects:
         return self.leases.release(s.turn, s.me, fenced=fenced)
 
     def outputs(self, s: Snapshot) -> dict[str, str] | Failure:
+        seen = import_effects.outputs_of(s.observed.links if s.observed else None, s.import_ids)
+        if seen is not None:  # an import's observation was GetBackend itself: no second call
+            return seen
         return self.aws(s).outputs(s.app, s.env, s.resource_name)
 
     def leading(self) -> bool:
@@ -237,6 +282,7 @@ def call_arguments(
     """The keyword arguments of ``operation`` for ``spec``, its Secret references resolved in
     the object's namespace, and the Secret values they carry (by ``name/key``)."""
     sent: dict[str, str] = {}
+    assert spec.resource_config is not None, "an import sends the ids it read"
     oauth = spec.resource_config.user_pool_configs.o_auth
     apple = (
         oauth.social_provider_settings.sign_in_with_apple

@@ -17,6 +17,7 @@ from backendauth_operator.amplify import Resource
 from backendauth_operator.bookkeeping import PENDING, Job
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.holder import name_of, object_of
+from backendauth_operator.imported import Checked, CheckImport, IdsRead, Link, ReadImportIds, ReadLinks
 from backendauth_operator.reconcile import (
     Accepted,
     AskOwnAccount,
@@ -98,6 +99,16 @@ class Effects(Protocol):
     ) -> Written:
         """Write the outcome conditionally on the version read, and post its events."""
 
+    # An import's reads (spec.import)
+    def import_ids(self, s: Snapshot) -> IdsRead:
+        """The ids of spec.import, each literal or read from its ConfigMap or Secret key."""
+
+    def links(self, s: Snapshot) -> tuple[Link, ...] | Failure:
+        """GetBackend: the auth resources on the app/env with their ids."""
+
+    def check_import(self, s: Snapshot) -> Checked:
+        """The Cognito reads that check the pools of :attr:`Snapshot.import_ids`."""
+
 
 def execute(s: Snapshot, effects: Effects) -> tuple[Snapshot, Outcome]:
     """Run a step to its outcome; returns the last snapshot with it."""
@@ -139,6 +150,15 @@ def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
             return replace(s, failure=resource)
         seen = Observation(resource=resource.config, running=s.running_job)
         return replace(s, observed=seen)
+    if isinstance(plan, ReadImportIds):
+        return replace(s, import_ids=effects.import_ids(s))
+    if isinstance(plan, ReadLinks):
+        shown = effects.links(s)
+        if isinstance(shown, Failure):
+            return replace(s, failure=shown)
+        return replace(s, observed=Observation(resource=None, running=s.running_job, links=shown))
+    if isinstance(plan, CheckImport):
+        return replace(s, import_checked=True, import_check=effects.check_import(s))
     if isinstance(plan, Submit):
         outcome = effects.submit(s, plan.operation)
         if isinstance(outcome, Accepted | Rejected | Withheld) and outcome.marker is not None:

@@ -29,6 +29,7 @@ from backendauth_operator.cognito import AuthView, Cognito, PoolIds
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.role import Role
 from backendauth_operator.handoff import CrossplaneOptions, Gen2Unsupported, Source, dns_name
+from backendauth_operator.imported import ImportIds
 from backendauth_operator.models import SECRET_FIELDS, InvalidSpecError, parse_spec, spec_key
 
 _SECRETS = {f.boto: f for f in SECRET_FIELDS}
@@ -69,21 +70,27 @@ def manifests(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The manifests, and notes for the user (Secrets to create, rules the spec breaks)."""
     backend = AmplifyBackend(clients, region)
-    names = [resource] if resource else sorted(_auth_resources(backend, app, env))
+    shown = backend.auth_resources(app, env)
+    if isinstance(shown, Failure):
+        raise FailureError(shown)
+    names = [resource] if resource else sorted(shown)
     out, notes = [], []
     for name in names:
-        config = backend.config(app, env, name)
-        if isinstance(config, Failure):
-            raise FailureError(config)
         secrets: list[str] = []
-        spec: dict[str, Any] = {
-            "appId": app,
-            "backendEnvironmentName": env,
-            "resourceName": name,
-            "region": region,
-            "adoptionPolicy": "AdoptOrCreate",
-            "resourceConfig": to_spec_config(config, name, secrets),
-        }
+        spec: dict[str, Any] = {"appId": app, "backendEnvironmentName": env}
+        meta = shown.get(name)
+        if meta is not None and meta.service_type == "imported":
+            # Pools linked by an import: the manifest imports the same ids, which the operator
+            # adopts with no call (AWS names the link; resourceName is not given).
+            spec.update(region=region, **{"import": import_spec(meta.outputs)})
+        else:
+            config = backend.config(app, env, name)
+            if isinstance(config, Failure):
+                raise FailureError(config)
+            spec.update(
+                resourceName=name, region=region, adoptionPolicy="AdoptOrCreate",
+                resourceConfig=to_spec_config(config, name, secrets),
+            )  # fmt: skip
         metadata: dict[str, Any] = {"name": _dns_name(name)}
         if namespace:
             metadata["namespace"] = namespace
@@ -96,6 +103,11 @@ def manifests(
                 f"{name}: AWS's configuration breaks a rule of the CRD, fix before applying: {error}"
             )
     return out, notes
+
+
+def import_spec(outputs: Mapping[str, str]) -> dict[str, str]:
+    """``spec.import`` for the ids an imported auth resource shows (its amplify-meta outputs)."""
+    return ImportIds.from_outputs(outputs).as_dict()
 
 
 def _auth_resources(backend: AmplifyBackend, app: str, env: str) -> list[str]:
@@ -259,7 +271,12 @@ def from_cluster(
         if not region:
             problems.append(f"{where}: no region (spec.region is empty): give --region or set AWS_REGION")
             continue
-        source = Source(spec.app_id, spec.backend_environment_name, spec.resource_name, ns, name)
+        # An import goes by the name AWS gave its link, as the status shows it.
+        resource = spec.resource_name or str((obj.get("status") or {}).get("resourceName") or "")
+        if not resource:
+            problems.append(f"{where}: its import is not linked yet (no status.resourceName)")
+            continue
+        source = Source(spec.app_id, spec.backend_environment_name, resource, ns, name)
         found.append(Found(source, region, target.role, target.account))
     if not found and not problems:
         where = f"namespace {selection.from_namespace}" if selection.from_namespace else "the cluster"

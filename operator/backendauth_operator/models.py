@@ -468,6 +468,131 @@ class Outputs(SpecModel):
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Import: existing Cognito pools linked to the Amplify backend environment (ImportBackendAuth)
+# --------------------------------------------------------------------------------------------
+
+# The ids as Cognito spells them (its own patterns, in ASCII for RE2 and Python alike).
+USER_POOL_ID_PATTERN = r"^[A-Za-z0-9-]+_[0-9a-zA-Z]+$"
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9_+]+$"
+IDENTITY_POOL_ID_PATTERN = r"^[A-Za-z0-9-]+:[0-9a-f-]+$"
+_PATTERN_HINTS.update(
+    {
+        USER_POOL_ID_PATTERN: "must be a Cognito user pool id such as eu-west-1_AbCdEf123",
+        CLIENT_ID_PATTERN: "must be a Cognito app client id: letters, digits, '_' and '+'",
+        IDENTITY_POOL_ID_PATTERN: (
+            "must be a Cognito identity pool id such as eu-west-1:00000000-0000-0000-0000-000000000000"
+        ),
+    }
+)
+
+
+class ConfigMapKeyRef(SpecModel):
+    """A key of a ConfigMap in the BackendAuth's own namespace; read at each step."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=_DNS_SUBDOMAIN,
+        description="Name of the ConfigMap (same namespace).",
+    )
+    key: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key within the ConfigMap's data.",
+    )
+
+
+class IdSource(SpecModel):
+    """Where an id is read from: a ConfigMap key or a Secret key, in the BackendAuth's namespace
+    (a Crossplane connection Secret, an ACK FieldExport's ConfigMap or Secret...)."""
+
+    cross_rules = (exactly_one("configMapKeyRef", "secretKeyRef"),)
+
+    config_map_key_ref: ConfigMapKeyRef | None = Field(None, description="A ConfigMap key holding the id.")
+    secret_key_ref: SecretKeyRef | None = Field(None, description="A Secret key holding the id.")
+
+
+@dataclass(frozen=True)
+class ImportId:
+    """One id of an import: its spec key, the pattern Cognito gives it, whether it is needed."""
+
+    key: str
+    pattern: str
+    required: bool = True
+
+    @property
+    def source_key(self) -> str:
+        return f"{self.key}From"
+
+
+IMPORT_IDS = (
+    ImportId("userPoolId", USER_POOL_ID_PATTERN),
+    ImportId("webClientId", CLIENT_ID_PATTERN),
+    ImportId("nativeClientId", CLIENT_ID_PATTERN),
+    ImportId("identityPoolId", IDENTITY_POOL_ID_PATTERN, required=False),
+)
+"""The ids ImportBackendAuth takes, in its order (the spec key is the boto3 key in camelCase)."""
+
+
+def _one_source(id_: ImportId) -> CrossRule:
+    literal, source = id_.key, id_.source_key
+    if id_.required:
+        return exactly_one(literal, source)
+    return CrossRule(
+        cel=f"!(has(self.{literal}) && has(self.{source}))",
+        message=f"at most one of {literal} and {source} may be set",
+        field=source,
+        check=lambda m: getattr(m, to_snake(literal)) is None or getattr(m, to_snake(source)) is None,
+    )
+
+
+def _pool_id(description: str) -> Any:
+    return Field(None, min_length=1, max_length=55, pattern=USER_POOL_ID_PATTERN, description=description)
+
+
+class ImportConfig(SpecModel):
+    """Existing Cognito pools to link to the backend environment with ImportBackendAuth. Each id
+    is given as a literal or read from a ConfigMap or Secret key (``...From``), exactly one of
+    the two; ``identityPoolId`` is optional. The ids are shown in status and events (they are
+    identifiers, not credentials)."""
+
+    cross_rules = tuple(_one_source(id_) for id_ in IMPORT_IDS)
+
+    user_pool_id: str | None = _pool_id("The Cognito user pool id, e.g. eu-west-1_AbCdEf123.")
+    user_pool_id_from: IdSource | None = Field(None, description="Read the user pool id from a key.")
+    web_client_id: str | None = Field(
+        None, min_length=1, max_length=128, pattern=CLIENT_ID_PATTERN,
+        description="The web app client id: a client of the user pool without a client secret.",
+    )  # fmt: skip
+    web_client_id_from: IdSource | None = Field(None, description="Read the web client id from a key.")
+    native_client_id: str | None = Field(
+        None, min_length=1, max_length=128, pattern=CLIENT_ID_PATTERN,
+        description="The native app client id: a client of the user pool (a secret is allowed).",
+    )  # fmt: skip
+    native_client_id_from: IdSource | None = Field(None, description="Read the native client id from a key.")
+    identity_pool_id: str | None = Field(
+        None, min_length=1, max_length=55, pattern=IDENTITY_POOL_ID_PATTERN,
+        description="Optional: the Cognito identity pool id; it must list both app clients.",
+    )  # fmt: skip
+    identity_pool_id_from: IdSource | None = Field(None, description="Read the identity pool id from a key.")
+
+    def literal(self, key: str) -> str | None:
+        """The literal value of the id ``key`` (a spec key), if given as one."""
+        value = getattr(self, to_snake(key))
+        return value if isinstance(value, str) else None
+
+    def source(self, key: str) -> IdSource | None:
+        """Where the id ``key`` is read from, if not a literal."""
+        value = getattr(self, to_snake(f"{key}From"))
+        return value if isinstance(value, IdSource) else None
+
+
+def _has_import(m: Any) -> bool:
+    return getattr(m, "import_", None) is not None
+
+
 class BackendAuthSpec(SpecModel):
     """The desired state of one Amplify backend auth resource."""
 
@@ -479,6 +604,33 @@ class BackendAuthSpec(SpecModel):
             field="region",
             check=lambda _: True,
         ),
+        # ``import`` is a reserved word of CEL: the API server spells the field __import__ there.
+        CrossRule(
+            cel="has(self.__import__) != has(self.resourceConfig)",
+            message="exactly one of resourceConfig and import must be set",
+            field="import",
+            check=lambda m: _has_import(m) != (m.resource_config is not None),
+        ),
+        CrossRule(
+            cel="!has(self.__import__) || !has(self.resourceName)",
+            message="resourceName is not given with import: AWS names the auth resource it links",
+            field="resourceName",
+            check=lambda m: not _has_import(m) or m.resource_name is None,
+        ),
+        CrossRule(
+            cel="has(self.__import__) || has(self.resourceName)",
+            message="resourceName is required with resourceConfig",
+            field="resourceName",
+            check=lambda m: _has_import(m) or m.resource_name is not None,
+        ),
+        CrossRule(
+            # A transition rule: evaluated by the API server only when an old object exists.
+            cel="has(self.__import__) == has(oldSelf.__import__)",
+            message="a BackendAuth cannot change between import and resourceConfig once it exists; "
+            "create another BackendAuth instead",
+            field="import",
+            check=lambda _: True,
+        ),
     )
 
     app_id: Annotated[str, IMMUTABLE] = Field(
@@ -487,10 +639,13 @@ class BackendAuthSpec(SpecModel):
     backend_environment_name: Annotated[str, IMMUTABLE] = Field(
         min_length=1, max_length=255, description="Amplify backend environment. Immutable."
     )
-    resource_name: Annotated[str, IMMUTABLE] = Field(
-        min_length=1, max_length=128, pattern=r"^[A-Za-z0-9]+$",
-        description="Name of the auth resource in the Amplify project (letters and digits). Immutable.",
-    )  # fmt: skip
+    resource_name: (
+        Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9]+$"), IMMUTABLE] | None
+    ) = Field(
+        None,
+        description="Name of the auth resource in the Amplify project (letters and digits). Immutable. "
+        "Required with resourceConfig; not given with import (AWS names the auth resource it links).",
+    )
     region: Annotated[str, Field(max_length=32, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"), IMMUTABLE] | None = (
         Field(None, description="AWS region; defaults to the operator's AWS_REGION. Immutable.")
     )
@@ -512,10 +667,21 @@ class BackendAuthSpec(SpecModel):
         "reason Drifted).",
     )
     outputs: Outputs | None = Field(None, description="Where to publish the ids apps need.")
-    resource_config: ResourceConfig
+    resource_config: ResourceConfig | None = Field(
+        None, description="The auth resource to create and keep as this spec says (not with import)."
+    )
+    import_: ImportConfig | None = Field(
+        None,
+        alias="import",
+        description="Existing Cognito pools to link with ImportBackendAuth, instead of resourceConfig. "
+        "AWS shows the link in GetBackend; the operator never changes the pools.",
+    )
 
     def secret_refs(self) -> list[SecretKeyRef]:
-        """Every Secret key this spec reads, in a stable order."""
+        """Every Secret key this spec reads, in a stable order (those of ``resourceConfig``:
+        an import's ids are read at each step, see :mod:`imports`)."""
+        if self.resource_config is None:
+            return []
         oauth = self.resource_config.user_pool_configs.o_auth
         social = oauth.social_provider_settings if oauth else None
         if social is None:
@@ -591,6 +757,10 @@ class BackendAuthStatus(StatusModel):
     )
     app_id: str | None = Field(None, description="The app id as AWS returned it.")
     backend_environment_name: str | None = Field(None, description="The environment as AWS returned it.")
+    resource_name: str | None = Field(
+        None,
+        description="For an import: the name AWS gave the auth resource it linked, as GetBackend shows it.",
+    )
     job_id: str | None = Field(None, description="The latest AWS job.")
     operation: str | None = Field(None, description="The latest job's operation, as AWS returned it.")
     status: str | None = Field(None, description="The latest job's status, verbatim from AWS.")
@@ -790,6 +960,8 @@ def _to_boto(model: BaseModel, resolve: SecretResolver, drop: frozenset[str]) ->
 
 
 def _request(spec: BackendAuthSpec, resolve: SecretResolver, drop: frozenset[str]) -> dict[str, Any]:
+    if spec.resource_config is None:
+        raise ValueError("an import sends ImportBackendAuth: see import_backend_auth_kwargs")
     return {
         "AppId": spec.app_id,
         "BackendEnvironmentName": spec.backend_environment_name,
@@ -812,3 +984,13 @@ def update_backend_auth_kwargs(spec: BackendAuthSpec, resolve: SecretResolver) -
     request = _request(spec, resolve, _CREATE_ONLY)
     request["ResourceConfig"]["UserPoolConfigs"].setdefault("Mfa", {"MFAMode": "OFF"})
     return request
+
+
+def import_backend_auth_kwargs(spec: BackendAuthSpec, ids: Mapping[str, str]) -> dict[str, Any]:
+    """The keyword arguments of ``client.import_backend_auth``: the ids as read (by spec key:
+    ``userPoolId``...; ``identityPoolId`` only when given)."""
+    kwargs: dict[str, Any] = {"AppId": spec.app_id, "BackendEnvironmentName": spec.backend_environment_name}
+    for id_ in IMPORT_IDS:
+        if ids.get(id_.key):
+            kwargs[boto_key(id_.key)] = ids[id_.key]
+    return kwargs

@@ -34,7 +34,9 @@ from backendauth_operator.aws import ClientFactory
 from backendauth_operator.bookkeeping import COMPLETED, CREATE, CREATED, PAUSED, Job
 from backendauth_operator.config import Settings
 from backendauth_operator.core.failure import Failure
-from backendauth_operator.models import SECRET_BOTO_KEYS, spec_path
+from backendauth_operator.import_effects import links
+from backendauth_operator.imported import ImportIds
+from backendauth_operator.models import IMPORT_IDS, SECRET_BOTO_KEYS, IdSource, spec_path
 from backendauth_operator.reading import NO_REGION, read
 from backendauth_operator.reconcile import Observation, Settle, Snapshot, Submit, decide
 
@@ -59,7 +61,7 @@ class Verdict:
 
     namespace: str
     name: str
-    action: str  # create, update, adopt, stall, nothing, error
+    action: str  # create, import, update, adopt, stall, nothing, unknown, error
     reason: str = ""
     message: str = ""
     calls: list[str] = field(default_factory=list)
@@ -68,7 +70,7 @@ class Verdict:
 
     @property
     def changes_aws(self) -> bool:
-        return bool(self.calls) or self.action == "stall"
+        return bool(self.calls) or self.action in ("stall", "unknown")
 
 
 def manifests(paths: Sequence[str], stdin: TextIO) -> Iterator[dict[str, Any]]:
@@ -105,6 +107,8 @@ def plan_one(doc: Mapping[str, Any], settings: Settings, clients: ClientFactory,
     s = replace(
         read({"metadata": meta, "spec": doc.get("spec") or {}}, settings, time.time()), ask_own_account=False
     )
+    if s.spec_error is None and s.spec is not None and s.spec.import_ is not None:
+        return _plan_import(verdict, s, clients)
     if s.spec_error is not None or s.desired is None:
         verdict.message = (PLAN_NO_REGION if s.spec_error == NO_REGION else s.spec_error) or "no spec"
         return verdict
@@ -118,6 +122,66 @@ def plan_one(doc: Mapping[str, Any], settings: Settings, clients: ClientFactory,
         sent = Job("", "", COMPLETED, s.app, s.env, generation=1, fingerprint=s.fingerprint, verified=True)
         s = replace(s, owned=True, job=sent)
     return _verdict(verdict, s, decide(s))
+
+
+def _plan_import(verdict: Verdict, s: Snapshot, clients: ClientFactory) -> Verdict:
+    """An import: one GetBackend, then :func:`decide` (no Cognito read: the operator checks the
+    pools before its job). Ids read from a ConfigMap or Secret cannot be read without the
+    cluster: they are shown as where they come from, and compared with nothing."""
+    config = s.spec.import_ if s.spec is not None else None
+    assert config is not None
+    literal = {id_.key: config.literal(id_.key) for id_ in IMPORT_IDS}
+    sources = {id_.key: config.source(id_.key) for id_ in IMPORT_IDS if config.source(id_.key) is not None}
+    shown = links(AmplifyBackend(clients, s.region), s.app, s.env)
+    if isinstance(shown, Failure):
+        verdict.reason, verdict.message = shown.reason, shown.message
+        return verdict
+    given = [key for key in literal if literal[key] or key in sources]
+    wanted = {key: literal[key] or _from(sources.get(key)) for key in given}
+    if sources and shown:
+        verdict.action, verdict.reason = "unknown", "ImportFromCluster"
+        names = ", ".join(link.name for link in shown)
+        read = ", ".join(f"spec.import.{key}From" for key in sources)
+        verdict.message = (
+            f"AWS shows {names} on {s.app}/{s.env}; whether it links the ids of {read} is known only "
+            "once they are read in the cluster"
+        )
+        verdict.changes = [Change(f"import.{key}", None, value) for key, value in wanted.items()]
+        return verdict
+    ids = ImportIds.of({key: literal[key] or "" for key in literal})
+    s = replace(s, import_ids=ids, import_checked=True, observed=Observation(resource=None, links=shown))
+    if shown:
+        # Ours, and as far as the manifest says, last linked as it is now.
+        seen = Job("", "", COMPLETED, s.app, s.env, generation=1, fingerprint=s.fingerprint, verified=True)
+        s = replace(s, owned=True, job=seen)
+    plan = decide(s)
+    if isinstance(plan, Submit):
+        verdict.action, verdict.reason, verdict.calls = "import", "NotFound", [plan.operation]
+        verdict.changes = [Change(f"import.{key}", None, value) for key, value in wanted.items()]
+        return verdict
+    assert isinstance(plan, Settle) and plan.state is not None, plan
+    verdict.reason, verdict.message = plan.state.reason, plan.state.message
+    if plan.state.phase == "ready" or plan.state.reason == "Paused":
+        verdict.action = "nothing"
+    else:
+        verdict.action = "stall" if plan.state.phase == "stalled" else "error"
+        have = dict(shown[0].ids.items()) if shown else {}
+        verdict.changes = [
+            Change(f"import.{key}", have.get(key), value)
+            for key, value in wanted.items()
+            if have.get(key) != value
+        ]
+    return verdict
+
+
+def _from(source: IdSource | None) -> str:
+    if source is None:
+        return ""
+    if source.secret_key_ref is not None:
+        return f"(Secret {source.secret_key_ref.name} key {source.secret_key_ref.key})"
+    ref = source.config_map_key_ref
+    assert ref is not None
+    return f"(ConfigMap {ref.name} key {ref.key})"
 
 
 def _verdict(verdict: Verdict, s: Snapshot, plan: Any) -> Verdict:
@@ -196,10 +260,10 @@ def render_text(verdicts: Sequence[Verdict]) -> str:
     lines: list[str] = []
     for v in verdicts:
         calls = f" ({', '.join(v.calls)})" if v.calls else ""
-        why = f": {v.message}" if v.message and v.action in ("stall", "error") else ""
+        why = f": {v.message}" if v.message and v.action in ("stall", "error", "unknown") else ""
         lines.append(f"BackendAuth {v.namespace}/{v.name}: {v.action}{calls}{why}")
         for change in v.changes:
-            if v.action == "create":
+            if v.action in ("create", "import") or (v.action == "unknown" and change.before is None):
                 lines.append(f"  + {change.path} = {json.dumps(change.after)}")
             else:
                 lines.append(f"  ~ {change.path}: {json.dumps(change.before)} -> {json.dumps(change.after)}")

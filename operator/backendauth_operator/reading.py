@@ -6,6 +6,7 @@ deletion all become fields here, and :func:`~reconcile.decide` looks only at tho
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -26,6 +27,7 @@ from backendauth_operator.bookkeeping import (
 )
 from backendauth_operator.config import Settings
 from backendauth_operator.core.holder import object_id
+from backendauth_operator.imports import IMPORTED_AUTH
 from backendauth_operator.models import (
     BackendAuthSpec,
     InvalidSpecError,
@@ -91,11 +93,15 @@ def read(
         recorded_account=str((obj.get("status") or {}).get("awsAccountId") or ""),
         outputs_shown=status.get("outputs") is not None,
     )  # fmt: skip
+    if raw.get("import") is not None:
+        # An import's auth resource goes by the name AWS gave it, as last observed.
+        s = replace(s, variant=IMPORTED_AUTH, resource_name=_linked_name(annotations, status))
     if s.deleting:
-        # The delete job counts now, and whether a create of ours went out (the marker, the job).
+        # The delete job counts now, and whether a create (or import) of ours went out (the
+        # marker, the job).
         try:
             job = Job.from_annotation(annotations, DELETE_JOB) if annotations.get(DELETE_JOB) else None
-            return replace(
+            s = replace(
                 s,
                 delete_job=job,
                 job=Job.from_annotation(annotations),
@@ -103,6 +109,11 @@ def read(
             )
         except BadAnnotation as error:
             return replace(s, bad_annotation=str(error))
+        if s.variant is IMPORTED_AUTH and not s.resource_name:
+            # Not seen linked yet: the deletion finds the link by the spec's ids.
+            with contextlib.suppress(InvalidSpecError):
+                s = replace(s, spec=parse_spec(raw))
+        return s
     try:
         failures = Failures.from_annotation(annotations)
         job = Job.from_annotation(annotations)
@@ -119,6 +130,11 @@ def read(
         return replace(s, spec_error=str(error))
     if not s.region:
         return replace(s, spec_error=NO_REGION)
+    if spec.import_ is not None:
+        return replace(
+            s, spec=spec, fingerprint=fingerprint(spec, s.uid),
+            outputs_config_map=spec.outputs.config_map_name if spec.outputs else None,
+        )  # fmt: skip
     desired = create_backend_auth_kwargs(spec, lambda ref: "")["ResourceConfig"]
     return replace(
         s, spec=spec, fingerprint=fingerprint(spec, s.uid), desired=desired,
@@ -131,6 +147,23 @@ def read(
 def fingerprint(spec: BackendAuthSpec, uid: str) -> str:
     """A digest of what AWS would be sent, salted with the object's uid; Secret values are
     represented by their references, so none is read or stored for it."""
-    request = create_backend_auth_kwargs(spec, lambda ref: f"secretKeyRef:{ref.name}/{ref.key}")
+    if spec.import_ is not None:
+        # The ids as given: literals, and references by name (their values are read each step).
+        request = {
+            "AppId": spec.app_id, "BackendEnvironmentName": spec.backend_environment_name,
+            "Import": spec.import_.model_dump(by_alias=True, exclude_none=True),
+        }  # fmt: skip
+    else:
+        request = create_backend_auth_kwargs(spec, lambda ref: f"secretKeyRef:{ref.name}/{ref.key}")
     canonical = json.dumps(request, sort_keys=True, default=str)
     return hashlib.sha256(f"{uid}\n{canonical}".encode()).hexdigest()[:32]
+
+
+def _linked_name(annotations: Mapping[str, str], status: Mapping[str, Any]) -> str:
+    """The name AWS gave an imported auth resource: the job record's, else the status's ("":
+    not observed yet)."""
+    try:
+        job = Job.from_annotation(annotations)
+    except BadAnnotation:
+        job = None  # read again, and named, below
+    return (job.resource if job is not None else "") or str(status.get("resourceName") or "")

@@ -16,12 +16,13 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from backendauth_operator import FINALIZER
 from backendauth_operator.bookkeeping import (
     COMPLETED,
     CREATED,
+    CREATING,
     FAILURES,
     JOB,
     PAUSED,
@@ -37,6 +38,7 @@ from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.holder import name_of, object_of
 from backendauth_operator.core.role import OWNER_ACCOUNT, Role
+from backendauth_operator.imported import Checked, IdsRead, ImportRead, Link
 from backendauth_operator.models import SECRET_BOTO_KEYS, BackendAuthSpec, create_only, spec_path
 
 Phase = Literal["ready", "reconciling", "stalled"]
@@ -192,11 +194,15 @@ class Observation:
 
     resource: Mapping[str, Any] | None  # GetBackendAuth's ResourceConfig; None: no such resource
     running: Job | None = None  # with a pending marker: the unfinished job on the app/env, if any
+    links: tuple[Link, ...] | None = None  # GetBackend's auth resources (an import's observation)
 
     @property
     def digest(self) -> str:
-        """A digest of what GetBackendAuth answered: a different answer may mean other outputs."""
+        """A digest of what GetBackendAuth (or, for an import, GetBackend) answered: a different
+        answer may mean other outputs."""
         canonical = json.dumps(self.resource, sort_keys=True, default=str)
+        if self.links is not None:
+            canonical += json.dumps([(link.name, link.outputs) for link in self.links], sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -253,6 +259,41 @@ class NotSent:
 
 
 Submitted = Accepted | Rejected | TurnTaken | NotSent | Stale | Withheld
+
+
+class Variant(Protocol):
+    """What differs between the kinds of auth resource a BackendAuth may hold (one made from
+    ``resourceConfig``, or existing pools linked by ``spec.import``): how AWS is observed, and
+    what an observation means. Everything else (the job, its recovery, the turn, fencing,
+    pause, the account, deletion) is :func:`decide`'s, shared. Pure, as decide is."""
+
+    def observe(self, s: Snapshot) -> Plan:
+        """The next read that observes AWS (its result comes back in :attr:`Snapshot.observed`)."""
+        ...
+
+    def decide_seen(
+        self, s: Snapshot, seen: Observation, job: Job | None, current: bool, owned: bool, kw: dict[str, Any]
+    ) -> Plan:
+        """What to do about what AWS shows, once no job of ours runs: ``job`` is our latest,
+        ``current`` whether it was for this very request, ``owned`` whether the auth resource
+        is ours; ``kw`` the bookkeeping that goes with any outcome."""
+        ...
+
+
+class CreatedAuth:
+    """The auth resource made from ``resourceConfig``: GetBackendAuth observes it, and its
+    configuration is compared with the spec's (create, update, adopt, drift)."""
+
+    def observe(self, s: Snapshot) -> Plan:
+        return ReadResource()
+
+    def decide_seen(
+        self, s: Snapshot, seen: Observation, job: Job | None, current: bool, owned: bool, kw: dict[str, Any]
+    ) -> Plan:
+        return _decide_config(s, seen, job, current, owned, kw)
+
+
+CREATED_AUTH: Variant = CreatedAuth()
 
 
 @dataclass(frozen=True)
@@ -338,6 +379,11 @@ class Snapshot:
     written: bool = False  # the outcome was written (or refused: see ``stale``)
     wrote: bool = False  # the writes changed the object, on the version read
     fenced_released: bool = False  # the foreign hold was given back after the accepted writes
+    # --- the kind of auth resource (reading.read chooses it from the spec)
+    variant: Variant = CREATED_AUTH
+    import_ids: IdsRead | None = None  # spec.import's ids as read this step (None: not read)
+    import_checked: bool = False  # the pools were checked (Cognito reads) before a job
+    import_check: Checked = None  # what the check found wrong, or why it could not be made
 
     @property
     def sent(self) -> bool:
@@ -513,7 +559,7 @@ class ReleaseFenced:
     stale, and goes too."""
 
 
-Read = AskOwnAccount | ReadSecrets | CheckTurn | CheckHold | PollJob | FindRunning | ReadResource
+Read = AskOwnAccount | ReadSecrets | CheckTurn | CheckHold | PollJob | FindRunning | ReadResource | ImportRead
 CarryOut = CheckLead | Release | ReadOutputs | Write | ReleaseFenced
 Plan = Settle | Wait | ReadAgain | Read | Submit | Delete | PollDelete | Finish | CarryOut
 
@@ -833,7 +879,7 @@ def _next_read(s: Snapshot) -> Plan:
         # Not ours to claim: wait until it ends, then AWS's state decides.
         name = name_of(s.running_holder) if s.running_holder else "someone outside this operator"
         return _fail(Failure("JobPending", True, f"a job of {name} runs on {s.app}/{s.env}"))
-    return ReadResource()
+    return s.variant.observe(s)
 
 
 def _paused(s: Snapshot) -> State:
@@ -867,10 +913,10 @@ def _settled(s: Snapshot, job: Job) -> Settle:
 IN_SYNC = "AWS shows the auth resource as the spec says"
 
 
-def _decide_observed(s: Snapshot, seen: Observation) -> Settle | Submit:
+def _decide_observed(s: Snapshot, seen: Observation) -> Plan:
     # A create job of ours means the auth resource is ours, whatever the annotation says.
     job, clear_marker = s.job, False
-    owned = s.owned or (job is not None and job.operation == CREATE_OP)
+    owned = s.owned or (job is not None and job.operation in CREATING)
     if s.marker is not None:
         if seen.running is not None:
             # Only the holder of the app/env's turn starts jobs there, and a turn is given back
@@ -888,12 +934,12 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Settle | Submit:
                 found,
                 event_reason="Recovered",
                 clear_marker=True,
-                own=s.marker.operation == CREATE_OP and not s.owned,
+                own=s.marker.operation in CREATING and not s.owned,
             )
         # Nothing runs: the call never reached AWS, or its job has ended. AWS's state decides.
         clear_marker = True
         owned = owned or (s.marker.operation == CREATE_OP and seen.resource is not None)
-        if s.marker.operation == CREATE_OP and job is not None and job.terminal:
+        if s.marker.operation in CREATING and job is not None and job.terminal:
             job = None  # an earlier job (a create found missing): the lost create is what counts
     if job is not None and not job.terminal:
         started = job.submitted_at if job.submitted_at is not None else s.now
@@ -918,6 +964,14 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Settle | Submit:
     if job is not None and current and job.failed and job.generation == s.generation:
         return _stall(s, "JobFailed", job.error or f"{job.describe()} failed", job, clear_marker=clear_marker)
     kw: dict[str, Any] = {"clear_marker": clear_marker, "own": owned and not s.owned}
+    return s.variant.decide_seen(s, seen, job, current, owned, kw)
+
+
+def _decide_config(
+    s: Snapshot, seen: Observation, job: Job | None, current: bool, owned: bool, kw: dict[str, Any]
+) -> Settle | Submit:
+    """What GetBackendAuth's configuration means for a ``resourceConfig`` spec: create, adopt,
+    update, stall, or Ready."""
     if seen.resource is None:
         if job is not None and current and job.completed and not job.missing:
             message = f"{job.describe()} completed, but AWS shows no auth resource; it will be created again"
@@ -1040,7 +1094,7 @@ def _after_submit(s: Snapshot, plan: Submit, outcome: Submitted) -> Settle | Rea
         return _fail(failure, **kept)
     job = outcome.job
     because = f" ({s.cause})" if s.cause else ""
-    written = {CREATED: "true"} if plan.operation == CREATE_OP else {}
+    written = {CREATED: "true"} if plan.operation in CREATING else {}
     kept = _kept(books, annotations={**written, JOB: job.to_annotation(), PENDING: None, FAILURES: None})
     kept["notes"] = (*kept["notes"], Note("Normal", "Submitted", f"{job.describe()} submitted{because}"))
     return Settle(in_progress(job), job=job, **kept)
@@ -1170,7 +1224,7 @@ ACCOUNT_REASONS = frozenset({"AccountNotMapped", "AccountChanged", "BadAnnotatio
 
 #: Settled objects whose observation can change something: Ready ones (drift) and those that
 #: only report drift. Other settled states (InvalidSpec, JobFailed, ...) wait for a new spec.
-RESYNCED_REASONS = frozenset({"JobCompleted", "InSync", "Adopted", "Drifted"})
+RESYNCED_REASONS = frozenset({"JobCompleted", "InSync", "Adopted", "Drifted", "ImportConflict"})
 
 
 def handled_request(obj: Mapping[str, Any]) -> str | None:

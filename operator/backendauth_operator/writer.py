@@ -77,6 +77,8 @@ def outcome_patches(
         annotations[JOB] = outcome.job.to_annotation()
         if outcome.job.id:  # a record of an observation alone has no job to show
             patch.update(outcome.job.status_fields())
+        if outcome.job.resource:  # the name AWS gave an imported auth resource
+            patch["resourceName"] = outcome.job.resource
     if outcome.drift is not None:
         patch["drift"] = list(outcome.drift)
     if outcome.account is not None:

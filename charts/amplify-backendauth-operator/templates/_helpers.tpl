@@ -53,10 +53,11 @@ keeps this one equal to it).
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]
-# kube.py write_config_map: spec.outputs.configMapName.
+# kube.py write_config_map: spec.outputs.configMapName; import_effects.py: an id of spec.import
+# read from a configMapKeyRef.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [create, patch]
+  verbs: [get, create, patch]
 {{- end -}}
 
 {{/* repository@digest when a digest is given, else repository:tag (default: the appVersion). */}}

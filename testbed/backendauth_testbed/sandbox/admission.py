@@ -306,6 +306,43 @@ class _Rule:
 
 _CEL = celpy.Environment()
 
+# Property names that are CEL keywords: rules name them ``__{keyword}__``, as in Kubernetes
+# (its documentation, "Escaping" under validation rules); ``self.__import__`` is ``import``.
+_CEL_RESERVED = frozenset(
+    [
+        "true",
+        "false",
+        "null",
+        "in",
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "for",
+        "function",
+        "if",
+        "import",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "return",
+        "var",
+        "void",
+        "while",
+    ]
+)
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` with the object keys that are CEL keywords spelled as rules spell them."""
+    if isinstance(value, dict):
+        return {(f"__{k}__" if k in _CEL_RESERVED else k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
 
 def _compile(expr: str, where: str) -> Any:
     try:
@@ -443,9 +480,9 @@ class Admission:
     def _evaluate(
         self, rule: _Rule, schema: Mapping[str, Any], new: Any, old: Any, path: str
     ) -> FieldError | None:
-        activation = {"self": json_to_cel(new)}
+        activation = {"self": json_to_cel(_escaped(new))}
         if rule.transition:
-            activation["oldSelf"] = json_to_cel(old)
+            activation["oldSelf"] = json_to_cel(_escaped(old))
         field = path + rule.field_path
         type_name = _subschema(schema, rule.field_path).get("type", json_type(new))
         try:

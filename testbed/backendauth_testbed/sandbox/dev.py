@@ -111,6 +111,34 @@ def _apply_accounts(cluster: EmulatedCluster) -> str:
     return namespace
 
 
+#: The ConfigMap of the pools ``dev`` seeds "outside Amplify", which examples/import.yaml reads.
+EXISTING_POOLS = "existing-pools"
+
+
+def _seed_existing_pools(cluster: EmulatedCluster, simulator: Any, region: str) -> None:
+    """Seed a user pool made outside Amplify (as Terraform or Crossplane would make it: a web
+    client without a secret, a native one with, an identity pool listing both), and publish its
+    ids in ConfigMap default/existing-pools, as a Crossplane connection Secret or an ACK
+    FieldExport would."""
+    pools = simulator.backend.seed_pools(
+        {"region": region, "userPoolName": "existing", "identityPool": {"name": "existing_identitypool"}}
+    )
+    data = {
+        "userPoolId": pools["userPoolId"],
+        "webClientId": pools["clients"]["web"],
+        "nativeClientId": pools["clients"]["native"],
+        "identityPoolId": pools["identityPoolId"],
+    }
+    obj = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": EXISTING_POOLS, "namespace": "default"}, "data": data,
+    }  # fmt: skip
+    try:
+        cluster.api.apply_object(obj)
+    except ApiError as exc:
+        raise DevError(f"cannot create ConfigMap {EXISTING_POOLS}: {exc.message}") from exc
+
+
 def simulator_env(url: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The AWS settings that send every call of the operator, ``plan`` and ``export`` to the
     simulator at ``url``: its one endpoint for AmplifyBackend, STS and Cognito (which it tells
@@ -304,6 +332,8 @@ def _next_steps(
         "  kubectl get backendauths -w",
     ]
     if accounts_namespace is not None:
+        lines.append(f"  kubectl apply -f examples/import.yaml  # pools of ConfigMap {EXISTING_POOLS}")
+    if accounts_namespace is not None:
         lines.append("  kubectl apply -f examples/accounts/two-accounts.yaml  # one resource in two accounts")
     lines += ["", "Press Ctrl+C to stop."]
     return "\n".join(lines)
@@ -346,6 +376,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 ) from exc
             aws_url = simulator.url
             accounts_namespace = _apply_accounts(cluster)
+            _seed_existing_pools(cluster, simulator, simulator_env(aws_url)["AWS_REGION"])
         _apply_files(cluster, args.apply)
         # What the operator, plan and export are told about AWS; with the simulator, all of it
         # is made up here (and dropped by a fresh start from a shell that sourced it).
