@@ -108,6 +108,9 @@ def test_chaos_every_backendauth_ready_each_resource_created_once_no_foreign_job
     imports = Counter(j["appId"] for j in state["jobs"] if j["operation"] == "ImportBackendAuth")
     job_owner = {j["jobId"]: j["resourceName"] for j in state["jobs"]}
     for item in items:
+        # Ready shows the outputs too, also when a kill fell between the job's annotation and
+        # the status write.
+        assert item["status"].get("outputs"), f"{item['metadata']['name']} is Ready without outputs"
         if "import" in item["spec"]:
             app = item["spec"]["appId"]
             assert imports[app] == 1, f"{app}: {imports[app]} imports (seed {SEED + run})"

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from backendauth_operator import FINALIZER
 from backendauth_operator.bookkeeping import COMPLETED, CREATED, FAILED, IMPORT, PENDING, Job, Marker
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.imported import (
@@ -361,7 +362,10 @@ def test_a_conflict_is_not_the_spec_changing_the_link() -> None:
     [("Delete", True, Delete), ("Retain", True, Finish), ("Delete", False, Finish)],
 )
 def test_deletion_of_an_import(policy: str, owned: bool, plan: type) -> None:
-    s = snap(deleting=True, deletion_policy=policy, owned=owned, resource_name="importedAuth")
+    held = (FINALIZER,)  # our finalizer holds the object until the unlink is done
+    s = snap(
+        deleting=True, finalizers=held, deletion_policy=policy, owned=owned, resource_name="importedAuth"
+    )
     decided = decide(s)
     assert isinstance(decided, plan)
     if isinstance(decided, Finish):

@@ -102,7 +102,7 @@ BACKOFF_ROWS = [
     BackoffRow("the policy's cap wins when it is below the failure's", replace(A_SECRET_NOT_FOUND, failures=8, jitter=1.0, retry=RetryPolicy(1.0, 20.0)), 9, 20.0),
     BackoffRow("a base above the failure's cap is still waited", replace(A_SECRET_NOT_FOUND, jitter=1.0, retry=RetryPolicy(60.0, 300.0)), 1, 60.0),
     BackoffRow("a refused call stalls: no backoff, the count is cleared", snap(observed=Observation(resource=None), submitted=Rejected(REFUSED)), None, cleared=True),
-    BackoffRow("a settled step clears the count", snap(failures=3, job=completed()), None, cleared=True),
+    BackoffRow("a settled step clears the count", snap(failures=3, job=completed(), outputs_shown=True), None, cleared=True),
 ]
 # fmt: on
 

@@ -839,9 +839,12 @@ def _before_observing(s: Snapshot) -> Plan | None:
         and job.fingerprint == s.fingerprint
         and (s.secrets_digest is None or job.secrets_digest == s.secrets_digest)
         and (job.verified or (job.failed and job.generation == s.generation))
+        and (s.outputs_shown or job.failed)
     ):
         # Unpaused, or a spec change AWS does not see (deletionPolicy): what was last
-        # observed for this very request still holds, so no AWS call.
+        # observed for this very request still holds, so no AWS call. Not when the status
+        # lacks the outputs (the process stopped between the job's annotation and the status
+        # write): observing reads them.
         return _settled(s, replace(job, generation=s.generation) if job.verified else job)
     if s.now < s.not_before and not s.look:
         return Wait()
