@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import yaml  # noqa: E402
 
-from backendauth_operator.crd import build_crd  # noqa: E402
+from backendauth_operator.commands.crd import build_crd  # noqa: E402
 from backendauth_testbed.sandbox import EmulatedClusterThread  # noqa: E402
 from backendauth_testbed.sandbox.dev import die_with_parent  # noqa: E402
 from backendauth_testbed.sandbox.kubeconfig import write_kubeconfig  # noqa: E402
@@ -160,9 +160,9 @@ def call_costs(
     import kubernetes
     from botocore.exceptions import ClientError
 
-    from backendauth_operator.aws import ClientFactory
-    from backendauth_operator.kube import KubeClient
-    from backendauth_operator.models import create_backend_auth_kwargs, parse_spec
+    from backendauth_operator.aws.clients import ClientFactory
+    from backendauth_operator.core.models import create_backend_auth_kwargs, parse_spec
+    from backendauth_operator.kube.client import KubeClient
 
     def cost(one: Any) -> float:
         for i in range(10):  # connections, caches
@@ -209,7 +209,9 @@ def compile_bytecode() -> None:
     of bare Kopf) would compile each module it imports again, seconds of CPU counted as
     theirs. Importing them once with bytecode writing on compiles what is not yet."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    modules = "backendauth_operator.cli, backendauth_operator.runner, kopf, boto3, botocore.client"
+    modules = (
+        "backendauth_operator.commands.cli, backendauth_operator.runtime.runner, kopf, boto3, botocore.client"
+    )
     subprocess.run([sys.executable, "-c", f"import {modules}"], env=env, check=True, timeout=600)
 
 
@@ -333,7 +335,7 @@ def main() -> int:
         def start_operator() -> subprocess.Popen[bytes]:
             # The operator alone talks through the counting proxy.
             process = subprocess.Popen(
-                [sys.executable, "-m", "backendauth_operator.cli", "run"],
+                [sys.executable, "-m", "backendauth_operator.commands.cli", "run"],
                 env={**env, "KUBECONFIG": str(proxied)},
                 stdout=(work / "operator.log").open("ab"), stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent,

@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import yaml  # noqa: E402
 
-from backendauth_operator.watched import round_seconds  # noqa: E402
+from backendauth_operator.runtime.workqueue import round_seconds  # noqa: E402
 from backendauth_testbed.sandbox.dev import die_with_parent  # noqa: E402
 from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread  # noqa: E402
 
@@ -109,7 +109,7 @@ def main() -> int:
 
     def start_operator(**extra: str) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "backendauth_operator.cli", "run"],
+            [sys.executable, "-m", "backendauth_operator.commands.cli", "run"],
             env={**env, "KUBECONFIG": str(proxied), **extra},
             stdout=(work / "operator.log").open("ab"), stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
         )  # fmt: skip

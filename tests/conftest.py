@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from backendauth_operator.crd import build_crd
+from backendauth_operator.commands.crd import build_crd
 from backendauth_testbed.simulator import SimulatorConfig
 from harness import Bed, kubectl_binary
 

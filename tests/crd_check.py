@@ -12,7 +12,7 @@ from typing import Any
 import celpy
 import jsonschema
 
-from backendauth_operator.crd import build_crd
+from backendauth_operator.commands.crd import build_crd
 
 
 @cache

@@ -110,7 +110,7 @@ class Operator:
         log.write(f"---- operator start #{self.starts} ----\n".encode())
         log.flush()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "backendauth_operator.cli", "run", *self.args],
+            [sys.executable, "-m", "backendauth_operator.commands.cli", "run", *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

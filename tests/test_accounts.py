@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator.accounts import AccountDirectory, AccountMap, parse_account_map, resolve
-from backendauth_operator.amplify import AmplifyBackend, Resource
-from backendauth_operator.aws import CallCount, ClientFactory, Pacers, pace_key
+from backendauth_operator.aws.amplify import AmplifyBackend, Resource
+from backendauth_operator.aws.clients import CallCount, ClientFactory, Pacers, pace_key
+from backendauth_operator.core.decide import Snapshot
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.role import OWNER_ACCOUNT, Role
-from backendauth_operator.reconcile import Snapshot
+from backendauth_operator.kube.accounts import AccountDirectory, AccountMap, parse_account_map, resolve
 from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 
 WHERE = "backendauth-system/backendauth-role-account-map"

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from argocd_health import CONFIGMAP, CONFIGMAP_KEY, INVALID_STATUS, SCRIPT, configmap_text, health
-from backendauth_operator.reconcile import State, conditions_for
+from backendauth_operator.core.decide import State, conditions_for
 
 CAPTURED = Path(__file__).parent / "fixtures" / "captured"
 PAUSED = "amplifybackend.gitops.dev/paused"

@@ -20,7 +20,7 @@ import botocore.exceptions
 import pytest
 from botocore.exceptions import ClientError
 
-from backendauth_operator.aws import MUTATING_CONFIG, READ_CONFIG, ClientFactory, classify
+from backendauth_operator.aws.clients import MUTATING_CONFIG, READ_CONFIG, ClientFactory, classify
 from backendauth_operator.core.failure import Failure
 from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 

@@ -12,7 +12,7 @@ import botocore.config
 import pytest
 from botocore.stub import Stubber
 
-from backendauth_operator.models import (
+from backendauth_operator.core.models import (
     SecretKeyRef,
     create_backend_auth_kwargs,
     parse_spec,

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from backendauth_operator import CRD_PATH
-from backendauth_operator.accounts import parse_account_map
+from backendauth_operator.kube.accounts import parse_account_map
 from real_apiserver import RealCluster
 from tools.built import built_tool
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from backendauth_operator.cli import build_parser, main
+from backendauth_operator.commands.cli import build_parser, main
 
 
 @pytest.mark.parametrize("command", ["dev", "simulator"])

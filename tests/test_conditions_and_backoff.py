@@ -1,4 +1,4 @@
-"""Unit tests of the pure helpers in ``reconcile.py``: conditions, job states, backoff."""
+"""Unit tests of the pure helpers in ``core/decide.py``: conditions, job states, backoff."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from backendauth_operator.bookkeeping import is_terminal
-from backendauth_operator.reconcile import (
+from backendauth_operator.core.bookkeeping import is_terminal
+from backendauth_operator.core.decide import (
     State,
     backoff_delay,
     conditions_for,

@@ -207,7 +207,7 @@ def test_run_with_bad_configuration_exits_2_with_one_line(tmp_path: Path) -> Non
     env["BACKENDAUTH_JOB_POLL_SECONDS"] = "abc"
     env["KUBECONFIG"] = str(tmp_path / "no-kubeconfig")  # never reach a cluster, whatever happens
     done = subprocess.run(
-        [sys.executable, "-m", "backendauth_operator.cli", "run"],
+        [sys.executable, "-m", "backendauth_operator.commands.cli", "run"],
         env=env,
         capture_output=True,
         text=True,
@@ -267,7 +267,7 @@ def test_connection_pools_hold_one_connection_per_handler_thread(
     client's pool may be smaller (the kubernetes client's default follows the CPU count)."""
     import kubernetes
 
-    from backendauth_operator.runner import HANDLER_THREADS, build_context
+    from backendauth_operator.runtime.runner import HANDLER_THREADS, build_context
     from backendauth_testbed.sandbox.kubeconfig import write_kubeconfig
 
     # The kubernetes package reads KUBECONFIG once, at import.

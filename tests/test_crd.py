@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from backendauth_operator import CRD_PATH
-from backendauth_operator.crd import build_crd, render_crd_yaml
-from backendauth_operator.models import SECRET_FIELDS, boto_key, spec_key
+from backendauth_operator.commands.crd import build_crd, render_crd_yaml
+from backendauth_operator.core.models import SECRET_FIELDS, boto_key, spec_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +25,10 @@ def _schema() -> dict[str, Any]:
 
 def test_crd_command_prints_the_committed_crd() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "backendauth_operator.cli", "crd"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "backendauth_operator.commands.cli", "crd"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert out == (ROOT / CRD_PATH).read_text(), "regenerate: backendauth-operator crd > " + CRD_PATH
     assert out == render_crd_yaml()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from backendauth_operator import FINALIZER
-from backendauth_operator.bookkeeping import (
+from backendauth_operator.core.bookkeeping import (
     COMPLETED,
     CREATE,
     CREATED,
@@ -23,9 +23,7 @@ from backendauth_operator.bookkeeping import (
     Job,
     Marker,
 )
-from backendauth_operator.core.failure import Failure
-from backendauth_operator.models import spec_path
-from backendauth_operator.reconcile import (
+from backendauth_operator.core.decide import (
     Accepted,
     AskOwnAccount,
     CheckHold,
@@ -53,6 +51,8 @@ from backendauth_operator.reconcile import (
     config_diff,
     decide,
 )
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.models import spec_path
 
 NOW = 1_800_000_000.0
 FP = "fp-current"

@@ -10,18 +10,8 @@ from typing import Any
 import pytest
 
 from backendauth_operator import FINALIZER
-from backendauth_operator.bookkeeping import COMPLETED, CREATED, FAILED, IMPORT, PENDING, Job, Marker
-from backendauth_operator.core.failure import Failure
-from backendauth_operator.imported import (
-    CheckImport,
-    ImportIds,
-    ImportProblem,
-    Link,
-    ReadImportIds,
-    ReadLinks,
-)
-from backendauth_operator.imports import IMPORTED_AUTH
-from backendauth_operator.reconcile import (
+from backendauth_operator.core.bookkeeping import COMPLETED, CREATED, FAILED, IMPORT, PENDING, Job, Marker
+from backendauth_operator.core.decide import (
     Accepted,
     Delete,
     FindRunning,
@@ -35,6 +25,16 @@ from backendauth_operator.reconcile import (
     Submit,
     decide,
 )
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.import_types import (
+    CheckImport,
+    ImportIds,
+    ImportProblem,
+    Link,
+    ReadImportIds,
+    ReadLinks,
+)
+from backendauth_operator.core.import_variant import IMPORTED_AUTH
 
 NOW = 1_800_000_000.0
 FP = "fp-import"

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from backendauth_operator import FINALIZER
-from backendauth_operator.bookkeeping import (
+from backendauth_operator.config import Settings
+from backendauth_operator.core.bookkeeping import (
     CREATE,
     FAILURES,
     PAUSED,
@@ -22,10 +23,7 @@ from backendauth_operator.bookkeeping import (
     Job,
     Marker,
 )
-from backendauth_operator.config import Settings
-from backendauth_operator.core.failure import Failure
-from backendauth_operator.reading import read
-from backendauth_operator.reconcile import (
+from backendauth_operator.core.decide import (
     CheckLead,
     Finish,
     NotSent,
@@ -52,7 +50,9 @@ from backendauth_operator.reconcile import (
     resynced,
     shows_waiting,
 )
-from backendauth_operator.watched import Watched
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.runtime.reading import read
+from backendauth_operator.runtime.workqueue import Watched
 
 NOW = 1_800_000_000.0
 FP = "fp-current"
@@ -147,7 +147,7 @@ def test_the_delay_is_spread_by_the_draw() -> None:
     assert len(delays) == 4 and min(delays) == 5.0 and max(delays) < 80.0
 
 
-# ---- what a watch event asks for (was handlers.noteworthy, asks_for_step, ACCOUNT_REASONS) --------
+# ---- what a watch event asks for (was steps.noteworthy, asks_for_step, ACCOUNT_REASONS) --------
 
 
 def conditions(phase: str, reason: str) -> list[dict[str, Any]]:
@@ -266,7 +266,7 @@ def test_what_an_event_step_still_finds_asked(situation: str, obj: dict[str, Any
     assert asks_for_step(obj) is asked
 
 
-# ---- which objects wait (was handlers.shows_waiting and waits) -------------------------------------
+# ---- which objects wait (was steps.shows_waiting and waits) -------------------------------------
 
 # fmt: off
 WAITING_ROWS = [
@@ -320,7 +320,7 @@ def test_left_waiting(situation: str, s: Snapshot, outcome: Plan, waits: bool) -
     assert left_waiting(s, outcome) is waits
 
 
-# ---- which objects the resync loop observes (was watched._RESYNCED_REASONS) ------------------------
+# ---- which objects the resync loop observes (was workqueue._RESYNCED_REASONS) ------------------------
 
 # fmt: off
 RESYNC_ROWS = [
@@ -357,7 +357,7 @@ def test_the_registry_resyncs_what_the_rule_says() -> None:
     assert chosen == {f"u{i}" for i, row in enumerate(RESYNC_ROWS) if row[2]}
 
 
-# ---- carrying the outcome out (was handlers.run_step, after the executor) -----------------------
+# ---- carrying the outcome out (was steps.run_step, after the executor) -----------------------
 # With ``carry_out`` (the live step), every side effect of an outcome is a plan of its own, in the
 # order of the Kubernetes requests: the turn back, the outputs read, the writes, a fenced release.
 

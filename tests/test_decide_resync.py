@@ -14,12 +14,9 @@ from typing import Any
 
 import pytest
 
-from backendauth_operator.accounts import Target
-from backendauth_operator.bookkeeping import COMPLETED, CREATED, JOB, UPDATE
 from backendauth_operator.config import Settings
-from backendauth_operator.executor import execute
-from backendauth_operator.reading import read
-from backendauth_operator.reconcile import (
+from backendauth_operator.core.bookkeeping import COMPLETED, CREATED, JOB, UPDATE
+from backendauth_operator.core.decide import (
     Observation,
     Plan,
     ReadResource,
@@ -28,7 +25,10 @@ from backendauth_operator.reconcile import (
     Submit,
     decide,
 )
-from backendauth_operator.writer import StepWriter
+from backendauth_operator.kube.accounts import Target
+from backendauth_operator.kube.writer import StepWriter
+from backendauth_operator.runtime.executor import execute
+from backendauth_operator.runtime.reading import read
 from test_decide import DESIRED, DIFFERENT, job, snap
 
 SEEN = Observation(resource=DESIRED)
@@ -102,7 +102,7 @@ class FakeEffects:
         return ""
 
     def resource(self, s: Any) -> Any:
-        from backendauth_operator.amplify import Resource
+        from backendauth_operator.aws.amplify import Resource
 
         self.calls.append("GetBackendAuth")
         return Resource(self.config)

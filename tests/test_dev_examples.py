@@ -44,7 +44,7 @@ class Dev:
         self.out = tmp / "dev.out"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BACKENDAUTH_"))}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "backendauth_operator.cli", "dev", "--port", "0",
+            [sys.executable, "-m", "backendauth_operator.commands.cli", "dev", "--port", "0",
              "--kubeconfig", str(self.kubeconfig), "--env-file", str(tmp / "env"), "--job-seconds", "0.5"],
             stdout=self.out.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
             env={**env, "BACKENDAUTH_JOB_POLL_SECONDS": "0.3"},

@@ -182,7 +182,7 @@ class Sandbox:
         # machine would both want 9090. Port 0 for the API lets the tests run beside a sandbox.
         env = {**clean_environment(), "BACKENDAUTH_METRICS_PORT": "0"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "backendauth_operator.cli", "dev", "--port", "0"],
+            [sys.executable, "-m", "backendauth_operator.commands.cli", "dev", "--port", "0"],
             stdout=self.log.open("w"), stderr=subprocess.STDOUT, cwd=workdir, env=env,
         )  # fmt: skip
         wait_until(lambda: self._started(), 90, "the sandbox to start")

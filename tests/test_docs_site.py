@@ -122,7 +122,7 @@ def test_the_spec_reference_has_every_field_of_the_committed_crd() -> None:
 
 
 def test_the_settings_metrics_and_commands_are_all_listed() -> None:
-    from backendauth_operator.cli import build_parser
+    from backendauth_operator.commands.cli import build_parser
     from backendauth_operator.config import Settings
 
     generate = hook()

@@ -11,14 +11,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from backendauth_operator import FINALIZER
-from backendauth_operator.amplify import Resource
-from backendauth_operator.bookkeeping import CREATE, CREATED, DELETE, DELETE_JOB, JOB, PENDING, Job, Marker
+from backendauth_operator.aws.amplify import Resource
 from backendauth_operator.config import Settings
-from backendauth_operator.core.failure import Failure
-from backendauth_operator.executor import execute
-from backendauth_operator.models import create_backend_auth_kwargs, parse_spec
-from backendauth_operator.reading import read
-from backendauth_operator.reconcile import (
+from backendauth_operator.core.bookkeeping import (
+    CREATE,
+    CREATED,
+    DELETE,
+    DELETE_JOB,
+    JOB,
+    PENDING,
+    Job,
+    Marker,
+)
+from backendauth_operator.core.decide import (
     Accepted,
     Finish,
     NotSent,
@@ -32,7 +37,11 @@ from backendauth_operator.reconcile import (
     Wait,
     Withheld,
 )
-from backendauth_operator.writer import Written
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.models import create_backend_auth_kwargs, parse_spec
+from backendauth_operator.kube.writer import Written
+from backendauth_operator.runtime.executor import execute
+from backendauth_operator.runtime.reading import read
 from specs import minimal_spec
 
 SETTINGS = Settings(default_region="eu-west-1")

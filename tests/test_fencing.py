@@ -20,13 +20,13 @@ import kubernetes
 import pytest
 
 from backendauth_operator import GROUP, PLURAL, VERSION
-from backendauth_operator.aws import ClientFactory
+from backendauth_operator.aws.clients import ClientFactory
+from backendauth_operator.commands.crd import build_crd
 from backendauth_operator.config import Settings
-from backendauth_operator.crd import build_crd
-from backendauth_operator.handlers import OperatorContext, run_step
-from backendauth_operator.kube import KubeClient
-from backendauth_operator.leases import Leases
-from backendauth_operator.watched import Poller
+from backendauth_operator.kube.client import KubeClient
+from backendauth_operator.kube.leases import Leases
+from backendauth_operator.runtime.steps import OperatorContext, run_step
+from backendauth_operator.runtime.workqueue import Poller
 from backendauth_testbed.sandbox.cluster import EmulatedClusterThread
 from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 from harness import backendauth

@@ -183,7 +183,7 @@ def test_outputs_in_status_and_in_an_owned_config_map(bed: Bed) -> None:
 def export(bed: Bed, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**bed.operator.env}
     return subprocess.run(
-        [sys.executable, "-m", "backendauth_operator.cli", "export", *args],
+        [sys.executable, "-m", "backendauth_operator.commands.cli", "export", *args],
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
 
@@ -244,6 +244,15 @@ def test_export_of_an_unknown_environment_says_so_in_one_line(bed: Bed) -> None:
 
 def test_export_needs_a_region(bed: Bed) -> None:
     env = {k: v for k, v in bed.operator.env.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
-    command = [sys.executable, "-m", "backendauth_operator.cli", "export", "--app", APP, "--env", ENV]
+    command = [
+        sys.executable,
+        "-m",
+        "backendauth_operator.commands.cli",
+        "export",
+        "--app",
+        APP,
+        "--env",
+        ENV,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 2 and "--region" in result.stderr

@@ -26,12 +26,12 @@ import yaml
 from botocore.model import Shape
 from botocore.stub import Stubber
 
-from backendauth_operator import handoff
-from backendauth_operator.aws import ClientFactory
-from backendauth_operator.cognito import AuthView, Cognito, PoolIds
+from backendauth_operator.aws.clients import ClientFactory
+from backendauth_operator.aws.cognito import AuthView, Cognito, PoolIds
+from backendauth_operator.commands import handoff
+from backendauth_operator.commands.handoff import CrossplaneOptions, Gen2Unsupported, Source
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.role import Role
-from backendauth_operator.handoff import CrossplaneOptions, Gen2Unsupported, Source
 from test_handoff_tables import CONFIG, check, schema_of, upstream_crds
 
 REGION = "eu-west-1"

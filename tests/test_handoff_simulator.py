@@ -30,7 +30,7 @@ ROLE = "arn:aws:iam::{}:role/backendauth-operator"
 
 def export(bed: Bed, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "backendauth_operator.cli", "export", *args],
+        [sys.executable, "-m", "backendauth_operator.commands.cli", "export", *args],
         capture_output=True, text=True, env={**bed.operator.env, **(env or {})}, timeout=120,
     )  # fmt: skip
 

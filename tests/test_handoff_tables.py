@@ -16,12 +16,12 @@ import pytest
 import yaml
 from botocore.stub import Stubber
 
-from backendauth_operator import cli, handoff, handoff_mapping
-from backendauth_operator.aws import ClientFactory
-from backendauth_operator.cognito import AuthView, Cognito, PoolIds, Pools
+from backendauth_operator.aws.clients import ClientFactory
+from backendauth_operator.aws.cognito import AuthView, Cognito, PoolIds, Pools
+from backendauth_operator.commands import cli, handoff, handoff_mapping
+from backendauth_operator.commands.handoff import CrossplaneOptions, Gen2Unsupported, Source
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.role import Role
-from backendauth_operator.handoff import CrossplaneOptions, Gen2Unsupported, Source
 
 REPO = Path(__file__).resolve().parent.parent
 REGION = "eu-west-1"
@@ -413,7 +413,8 @@ def test_every_row_that_carries_nothing_says_why() -> None:
 def test_the_committed_mapping_page_is_the_generators_output() -> None:
     page = REPO / "docs" / "reference" / "handoff-mapping.md"
     assert page.read_text() == handoff_mapping.markdown(), (
-        "regenerate: python -m backendauth_operator.handoff_mapping > docs/reference/handoff-mapping.md"
+        "regenerate: python -m backendauth_operator.commands.handoff_mapping"
+        " > docs/reference/handoff-mapping.md"
     )
 
 
@@ -809,12 +810,12 @@ def test_the_schema_check_catches_an_unknown_field_and_a_wrong_type() -> None:
 
 
 def test_cognito_reads_are_paced_with_the_account_and_region(aws_env: None) -> None:
-    from backendauth_operator import aws
+    from backendauth_operator.aws import clients
 
-    keys: list[aws.PaceKey] = []
+    keys: list[clients.PaceKey] = []
 
-    class Recording(aws.Pacers):
-        def of(self, key: aws.PaceKey) -> aws.Pacer:
+    class Recording(clients.Pacers):
+        def of(self, key: clients.PaceKey) -> clients.Pacer:
             keys.append(key)
             return super().of(key)
 
@@ -825,13 +826,13 @@ def test_cognito_reads_are_paced_with_the_account_and_region(aws_env: None) -> N
         stub.add_response("get_identity_pool_roles", roles_answer(), {"IdentityPoolId": IDENTITY})
         found = Cognito(clients, REGION, ROLE, "111111111111").identity_pool(IDENTITY)
     assert not isinstance(found, Failure) and found.unauth_role_arn == UNAUTH_ROLE
-    assert keys == [aws.pace_key("111111111111", REGION)] * 2
+    assert keys == [clients.pace_key("111111111111", REGION)] * 2
 
 
 def test_an_output_dir_that_cannot_be_written_is_named_in_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, view: AuthView, tmp_path: Path
 ) -> None:
-    from backendauth_operator import export
+    from backendauth_operator.commands import export
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -848,7 +849,8 @@ def test_an_output_dir_that_cannot_be_written_is_named_in_one_line(
 
 
 def test_the_listed_iam_actions_are_exactly_the_calls_the_reads_make(monkeypatch: pytest.MonkeyPatch) -> None:
-    from backendauth_operator import cognito, export
+    from backendauth_operator.aws import cognito
+    from backendauth_operator.commands import export
 
     made: set[str] = set()
     real = ClientFactory.call

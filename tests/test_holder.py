@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backendauth_operator.core.holder import holder_of, name_of, object_id, object_of, process_of
-from backendauth_operator.kube import micro_time
-from backendauth_operator.leases import Leases
+from backendauth_operator.kube.client import micro_time
+from backendauth_operator.kube.leases import Leases
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_a_turn_lease_names_its_holder_with_the_codec(monkeypatch: pytest.Monkey
         written.append(body)
         return {**body, "metadata": {**body["metadata"], "resourceVersion": "1"}}
 
-    monkeypatch.setattr("backendauth_operator.leases.request", request)
+    monkeypatch.setattr("backendauth_operator.kube.leases.request", request)
     leases = Leases(None, "default", 60, identity="operator-0")
     assert leases.acquire(("eu-west-1", "app", "dev"), "shop/auth/u-1") is None
     (body,) = written

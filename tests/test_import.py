@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from backendauth_operator.imports import CHECK_ACTIONS
+from backendauth_operator.core.import_variant import CHECK_ACTIONS
 from harness import REPO, Bed, backendauth, secret, wait_until
 from sim import mutating_calls, seed_pools, sim_state
 

@@ -1,6 +1,6 @@
 """Kopf's private names and log texts, pinned to the Kopf release the project pins.
 
-``kopf_private.py`` is the one module that uses what Kopf does not promise. These tests fail
+``runtime/kopf_adapter.py`` is the one module that uses what Kopf does not promise. These tests fail
 when another module starts to, when the installed or pinned Kopf is not the release the module
 was checked against, and when a name or a log text it relies on is not in that release.
 """
@@ -19,18 +19,18 @@ import kopf
 import pytest
 from packaging.requirements import Requirement
 
-from backendauth_operator import kopf_private
-from backendauth_operator.kopf_private import (
+from backendauth_operator.runtime import kopf_adapter
+from backendauth_operator.runtime.kopf_adapter import (
     KOPF_VERSION,
     kopf_identity,
     new_indexers,
     run_probe_handlers,
 )
-from backendauth_operator.reachability import QuietUnreachableRetries
+from backendauth_operator.runtime.reachability import QuietUnreachableRetries
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "operator" / "backendauth_operator"
-ADAPTER = Path(kopf_private.__file__)
+ADAPTER = Path(kopf_adapter.__file__)
 
 
 def private_uses(path: Path) -> list[tuple[str, str]]:
@@ -84,7 +84,7 @@ def test_no_other_module_uses_kopfs_private_modules() -> None:
 
 def test_the_adapter_uses_the_private_names_its_docstring_explains() -> None:
     assert ADAPTER_USES  # the walk sees them
-    doc = kopf_private.__doc__ or ""
+    doc = kopf_adapter.__doc__ or ""
     for module, name in ADAPTER_USES:
         assert f"{module}.{name}" in doc or f"{module}``" in doc, (module, name)
 

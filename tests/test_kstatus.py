@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from argocd_health import health
-from backendauth_operator.models import status_on_create
-from backendauth_operator.reconcile import State, conditions_for
+from backendauth_operator.core.decide import State, conditions_for
+from backendauth_operator.core.models import status_on_create
 from kstatus import BUILD_TIMEOUT, built_kstatus, judge
 
 PAUSED = "amplifybackend.gitops.dev/paused"

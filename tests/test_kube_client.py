@@ -8,7 +8,7 @@ from typing import Any
 import kubernetes
 import yaml
 
-from backendauth_operator.kube import throttle_refresh
+from backendauth_operator.kube.client import throttle_refresh
 
 
 class Clock:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from backendauth_operator.config import ConfigError, load_settings
-from backendauth_operator.leader import LeaderElector, SoleOperator
-from backendauth_operator.leases import Conflict
+from backendauth_operator.kube.leases import Conflict
+from backendauth_operator.runtime.leader import LeaderElector, SoleOperator
 
 
 class FakeLeases:

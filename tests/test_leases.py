@@ -1,4 +1,4 @@
-"""The record code that turns and the leader election share (``leases.py``), as tables."""
+"""The record code that turns and the leader election share (``kube/leases.py``), as tables."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator.kube import micro_time
-from backendauth_operator.leases import (
+from backendauth_operator.kube.client import micro_time
+from backendauth_operator.kube.leases import (
     Conflict,
     KubeLeaseStore,
     Leases,
@@ -18,7 +18,7 @@ from backendauth_operator.leases import (
     parse_micro_time,
     released_body,
 )
-from backendauth_operator.leases import _lease as turn_body
+from backendauth_operator.kube.leases import _lease as turn_body
 
 KEY = ("eu-west-1", "app", "dev")
 NOW = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
@@ -66,13 +66,13 @@ def failing(status: int) -> Any:
 
 
 def test_the_election_store_reads_a_missing_lease_as_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("backendauth_operator.leases.request", failing(404))
+    monkeypatch.setattr("backendauth_operator.kube.leases.request", failing(404))
     assert KubeLeaseStore(None, "default", "leader", 1.0).get() is None
 
 
 @pytest.mark.parametrize("write", ["create", "replace"])
 def test_the_election_store_turns_a_409_into_a_conflict(monkeypatch: pytest.MonkeyPatch, write: str) -> None:
-    monkeypatch.setattr("backendauth_operator.leases.request", failing(409))
+    monkeypatch.setattr("backendauth_operator.kube.leases.request", failing(409))
     store = KubeLeaseStore(None, "default", "leader", 1.0)
     with pytest.raises(Conflict):
         getattr(store, write)(lease_body("leader", {}, "1"))
@@ -85,7 +85,7 @@ def test_the_election_store_asks_with_its_deadline(monkeypatch: pytest.MonkeyPat
         seen.append((method, path, kwargs.get("timeout")))
         return {}
 
-    monkeypatch.setattr("backendauth_operator.leases.request", request)
+    monkeypatch.setattr("backendauth_operator.kube.leases.request", request)
     store = KubeLeaseStore(None, "ops", "leader", 2.5)
     store.get()
     store.replace(lease_body("leader", {}, "1"))

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from backendauth_operator.logfilters import RedactSecrets, redact
+from backendauth_operator.runtime.logfilters import RedactSecrets, redact
 
 
 @pytest.mark.parametrize(

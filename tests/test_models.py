@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from backendauth_operator.botocore_model import service_model
-from backendauth_operator.models import (
+from backendauth_operator.aws.service_model import service_model
+from backendauth_operator.core.models import (
     BackendAuthSpec,
     InvalidSpecError,
     ResourceConfig,
@@ -461,7 +461,7 @@ def test_every_field_marked_immutable_is_found() -> None:
 
 
 def test_every_output_field_names_its_amplify_meta_key() -> None:
-    from backendauth_operator.models import AMPLIFY_META_OUTPUTS, AuthOutputs
+    from backendauth_operator.core.models import AMPLIFY_META_OUTPUTS, AuthOutputs
 
     assert AMPLIFY_META_OUTPUTS == {
         "UserPoolId": "userPoolId",
@@ -473,8 +473,8 @@ def test_every_output_field_names_its_amplify_meta_key() -> None:
 
 
 def test_amplify_meta_outputs_become_the_status_outputs() -> None:
-    from backendauth_operator.amplify import auth_outputs
-    from backendauth_operator.models import AuthOutputs
+    from backendauth_operator.aws.amplify import auth_outputs
+    from backendauth_operator.core.models import AuthOutputs
 
     meta = {
         "auth": {
@@ -496,7 +496,7 @@ def test_amplify_meta_outputs_become_the_status_outputs() -> None:
 
 
 def test_one_reader_of_amplify_meta_lists_the_auth_resources_with_their_ids_and_kind() -> None:
-    from backendauth_operator.amplify import AuthMeta, amplify_meta_auth
+    from backendauth_operator.aws.amplify import AuthMeta, amplify_meta_auth
 
     meta = {
         "auth": {

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from backendauth_operator.crd import build_crd
-from backendauth_operator.models import InvalidSpecError, import_backend_auth_kwargs, parse_spec
+from backendauth_operator.commands.crd import build_crd
+from backendauth_operator.core.models import InvalidSpecError, import_backend_auth_kwargs, parse_spec
 from specs import minimal_spec
 
 IDS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backendauth_operator.aws import Pacer
+from backendauth_operator.aws.clients import Pacer
 
 
 class Clock:

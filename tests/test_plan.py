@@ -15,9 +15,13 @@ import boto3
 import pytest
 import yaml
 
-from backendauth_operator.bookkeeping import CREATE
-from backendauth_operator.cli import main
-from backendauth_operator.models import create_backend_auth_kwargs, parse_spec, update_backend_auth_kwargs
+from backendauth_operator.commands.cli import main
+from backendauth_operator.core.bookkeeping import CREATE
+from backendauth_operator.core.models import (
+    create_backend_auth_kwargs,
+    parse_spec,
+    update_backend_auth_kwargs,
+)
 from backendauth_testbed.simulator import SimulatorConfig, SimulatorThread
 from harness import wait_until
 from sim import seed_pools

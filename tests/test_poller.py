@@ -12,8 +12,8 @@ from typing import Any
 import kopf
 import pytest
 
-from backendauth_operator.handlers import Bodies, noteworthy
-from backendauth_operator.watched import Poller, Watched
+from backendauth_operator.runtime.steps import Bodies, noteworthy
+from backendauth_operator.runtime.workqueue import Poller, Watched
 
 DEADLINE = 10.0
 

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backendauth_operator.crd import build_crd
-from backendauth_operator.models import InvalidSpecError, create_backend_auth_kwargs, parse_spec
+from backendauth_operator.commands.crd import build_crd
+from backendauth_operator.core.models import InvalidSpecError, create_backend_auth_kwargs, parse_spec
 from backendauth_testbed.sandbox import admission
 from specs import full_spec, minimal_spec
 

@@ -25,10 +25,11 @@ import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator import metrics, reachability
-from backendauth_operator.kube import KubeClient
-from backendauth_operator.probes import ProbeServer, Readiness, parse_endpoint
-from backendauth_operator.reachability import (
+from backendauth_operator import metrics
+from backendauth_operator.kube.client import KubeClient
+from backendauth_operator.runtime import reachability
+from backendauth_operator.runtime.probes import ProbeServer, Readiness, parse_endpoint
+from backendauth_operator.runtime.reachability import (
     KOPF_BACKOFFS,
     ApiServerMonitor,
     KopfBackoffs,
@@ -389,7 +390,7 @@ def test_the_monitor_feeds_what_its_probe_finds(clock: Clock) -> None:
 def test_run_refuses_a_liveness_url_it_cannot_serve_in_one_line(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none")}
     result = subprocess.run(
-        [sys.executable, "-m", "backendauth_operator.cli", "run", "--liveness=http://0.0.0.0:8080/readyz"],
+        [sys.executable, "-m", "backendauth_operator.commands.cli", "run", "--liveness=http://0.0.0.0:8080/readyz"],
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 2

@@ -27,8 +27,8 @@ import yaml
 from botocore import xform_name
 
 import backendauth_operator
-from backendauth_operator.botocore_model import service_model
-from backendauth_operator.export import HANDOFF_ACTIONS
+from backendauth_operator.aws.service_model import service_model
+from backendauth_operator.commands.export import HANDOFF_ACTIONS
 from harness import backendauth, wait_until
 from real_apiserver import RealBed, RealCluster
 from sim import mutating_calls, sim_calls, sim_state
@@ -426,7 +426,7 @@ RUNBOOK = IAM_PAGE.parents[1] / "how-to" / "hand-off.md"
 
 def test_the_runbooks_export_commands_use_only_flags_export_has() -> None:
     help_text = subprocess.run(
-        [sys.executable, "-m", "backendauth_operator.cli", "export", "--help"],
+        [sys.executable, "-m", "backendauth_operator.commands.cli", "export", "--help"],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
     known = set(re.findall(r"(--[a-z][a-z-]+)", help_text))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from backendauth_operator import metrics
-from backendauth_operator.watched import (
+from backendauth_operator.runtime.workqueue import (
     Budget,
     Entry,
     Resyncer,

@@ -105,7 +105,16 @@ def test_start_operator_points_sts_at_the_simulator_only_when_asked(
 def dev(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BACKENDAUTH_"))}
     return subprocess.Popen(
-        [sys.executable, "-m", "backendauth_operator.cli", "dev", "--no-operator", "--port", "0", *args],
+        [
+            sys.executable,
+            "-m",
+            "backendauth_operator.commands.cli",
+            "dev",
+            "--no-operator",
+            "--port",
+            "0",
+            *args,
+        ],
         stdout=(tmp_path / "dev.out").open("w"),
         stderr=subprocess.STDOUT,
         text=True,

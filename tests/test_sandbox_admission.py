@@ -165,7 +165,7 @@ def test_printer_columns_table() -> None:
     ],
 )
 def test_patterns_are_read_as_the_api_servers_re2_reads_them(path: tuple[str, ...], value: str) -> None:
-    from backendauth_operator.crd import build_crd
+    from backendauth_operator.commands.crd import build_crd
     from specs import minimal_spec
 
     checker = admission.Admission(build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backendauth_operator.crd import build_crd
+from backendauth_operator.commands.crd import build_crd
 from backendauth_testbed.sandbox import EmulatedClusterThread
 from backendauth_testbed.sandbox.protobuf import openapi_v2_document
 from harness import kubectl_binary

@@ -119,7 +119,7 @@ def dev(
 ) -> subprocess.Popen[str]:
     """``dev ARGS`` in ``tmp_path``, in this environment (or ``clean``) plus ``env``."""
     return subprocess.Popen(
-        [sys.executable, "-m", "backendauth_operator.cli", "dev", *args],
+        [sys.executable, "-m", "backendauth_operator.commands.cli", "dev", *args],
         stdout=(tmp_path / out).open("w"),
         stderr=subprocess.STDOUT,
         text=True,
@@ -296,7 +296,7 @@ def sim_calls(url: str) -> list[dict[str, Any]]:
 
 def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "backendauth_operator.cli", *args],
+        [sys.executable, "-m", "backendauth_operator.commands.cli", *args],
         env=env, cwd=cwd, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 

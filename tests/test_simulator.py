@@ -539,7 +539,7 @@ def _free_port() -> int:
 
 def _command() -> list[str]:
     script = Path(sys.executable).parent / "backendauth-operator"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "backendauth_operator.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "backendauth_operator.commands.cli"]
 
 
 @pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Where a step starts: the freshest body known of an object (handlers.Bodies), instead of a GET.
+"""Where a step starts: the freshest body known of an object (steps.Bodies), instead of a GET.
 
 A body is only ever replaced by a newer one, so that a step never starts from an older body than
 one already known: an older one could make a step that a watch event asked for find nothing asked.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backendauth_operator.handlers import Bodies
+from backendauth_operator.runtime.steps import Bodies
 
 KEY = ("default", "auth")
 

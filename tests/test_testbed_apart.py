@@ -18,7 +18,7 @@ from operator_wheel import build_operator_wheel
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "operator" / "backendauth_operator"
 TESTBED = "backendauth_testbed"
-# Where the operator may name the test bed: the lazy import of cli.py's dev and simulator.
+# Where the operator may name the test bed: the lazy import of commands/cli.py's dev and simulator.
 ALLOWED = {("cli.py", "_testbed_module"), ("cli.py", "_cmd_dev"), ("cli.py", "_cmd_simulator")}
 
 
@@ -90,7 +90,7 @@ def test_every_operator_module_imports_without_the_test_bed() -> None:
 @pytest.mark.parametrize("command", ["dev", "simulator"])
 def test_without_the_test_bed_dev_and_simulator_say_how_to_install_it(command: str) -> None:
     result = _run_without(
-        TESTBED, f"from backendauth_operator.cli import main\nsys.exit(main([{command!r}]))"
+        TESTBED, f"from backendauth_operator.commands.cli import main\nsys.exit(main([{command!r}]))"
     )
     assert result.returncode == 2, result
     assert result.stdout == ""
@@ -103,7 +103,9 @@ def test_without_the_test_bed_dev_and_simulator_say_how_to_install_it(command: s
 
 
 def test_a_missing_package_of_the_test_bed_is_named() -> None:
-    result = _run_without("kmock", "from backendauth_operator.cli import main\nsys.exit(main(['dev']))")
+    result = _run_without(
+        "kmock", "from backendauth_operator.commands.cli import main\nsys.exit(main(['dev']))"
+    )
     assert result.returncode == 2, result
     assert result.stderr.splitlines() == [
         "backendauth-operator dev: the test bed needs kmock, which is not installed; "
@@ -124,5 +126,5 @@ def test_the_operator_wheel_holds_no_test_bed(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     packages = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert packages == {"backendauth_operator"}
-    assert "backendauth_operator/crd.py" in names and "backendauth_operator/py.typed" in names
+    assert "backendauth_operator/commands/crd.py" in names and "backendauth_operator/py.typed" in names
     assert not [name for name in names if "sandbox" in name or "simulator" in name or TESTBED in name]

@@ -10,8 +10,8 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from backendauth_operator import leases as lease_module
-from backendauth_operator.leases import Leases
+from backendauth_operator.kube import leases as lease_module
+from backendauth_operator.kube.leases import Leases
 from backendauth_testbed.sandbox import EmulatedClusterThread
 
 KEY = ("eu-west-1", "app1", "dev")

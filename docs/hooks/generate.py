@@ -4,13 +4,13 @@ A page holds a marker such as ``<!-- generated: spec -->``; this hook (``hooks:`
 replaces it with what the code says now:
 
 - ``spec`` and ``status``: every field of the CRD's openAPIV3Schema, built by
-  ``backendauth_operator.crd.build_crd()`` from the pydantic models (the same source as
+  ``backendauth_operator.commands.crd.build_crd()`` from the pydantic models (the same source as
   ``crds/``), with its type, whether it is required, its values, limits, immutability, CEL rules
   and description;
 - ``configuration``: every setting of ``backendauth_operator.config.Settings``;
 - ``metrics``: every metric ``backendauth_operator.metrics.OperatorMetrics`` declares;
-- ``cli``: every sub-command and option of ``backendauth_operator.cli.build_parser()``;
-- ``states``: the reconciler's steps as a diagram, drawn by running ``reconcile.decide`` on every
+- ``cli``: every sub-command and option of ``backendauth_operator.commands.cli.build_parser()``;
+- ``states``: the reconciler's steps as a diagram, drawn by running ``decide.decide`` on every
   row of its decision tables (tests/test_decide.py).
 
 An unknown marker, a setting without a description here, or a description of a setting that no
@@ -116,7 +116,7 @@ def _rows(schema: dict[str, Any], path: str, required: bool, rows: list[str]) ->
 
 
 def _schema() -> dict[str, Any]:
-    from backendauth_operator.crd import build_crd
+    from backendauth_operator.commands.crd import build_crd
 
     crd = build_crd()
     version = crd["spec"]["versions"][0]
@@ -281,7 +281,7 @@ def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
 
 
 def cli_reference() -> str:
-    from backendauth_operator.cli import build_parser
+    from backendauth_operator.commands.cli import build_parser
 
     parser = build_parser()
     parts = [f"`{parser.prog}`: {_cell(parser.description or '')}", ""]
@@ -372,7 +372,7 @@ PHASES = {"ready": "Ready=True", "reconciling": "Reconciling=True", "stalled": "
 def states_diagram() -> str:
     """The steps of ``decide`` as a flowchart: from the action whose result a snapshot carries
     (or the start of a step) to the plan decide returns, one edge per distinct case."""
-    from backendauth_operator.reconcile import decide
+    from backendauth_operator.core.decide import decide
 
     edges: dict[tuple[str, str, str], None] = {}
     nodes: dict[str, str] = {

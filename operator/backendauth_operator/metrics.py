@@ -40,7 +40,7 @@ JOB_BUCKETS: tuple[float, ...] = (
     1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, float("inf"),
 )  # fmt: skip
 
-# The condition that is True for each phase of ``reconcile.State`` (kstatus: exactly one is).
+# The condition that is True for each phase of ``decide.State`` (kstatus: exactly one is).
 _CONDITIONS = {"ready": "Ready", "reconciling": "Reconciling", "stalled": "Stalled"}
 
 

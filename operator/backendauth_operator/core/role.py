@@ -1,7 +1,7 @@
 """Which AWS account a BackendAuth acts in, and under which role, as plain values.
 
 The Namespace annotation :data:`OWNER_ACCOUNT` names the account; the account map names the
-:class:`Role` assumed there. Parsing the map and watching Namespaces is ``accounts.py``'s work;
+:class:`Role` assumed there. Parsing the map and watching Namespaces is ``kube/accounts.py``'s work;
 the decision needs only these names. ``accounts`` re-exports both for the modules that still
 import them from there; new code imports them from here.
 """

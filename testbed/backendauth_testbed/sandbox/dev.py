@@ -253,7 +253,7 @@ async def start_operator(kubeconfig_path: str, aws: Mapping[str, str]) -> Operat
     elif aws:
         env = {**SIMULATOR_ENV, **env, **aws}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "backendauth_operator.cli", "run", env=env, preexec_fn=die_with_parent
+        sys.executable, "-m", "backendauth_operator.commands.cli", "run", env=env, preexec_fn=die_with_parent
     )
 
     async def stop() -> None:
@@ -271,7 +271,7 @@ async def start_operator(kubeconfig_path: str, aws: Mapping[str, str]) -> Operat
 
 
 def _crds() -> list[dict[str, Any]]:
-    from backendauth_operator.crd import build_crd
+    from backendauth_operator.commands.crd import build_crd
 
     return [build_crd()]
 

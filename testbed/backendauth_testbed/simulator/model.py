@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
 
-from backendauth_operator.botocore_model import service_model
+from backendauth_operator.aws.service_model import service_model
 
 #: The operations the simulator serves, in the order their routes are registered.
 OPERATIONS = (

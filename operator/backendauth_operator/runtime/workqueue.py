@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from backendauth_operator import metrics
-from backendauth_operator.models import SECRET_REF_KEYS
-from backendauth_operator.reachability import is_unreachable_error
-from backendauth_operator.reconcile import resynced
+from backendauth_operator.core.decide import resynced
+from backendauth_operator.core.models import SECRET_REF_KEYS
+from backendauth_operator.runtime.reachability import is_unreachable_error
 
 logger = logging.getLogger("backendauth_operator.resync")
 poll_logger = logging.getLogger("backendauth_operator.poll")
@@ -43,7 +43,7 @@ class Entry:
     namespace: str
     name: str
     uid: str
-    resync: bool  # settled in a state that observing may change (reconcile.resynced)
+    resync: bool  # settled in a state that observing may change (decide.resynced)
     last_read: float | None = None  # epoch seconds this process last read it in AWS; None: not yet
     secrets: frozenset[str] = field(default_factory=frozenset)  # referenced Secret names
     shown: int | None = None  # the last generation a step of this process wrote a status for

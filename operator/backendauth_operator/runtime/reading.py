@@ -1,7 +1,7 @@
-"""Read once: a BackendAuth as the API server has it → the :class:`~reconcile.Snapshot`.
+"""Read once: a BackendAuth as the API server has it → the :class:`~decide.Snapshot`.
 
 Nothing else parses the object: its spec, the operator's annotations, its conditions and its
-deletion all become fields here, and :func:`~reconcile.decide` looks only at those.
+deletion all become fields here, and :func:`~decide.decide` looks only at those.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from backendauth_operator.accounts import OWN, Target
-from backendauth_operator.bookkeeping import (
+from backendauth_operator.config import Settings
+from backendauth_operator.core.bookkeeping import (
     CREATED,
     DELETE_JOB,
     PAUSED,
@@ -25,17 +25,7 @@ from backendauth_operator.bookkeeping import (
     Marker,
     is_true,
 )
-from backendauth_operator.config import Settings
-from backendauth_operator.core.holder import object_id
-from backendauth_operator.imports import IMPORTED_AUTH
-from backendauth_operator.models import (
-    BackendAuthSpec,
-    InvalidSpecError,
-    create_backend_auth_kwargs,
-    has_secrets,
-    parse_spec,
-)
-from backendauth_operator.reconcile import (
+from backendauth_operator.core.decide import (
     RetryPolicy,
     Snapshot,
     current_reason,
@@ -43,6 +33,16 @@ from backendauth_operator.reconcile import (
     ready_generation,
     shows_waiting,
 )
+from backendauth_operator.core.holder import object_id
+from backendauth_operator.core.import_variant import IMPORTED_AUTH
+from backendauth_operator.core.models import (
+    BackendAuthSpec,
+    InvalidSpecError,
+    create_backend_auth_kwargs,
+    has_secrets,
+    parse_spec,
+)
+from backendauth_operator.kube.accounts import OWN, Target
 
 #: The spec error of a BackendAuth without spec.region when no default region is set.
 NO_REGION = "spec.region: required, as the operator has no AWS_REGION set"

@@ -2,9 +2,9 @@
 referenced Secrets, and the pending marker written before a call.
 
 Fencing: the marker is written only to the version the step read (a conflict comes back as
-:class:`~reconcile.Stale`, and nothing is sent), and the call itself is sent only while this
+:class:`~decide.Stale`, and nothing is sent), and the call itself is sent only while this
 process acts and within ``SEND_WINDOW_SECONDS`` of taking the turn (checked after the pacing
-wait, just before the request: :class:`~reconcile.Withheld` otherwise)."""
+wait, just before the request: :class:`~decide.Withheld` otherwise)."""
 
 from __future__ import annotations
 
@@ -16,25 +16,12 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator import import_effects, metrics
-from backendauth_operator.amplify import AmplifyBackend, NotSentError, Resource
-from backendauth_operator.aws import ClientFactory
-from backendauth_operator.bookkeeping import CREATE, DELETE, IMPORT, Job, Marker
-from backendauth_operator.cognito import Cognito
-from backendauth_operator.core.failure import Failure
-from backendauth_operator.core.holder import name_of
-from backendauth_operator.imported import Checked, IdsRead, ImportIds, Link
-from backendauth_operator.kube import KubeClient, SecretMissing, version_of
-from backendauth_operator.leader import Gate, SoleOperator
-from backendauth_operator.leases import SEND_WINDOW_SECONDS, Leases
-from backendauth_operator.models import (
-    BackendAuthSpec,
-    SecretKeyRef,
-    create_backend_auth_kwargs,
-    import_backend_auth_kwargs,
-    update_backend_auth_kwargs,
-)
-from backendauth_operator.reconcile import (
+from backendauth_operator import metrics
+from backendauth_operator.aws.amplify import AmplifyBackend, NotSentError, Resource
+from backendauth_operator.aws.clients import ClientFactory
+from backendauth_operator.aws.cognito import Cognito
+from backendauth_operator.core.bookkeeping import CREATE, DELETE, IMPORT, Job, Marker
+from backendauth_operator.core.decide import (
     Accepted,
     Finish,
     NotSent,
@@ -47,8 +34,22 @@ from backendauth_operator.reconcile import (
     Wait,
     Withheld,
 )
-from backendauth_operator.watched import Watched
-from backendauth_operator.writer import StepWriter, Written, write_marker
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.holder import name_of
+from backendauth_operator.core.import_types import Checked, IdsRead, ImportIds, Link
+from backendauth_operator.core.models import (
+    BackendAuthSpec,
+    SecretKeyRef,
+    create_backend_auth_kwargs,
+    import_backend_auth_kwargs,
+    update_backend_auth_kwargs,
+)
+from backendauth_operator.kube.client import KubeClient, SecretMissing, version_of
+from backendauth_operator.kube.leases import SEND_WINDOW_SECONDS, Leases
+from backendauth_operator.kube.writer import StepWriter, Written, write_marker
+from backendauth_operator.runtime import import_reads
+from backendauth_operator.runtime.leader import Gate, SoleOperator
+from backendauth_operator.runtime.workqueue import Watched
 
 
 def secrets_digest(uid: str, values: Mapping[str, str]) -> str:
@@ -162,14 +163,14 @@ class LiveEffects:
     def import_ids(self, s: Snapshot) -> IdsRead:
         config = self.spec(s).import_
         assert config is not None, "read only for spec.import"
-        return import_effects.read_ids(self.kube, s.namespace, config)
+        return import_reads.read_ids(self.kube, s.namespace, config)
 
     def links(self, s: Snapshot) -> tuple[Link, ...] | Failure:
-        return import_effects.links(self.aws(s), s.app, s.env)
+        return import_reads.links(self.aws(s), s.app, s.env)
 
     def check_import(self, s: Snapshot) -> Checked:
         assert isinstance(s.import_ids, ImportIds), "checked only once its ids were read"
-        return import_effects.check(Cognito(self.clients, s.region, s.role, s.account), s.import_ids)
+        return import_reads.check(Cognito(self.clients, s.region, s.role, s.account), s.import_ids)
 
     def delete(self, s: Snapshot) -> Submitted:
         holder = self.leases.acquire(s.turn, s.me)
@@ -197,8 +198,8 @@ class LiveEffects:
         shows with the spec's ids. None there while an import still runs on the app/env (it may
         link them yet): JobPending, so the deletion waits; none otherwise: NotFound."""
         assert s.spec is not None and s.spec.import_ is not None
-        ids = import_effects.read_ids(self.kube, s.namespace, s.spec.import_)
-        found = import_effects.linked_name(self.aws(s), s.app, s.env, ids)
+        ids = import_reads.read_ids(self.kube, s.namespace, s.spec.import_)
+        found = import_reads.linked_name(self.aws(s), s.app, s.env, ids)
         if not (isinstance(found, Failure) and found.reason == "NotFound"):
             return found
         running = self.aws(s).unfinished_jobs(s.app, s.env)
@@ -216,7 +217,7 @@ class LiveEffects:
         return self.leases.release(s.turn, s.me, fenced=fenced)
 
     def outputs(self, s: Snapshot) -> dict[str, str] | Failure:
-        seen = import_effects.outputs_of(s.observed.links if s.observed else None, s.import_ids)
+        seen = import_reads.outputs_of(s.observed.links if s.observed else None, s.import_ids)
         if seen is not None:  # an import's observation was GetBackend itself: no second call
             return seen
         return self.aws(s).outputs(s.app, s.env, s.resource_name)

@@ -1,6 +1,6 @@
 """The executor: decide → carry out → record the result, until the plan settles or waits.
 
-It chooses nothing: :func:`~reconcile.decide` does, and each result comes back as a field of
+It chooses nothing: :func:`~decide.decide` does, and each result comes back as a field of
 the next snapshot. Every side effect of a step is a plan it carries out: the reads, the call,
 and then the outcome itself (whether this process still leads, the turn given back, the auth
 outputs read, the conditional writes and their events, a fenced release). The I/O is behind
@@ -13,12 +13,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Protocol
 
-from backendauth_operator.amplify import Resource
-from backendauth_operator.bookkeeping import PENDING, Job
-from backendauth_operator.core.failure import Failure
-from backendauth_operator.core.holder import name_of, object_of
-from backendauth_operator.imported import Checked, CheckImport, IdsRead, Link, ReadImportIds, ReadLinks
-from backendauth_operator.reconcile import (
+from backendauth_operator.aws.amplify import Resource
+from backendauth_operator.core.bookkeeping import PENDING, Job
+from backendauth_operator.core.decide import (
     Accepted,
     AskOwnAccount,
     CheckHold,
@@ -49,7 +46,17 @@ from backendauth_operator.reconcile import (
     decide,
     marker_finalizers,
 )
-from backendauth_operator.writer import Written
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.holder import name_of, object_of
+from backendauth_operator.core.import_types import (
+    Checked,
+    CheckImport,
+    IdsRead,
+    Link,
+    ReadImportIds,
+    ReadLinks,
+)
+from backendauth_operator.kube.writer import Written
 
 MAX_ACTIONS = 16  # a step makes a handful of calls and writes; more would be a loop
 

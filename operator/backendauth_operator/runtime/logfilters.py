@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
-from backendauth_operator.models import SECRET_FIELDS
+from backendauth_operator.core.models import SECRET_FIELDS
 
 # "clientSecret": "value", 'privateKey': 'value', clientSecret=value ... in dict reprs, JSON
 # (also JSON inside a repr'd string) and key=value text. The key must end right there, so

@@ -24,8 +24,7 @@ from typing import Any
 
 import yaml
 
-from backendauth_operator import handoff_mapping
-from backendauth_operator.cognito import (
+from backendauth_operator.aws.cognito import (
     AppClient,
     AuthView,
     Domain,
@@ -34,6 +33,7 @@ from backendauth_operator.cognito import (
     UserPool,
     VerificationTemplate,
 )
+from backendauth_operator.commands import handoff_mapping
 
 XP_IDP = "cognitoidp.aws.upbound.io"
 XP_IDENTITY = "cognitoidentity.aws.upbound.io"

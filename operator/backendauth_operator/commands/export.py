@@ -21,16 +21,18 @@ from urllib.parse import quote
 
 import yaml
 
-from backendauth_operator import GROUP, KIND, PLURAL, VERSION, cognito, handoff
-from backendauth_operator.accounts import AccountDirectory
-from backendauth_operator.amplify import AmplifyBackend
-from backendauth_operator.aws import ClientFactory, FailureError
-from backendauth_operator.cognito import AuthView, Cognito, PoolIds
+from backendauth_operator import GROUP, KIND, PLURAL, VERSION
+from backendauth_operator.aws import cognito
+from backendauth_operator.aws.amplify import AmplifyBackend
+from backendauth_operator.aws.clients import ClientFactory, FailureError
+from backendauth_operator.aws.cognito import AuthView, Cognito, PoolIds
+from backendauth_operator.commands import handoff
+from backendauth_operator.commands.handoff import CrossplaneOptions, Gen2Unsupported, Source, dns_name
 from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.import_types import ImportIds
+from backendauth_operator.core.models import SECRET_FIELDS, InvalidSpecError, parse_spec, spec_key
 from backendauth_operator.core.role import Role
-from backendauth_operator.handoff import CrossplaneOptions, Gen2Unsupported, Source, dns_name
-from backendauth_operator.imported import ImportIds
-from backendauth_operator.models import SECRET_FIELDS, InvalidSpecError, parse_spec, spec_key
+from backendauth_operator.kube.accounts import AccountDirectory
 
 _SECRETS = {f.boto: f for f in SECRET_FIELDS}
 

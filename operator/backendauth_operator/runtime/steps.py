@@ -1,8 +1,8 @@
 """Kopf handlers: the wiring. Every trigger runs one step, one way:
 event → snapshot → decide → act → write.
 
-A step reads the BackendAuth once into a :class:`~reconcile.Snapshot` (:func:`reading.read`);
-:func:`executor.execute` asks :func:`~reconcile.decide` for the next plan and carries it out
+A step reads the BackendAuth once into a :class:`~decide.Snapshot` (:func:`reading.read`);
+:func:`executor.execute` asks :func:`~decide.decide` for the next plan and carries it out
 (:class:`effects.StepEffects`: AWS through :mod:`amplify`, the Lease, the Secrets), each result
 coming back as a field of the next snapshot, until the plan settles. Carrying the outcome out is
 part of the same loop, under the object's lock: the turn given back, the auth outputs read, the
@@ -19,7 +19,7 @@ What runs a step:
 * the poller, only while the BackendAuth shows ``Reconciling`` (a job runs, a retry is due,
   another BackendAuth has the turn): waiting is a poll, not an error. Settled objects (Ready,
   Stalled, Paused) are not polled and cost no AWS call;
-* the resync loop and Secret changes (see ``watched.py``).
+* the resync loop and Secret changes (see ``runtime/workqueue.py``).
 
 Deletion is a step like any other. With ``deletionPolicy: Delete``, our finalizer goes on in
 the step's own conditional write (with the pending marker, before anything is created in AWS);
@@ -32,7 +32,7 @@ With leader election, only the leader steps (the gate): a standby keeps every ob
 asked about in the poller, which holds them until this process leads. Whether this process
 leads is a field of the snapshot (read when the step starts, and again before its writes), and
 every write is conditional on the version read: both are rows of the decision table
-(:class:`~reconcile.ReadAgain`).
+(:class:`~decide.ReadAgain`).
 """
 
 from __future__ import annotations
@@ -51,16 +51,9 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP, PLURAL, VERSION, metrics
-from backendauth_operator.accounts import OWN, AccountDirectory, Target
-from backendauth_operator.aws import ClientFactory
+from backendauth_operator.aws.clients import ClientFactory
 from backendauth_operator.config import Settings
-from backendauth_operator.effects import LiveEffects, StepEffects
-from backendauth_operator.executor import execute
-from backendauth_operator.kube import KubeClient, version_of
-from backendauth_operator.leader import Gate, SoleOperator
-from backendauth_operator.leases import Leases
-from backendauth_operator.reading import read
-from backendauth_operator.reconcile import (
+from backendauth_operator.core.decide import (
     Finish,
     ReadAgain,
     Settle,
@@ -70,8 +63,15 @@ from backendauth_operator.reconcile import (
     attention,
     left_waiting,
 )
-from backendauth_operator.watched import Poller, Watched
-from backendauth_operator.writer import Written, lean
+from backendauth_operator.kube.accounts import OWN, AccountDirectory, Target
+from backendauth_operator.kube.client import KubeClient, version_of
+from backendauth_operator.kube.leases import Leases
+from backendauth_operator.kube.writer import Written, lean
+from backendauth_operator.runtime.effects import LiveEffects, StepEffects
+from backendauth_operator.runtime.executor import execute
+from backendauth_operator.runtime.leader import Gate, SoleOperator
+from backendauth_operator.runtime.reading import read
+from backendauth_operator.runtime.workqueue import Poller, Watched
 
 
 class ObjectLocks:
@@ -261,7 +261,7 @@ def run_step(
     effects: StepEffects | None = None,
 ) -> Stepped:
     """One step of ``obj`` as read: the snapshot, then the executor, which carries out every
-    plan :func:`~reconcile.decide` makes, the writes (conditional on the version read) among
+    plan :func:`~decide.decide` makes, the writes (conditional on the version read) among
     them."""
     target = ctx.target(str(obj.get("metadata", {}).get("namespace")))
     s = read(
@@ -280,7 +280,7 @@ def noteworthy(
     work itself and answers False, so Kopf runs no handler (a handler costs Kopf a task and a
     log line per event, a thousand times over). It costs no API call.
 
-    What a watch event asks for (:func:`~reconcile.attention`): a new BackendAuth or a changed
+    What a watch event asks for (:func:`~decide.attention`): a new BackendAuth or a changed
     spec is stepped; a reconcile request observes AWS now and is echoed in
     ``status.lastHandledReconcileAt``; paused or unpaused, one step (no AWS call while paused);
     a deletion our finalizer holds, one step (the poller takes it from there); a waiting one is

@@ -10,7 +10,7 @@ as much as a refused one. What it finds:
 - the log: a warning naming the API server at the first probe that fails, then at most one a
   :data:`REPEAT_SECONDS`; one line when it answers again;
 - the metric ``backendauth_kube_api_reachable`` (0/1);
-- the readiness check ``kube-api`` of ``/readyz`` (:mod:`backendauth_operator.probes`);
+- the readiness check ``kube-api`` of ``/readyz`` (:mod:`backendauth_operator.runtime.probes`);
 - Kopf's retries of its own requests (:class:`KopfBackoffs`): they go on for as long as the API
   server cannot be reached, instead of giving up after Kopf's fixed schedule (a discovery
   request that gives up at start-up would end the operator).
@@ -32,7 +32,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import metrics
-from backendauth_operator.kopf_private import KOPF_RETRY_WITHOUT_ANSWER
+from backendauth_operator.runtime.kopf_adapter import KOPF_RETRY_WITHOUT_ANSWER
 
 PROBE_INTERVAL = 5.0  # seconds between the starts of two probes
 PROBE_TIMEOUT = 5.0  # for the connection (TCP and TLS), and again for the answer
@@ -44,7 +44,7 @@ REPEAT_SECONDS = 60.0  # at most one warning this often while it lasts
 KOPF_BACKOFFS: tuple[float, ...] = (1, 1, 2, 3, 5, 5, 5, 5)
 KOPF_BACKOFF_WHILE_UNREACHABLE = 5.0
 
-logger = logging.getLogger("backendauth_operator.reachability")
+logger = logging.getLogger("backendauth_operator.runtime.reachability")
 
 
 def _duration(seconds: float) -> str:
@@ -195,7 +195,7 @@ class ApiServerMonitor:
 def version_probe(api_client: Any) -> Callable[[], None]:
     """``GET /version`` through ``api_client`` on a connection of its own (closed after the
     answer): raises unless the API server answered below 500 within the probe's timeouts."""
-    from backendauth_operator.kube import request
+    from backendauth_operator.kube.client import request
 
     def probe() -> None:
         try:

@@ -2,7 +2,7 @@
 doing it.
 
 For each BackendAuth it reads AWS with read-only calls (GetBackendAuth) and asks the operator's
-own :func:`~reconcile.decide`, then prints the verdict field by field: create, update (with the
+own :func:`~decide.decide`, then prints the verdict field by field: create, update (with the
 fields AWS has otherwise), adopt, stall on a change AWS cannot make, or nothing. Secret values
 are never read nor shown: a secret field is only said to be sent ("would change") or not
 ("unchanged"); AWS never shows them, so they cannot be compared.
@@ -29,16 +29,16 @@ from typing import Any, TextIO
 import yaml
 
 from backendauth_operator import GROUP, KIND
-from backendauth_operator.amplify import AmplifyBackend
-from backendauth_operator.aws import ClientFactory
-from backendauth_operator.bookkeeping import COMPLETED, CREATE, CREATED, PAUSED, Job
+from backendauth_operator.aws.amplify import AmplifyBackend
+from backendauth_operator.aws.clients import ClientFactory
 from backendauth_operator.config import Settings
+from backendauth_operator.core.bookkeeping import COMPLETED, CREATE, CREATED, PAUSED, Job
+from backendauth_operator.core.decide import Observation, Settle, Snapshot, Submit, decide
 from backendauth_operator.core.failure import Failure
-from backendauth_operator.import_effects import links
-from backendauth_operator.imported import ImportIds
-from backendauth_operator.models import IMPORT_IDS, SECRET_BOTO_KEYS, IdSource, spec_path
-from backendauth_operator.reading import NO_REGION, read
-from backendauth_operator.reconcile import Observation, Settle, Snapshot, Submit, decide
+from backendauth_operator.core.import_types import ImportIds
+from backendauth_operator.core.models import IMPORT_IDS, SECRET_BOTO_KEYS, IdSource, spec_path
+from backendauth_operator.runtime.import_reads import links
+from backendauth_operator.runtime.reading import NO_REGION, read
 
 PLAN_NO_REGION = (
     "spec.region: required, as AWS_REGION is not set; give spec.region in the manifest, "

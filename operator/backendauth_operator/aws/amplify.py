@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backendauth_operator.aws import ClientFactory, classify, pace_key
-from backendauth_operator.bookkeeping import CREATE, DELETE, IMPORT, Job
+from backendauth_operator.aws.clients import ClientFactory, classify, pace_key
+from backendauth_operator.core.bookkeeping import CREATE, DELETE, IMPORT, Job
 from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.models import AMPLIFY_META_OUTPUTS
 from backendauth_operator.core.role import Role
-from backendauth_operator.models import AMPLIFY_META_OUTPUTS
 
 
 class NotSentError(Exception):

@@ -95,19 +95,19 @@ class ImportProblem:
 @dataclass(frozen=True)
 class ReadImportIds:
     """The ids of ``spec.import``, each literal or read from its ConfigMap or Secret key, into
-    :attr:`~reconcile.Snapshot.import_ids`."""
+    :attr:`~decide.Snapshot.import_ids`."""
 
 
 @dataclass(frozen=True)
 class ReadLinks:
     """GetBackend: the auth resources on the app/env, into
-    :attr:`~reconcile.Observation.links` (the one AWS read of an imported resource)."""
+    :attr:`~decide.Observation.links` (the one AWS read of an imported resource)."""
 
 
 @dataclass(frozen=True)
 class CheckImport:
     """The Cognito reads that check the pools before any job, into
-    :attr:`~reconcile.Snapshot.import_check`: the user pool, both app clients, the identity pool."""
+    :attr:`~decide.Snapshot.import_check`: the user pool, both app clients, the identity pool."""
 
 
 ImportRead = ReadImportIds | ReadLinks | CheckImport

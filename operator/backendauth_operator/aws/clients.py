@@ -375,7 +375,7 @@ class PaceKey:
 
 def pace_key(account: str, region: str) -> PaceKey:
     """The key of the pace (and of anything else kept per account and region). The one
-    definition: :meth:`ClientFactory.call` and the resync budget (``watched.py``) both key by it."""
+    definition: :meth:`ClientFactory.call` and the resync budget (``runtime/workqueue.py``) both key by it."""
     return PaceKey(account, region)
 
 

@@ -10,12 +10,12 @@ from urllib.parse import quote
 
 from kubernetes.client.exceptions import ApiException
 
-from backendauth_operator.amplify import AmplifyBackend
-from backendauth_operator.cognito import AppClient, Cognito
+from backendauth_operator.aws.amplify import AmplifyBackend
+from backendauth_operator.aws.cognito import AppClient, Cognito
 from backendauth_operator.core.failure import Failure
-from backendauth_operator.imported import Checked, IdsRead, ImportIds, ImportProblem, Link
-from backendauth_operator.kube import KubeClient, SecretMissing
-from backendauth_operator.models import IMPORT_IDS, ConfigMapKeyRef, IdSource, ImportConfig
+from backendauth_operator.core.import_types import Checked, IdsRead, ImportIds, ImportProblem, Link
+from backendauth_operator.core.models import IMPORT_IDS, ConfigMapKeyRef, IdSource, ImportConfig
+from backendauth_operator.kube.client import KubeClient, SecretMissing
 
 ID_LIMIT = 256  # no Cognito id is longer; a longer value is no id
 

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from backendauth_operator.aws import ClientFactory, classify, pace_key
+from backendauth_operator.aws.clients import ClientFactory, classify, pace_key
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.role import Role
 

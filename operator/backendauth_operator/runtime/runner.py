@@ -1,4 +1,4 @@
-"""``backendauth-operator run``: Kopf, configured once, with the handlers of ``handlers.py``."""
+"""``backendauth-operator run``: Kopf, configured once, with the handlers of ``runtime/steps.py``."""
 
 from __future__ import annotations
 
@@ -12,11 +12,22 @@ from typing import Any
 
 import kopf
 
-from backendauth_operator import GROUP, PREFIX, logfilters, metrics, reachability
-from backendauth_operator.accounts import AccountDirectory, map_watch, namespace_watch
-from backendauth_operator.aws import CallCount, ClientFactory, Pacers, pace_key
+from backendauth_operator import GROUP, PREFIX, metrics
+from backendauth_operator.aws.clients import CallCount, ClientFactory, Pacers, pace_key
 from backendauth_operator.config import ConfigError, Settings, load_settings, operator_identity
-from backendauth_operator.handlers import (
+from backendauth_operator.kube.accounts import AccountDirectory, map_watch, namespace_watch
+from backendauth_operator.kube.client import KubeClient
+from backendauth_operator.kube.leases import Leases
+from backendauth_operator.runtime import logfilters, reachability
+from backendauth_operator.runtime.kopf_adapter import (
+    kopf_identity,
+    new_indexers,
+    run_probe_handlers,
+)
+from backendauth_operator.runtime.leader import LeaderElector, build_gate
+from backendauth_operator.runtime.probes import ProbeServer, Readiness, parse_endpoint, serving
+from backendauth_operator.runtime.reachability import ApiServerMonitor, KopfBackoffs, Reachability
+from backendauth_operator.runtime.steps import (
     OperatorContext,
     account_map_changed,
     poll,
@@ -24,17 +35,7 @@ from backendauth_operator.handlers import (
     requeue,
     resync,
 )
-from backendauth_operator.kopf_private import (
-    kopf_identity,
-    new_indexers,
-    run_probe_handlers,
-)
-from backendauth_operator.kube import KubeClient
-from backendauth_operator.leader import LeaderElector, build_gate
-from backendauth_operator.leases import Leases
-from backendauth_operator.probes import ProbeServer, Readiness, parse_endpoint, serving
-from backendauth_operator.reachability import ApiServerMonitor, KopfBackoffs, Reachability
-from backendauth_operator.watched import Poller, Resyncer
+from backendauth_operator.runtime.workqueue import Poller, Resyncer
 
 HANDLER_THREADS = 16
 
@@ -44,7 +45,7 @@ POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 class NoDiffBase(kopf.DiffBaseStorage):
     """Kopf's change detection is not used: steps follow ``metadata.generation`` (see
-    handlers.py), and deletion is a step of ours too. So no essence is built, stored or
+    runtime/steps.py), and deletion is a step of ours too. So no essence is built, stored or
     fetched: every watch event spares a deep copy of its body, and no object gets a
     ``last-handled-configuration`` annotation. Objects that carry one from an earlier version
     keep it; nothing reads it."""
@@ -71,7 +72,7 @@ def configure_kopf(
     # Kopf's handler progress under our own prefix (no handler of ours keeps any).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = NoDiffBase()
-    # Our finalizer is the steps' own (see handlers.py). Kopf takes its finalizer off any object
+    # Our finalizer is the steps' own (see runtime/steps.py). Kopf takes its finalizer off any object
     # that no handler of Kopf's needs it for; so Kopf's is given a name no object carries,
     # and Kopf never touches ours, also on objects that an earlier version had Kopf finalize.
     settings.persistence.finalizer = KOPF_FINALIZER
@@ -177,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     monitor = ApiServerMonitor(reachability.version_probe(probe_client.api_client), reachable).start()
 
     # The account map, and (watching named namespaces) those Namespaces, each watched by name;
-    # cluster-wide, Kopf watches every Namespace (handlers.namespace_seen).
+    # cluster-wide, Kopf watches every Namespace (steps.namespace_seen).
     accounts = context.accounts
     assert accounts is not None
     account_watches = [

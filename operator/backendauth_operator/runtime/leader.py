@@ -35,10 +35,16 @@ from typing import Any, Protocol
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import metrics
-from backendauth_operator.kube import micro_time
-from backendauth_operator.leases import Conflict, KubeLeaseStore, LeaseStore, election_body, released_body
+from backendauth_operator.kube.client import micro_time
+from backendauth_operator.kube.leases import (
+    Conflict,
+    KubeLeaseStore,
+    LeaseStore,
+    election_body,
+    released_body,
+)
 
-logger = logging.getLogger("backendauth_operator.leader")
+logger = logging.getLogger("backendauth_operator.runtime.leader")
 
 JITTER = 1.2  # a candidate waits retry_period times up to this factor between attempts (client-go's)
 

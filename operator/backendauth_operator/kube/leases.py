@@ -8,9 +8,9 @@ Lease; every write conditional on the ``resourceVersion`` it carries).
   whose mutating call or job is in flight there, and the operator process acting for it (the
   holder, ``core.holder``). They serialize mutating work across restarts and across operators:
   see the README's "Exactly once" section.
-* **The election** (``leader.py``): one Lease names the operator process that acts; its
+* **The election** (``runtime/leader.py``): one Lease names the operator process that acts; its
   :class:`KubeLeaseStore`, :func:`election_body` and :func:`released_body` are here, its rules
-  (client-go's) in ``leader.py``.
+  (client-go's) in ``runtime/leader.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP
 from backendauth_operator.core.holder import holder_of, object_of, process_of
-from backendauth_operator.kube import micro_time, request
+from backendauth_operator.kube.client import micro_time, request
 
 # ---- the record, shared ------------------------------------------------------------------------
 

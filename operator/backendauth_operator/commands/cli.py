@@ -21,7 +21,7 @@ TESTBED_INSTALL = "uv sync, then uv run backendauth-operator {command}"
 
 
 def _cmd_crd(args: argparse.Namespace) -> int:
-    from backendauth_operator.crd import render_crd_yaml
+    from backendauth_operator.commands.crd import render_crd_yaml
 
     sys.stdout.write(render_crd_yaml())
     return 0
@@ -62,7 +62,7 @@ def _cmd_dev(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from backendauth_operator import runner
+    from backendauth_operator.runtime import runner
 
     return runner.run(args)
 
@@ -112,8 +112,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_backendauth(args: argparse.Namespace, settings: Any) -> int:
-    from backendauth_operator import export
-    from backendauth_operator.aws import ClientFactory, classify
+    from backendauth_operator.aws.clients import ClientFactory, classify
+    from backendauth_operator.commands import export
 
     region = args.region or settings.default_region
     if not region:
@@ -147,9 +147,9 @@ def _export_handoff(args: argparse.Namespace, settings: Any) -> int:
     could not be (each says why in one line on stderr; the others are still written)."""
     from pathlib import Path
 
-    from backendauth_operator import export
-    from backendauth_operator.aws import ClientFactory, Pacers, classify
-    from backendauth_operator.handoff import CrossplaneOptions
+    from backendauth_operator.aws.clients import ClientFactory, Pacers, classify
+    from backendauth_operator.commands import export
+    from backendauth_operator.commands.handoff import CrossplaneOptions
 
     selection = export.Selection(
         app=args.app, env=args.env, resource=args.resource, region=args.region, namespace=args.namespace,
@@ -217,10 +217,10 @@ class _ClusterError(Exception):
 def _found_in_cluster(selection: Any, settings: Any) -> tuple[list[Any], list[str]]:
     from kubernetes.client.exceptions import ApiException
 
-    from backendauth_operator import export
-    from backendauth_operator.accounts import AccountDirectory
-    from backendauth_operator.kube import KubeClient
-    from backendauth_operator.runner import lease_namespace
+    from backendauth_operator.commands import export
+    from backendauth_operator.kube.accounts import AccountDirectory
+    from backendauth_operator.kube.client import KubeClient
+    from backendauth_operator.runtime.runner import lease_namespace
 
     try:
         kube = KubeClient.from_environment()
@@ -239,7 +239,7 @@ def _found_in_cluster(selection: Any, settings: Any) -> tuple[list[Any], list[st
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from backendauth_operator import plan
+    from backendauth_operator.commands import plan
     from backendauth_operator.config import ConfigError, load_settings
 
     try:

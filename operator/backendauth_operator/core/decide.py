@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from backendauth_operator import FINALIZER
-from backendauth_operator.bookkeeping import (
+from backendauth_operator.core.bookkeeping import (
     COMPLETED,
     CREATED,
     CREATING,
@@ -33,13 +33,13 @@ from backendauth_operator.bookkeeping import (
     Marker,
     is_true,
 )
-from backendauth_operator.bookkeeping import CREATE as CREATE_OP
-from backendauth_operator.bookkeeping import UPDATE as UPDATE_OP
+from backendauth_operator.core.bookkeeping import CREATE as CREATE_OP
+from backendauth_operator.core.bookkeeping import UPDATE as UPDATE_OP
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.holder import name_of, object_of
+from backendauth_operator.core.import_types import Checked, IdsRead, ImportRead, Link
+from backendauth_operator.core.models import SECRET_BOTO_KEYS, BackendAuthSpec, create_only, spec_path
 from backendauth_operator.core.role import OWNER_ACCOUNT, Role
-from backendauth_operator.imported import Checked, IdsRead, ImportRead, Link
-from backendauth_operator.models import SECRET_BOTO_KEYS, BackendAuthSpec, create_only, spec_path
 
 Phase = Literal["ready", "reconciling", "stalled"]
 

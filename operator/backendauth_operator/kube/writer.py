@@ -5,12 +5,12 @@ patch; status is built from :class:`~models.BackendAuthStatus`, the model the CR
 is generated from. The one early write is the pending marker, written before a create or update
 is sent (:func:`write_marker`).
 
-A deletion step's outcome (:class:`~reconcile.Finish`) goes the same way: the delete job's
+A deletion step's outcome (:class:`~decide.Finish`) goes the same way: the delete job's
 record, the conditions, and our finalizer taken off once AWS's delete job has ended.
 
 Every write is conditional on the ``resourceVersion`` the snapshot was read at (then on the
 version the previous write made): a step decided from a stale read changes nothing, and the
-conflict comes back as :attr:`~reconcile.Snapshot.stale`, for which decide says read again.
+conflict comes back as :attr:`~decide.Snapshot.stale`, for which decide says read again.
 What a call that went out did is not lost that way: its pending marker stays on the object
 until a later step writes its record, and that step finds the job (see
 docs/explanation/exactly-once.md).
@@ -25,11 +25,8 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import FINALIZER, metrics
-from backendauth_operator.bookkeeping import DELETE_JOB, JOB, PENDING, Marker
-from backendauth_operator.core.failure import Failure
-from backendauth_operator.kube import KubeClient, metadata_patch, version_of
-from backendauth_operator.models import BackendAuthStatus
-from backendauth_operator.reconcile import (
+from backendauth_operator.core.bookkeeping import DELETE_JOB, JOB, PENDING, Marker
+from backendauth_operator.core.decide import (
     Finish,
     Note,
     Settle,
@@ -40,6 +37,9 @@ from backendauth_operator.reconcile import (
     finalizers_for,
     marker_finalizers,
 )
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.models import BackendAuthStatus
+from backendauth_operator.kube.client import KubeClient, metadata_patch, version_of
 
 
 def write_marker(kube: KubeClient, s: Snapshot, marker: Marker) -> str | None:

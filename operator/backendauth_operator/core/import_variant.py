@@ -1,5 +1,5 @@
 """The import variant (``spec.import``): existing Cognito pools linked to the backend environment
-by ImportBackendAuth. Pure, like :func:`~reconcile.decide`, which asks it two things:
+by ImportBackendAuth. Pure, like :func:`~decide.decide`, which asks it two things:
 
 * how AWS is observed: the spec's ids are read (each a literal or a ConfigMap or Secret key),
   then GetBackend shows the auth resources on the app/env with their ids; that is the one AWS read
@@ -27,17 +27,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from backendauth_operator.bookkeeping import COMPLETED, IMPORT, Job
-from backendauth_operator.core.failure import Failure
-from backendauth_operator.imported import (
-    CheckImport,
-    ImportIds,
-    ImportProblem,
-    Link,
-    ReadImportIds,
-    ReadLinks,
-)
-from backendauth_operator.reconcile import (
+from backendauth_operator.core.bookkeeping import COMPLETED, IMPORT, Job
+from backendauth_operator.core.decide import (
     SECRET_RETRY_CAP,
     Observation,
     Plan,
@@ -47,6 +38,15 @@ from backendauth_operator.reconcile import (
     _ready,
     _stall,
     _submit,
+)
+from backendauth_operator.core.failure import Failure
+from backendauth_operator.core.import_types import (
+    CheckImport,
+    ImportIds,
+    ImportProblem,
+    Link,
+    ReadImportIds,
+    ReadLinks,
 )
 
 #: The Cognito reads that check the pools before a job (the IAM actions, for the policy).
@@ -58,7 +58,7 @@ CHECK_ACTIONS = (
 
 
 class ImportedAuth:
-    """:class:`~reconcile.Variant` of ``spec.import``."""
+    """:class:`~decide.Variant` of ``spec.import``."""
 
     def observe(self, s: Snapshot) -> Plan:
         ids = s.import_ids

@@ -29,14 +29,14 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator.core.role import DEFAULT_SESSION_NAME, OWNER_ACCOUNT, Role
-from backendauth_operator.kube import request
+from backendauth_operator.kube.client import request
 
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 _ROLE_ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$")
 _EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 
-logger = logging.getLogger("backendauth_operator.accounts")
+logger = logging.getLogger("backendauth_operator.kube.accounts")
 
 
 @dataclass(frozen=True)

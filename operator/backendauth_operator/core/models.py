@@ -2,7 +2,7 @@
 
 Everything that must agree is derived from the models below:
 
-* the CRD's ``openAPIV3Schema`` (``crd.py`` translates ``model_json_schema()``);
+* the CRD's ``openAPIV3Schema`` (``commands/crd.py`` translates ``model_json_schema()``);
 * the CEL rules of the CRD and the operator's own checks: each :class:`Rule` and
   :class:`CrossRule` is written once and yields both a ``x-kubernetes-validations`` entry and a
   Python check, so ``kubectl apply`` and the operator refuse the same things with the same words;

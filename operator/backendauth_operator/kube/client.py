@@ -6,7 +6,7 @@ the pending marker must be stored *before* the AWS call, and a second step on th
 (a poll, an annotation, a resync) must see the first one's outcome.
 
 The turn Leases that serialize mutating work per (region, app, environment), across restarts
-and across operators, are in ``leases.py``: see docs/explanation/exactly-once.md.
+and across operators, are in ``kube/leases.py``: see docs/explanation/exactly-once.md.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from backendauth_operator import GROUP, KIND, PLURAL, VERSION
-from backendauth_operator.models import SecretKeyRef
+from backendauth_operator.core.models import SecretKeyRef
 
 
 class SecretMissing(Exception):

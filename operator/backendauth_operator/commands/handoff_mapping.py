@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from backendauth_operator.models import ResourceConfig, SecretKeyRef
+from backendauth_operator.core.models import ResourceConfig, SecretKeyRef
 
 
 @dataclass(frozen=True)
@@ -413,8 +413,8 @@ def markdown() -> str:
     lines = [
         "# Hand-off mapping",
         "",
-        "<!-- Generated from operator/backendauth_operator/handoff_mapping.py by",
-        "     `python -m backendauth_operator.handoff_mapping > docs/reference/handoff-mapping.md`;",
+        "<!-- Generated from operator/backendauth_operator/commands/handoff_mapping.py by",
+        "     `python -m backendauth_operator.commands.handoff_mapping > docs/reference/handoff-mapping.md`;",
         "     a test fails when this file differs from what the table renders. -->",
         "",
         "Where `backendauth-operator export --to crossplane|ack|gen2` puts each field of a",

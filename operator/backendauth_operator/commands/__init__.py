@@ -1,0 +1,1 @@
+"""The ``backendauth-operator`` command and its sub-commands (plan, export, crd)."""
