@@ -210,6 +210,7 @@ EVENT_ROWS = [
     EventRow("... also at a restart", body(generation=2, deleting=True, finalizers=("other/f", FINALIZER)), None, True),
     EventRow("... also by a standby (its poller holds it until this process leads)", body(generation=2, deleting=True, finalizers=(FINALIZER,)), "MODIFIED", True, acting=False),
     EventRow("... once: the events of its own writes ask for nothing (the poller has it)", body(generation=2, deleting=True, finalizers=(FINALIZER,)), "MODIFIED", False, deletion_seen=True),
+    EventRow("... and again on a reconcile request (a deletion that gave up, after a fix)", body(generation=2, deleting=True, finalizers=(FINALIZER,), annotations=REQUEST), "MODIFIED", True, deletion_seen=True),
     EventRow("another's finalizer alone: not ours to step", body(generation=2, deleting=True, finalizers=("other/f",)), "MODIFIED", False),
     EventRow("a new object is stepped", body(observed=None, shows=None), "ADDED", True),
     EventRow("a new object in the initial listing is stepped", body(observed=None, shows=None), None, True),

@@ -1179,11 +1179,11 @@ def _decide_deletion(s: Snapshot) -> Plan:
 
 
 def _may_own(s: Snapshot) -> bool:
-    """This BackendAuth created (or adopted) the auth resource, or a create of its own may have
-    reached AWS: its job, or its pending marker, is on the object (deleted before the create's
-    outcome was written). Deleting what is not there only finds it gone."""
-    created = CREATE_OP in (s.job.operation if s.job else "", s.marker.operation if s.marker else "")
-    return s.owned or created
+    """This BackendAuth created, imported (or adopted) the auth resource, or a create or import
+    of its own may have reached AWS: its job, or its pending marker, is on the object (deleted
+    before the call's outcome was written). Deleting what is not there only finds it gone."""
+    sent = {s.job.operation if s.job else "", s.marker.operation if s.marker else ""}
+    return s.owned or bool(sent & CREATING)
 
 
 def _decide_gone(s: Snapshot) -> Finish:
@@ -1307,7 +1307,9 @@ def attention(
     if type == "DELETED":
         return Attention(handle=True)
     if body.get("metadata", {}).get("deletionTimestamp"):
-        return Attention(handle=held_for_deletion(body) and not deletion_seen)
+        # Once, when first seen; again on a reconcile request (a deletion that gave up, say
+        # DeleteFailed after an IAM fix), which the deletion's write echoes.
+        return Attention(handle=held_for_deletion(body) and (not deletion_seen or reconcile_requested(body)))
     conditions = (body.get("status") or {}).get("conditions") or []
     first_seen = type in (None, "ADDED")
     poll = ((first_seen or not acting) and shows_waiting(conditions)) or (

@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from backendauth_operator import FINALIZER, metrics
 from backendauth_operator.core.bookkeeping import DELETE_JOB, JOB, PENDING, Marker
 from backendauth_operator.core.decide import (
+    Accepted,
     Finish,
     Note,
     Settle,
@@ -151,6 +152,8 @@ class StepWriter:
         events: list[Note] = []
         if isinstance(outcome, Finish):
             annotations, finalizers, patch, events = deletion_patches(s, outcome, self.status, self.logger)
+            if s.request is not None and outcome.outcome != "let_go":
+                patch["lastHandledReconcileAt"] = s.request
         else:
             if isinstance(outcome, Settle):
                 annotations, patch, events = outcome_patches(s, outcome, self.status, self.logger)
@@ -186,7 +189,9 @@ class StepWriter:
                 return Written()  # deleted meanwhile
             if error.status == 409:
                 # Written since this step read it: what it decided may be stale. Nothing more
-                # is written; the object is read and decided again.
+                # is written; the object is read and decided again. Except the record of a
+                # DeleteBackendAuth this step sent (see keep_delete_record).
+                self.keep_delete_record(s, outcome)
                 return Written(conflicted=True)
             raise
         for note in events:
@@ -194,6 +199,24 @@ class StepWriter:
         wrote = bool(annotations or changed or finalizers is not None)
         left = lean(written) if written else None
         return Written(shown="observedGeneration" in patch, wrote=wrote, body=left, versions=tuple(versions))
+
+    def keep_delete_record(self, s: Snapshot, outcome: Settle | Wait | Finish) -> None:
+        """A DeleteBackendAuth of this step went out, but the object changed since it was read
+        (the garbage collector took a ``foregroundDeletion`` finalizer off, say), so the
+        conditional write was refused. A deletion has no pending marker: without the record of
+        its job the next step would send DeleteBackendAuth again. So that one annotation, which
+        only this operator writes, is written without the version condition; the rest of the
+        outcome is decided again on a fresh read."""
+        if not (isinstance(outcome, Finish) and outcome.delete_job is not None):
+            return
+        if not isinstance(s.delete_submitted, Accepted):
+            return
+        record = metadata_patch({DELETE_JOB: outcome.delete_job.to_annotation()}, None)
+        try:
+            self.kube.patch(s.namespace, s.name, record, None)
+        except ApiException as error:
+            if error.status != 404:  # gone meanwhile: nothing to keep
+                self.logger.warning(f"Could not record delete job {outcome.delete_job.id}: {error.reason}")
 
     def publish(self, s: Snapshot, outputs: Mapping[str, str]) -> list[Note]:
         """The outputs into the ConfigMap the spec names; a failure is an event, never a failed step."""
