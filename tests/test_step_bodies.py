@@ -61,6 +61,17 @@ def test_a_dropped_object_keeps_nothing() -> None:
     assert len(bodies) == 0 and bodies.take(KEY) is None
 
 
+def test_a_deleted_object_does_not_drop_the_body_of_a_recreated_one_of_the_same_name() -> None:
+    bodies = Bodies()
+    recreated = {**body("9"), "metadata": {"resourceVersion": "9", "uid": "new"}}
+    bodies.seen(KEY, recreated)
+    bodies.drop(KEY, uid="old")  # the old object's DELETED came after the new one's ADDED
+    assert bodies.take(KEY) == recreated
+    bodies.seen(KEY, recreated)
+    bodies.drop(KEY, uid="new")
+    assert bodies.take(KEY) is None
+
+
 def test_a_settled_step_keeps_nothing_but_answers_the_events_of_its_own_writes() -> None:
     bodies = Bodies()
     bodies.left(KEY, body("11", jobId="j"), {"4", "11"}, keep=False)

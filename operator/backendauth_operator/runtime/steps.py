@@ -139,9 +139,13 @@ class Bodies:
             kept = self._known.pop(key, None)
         return None if kept is None else kept[0]
 
-    def drop(self, key: Key) -> None:
+    def drop(self, key: Key, uid: str | None = None) -> None:
+        """Forget the body kept under ``key`` (with ``uid``: only if it is that object's, not a
+        re-created one's of the same name)."""
         with self._lock:
-            self._known.pop(key, None)
+            kept = self._known.get(key)
+            if kept is not None and (uid is None or kept[0].get("metadata", {}).get("uid") == uid):
+                del self._known[key]
 
     def __len__(self) -> int:
         with self._lock:
@@ -338,8 +342,11 @@ def forget(ctx: OperatorContext, body: kopf.Body, uid: str, namespace: str, name
         if ctx.gate.acting():
             s = read(body, ctx.settings, time.time(), target=ctx.target(namespace), gone=True)
             execute(replace(s, leading=True, carry_out=True), ctx.step_effects(body, logger))
-    ctx.poller.cancel(namespace, name)
-    ctx.bodies.drop((namespace, name))
+    # A step still scheduled for this name is left to run: it may be a re-created object's of
+    # the same name (its ADDED can come before this DELETED); for the deleted one it finds the
+    # object gone (one GET). For the same reason the body kept under the name goes only when
+    # it is this object's.
+    ctx.bodies.drop((namespace, name), uid=uid)
     ctx.locks.forget(key)
     ctx.watched.forget(uid)
     ctx.deletions.discard(uid)
