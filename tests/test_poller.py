@@ -82,17 +82,6 @@ def test_due_objects_are_stepped_in_due_order(executor: ThreadPoolExecutor) -> N
         poller.stop()
 
 
-def test_a_cancelled_object_is_not_stepped(executor: ThreadPoolExecutor) -> None:
-    steps = Recorder()
-    poller = started(Poller(3600), executor, steps)
-    poller.schedule("ns", "gone", delay=0.05)
-    poller.cancel("ns", "gone")
-    poller.schedule("ns", "marker", delay=0.1)  # stepped after the cancelled one would have been
-    assert steps.wait_for(1) == [("ns", "marker")]
-    assert ("ns", "gone") not in steps.steps
-    poller.stop()
-
-
 def test_a_failed_step_is_scheduled_again(executor: ThreadPoolExecutor) -> None:
     steps = Recorder(fail_first=1)
     poller = started(Poller(0.05), executor, steps)

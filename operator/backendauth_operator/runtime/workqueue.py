@@ -433,11 +433,6 @@ class Poller:
                 return
         self.schedule(namespace, name, random.uniform(0.1, 1.0) * self.interval)
 
-    def cancel(self, namespace: str, name: str) -> None:
-        with self._wake:
-            self._due.pop((namespace, name), None)  # its heap entry is skipped when it comes up
-            self._from_event.discard((namespace, name))
-
     def scheduled(self, namespace: str, name: str) -> bool:
         with self._wake:
             return (namespace, name) in self._due
@@ -476,7 +471,7 @@ class Poller:
                     return
                 due, key = heapq.heappop(self._heap)
                 if self._due.get(key) != due:
-                    continue  # cancelled, or scheduled again for another time
+                    continue  # scheduled again, for another time
                 del self._due[key]
                 from_event = key in self._from_event
                 self._from_event.discard(key)
