@@ -6,7 +6,7 @@ configuration, the auth outputs), or a :class:`~core.failure.Failure` that says 
 AWS answer, so the caller records the result and lets the decision table choose.
 
 Reads go through the retrying client, mutating calls through the client that calls once
-(:mod:`aws` says why).
+(:mod:`clients` says why).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ pool with its two roles. The hand-off export reads them here, with read-only cal
   DescribeUserPoolDomain, ListIdentityProviders, DescribeIdentityProvider;
 * cognito-identity: DescribeIdentityPool, GetIdentityPoolRoles.
 
-The calls go through the one client factory and pace of :mod:`aws` (the account's role, the
+The calls go through the one client factory and pace of :mod:`clients` (the account's role, the
 pace of its account and region, the same error classification). Every answer becomes a frozen
 value; what AWS returns as a secret (an app client's ``ClientSecret``, a provider's
 ``client_secret`` or Apple ``private_key``) is dropped here, as it arrives: only the fact that

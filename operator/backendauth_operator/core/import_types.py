@@ -1,8 +1,8 @@
 """What an import (``spec.import``) reads and sees, as plain values: the ids it asks for, the auth
 resources GetBackend shows on the app/env, and the reads that fill them in.
 
-Pure: :mod:`reconcile` holds these in its snapshot and plans, :mod:`imports` decides on them and
-:mod:`import_effects` reads them.
+Pure: :mod:`decide` holds these in its snapshot and plans, :mod:`import_variant` decides on them
+and :mod:`~runtime.import_reads` reads them.
 """
 
 from __future__ import annotations

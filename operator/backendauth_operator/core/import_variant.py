@@ -19,7 +19,7 @@ by ImportBackendAuth. Pure, like :func:`~decide.decide`, which asks it two thing
   ====================================  ================================================
 
 The job itself (the pending marker, recovery by ListBackendJobs, the turn, fencing, pause,
-deletion) is the shared machinery of :mod:`reconcile`.
+deletion) is the shared machinery of :mod:`decide`.
 """
 
 from __future__ import annotations

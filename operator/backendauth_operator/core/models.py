@@ -679,7 +679,7 @@ class BackendAuthSpec(SpecModel):
 
     def secret_refs(self) -> list[SecretKeyRef]:
         """Every Secret key this spec reads, in a stable order (those of ``resourceConfig``:
-        an import's ids are read at each step, see :mod:`imports`)."""
+        an import's ids are read at each step, see :mod:`import_variant`)."""
         if self.resource_config is None:
             return []
         oauth = self.resource_config.user_pool_configs.o_auth
