@@ -819,12 +819,12 @@ def test_cognito_reads_are_paced_with_the_account_and_region(aws_env: None) -> N
             keys.append(key)
             return super().of(key)
 
-    clients = ClientFactory("http://127.0.0.1:9", pacers=Recording())
-    identity = clients.reading(REGION, ROLE, service="cognito-identity")
+    factory = ClientFactory("http://127.0.0.1:9", pacers=Recording())
+    identity = factory.reading(REGION, ROLE, service="cognito-identity")
     with Stubber(identity) as stub:
         stub.add_response("describe_identity_pool", identity_pool_answer(), {"IdentityPoolId": IDENTITY})
         stub.add_response("get_identity_pool_roles", roles_answer(), {"IdentityPoolId": IDENTITY})
-        found = Cognito(clients, REGION, ROLE, "111111111111").identity_pool(IDENTITY)
+        found = Cognito(factory, REGION, ROLE, "111111111111").identity_pool(IDENTITY)
     assert not isinstance(found, Failure) and found.unauth_role_arn == UNAUTH_ROLE
     assert keys == [clients.pace_key("111111111111", REGION)] * 2
 
