@@ -387,12 +387,8 @@ def amplifybackend_actions_in_code() -> set[str]:
     """Every AmplifyBackend operation the operator's package names as a boto3 method."""
     package = Path(backendauth_operator.__file__).parent
     methods = set()
-    for source in package.glob("*.py"):
-        methods |= set(
-            re.findall(
-                r"\"((?:get|list|create|update|delete|import|remove)_backend[a-z_]*)\"", source.read_text()
-            )
-        )
+    for source in package.rglob("*.py"):
+        methods |= set(BOTO3_METHOD.findall(source.read_text()))
     names = {xform_name(op): op for op in service_model().operation_names}
     assert methods <= set(names), methods - set(names)
     return {f"amplifybackend:{names[m]}" for m in methods}
