@@ -91,9 +91,24 @@ def creates(sim: SimulatorThread) -> dict[str, int]:
     return {key: ops.get("CreateBackendAuth", 0) for key, ops in calls["byResource"].items()}
 
 
+def imports(sim: SimulatorThread) -> dict[str, int]:
+    """ImportBackendAuth calls per app/env (Amplify, not the spec, names an imported resource)."""
+    calls = sim.call(lambda s: s.backend.summary())["calls"]
+    found: dict[str, int] = {}
+    for call in calls:
+        if call["operation"] == "ImportBackendAuth":
+            key = f"{call['appId']}/{call['backendEnvironmentName']}"
+            found[key] = found.get(key, 0) + 1
+    return found
+
+
 def resource_key(doc: dict[str, Any]) -> str:
     spec = doc["spec"]
     return f"{spec['appId']}/{spec['backendEnvironmentName']}/{spec['resourceName']}"
+
+
+def imported(doc: dict[str, Any]) -> bool:
+    return "import" in doc["spec"]
 
 
 class Install:
@@ -234,6 +249,22 @@ def examples(node: RealNode, kustomized: Install, sim: SimulatorThread, state: S
     """Every example applied and Ready under the kustomize install."""
     docs = example_documents()
     node.kubectl("create", "namespace", EXAMPLES_NAMESPACE)
+    # examples/import.yaml links pools made outside Amplify, whose ids it reads from ConfigMap
+    # existing-pools in its namespace (as `backendauth-operator dev` seeds them); the operator's
+    # region is AWS's default here, as deploy/ sets none.
+    pools = sim.call(
+        lambda s: s.backend.seed_pools(
+            {"region": "us-east-1", "userPoolName": "existing", "identityPool": {"name": "existing_ids"}}
+        )
+    )
+    clients = pools["clients"]
+    ids = {"userPoolId": pools["userPoolId"], "webClientId": clients["web"],
+           "nativeClientId": clients["native"], "identityPoolId": pools["identityPoolId"]}  # fmt: skip
+    for namespace in sorted({d["metadata"]["namespace"] for d in backendauths(docs) if imported(d)}):
+        node.cluster.apply({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "existing-pools", "namespace": namespace}, "data": ids,
+        })  # fmt: skip
     others = [d for d in docs if (d.get("apiVersion"), d.get("kind")) != KIND_ID]
     if others:  # Secrets before the BackendAuths that refer to them
         node.cluster.apply(*others)
@@ -255,11 +286,18 @@ def wait_ready(install: Install, auths: list[dict[str, Any]]) -> None:
 
 
 def assert_created_once(sim: SimulatorThread, auths: list[dict[str, Any]]) -> None:
-    counts = creates(sim)
+    """Each BackendAuth's CreateBackendAuth (or, for an import, ImportBackendAuth) sent once."""
+    counts, linked = creates(sim), imports(sim)
     for doc in auths:
-        assert counts.get(resource_key(doc)) == 1, (
-            f"{doc['metadata']['name']}: {counts.get(resource_key(doc))} CreateBackendAuth calls"
-        )
+        if imported(doc):
+            key = f"{doc['spec']['appId']}/{doc['spec']['backendEnvironmentName']}"
+            assert linked.get(key) == 1, (
+                f"{doc['metadata']['name']}: {linked.get(key)} ImportBackendAuth calls"
+            )
+        else:
+            assert counts.get(resource_key(doc)) == 1, (
+                f"{doc['metadata']['name']}: {counts.get(resource_key(doc))} CreateBackendAuth calls"
+            )
 
 
 # ---- kustomize ----------------------------------------------------------------------------------------
@@ -299,7 +337,7 @@ def test_examples_become_ready_each_created_once_by_the_service_account(
     print(node.kubectl("get", "pods", "-n", SYSTEM, "-o", "wide").stdout)  # shown with pytest -s
     print(node.kubectl("get", "backendauths", "-A").stdout)
     # The metrics Service answers through kube-proxy (its ClusterIP, from the host), from either
-    # replica; the leader's own metrics (its Pod IP) count one ok create per example.
+    # replica; the leader's own metrics (its Pod IP) count one ok create (or import) per example.
     service = node.cluster.get_json("service", "backendauth-operator-metrics", "-n", SYSTEM)["spec"]
     port = service["ports"][0]["port"]
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy from the env
@@ -308,15 +346,21 @@ def test_examples_become_ready_each_created_once_by_the_service_account(
     with direct.open(f"http://{pod['status']['podIP']}:{port}/metrics", timeout=10) as response:
         metrics = response.read().decode()
     assert "backendauth_leader 1.0" in metrics
-    ok = [
-        s.value
-        for f in text_string_to_metric_families(metrics)
-        for s in f.samples
-        if s.name == "backendauth_aws_calls_total"
-        and s.labels.get("operation") == "CreateBackendAuth"
-        and s.labels.get("outcome") == "ok"
-    ]
-    assert sum(ok) == len(examples), [line for line in metrics.splitlines() if "CreateBackendAuth" in line]
+
+    def ok(operation: str) -> float:
+        return sum(
+            s.value
+            for f in text_string_to_metric_families(metrics)
+            for s in f.samples
+            if s.name == "backendauth_aws_calls_total"
+            and s.labels.get("operation") == operation
+            and s.labels.get("outcome") == "ok"
+        )
+
+    linked = [d for d in examples if imported(d)]
+    assert linked, "examples/ has an import"
+    sent = {"CreateBackendAuth": ok("CreateBackendAuth"), "ImportBackendAuth": ok("ImportBackendAuth")}
+    assert sent == {"CreateBackendAuth": len(examples) - len(linked), "ImportBackendAuth": len(linked)}, sent
     pod_ips = {ip["ip"] for p in kustomized.pods() for ip in p["status"]["podIPs"]}
     assert {e["sourceIPs"][0] for e in writes} <= pod_ips, (pod_ips, writes[-1]["sourceIPs"])
 
@@ -382,7 +426,7 @@ def test_deleting_the_pod_while_a_job_runs_ends_ready_with_one_create(
 def test_deleting_a_backendauth_garbage_collects_its_outputs_configmap(
     node: RealNode, kustomized: Install, examples: list[dict[str, Any]]
 ) -> None:
-    (doc,) = [d for d in examples if d["spec"].get("outputs", {}).get("configMapName")]
+    (doc,) = [d for d in examples if d["spec"].get("outputs", {}).get("configMapName") and not imported(d)]
     namespace, name = doc["metadata"]["namespace"], doc["spec"]["outputs"]["configMapName"]
     configmap = node.cluster.get_json("configmap", name, "-n", namespace)
     (owner,) = configmap["metadata"]["ownerReferences"]
