@@ -54,3 +54,38 @@ def test_the_scan_finds_a_citation() -> None:
     for line in ("see CONTRACT §3", "as in ../shared/notes", "see DEVELOPERS guide"):
         assert INTERNAL.search(line), line
     assert not INTERNAL.search("developers and maintainers read the README")
+
+
+# ---- the operator's modules, where deploy/ and the chart name them ------------------------------
+
+PACKAGE = REPO / "operator" / "backendauth_operator"
+MODULE_PATH = re.compile(r"\b((?:[a-z_]+/)*[a-z_]+\.py)\b")
+
+
+def _module_paths_named(tops: list[str]) -> list[tuple[str, str]]:
+    """(file:line, path) for each ``*.py`` that the YAML and templates under ``tops`` name."""
+    found = []
+    for top in tops:
+        for file in _files(top):
+            if file.suffix not in (".yaml", ".yml", ".tpl", ".txt"):
+                continue
+            for number, line in enumerate(file.read_text().splitlines(), 1):
+                found += [(f"{file.relative_to(REPO)}:{number}", m) for m in MODULE_PATH.findall(line)]
+    return found
+
+
+def test_deploy_and_the_chart_name_modules_that_exist() -> None:
+    """The RBAC comments say which module needs each verb: they follow the modules when they move."""
+    named = _module_paths_named(["deploy", "charts"])
+    assert len(named) > 10, named
+    missing = [
+        (where, path)
+        for where, path in named
+        if not (PACKAGE / path).is_file() and not (REPO / path).is_file()
+    ]
+    assert missing == []
+
+
+def test_a_module_that_moved_is_found() -> None:
+    assert MODULE_PATH.findall("# kube.py: get; kube/client.py: patch") == ["kube.py", "kube/client.py"]
+    assert not (PACKAGE / "kube.py").is_file() and (PACKAGE / "kube" / "client.py").is_file()

@@ -37,11 +37,11 @@ The operator's rights where it watches BackendAuths: only what the code does (de
 keeps this one equal to it).
 */}}
 {{- define "backendauth.rules" -}}
-# Kopf: list+watch; kube.py: get and patch (pending marker, the steps' annotations and finalizer).
+# Kopf: list+watch; kube/client.py: get and patch (pending marker, the steps' annotations and finalizer).
 - apiGroups: [amplifybackend.gitops.dev]
   resources: [backendauths]
   verbs: [get, list, watch, patch]
-# kube.py patch_status: each step's outcome goes to the status subresource.
+# kube/client.py patch_status: each step's outcome goes to the status subresource.
 - apiGroups: [amplifybackend.gitops.dev]
   resources: [backendauths/status]
   verbs: [patch]
@@ -49,11 +49,11 @@ keeps this one equal to it).
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# kube.py read_secret_key: clientSecretRef / privateKeyRef; Kopf: list+watch for rotation.
+# kube/client.py read_secret_key: clientSecretRef / privateKeyRef; Kopf: list+watch for rotation.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]
-# kube.py write_config_map: spec.outputs.configMapName; import_effects.py: an id of spec.import
+# kube/client.py write_config_map: spec.outputs.configMapName; runtime/import_reads.py: an id of spec.import
 # read from a configMapKeyRef.
 - apiGroups: [""]
   resources: [configmaps]
