@@ -131,6 +131,30 @@ def test_ids_from_a_configmap_and_a_secret_are_read_when_they_come(bed: Bed) -> 
     no_cognito_changes(bed)
 
 
+def test_a_changed_secret_of_ids_is_a_conflict_at_once_without_a_resync(bed: Bed) -> None:
+    """The operator watches the Secrets an import reads (as it watches clientSecretRef's): other
+    ids there are shown at once (one GetBackend), not at the next resync (ten minutes here)."""
+    ids, other = ids_of(seeded(bed)), ids_of(seeded(bed))
+    spec = importing({
+        "userPoolIdFrom": {"secretKeyRef": {"name": "crossplane-conn", "key": "userPoolId"}},
+        "webClientId": ids["webClientId"], "nativeClientId": ids["nativeClientId"],
+    })  # fmt: skip
+    bed.apply(secret("crossplane-conn", {"userPoolId": ids["userPoolId"]}))
+    bed.apply(backendauth("from-secret", spec))
+    bed.wait_reason("from-secret", "JobCompleted", status="True")
+    reads = bed.count("GetBackend")
+    bed.apply(secret("crossplane-conn", {"userPoolId": other["userPoolId"]}))
+    bed.wait_reason("from-secret", "ImportConflict", status="False")
+    message = bed.condition("from-secret", "Stalled")["message"]
+    assert ids["userPoolId"] in message and other["userPoolId"] in message
+    assert bed.count("GetBackend") == reads + 1, "one look at AWS for the change"
+    assert imports(bed) == 1 and bed.count("DeleteBackendAuth") == 0
+    # The Secret back as it was: Ready again, with no call but the look.
+    bed.apply(secret("crossplane-conn", {"userPoolId": ids["userPoolId"]}))
+    bed.wait_reason("from-secret", "JobCompleted", status="True")
+    assert bed.count("GetBackend") == reads + 2 and imports(bed) == 1
+
+
 def test_applied_again_after_retain_the_link_is_adopted_with_no_call(bed: Bed) -> None:
     ids = ids_of(seeded(bed))
     bed.apply(backendauth("first", importing(ids, deletionPolicy="Retain")))

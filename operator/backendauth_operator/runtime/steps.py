@@ -387,17 +387,21 @@ def requeue(ctx: OperatorContext, namespaces: set[str]) -> None:
 def referenced_secret(
     memo: Any, namespace: str | None, name: str | None, type: str | None = None, **_: Any
 ) -> bool:
-    """A Secret that some BackendAuth's clientSecretRef/privateKeyRef names has been created or changed."""
+    """A Secret that some BackendAuth's clientSecretRef/privateKeyRef, or its spec.import, names
+    has been created or changed."""
     return type in ("ADDED", "MODIFIED") and bool(memo.ctx.watched.referencing(str(namespace), str(name)))
 
 
 def secret_changed(memo: Any, namespace: str | None, name: str | None, logger: Any, **_: Any) -> None:
     """Each BackendAuth that uses the Secret compares the salted digest of the values it last sent
-    with the current one (Kubernetes reads only); a rotation makes one UpdateBackendAuth."""
+    with the current one (Kubernetes reads only); a rotation makes one UpdateBackendAuth. One that
+    imports an id from it looks at AWS again (one GetBackend): other ids are an ImportConflict at
+    once, not at the next resync."""
     ctx: OperatorContext = memo.ctx
     for entry in ctx.watched.referencing(str(namespace), str(name)):
         step(ctx, entry.namespace, entry.name, ObjectLogger(entry.namespace, entry.name),
-             check_secrets=True, cause=f"Secret {namespace}/{name} changed")  # fmt: skip
+             check_secrets=name in entry.secrets, look=name in entry.import_secrets,
+             cause=f"Secret {namespace}/{name} changed")  # fmt: skip
 
 
 class ObjectLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -46,6 +46,7 @@ class Entry:
     resync: bool  # settled in a state that observing may change (decide.resynced)
     last_read: float | None = None  # epoch seconds this process last read it in AWS; None: not yet
     secrets: frozenset[str] = field(default_factory=frozenset)  # referenced Secret names
+    import_secrets: frozenset[str] = field(default_factory=frozenset)  # Secrets spec.import reads ids from
     shown: int | None = None  # the last generation a step of this process wrote a status for
     region: str = ""  # spec.region ("" : the operator's default region)
 
@@ -63,6 +64,15 @@ def _secret_names(spec: Mapping[str, Any]) -> frozenset[str]:
 
     walk(spec)
     return frozenset(names)
+
+
+def _import_secret_names(spec: Mapping[str, Any]) -> frozenset[str]:
+    """The Secrets that ``spec.import`` reads an id from (``...From.secretKeyRef``)."""
+    ids = spec.get("import")
+    if not isinstance(ids, Mapping):
+        return frozenset()
+    refs = [value.get("secretKeyRef") for value in ids.values() if isinstance(value, Mapping)]
+    return frozenset(str(ref.get("name")) for ref in refs if isinstance(ref, Mapping))
 
 
 def _fraction(uid: str, salt: str) -> float:
@@ -110,6 +120,7 @@ class Watched:
             uid=uid,
             resync=resynced(body),
             secrets=_secret_names(spec),
+            import_secrets=_import_secret_names(spec),
             region=str(spec.get("region") or ""),
         )
         with self._lock:
@@ -161,7 +172,11 @@ class Watched:
     def referencing(self, namespace: str, secret: str) -> list[Entry]:
         """The BackendAuths in ``namespace`` whose spec names the Secret ``secret``."""
         with self._lock:
-            return [e for e in self._entries.values() if e.namespace == namespace and secret in e.secrets]
+            return [
+                e
+                for e in self._entries.values()
+                if e.namespace == namespace and (secret in e.secrets or secret in e.import_secrets)
+            ]
 
     def __len__(self) -> int:
         with self._lock:
