@@ -16,10 +16,12 @@ from backendauth_operator.core.decide import (
     Delete,
     FindRunning,
     Finish,
+    HoldRead,
     Observation,
     Plan,
     PollJob,
     Rejected,
+    RunningRead,
     Settle,
     Snapshot,
     Submit,
@@ -28,6 +30,7 @@ from backendauth_operator.core.decide import (
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.import_types import (
     CheckImport,
+    ImportCheck,
     ImportIds,
     ImportProblem,
     Link,
@@ -111,21 +114,20 @@ ROWS = [
         "stalled",
     ),
     Row("the ids read: GetBackend observes", snap(), ReadLinks),
-    Row("a lost answer: ListBackendJobs first", snap(marker=MARK, hold_checked=True), FindRunning),
+    Row("a lost answer: ListBackendJobs first", snap(marker=MARK, hold=HoldRead(None)), FindRunning),
     Row("a job in flight is polled", snap(job=job()), PollJob),
     # --- the table: what AWS shows decides
     Row("no link: the pools are checked before any job", snap(observed=NONE), CheckImport),
     Row(
         "no link, the pools as needed: one ImportBackendAuth",
-        snap(observed=NONE, import_checked=True),
+        snap(observed=NONE, import_check=ImportCheck(None)),
         Submit,
     ),
     Row(
         "no link, a web client with a secret: InvalidImport, no job",
         snap(
             observed=NONE,
-            import_checked=True,
-            import_check=ImportProblem("web app client web1 (webClientId) has a client secret"),
+            import_check=ImportCheck(ImportProblem("web app client web1 (webClientId) has a client secret")),
         ),
         Settle,
         "InvalidImport",
@@ -136,11 +138,12 @@ ROWS = [
         "no link, Cognito refuses the read: AccessDenied naming the action, not InvalidImport",
         snap(
             observed=NONE,
-            import_checked=True,
-            import_check=Failure(
-                "AccessDenied",
-                False,
-                "cognito-idp:DescribeUserPool refused for the operator's own credentials: ...",
+            import_check=ImportCheck(
+                Failure(
+                    "AccessDenied",
+                    False,
+                    "cognito-idp:DescribeUserPool refused for the operator's own credentials: ...",
+                )
             ),
         ),
         Settle,
@@ -150,7 +153,7 @@ ROWS = [
     ),
     Row(
         "no link, a Cognito read throttled: retried",
-        snap(observed=NONE, import_checked=True, import_check=Failure("Throttled", True, "slow down")),
+        snap(observed=NONE, import_check=ImportCheck(Failure("Throttled", True, "slow down"))),
         Settle,
         "Throttled",
         "reconciling",
@@ -188,7 +191,7 @@ ROWS = [
     ),
     Row(
         "... and with the pools checked fine",
-        snap(observed=ELSEWHERE, import_checked=True),
+        snap(observed=ELSEWHERE, import_check=ImportCheck(None)),
         Settle,
         "ImportConflict",
         "stalled",
@@ -259,9 +262,7 @@ ROWS = [
         "a lost answer, the import still running: recovered, no call",
         snap(
             marker=MARK,
-            running_checked=True,
-            running_job=job(),
-            running_holder="default/ba/uid",
+            running=RunningRead(job(), "default/ba/uid"),
             me="default/ba/uid",
             observed=Observation(resource=None, running=job(), links=()),
         ),
@@ -272,7 +273,7 @@ ROWS = [
     ),
     Row(
         "a lost answer, the import done: Ready with no second import",
-        snap(marker=MARK, running_checked=True, observed=SAME),
+        snap(marker=MARK, running=RunningRead(None), observed=SAME),
         Settle,
         "InSync",
         "ready",
@@ -280,7 +281,7 @@ ROWS = [
     ),
     Row(
         "a lost answer that never reached AWS: checked, then imported",
-        snap(marker=MARK, running_checked=True, observed=NONE),
+        snap(marker=MARK, running=RunningRead(None), observed=NONE),
         CheckImport,
     ),
     # --- pause
@@ -318,7 +319,7 @@ def test_an_import_never_submits_anything_but_import() -> None:
                     observed=observed,
                     report_drift=report,
                     job=job_,
-                    import_checked=True,
+                    import_check=ImportCheck(None),
                     owned=job_ is not None,
                 )
                 plan = decide(s)
@@ -335,7 +336,7 @@ def test_adopted_and_imported_links_remember_the_name_aws_gave() -> None:
 
 
 def test_an_accepted_import_is_owned_and_in_progress() -> None:
-    s = snap(observed=NONE, import_checked=True, submitted=Accepted(job(), MARK, "7"))
+    s = snap(observed=NONE, import_check=ImportCheck(None), submitted=Accepted(job(), MARK, "7"))
     plan = decide(s)
     assert isinstance(plan, Settle) and plan.state is not None
     assert plan.state.reason == "JobInProgress"
@@ -345,7 +346,7 @@ def test_an_accepted_import_is_owned_and_in_progress() -> None:
 
 def test_an_ambiguous_import_keeps_its_marker() -> None:
     failure = Failure("AWSUnavailable", True, "504", ambiguous=True)
-    plan = decide(snap(observed=NONE, import_checked=True, submitted=Rejected(failure, MARK, "7")))
+    plan = decide(snap(observed=NONE, import_check=ImportCheck(None), submitted=Rejected(failure, MARK, "7")))
     assert isinstance(plan, Settle) and plan.annotations[PENDING] == MARK.to_annotation()
 
 

@@ -21,6 +21,7 @@ from backendauth_operator.core.decide import (
     Plan,
     ReadResource,
     ReadSecrets,
+    SecretsRead,
     Settle,
     Submit,
     decide,
@@ -35,7 +36,7 @@ SEEN = Observation(resource=DESIRED)
 # AWS answers otherwise, yet as the spec says: a value the spec leaves to AWS has changed.
 OTHERWISE = Observation(resource={**DESIRED, "IdentityPoolConfigs": {"IdentityPoolName": "other"}})
 VERIFIED = job(COMPLETED, op=UPDATE, verified=True, outputs_for=SEEN.digest)
-SETTLED = snap(look=True, check_secrets=True, secrets_read=True, owned=True, job=VERIFIED, outputs_shown=True,
+SETTLED = snap(look=True, check_secrets=True, secrets=SecretsRead(None), owned=True, job=VERIFIED, outputs_shown=True,
                previous_reason="JobCompleted", ready_generation=1)  # fmt: skip
 
 
@@ -59,7 +60,7 @@ def ready(outputs: bool) -> Callable[[Plan], bool]:
 
 
 ROWS = [
-    Row("a resync reads the Secrets (Kubernetes), then AWS: GetBackendAuth", replace(SETTLED, secrets_read=False), lambda p: isinstance(p, ReadSecrets)),
+    Row("a resync reads the Secrets (Kubernetes), then AWS: GetBackendAuth", replace(SETTLED, secrets=None), lambda p: isinstance(p, ReadSecrets)),
     Row("... GetBackendAuth first, whatever the status shows", SETTLED, lambda p: isinstance(p, ReadResource)),
     Row("AWS answers as when the outputs were read: Ready, no GetBackend", replace(SETTLED, observed=SEEN), ready(False)),
     Row("... and the job recorded is the one the object has: no annotation to write (removing an absent one writes nothing)",

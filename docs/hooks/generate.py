@@ -327,14 +327,14 @@ def _source(s: Any) -> tuple[str, str]:
         return "sent", _result(s.submitted)
     if s.observed is not None:
         return "ReadResource", "absent" if s.observed.resource is None else "resource seen"
-    for flag, action, word in (
-        ("running_checked", "FindRunning", "unfinished job" if s.running_job else "none unfinished"),
-        ("hold_checked", "CheckHold", "held by another process" if s.held_by else "not held"),
-        ("polled", "PollJob", "job " + (s.job.status if s.job else "")),
-        ("turn_checked", "CheckTurn", "turn busy" if s.turn_busy else "turn free"),
-        ("secrets_read", "ReadSecrets", "read"),
+    for read, action, word in (
+        (s.running, "FindRunning", "unfinished job" if s.running and s.running.job else "none unfinished"),
+        (s.hold, "CheckHold", "held by another process" if s.hold and s.hold.holder else "not held"),
+        (s.polled or None, "PollJob", "job " + (s.job.status if s.job else "")),
+        (s.turn_read, "CheckTurn", "turn busy" if s.turn_read and s.turn_read.busy else "turn free"),
+        (s.secrets, "ReadSecrets", "read"),
     ):
-        if getattr(s, flag):
+        if read is not None:
             return action, word
     if s.failure is not None:
         return "read_failed", s.failure.reason

@@ -35,7 +35,7 @@ from backendauth_operator.config import Settings
 from backendauth_operator.core.bookkeeping import COMPLETED, CREATE, CREATED, PAUSED, Job
 from backendauth_operator.core.decide import Observation, Settle, Snapshot, Submit, decide
 from backendauth_operator.core.failure import Failure
-from backendauth_operator.core.import_types import ImportIds
+from backendauth_operator.core.import_types import ImportCheck, ImportIds
 from backendauth_operator.core.models import IMPORT_IDS, SECRET_BOTO_KEYS, IdSource, spec_path
 from backendauth_operator.runtime.import_reads import links
 from backendauth_operator.runtime.reading import NO_REGION, read
@@ -149,7 +149,8 @@ def _plan_import(verdict: Verdict, s: Snapshot, clients: ClientFactory) -> Verdi
         verdict.changes = [Change(f"import.{key}", None, value) for key, value in wanted.items()]
         return verdict
     ids = ImportIds.of({key: literal[key] or "" for key in literal})
-    s = replace(s, import_ids=ids, import_checked=True, observed=Observation(resource=None, links=shown))
+    checked = ImportCheck(None)  # not read here (see above): taken as nothing found wrong
+    s = replace(s, import_ids=ids, import_check=checked, observed=Observation(resource=None, links=shown))
     if shown:
         # Ours, and as far as the manifest says, last linked as it is now.
         seen = Job("", "", COMPLETED, s.app, s.env, generation=1, fingerprint=s.fingerprint, verified=True)

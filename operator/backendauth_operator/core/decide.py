@@ -37,7 +37,7 @@ from backendauth_operator.core.bookkeeping import CREATE as CREATE_OP
 from backendauth_operator.core.bookkeeping import UPDATE as UPDATE_OP
 from backendauth_operator.core.failure import Failure
 from backendauth_operator.core.holder import name_of, object_of
-from backendauth_operator.core.import_types import Checked, IdsRead, ImportRead, Link
+from backendauth_operator.core.import_types import IdsRead, ImportCheck, ImportRead, Link
 from backendauth_operator.core.models import SECRET_BOTO_KEYS, BackendAuthSpec, create_only, spec_path
 from backendauth_operator.core.role import OWNER_ACCOUNT, Role
 
@@ -207,6 +207,37 @@ class Observation:
 
 
 # ---- what an action produced: each comes back as a field of the next snapshot ------------------
+# A read's field is None until the read was made in this step; once made, it holds what the read
+# found (which may itself be "nothing").
+
+
+@dataclass(frozen=True)
+class SecretsRead:
+    """The referenced Secrets, as :class:`ReadSecrets` read them."""
+
+    digest: str | None  # salted digest of their values; None: one of them could not be read
+
+
+@dataclass(frozen=True)
+class TurnRead:
+    """The app/env's turn, as :class:`CheckTurn` read it."""
+
+    busy: str | None  # another BackendAuth that holds it (namespace/name); None: free, or ours
+
+
+@dataclass(frozen=True)
+class HoldRead:
+    """This object's turn, as :class:`CheckHold` read it."""
+
+    holder: str | None  # another operator process that holds it and may be calling AWS; None: none
+
+
+@dataclass(frozen=True)
+class RunningRead:
+    """The unfinished job on the app/env, as :class:`FindRunning` found it (ListBackendJobs)."""
+
+    job: Job | None  # None: nothing unfinished
+    holder: str | None = None  # who held the app/env's turn when it was found
 
 
 @dataclass(frozen=True)
@@ -353,22 +384,19 @@ class Snapshot:
     account_unreadable: str | None = None  # the namespace or the account map could not be read
     recorded_account: str = ""  # the account it acted in before (status.awsAccountId, the job)
     ask_own_account: bool = False  # unannotated, the operator's own account not known yet: ask it
-    # --- what this step's actions produced
-    secrets_read: bool = False
-    secrets_digest: str | None = None  # salted digest of the referenced Secret values; None: not read
-    turn_checked: bool = False
-    turn_busy: str | None = None  # another BackendAuth holds the app/env's turn (read when waiting for it)
-    polled: bool = False  # the job in flight was asked about
-    running_checked: bool = False  # ListBackendJobs was asked after a lost answer
-    running_job: Job | None = None  # the unfinished job found on the app/env
-    running_holder: str | None = None  # who held the app/env's turn when it was found
+    # --- what this step's actions produced (a read's field: None until it was read in this step)
+    secrets: SecretsRead | None = None  # the referenced Secrets (read to notice a rotation)
+    turn_read: TurnRead | None = None  # the app/env's turn (read when waiting for it)
+    # The job in flight was asked about (PollJob): its answer replaces ``job`` itself, which every
+    # later rule reads as the job's current state; a failed poll leaves ``job`` and sets ``failure``.
+    polled: bool = False
+    running: RunningRead | None = None  # ListBackendJobs after a lost answer (None also when it failed)
     observed: Observation | None = None  # None: AWS not looked at yet in this step
     failure: Failure | None = None  # a read of AWS failed
     submitted: Submitted | None = None
     delete_submitted: Submitted | None = None
-    delete_polled: bool = False
-    hold_checked: bool = False  # the turn was read for another process's hold of this object
-    held_by: str | None = None  # another operator process that may be calling AWS for this object
+    delete_polled: bool = False  # the delete job was asked about: its answer replaced ``delete_job``
+    hold: HoldRead | None = None  # this object's turn, read for another process's hold (marker set)
     stale: bool = False  # a conditional write of this step was refused: the object changed
     # --- carrying the outcome out (only when ``carry_out``: the live step, not a table or ``plan``)
     carry_out: bool = False  # release, read the outputs, write: the executor does it all
@@ -382,8 +410,7 @@ class Snapshot:
     # --- the kind of auth resource (reading.read chooses it from the spec)
     variant: Variant = CREATED_AUTH
     import_ids: IdsRead | None = None  # spec.import's ids as read this step (None: not read)
-    import_checked: bool = False  # the pools were checked (Cognito reads) before a job
-    import_check: Checked = None  # what the check found wrong, or why it could not be made
+    import_check: ImportCheck | None = None  # the pools checked (Cognito reads) before a job
 
     @property
     def sent(self) -> bool:
@@ -401,7 +428,9 @@ class Snapshot:
 
     @property
     def started_reading(self) -> bool:
-        return self.polled or self.running_checked or self.failure is not None
+        """A read of AWS was made in this step (the job polled, or its unfinished job looked for),
+        or failed: what needs no AWS call has been decided already."""
+        return self.polled or self.running is not None or self.failure is not None
 
 
 # ---- plans: a closed set ------------------------------------------------------------------------
@@ -454,18 +483,18 @@ class ReadAgain:
 
 @dataclass(frozen=True)
 class ReadSecrets:
-    """Read the referenced Secrets into :attr:`Snapshot.secrets_digest`."""
+    """Read the referenced Secrets into :attr:`Snapshot.secrets`."""
 
 
 @dataclass(frozen=True)
 class CheckTurn:
-    """Read who holds the app/env's turn into :attr:`Snapshot.turn_busy`."""
+    """Read who holds the app/env's turn into :attr:`Snapshot.turn_read`."""
 
 
 @dataclass(frozen=True)
 class CheckHold:
     """Read whether another operator process holds this object's turn (and may be calling AWS
-    for it) into :attr:`Snapshot.held_by`."""
+    for it) into :attr:`Snapshot.hold`."""
 
 
 @dataclass(frozen=True)
@@ -481,7 +510,8 @@ class PollJob:
 
 @dataclass(frozen=True)
 class FindRunning:
-    """ListBackendJobs after a lost answer, and the turn's holder if a job runs."""
+    """ListBackendJobs after a lost answer, and the turn's holder if a job runs, into
+    :attr:`Snapshot.running`."""
 
 
 @dataclass(frozen=True)
@@ -775,7 +805,7 @@ def _decide(s: Snapshot) -> Plan:
     elsewhere = _account_rows(s, in_flight)
     if elsewhere is not None:
         return elsewhere
-    if s.check_secrets and not s.secrets_read:
+    if s.check_secrets and s.secrets is None:
         return ReadSecrets()
     if s.observed is None and not s.started_reading:
         before = _before_observing(s)
@@ -837,7 +867,7 @@ def _before_observing(s: Snapshot) -> Plan | None:
         and not s.marker
         and not s.look
         and job.fingerprint == s.fingerprint
-        and (s.secrets_digest is None or job.secrets_digest == s.secrets_digest)
+        and _same_secrets(s, job)
         and (job.verified or (job.failed and job.generation == s.generation))
         and (s.outputs_shown or job.failed)
     ):
@@ -851,12 +881,20 @@ def _before_observing(s: Snapshot) -> Plan | None:
     waiting_for_turn = (
         s.previous_reason == "JobPending" and s.marker is None and (job is None or job.terminal)
     )
-    if waiting_for_turn and not s.turn_checked and not s.look:
+    if waiting_for_turn and s.turn_read is None and not s.look:
         return CheckTurn()  # a Kubernetes read says whether the turn is still taken
-    if s.turn_busy is not None and not s.look:
+    busy = s.turn_read.busy if s.turn_read is not None else None
+    if busy is not None and not s.look:
         # Still another's turn: nothing could be sent anyway, so AWS is not even asked.
-        return _show(s, State("reconciling", "JobPending", f"waiting for {s.turn_busy}'s job"))
+        return _show(s, State("reconciling", "JobPending", f"waiting for {busy}'s job"))
     return None
+
+
+def _same_secrets(s: Snapshot, job: Job) -> bool:
+    """Whether ``job`` sent the Secret values read in this step; true when they were not read,
+    or one could not be read."""
+    digest = s.secrets.digest if s.secrets is not None else None
+    return digest is None or job.secrets_digest == digest
 
 
 def _next_read(s: Snapshot) -> Plan:
@@ -864,23 +902,24 @@ def _next_read(s: Snapshot) -> Plan:
     job on the app/env, then the resource."""
     if s.failure is not None:
         return _fail(s.failure)
-    if s.marker is not None and not s.hold_checked:
+    if s.marker is not None and s.hold is None:
         return CheckHold()
-    if s.held_by is not None:
+    if s.hold is not None and s.hold.holder is not None:
         # Another operator process wrote the marker and may be calling AWS right now: neither
         # look for its job nor call again until it is done.
-        return _show(s, State("reconciling", "JobPending", f"operator {s.held_by} is calling AWS"))
+        return _show(s, State("reconciling", "JobPending", f"operator {s.hold.holder} is calling AWS"))
     job = s.job
     if job is not None and not job.terminal and job.id and not s.polled:
         return PollJob()
     if s.polled and job is not None and not job.terminal:
         # Still running: AWS's state cannot have settled yet, no need to read it.
         return _decide_observed(s, Observation(resource=None))
-    if s.marker is not None and not s.running_checked:
+    if s.marker is not None and s.running is None:
         return FindRunning()
-    if s.running_job is not None and (s.running_holder is None or object_of(s.running_holder) != s.me):
+    found = s.running or RunningRead(None)
+    if found.job is not None and (found.holder is None or object_of(found.holder) != s.me):
         # Not ours to claim: wait until it ends, then AWS's state decides.
-        name = name_of(s.running_holder) if s.running_holder else "someone outside this operator"
+        name = name_of(found.holder) if found.holder else "someone outside this operator"
         return _fail(Failure("JobPending", True, f"a job of {name} runs on {s.app}/{s.env}"))
     return s.variant.observe(s)
 
@@ -959,11 +998,7 @@ def _decide_observed(s: Snapshot, seen: Observation) -> Plan:
             )
         return _show(s, in_progress(job), job=job, clear_marker=clear_marker)
     # Whether AWS was last sent this very request (Secret values included, when they were read).
-    current = (
-        job is not None
-        and job.fingerprint == s.fingerprint
-        and (s.secrets_digest is None or job.secrets_digest == s.secrets_digest)
-    )
+    current = job is not None and job.fingerprint == s.fingerprint and _same_secrets(s, job)
     if job is not None and current and job.failed and job.generation == s.generation:
         return _stall(s, "JobFailed", job.error or f"{job.describe()} failed", job, clear_marker=clear_marker)
     kw: dict[str, Any] = {"clear_marker": clear_marker, "own": owned and not s.owned}

@@ -117,3 +117,10 @@ ImportRead = ReadImportIds | ReadLinks | CheckImport
 IdsRead = ImportIds | Failure
 #: What the checks came to: nothing wrong (None), a problem, or a failed read.
 Checked = ImportProblem | Failure | None
+
+
+@dataclass(frozen=True)
+class ImportCheck:
+    """The pools as :class:`CheckImport` checked them."""
+
+    found: Checked  # what was found wrong, or why the check could not be made; None: nothing

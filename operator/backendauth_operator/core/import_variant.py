@@ -87,9 +87,9 @@ class ImportedAuth:
                 f"{s.app}/{s.env}; the pools will be imported again"
             )
             return _look_again(s, job, "ResourceMissing", message, kw)
-        if not s.import_checked:
+        if s.import_check is None:
             return CheckImport()
-        checked = s.import_check
+        checked = s.import_check.found
         if isinstance(checked, ImportProblem):
             return _stall(s, "InvalidImport", checked.message, **{**kw, "own": False})
         if isinstance(checked, Failure):

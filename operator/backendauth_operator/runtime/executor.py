@@ -24,6 +24,7 @@ from backendauth_operator.core.decide import (
     Delete,
     FindRunning,
     Finish,
+    HoldRead,
     Observation,
     Outcome,
     Plan,
@@ -36,10 +37,13 @@ from backendauth_operator.core.decide import (
     Rejected,
     Release,
     ReleaseFenced,
+    RunningRead,
+    SecretsRead,
     Settle,
     Snapshot,
     Submit,
     Submitted,
+    TurnRead,
     Wait,
     Withheld,
     Write,
@@ -52,6 +56,7 @@ from backendauth_operator.core.import_types import (
     Checked,
     CheckImport,
     IdsRead,
+    ImportCheck,
     Link,
     ReadImportIds,
     ReadLinks,
@@ -132,13 +137,13 @@ def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
     if isinstance(plan, AskOwnAccount):
         return replace(s, account=effects.own_account(), ask_own_account=False)
     if isinstance(plan, ReadSecrets):
-        return replace(s, secrets_read=True, secrets_digest=effects.secrets_digest(s))
+        return replace(s, secrets=SecretsRead(effects.secrets_digest(s)))
     if isinstance(plan, CheckTurn):
         holder = effects.turn_holder(s)
         busy = name_of(holder) if holder and object_of(holder) != s.me else None
-        return replace(s, turn_checked=True, turn_busy=busy)
+        return replace(s, turn_read=TurnRead(busy))
     if isinstance(plan, CheckHold):
-        return replace(s, hold_checked=True, held_by=effects.held_elsewhere(s))
+        return replace(s, hold=HoldRead(effects.held_elsewhere(s)))
     if isinstance(plan, PollJob) and s.job is not None:
         answered = effects.poll_job(s, s.job)
         if isinstance(answered, Failure):
@@ -147,15 +152,16 @@ def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
     if isinstance(plan, FindRunning):
         found = effects.unfinished_job(s)
         if isinstance(found, Failure):
-            return replace(s, running_checked=True, failure=found)
+            return replace(s, failure=found)
         if found is None:
-            return replace(s, running_checked=True)
-        return replace(s, running_checked=True, running_job=found[0], running_holder=found[1])
+            return replace(s, running=RunningRead(None))
+        job, holder = found
+        return replace(s, running=RunningRead(job, holder))
     if isinstance(plan, ReadResource):
         resource = effects.resource(s)
         if isinstance(resource, Failure):
             return replace(s, failure=resource)
-        seen = Observation(resource=resource.config, running=s.running_job)
+        seen = Observation(resource=resource.config, running=_running(s))
         return replace(s, observed=seen)
     if isinstance(plan, ReadImportIds):
         return replace(s, import_ids=effects.import_ids(s))
@@ -163,9 +169,9 @@ def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
         shown = effects.links(s)
         if isinstance(shown, Failure):
             return replace(s, failure=shown)
-        return replace(s, observed=Observation(resource=None, running=s.running_job, links=shown))
+        return replace(s, observed=Observation(resource=None, running=_running(s), links=shown))
     if isinstance(plan, CheckImport):
-        return replace(s, import_checked=True, import_check=effects.check_import(s))
+        return replace(s, import_check=ImportCheck(effects.check_import(s)))
     if isinstance(plan, Submit):
         outcome = effects.submit(s, plan.operation)
         if isinstance(outcome, Accepted | Rejected | Withheld) and outcome.marker is not None:
@@ -200,3 +206,8 @@ def carry_out(plan: Plan, s: Snapshot, effects: Effects) -> Snapshot:
         effects.give_back(s, fenced=True)
         return replace(s, fenced_released=True)
     raise AssertionError(f"not an action: {plan}")
+
+
+def _running(s: Snapshot) -> Job | None:
+    """The unfinished job FindRunning found on the app/env in this step, if any."""
+    return s.running.job if s.running is not None else None
