@@ -178,3 +178,25 @@ def test_patterns_are_read_as_the_api_servers_re2_reads_them(path: tuple[str, ..
     found = errors(checker, obj)
     assert any(path[-1] in e and "should match" in e for e in found), found
     assert admission.re2_search(r"^[a-z]+$", "ok") and not admission.re2_search(r"^[a-z]+$", "ok\n")
+
+
+def test_a_rules_verdict_is_remembered_per_value_and_old_value() -> None:
+    """Verdicts are kept by rule, path, value and old value: the same answers as evaluating
+    again, and one evaluation for a spec that many writes leave as it was."""
+    schema = fixture_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    fresh = admission.Admission(schema)
+    old = backendauth("x")
+    fresh.prune(old)
+    for _ in range(2):  # the same answers from the remembered verdicts
+        assert errors(fresh, backendauth("x", appId="new"), old) == [
+            'spec.appId: Invalid value: "string": appId is immutable'
+        ]
+        assert errors(fresh, backendauth("x", appId=old["spec"]["appId"]), old) == []
+    remembered = len(fresh._verdicts)
+    for _ in range(5):
+        assert errors(fresh, backendauth("x"), old) == []
+    assert len(fresh._verdicts) == remembered, "an unchanged spec is not evaluated again"
+    # Another old value is another verdict for a transition rule.
+    other = backendauth("x", appId="new")
+    fresh.prune(other)
+    assert errors(fresh, backendauth("x", appId="new"), other) == []

@@ -398,6 +398,13 @@ def _cause(reason: str, type_name: str, message: str) -> str:
     return f"{prefix}: {message}"
 
 
+VERDICTS_KEPT = 20_000  # rule verdicts remembered per Admission
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
 class Admission:
     """Admission of one served version of a CRD: built from its ``openAPIV3Schema``."""
 
@@ -405,6 +412,10 @@ class Admission:
         self.schema = schema
         self._validator = _Validator(_to_jsonschema(schema, root=True), format_checker=_FORMATS)
         self._rules: dict[int, list[_Rule]] = {}
+        # A rule's verdict on the same values at the same path is the same (CEL has no clock or
+        # state): most writes (annotations, status) leave the spec as it was, and interpreting
+        # every rule again would be most of the emulated API's CPU at scale.
+        self._verdicts: dict[tuple[int, str, str, str], FieldError | None] = {}
         self._compile_all(schema, where)
 
     def _compile_all(self, schema: Mapping[str, Any], where: str) -> None:
@@ -478,6 +489,18 @@ class Admission:
                 )
 
     def _evaluate(
+        self, rule: _Rule, schema: Mapping[str, Any], new: Any, old: Any, path: str
+    ) -> FieldError | None:
+        key = (id(rule), path, _canonical(new), _canonical(old) if rule.transition else "")
+        if key in self._verdicts:
+            return self._verdicts[key]
+        verdict = self._evaluate_now(rule, schema, new, old, path)
+        if len(self._verdicts) >= VERDICTS_KEPT:
+            self._verdicts.clear()  # a bound on memory; the next writes fill it again
+        self._verdicts[key] = verdict
+        return verdict
+
+    def _evaluate_now(
         self, rule: _Rule, schema: Mapping[str, Any], new: Any, old: Any, path: str
     ) -> FieldError | None:
         activation = {"self": json_to_cel(_escaped(new))}
