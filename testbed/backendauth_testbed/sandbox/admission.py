@@ -13,6 +13,7 @@ import base64
 import binascii
 import copy
 import datetime
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -398,11 +399,12 @@ def _cause(reason: str, type_name: str, message: str) -> str:
     return f"{prefix}: {message}"
 
 
-VERDICTS_KEPT = 20_000  # rule verdicts remembered per Admission
+VERDICTS_KEPT = 100_000  # top-level fields' verdicts remembered per Admission
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+def _digest(*values: Any) -> bytes:
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
 
 
 class Admission:
@@ -412,10 +414,11 @@ class Admission:
         self.schema = schema
         self._validator = _Validator(_to_jsonschema(schema, root=True), format_checker=_FORMATS)
         self._rules: dict[int, list[_Rule]] = {}
-        # A rule's verdict on the same values at the same path is the same (CEL has no clock or
-        # state): most writes (annotations, status) leave the spec as it was, and interpreting
-        # every rule again would be most of the emulated API's CPU at scale.
-        self._verdicts: dict[tuple[int, str, str, str], FieldError | None] = {}
+        # The verdicts of the rules under a top-level field (spec, status), by its value and old
+        # value: CEL has no clock or state, so the same values get the same verdicts. Most writes
+        # (annotations, status) leave the spec as it was, and interpreting every rule again was
+        # most of the emulated API's CPU at scale.
+        self._verdicts: dict[bytes, list[FieldError]] = {}
         self._compile_all(schema, where)
 
     def _compile_all(self, schema: Mapping[str, Any], where: str) -> None:
@@ -465,10 +468,14 @@ class Admission:
             old_map = old if has_old and isinstance(old, dict) else {}
             for key, value in new.items():
                 sub = props.get(key, extra if isinstance(extra, Mapping) else None)
-                if sub is not None and (path or key not in _ROOT_META):
+                if sub is None or (not path and key in _ROOT_META):
+                    continue
+                if path:
                     self._run_rules(
                         sub, value, old_map.get(key), key in old_map, join_path(path, key), errors
                     )
+                else:
+                    errors += self._top_level(sub, key, value, old_map.get(key), key in old_map)
         elif isinstance(new, list) and isinstance(schema.get("items"), Mapping):
             # Items are correlated with old items only for map-lists (by their keys), like the server.
             keys = (
@@ -488,19 +495,21 @@ class Admission:
                     schema["items"], item, old_items.get(ident), found, join_path(path, index), errors
                 )
 
-    def _evaluate(
-        self, rule: _Rule, schema: Mapping[str, Any], new: Any, old: Any, path: str
-    ) -> FieldError | None:
-        key = (id(rule), path, _canonical(new), _canonical(old) if rule.transition else "")
-        if key in self._verdicts:
-            return self._verdicts[key]
-        verdict = self._evaluate_now(rule, schema, new, old, path)
-        if len(self._verdicts) >= VERDICTS_KEPT:
-            self._verdicts.clear()  # a bound on memory; the next writes fill it again
-        self._verdicts[key] = verdict
-        return verdict
+    def _top_level(
+        self, schema: Mapping[str, Any], key: str, new: Any, old: Any, has_old: bool
+    ) -> list[FieldError]:
+        """The rules' verdicts under the top-level field ``key``, remembered by its values."""
+        digest = _digest(key, new, old, has_old)
+        found = self._verdicts.get(digest)
+        if found is None:
+            found = []
+            self._run_rules(schema, new, old, has_old, key, found)
+            if len(self._verdicts) >= VERDICTS_KEPT:
+                self._verdicts.clear()  # a bound on memory; the next writes fill it again
+            self._verdicts[digest] = found
+        return list(found)
 
-    def _evaluate_now(
+    def _evaluate(
         self, rule: _Rule, schema: Mapping[str, Any], new: Any, old: Any, path: str
     ) -> FieldError | None:
         activation = {"self": json_to_cel(_escaped(new))}
