@@ -196,7 +196,11 @@ class LiveEffects:
     def unlinked_name(self, s: Snapshot) -> str | Failure:
         """The auth resource to unlink for an import not yet seen linked: the one GetBackend
         shows with the spec's ids. None there while an import still runs on the app/env (it may
-        link them yet): JobPending, so the deletion waits; none otherwise: NotFound."""
+        link them yet): JobPending, so the deletion waits; none otherwise: NotFound.
+
+        The two reads are not one: an import that ends between GetBackend and ListBackendJobs
+        shows in neither. So when no job runs, GetBackend is asked once more, and only its
+        answer says NotFound (nothing that runs can link the ids after that)."""
         assert s.spec is not None and s.spec.import_ is not None
         ids = import_reads.read_ids(self.kube, s.namespace, s.spec.import_)
         found = import_reads.linked_name(self.aws(s), s.app, s.env, ids)
@@ -208,7 +212,7 @@ class LiveEffects:
         if running:
             message = f"{running[0].describe()} runs on {s.app}/{s.env}; the unlink waits for it"
             return Failure("JobPending", True, message)
-        return found
+        return import_reads.linked_name(self.aws(s), s.app, s.env, ids)
 
     def release(self, s: Snapshot, fenced: bool = False) -> bool:
         """Give back the turn this object holds through this process. ``fenced``: this step's
