@@ -1,9 +1,11 @@
-"""A counting reverse proxy in front of the Kubernetes API server, for the benchmark.
+"""Counting the operator's Kubernetes requests, for the benchmark, by verb and resource.
 
-The operator's kubeconfig points at this proxy (plain HTTP on 127.0.0.1); the proxy forwards each
-request to the API server as it came (headers, body, and watch streams as they flow) and counts
-it by verb and resource, so the benchmark can say how many Kubernetes requests a BackendAuth costs
-without trusting the operator's own bookkeeping.
+With the real API server, the operator's kubeconfig points at a counting reverse proxy (plain
+HTTP on 127.0.0.1) that forwards each request as it came (headers, body, and watch streams as
+they flow) and counts it. With the emulated API, the emulator serves the operator on a port of
+its own and counts there (:meth:`EmulatedCluster.serve_counted`): a proxy's extra hop, in the
+benchmark's own interpreter, cost as much CPU as the emulated API and slowed every request.
+Either way the count does not trust the operator's own bookkeeping.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from typing_extensions import override
 
 # Hop-by-hop headers, and the ones aiohttp computes itself for what it sends on.
 _DROP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"}
@@ -45,30 +48,43 @@ def classify(method: str, path: str, watch: bool) -> str:
     return f"{verb} {resource}"
 
 
-class CountingProxy:
-    """Runs in a daemon thread; :attr:`url` is where clients connect."""
+class RequestCounter:
+    """Requests by :func:`classify`; :meth:`count` may be called from any thread."""
 
-    def __init__(self, upstream: str, ca_file: Path | None = None) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.ssl: ssl.SSLContext | bool = False
-        if upstream.startswith("https"):
-            self.ssl = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
-        self.url = ""
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._session: aiohttp.ClientSession | None = None
-        self._runner: web.AppRunner | None = None
+
+    def count(self, request: web.BaseRequest) -> None:
+        watch = request.query.get("watch", "").lower() in {"1", "true"}
+        with self._lock:
+            self.counts[classify(request.method, request.path, watch)] += 1
 
     def snapshot(self) -> Counter[str]:
         with self._lock:
             return Counter(self.counts)
 
+    def stop(self) -> None:
+        """Nothing runs: the server that calls :meth:`count` is stopped with the cluster."""
+
+
+class CountingProxy(RequestCounter):
+    """Runs in a daemon thread; :attr:`url` is where clients connect."""
+
+    def __init__(self, upstream: str, ca_file: Path | None = None) -> None:
+        super().__init__()
+        self.upstream = upstream.rstrip("/")
+        self.ssl: ssl.SSLContext | bool = False
+        if upstream.startswith("https"):
+            self.ssl = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        watch = request.query.get("watch", "").lower() in {"1", "true"}
-        with self._lock:
-            self.counts[classify(request.method, request.path, watch)] += 1
+        self.count(request)
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP}
         body = await request.read()
@@ -116,6 +132,7 @@ class CountingProxy:
             raise RuntimeError("the counting proxy did not start")
         return self
 
+    @override
     def stop(self) -> None:
         async def close() -> None:
             # The upstream session first: that ends the open watches the handlers are forwarding,

@@ -2,9 +2,10 @@
 
 Prints one JSON line: time to all Ready against the bound that the rate sets, AWS calls by
 operation and outcome, the throttled share, Kubernetes requests per BackendAuth (counted by a
-proxy in front of the API server), peak RSS and CPU time of the operator and of a bare Kopf
-operator over the same objects, the time from start to the first AWS call, and what a restart
-costs once everything is Ready. Not a test: figures depend on the machine.
+proxy in front of the real API server, or by the emulated one on a port of its own), peak RSS
+and CPU time of the operator and of a bare Kopf operator over the same objects, the time from
+start to the first AWS call, and what a restart costs once everything is Ready. Not a test:
+figures depend on the machine.
 
 The bound: a new BackendAuth needs five AWS calls (GetBackendAuth to see that nothing exists
 yet, CreateBackendAuth, one GetBackendJob when the job is done by the first poll,
@@ -41,7 +42,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from kube_proxy import CountingProxy
+from kube_proxy import CountingProxy, RequestCounter
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -69,8 +70,8 @@ def proc_stat(pid: int) -> tuple[float, int]:
 
 def cpu_shares(cluster: Any, bare: subprocess.Popen[bytes]) -> dict[str, float]:
     """CPU seconds so far of what shares the machine with the operator: the API server (and
-    etcd), the bare Kopf operator, this process (the simulator and the counting proxy run in
-    its threads) and its finished children (kubectl)."""
+    etcd), the bare Kopf operator, this process (the simulator, the emulated API or the counting
+    proxy run in its threads) and its finished children (kubectl)."""
     shares = {"bare_kopf": proc_stat(bare.pid)[0]}
     for process in getattr(cluster, "processes", []):  # the real API server's etcd and kube-apiserver
         shares[Path(str(process.args[0])).name] = proc_stat(process.pid)[0]
@@ -215,11 +216,12 @@ def compile_bytecode() -> None:
     subprocess.run([sys.executable, "-c", f"import {modules}"], env=env, check=True, timeout=600)
 
 
-def start_cluster(api: str, work: Path) -> tuple[Any, Path, list[str], CountingProxy, Path] | str:
+def start_cluster(api: str, work: Path) -> tuple[Any, Path, list[str], RequestCounter, Path] | str:
     """An API server in ``work`` (``real``: kube-apiserver and etcd of tests/kube/; else the
     emulated one) with the CRD: the server (``stop()`` ends it), the kubeconfig and kubectl for
-    the benchmark itself, a counting proxy in front of the server, and the operator's kubeconfig
-    through that proxy. The reason as text when no real API server can be had."""
+    the benchmark itself, what counts the operator's requests (a proxy in front of the real
+    server; the emulated one counts on a port of its own), and the operator's kubeconfig, which
+    goes through that count. The reason as text when no real API server can be had."""
     if api == "real":
         from real_apiserver import RealCluster, build_binaries, kubeconfig_text
 
@@ -233,9 +235,10 @@ def start_cluster(api: str, work: Path) -> tuple[Any, Path, list[str], CountingP
         return real, real.kubeconfig, [str(real.kubectl_path)], proxy, proxied
     emulated = EmulatedClusterThread(crds=[build_crd()]).start()
     kubeconfig = emulated.write_kubeconfig(work / "kubeconfig")
-    proxy = CountingProxy(emulated.url).start()
-    proxied = write_kubeconfig(work / "operator.kubeconfig", proxy.url, "default")
-    return emulated, kubeconfig, ["kubectl"], proxy, proxied
+    counter = RequestCounter()
+    counted = emulated.serve_counted(counter.count)
+    proxied = write_kubeconfig(work / "operator.kubeconfig", counted, "default")
+    return emulated, kubeconfig, ["kubectl"], counter, proxied
 
 
 def stop_all(procs: list[subprocess.Popen[bytes]], *servers: Any) -> None:
@@ -333,7 +336,7 @@ def main() -> int:
         shares_before = cpu_shares(cluster, bare)
 
         def start_operator() -> subprocess.Popen[bytes]:
-            # The operator alone talks through the counting proxy.
+            # The operator alone is counted (through the proxy, or on the emulator's counted port).
             process = subprocess.Popen(
                 [sys.executable, "-m", "backendauth_operator.commands.cli", "run"],
                 env={**env, "KUBECONFIG": str(proxied)},

@@ -8,8 +8,8 @@ for ``--window`` seconds:
 
 - AWS calls per resync (the simulator's call log: every call of a settled object, per
   GetBackendAuth);
-- Kubernetes writes per resync (a counting proxy in front of the API server: every request that
-  is not a GET, LIST or WATCH);
+- Kubernetes writes per resync (counted in front of the API server: every request that is not a
+  GET, LIST or WATCH);
 - the share of the pace the resyncs used (their calls / (window x pace));
 - the round the operator reports (``backendauth_resync_round_seconds``) against the expected one
   (objects / (share x pace), or the period when that fits) and the one measured (objects / the

@@ -200,3 +200,40 @@ def test_a_rules_verdict_is_remembered_per_value_and_old_value() -> None:
     other = backendauth("x", appId="new")
     fresh.prune(other)
     assert errors(fresh, backendauth("x", appId="new"), other) == []
+
+
+def test_a_value_left_as_it_was_is_ratcheted_but_transition_rules_still_run() -> None:
+    """As the API server with validation ratcheting (on by default since Kubernetes 1.30): a
+    rule without oldSelf is not held against a value that the update leaves as it was; a
+    transition rule still is, and a create has nothing to ratchet."""
+    checker = admission.Admission(
+        {
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "properties": {
+                        "small": {
+                            "type": "integer",
+                            "x-kubernetes-validations": [{"rule": "self < 10", "message": "must be under 10"}],
+                        },
+                        "grows": {
+                            "type": "integer",
+                            "x-kubernetes-validations": [{"rule": "self > oldSelf", "message": "must grow"}],
+                        },
+                    },
+                }
+            },
+        }
+    )
+
+    def obj(small: int, grows: int) -> dict[str, Any]:
+        return {"metadata": {"name": "n"}, "spec": {"small": small, "grows": grows}}
+
+    too_big = 'spec.small: Invalid value: "integer": must be under 10'
+    not_grown = 'spec.grows: Invalid value: "integer": must grow'
+    old = obj(20, 1)
+    assert errors(checker, obj(20, 2), old) == []  # small unchanged: ratcheted
+    assert errors(checker, obj(21, 2), old) == [too_big]  # changed: checked
+    assert errors(checker, obj(20, 1), old) == [not_grown]  # a transition rule is not ratcheted
+    assert errors(checker, obj(20, 2)) == [too_big]  # a create: nothing to ratchet

@@ -419,3 +419,18 @@ def test_crds_posted_through_the_api_are_served(api_client: client.ApiClient, tm
     with pytest.raises(ApiException) as gone:
         crs.get_cluster_custom_object("example.com", "v1", "widgets", "w")
     assert gone.value.status == 404
+
+
+def test_a_counted_port_serves_the_same_objects_and_counts_only_its_own_requests(
+    cluster: EmulatedClusterThread, crs: client.CustomObjectsApi
+) -> None:
+    """What the benchmark counts the operator's requests with, instead of a proxy."""
+    create(crs, backendauth("counted"))
+    seen: list[tuple[str, str]] = []
+    url = cluster.serve_counted(lambda request: seen.append((request.method, request.path)))
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}/counted"
+    with urllib.request.urlopen(url + path, timeout=10) as response:
+        assert json.loads(response.read())["metadata"]["name"] == "counted"
+    with urllib.request.urlopen(cluster.url + path, timeout=10) as response:
+        assert response.status == 200
+    assert seen == [("GET", path)]

@@ -456,9 +456,15 @@ class Admission:
         path: str,
         errors: list[FieldError],
     ) -> None:
+        unchanged = has_old and new == old
         for rule in self._rules.get(id(schema), []):
             if rule.transition and not has_old:
                 continue  # as in Kubernetes: transition rules only run on updates of existing values
+            if unchanged and not rule.transition:
+                # Validation ratcheting (on by default since Kubernetes 1.30): the errors of a
+                # rule without oldSelf on a value the update leaves as it was are dropped, so
+                # the server's answer does not depend on them.
+                continue
             error = self._evaluate(rule, schema, new, old if has_old else None, path)
             if error is not None:
                 errors.append(error)

@@ -32,6 +32,7 @@ class EmulatedCluster:
             self.api.load_crd(crd)
         self._runner: aiohttp.web.ServerRunner | None = None
         self._url = ""
+        self._counted: list[aiohttp.web.ServerRunner] = []
 
     @property
     def url(self) -> str:
@@ -57,10 +58,37 @@ class EmulatedCluster:
         bound_host, bound_port = runner.addresses[0][:2]
         self._url = f"http://{bound_host}:{bound_port}"
 
+    async def serve_counted(
+        self, count: Callable[[aiohttp.web.BaseRequest], None], host: str = "127.0.0.1"
+    ) -> str:
+        """Serve the same API on a second port, calling ``count(request)`` before each request
+        it serves there; return that port's URL. The benchmark points the operator there to
+        count its requests alone, without a proxy's hop in between."""
+
+        async def counted(request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+            count(request)
+            return await self.api(request)
+
+        runner = aiohttp.web.ServerRunner(
+            aiohttp.web.Server(counted, handler_cancellation=True), shutdown_timeout=1.0
+        )
+        await runner.setup()
+        try:
+            await aiohttp.web.TCPSite(runner, host, 0).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._counted.append(runner)
+        bound_host, bound_port = runner.addresses[0][:2]
+        return f"http://{bound_host}:{bound_port}"
+
     async def stop(self) -> None:
         """End the watches, close the connections, stop listening."""
         if self._runner is not None:
             self.api.close_watches()
+            for counted in self._counted:
+                await counted.cleanup()
+            self._counted.clear()
             await self._runner.cleanup()
             await self.api.__aexit__(None, None, None)
             self._runner = None
@@ -116,6 +144,11 @@ class EmulatedClusterThread:
             return fn(self.cluster.api)
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+
+    def serve_counted(self, count: Callable[[aiohttp.web.BaseRequest], None]) -> str:
+        """See :meth:`EmulatedCluster.serve_counted`; ``count`` runs on the server's thread."""
+        future = asyncio.run_coroutine_threadsafe(self.cluster.serve_counted(count), self._loop)
+        return future.result(30)
 
     def start(self) -> EmulatedClusterThread:
         """Start the thread and wait until the server listens."""

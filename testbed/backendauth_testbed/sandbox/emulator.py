@@ -65,6 +65,7 @@ import base64
 import bisect
 import copy
 import datetime
+import functools
 import json
 import random
 import re
@@ -132,9 +133,9 @@ class Kind:
     table: tables.TableBuilder = field(default_factory=tables.TableBuilder)
     crd_name: str | None = None
 
-    @property
+    @functools.cached_property
     def resource(self) -> kmock.resource:
-        """kmock's key of this resource."""
+        """kmock's key of this resource (made once: every watch compares it with every event)."""
         return kmock.resource(self.group, self.version, self.plural)
 
     @property
@@ -189,12 +190,18 @@ _CORE_KINDS = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Event:
     rv: int
     resource: kmock.resource
     type: str
     object: dict[str, Any]
+    encoded: bytes | None = None  # the JSON watch line, made once for every watch that sends it
+
+    def line(self) -> bytes:
+        if self.encoded is None:
+            self.encoded = json.dumps({"type": self.type, "object": self.object}).encode() + b"\n"
+        return self.encoded
 
 
 @dataclass(frozen=True)
@@ -1206,7 +1213,8 @@ class KubernetesAPI(kmock.KubernetesEmulator):
                     position += 1
                     ns = event.object["metadata"].get("namespace")
                     if event.resource == kind.resource and namespace in (None, ns) and match(event.object):
-                        await response.write(render(event.type, event.object))
+                        line = render(event.type, event.object) if as_table else event.line()
+                        await response.write(line)
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
