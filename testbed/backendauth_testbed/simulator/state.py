@@ -220,6 +220,32 @@ class AccountState:
     links: dict[tuple[str, str, str], cognito.Link] = field(default_factory=dict)
     pools: cognito.CognitoState = field(default_factory=cognito.CognitoState)
     held: bool = False
+    # Indexes, kept by add_job, set_link and drop_link, so that a call costs the same with
+    # thousands of jobs and resources: the jobs not settled yet (in job order), and the jobs
+    # and the links' names of each (app, env), in order.
+    unsettled: dict[str, Job] = field(default_factory=dict)
+    jobs_by_env: dict[tuple[str, str], list[Job]] = field(default_factory=dict)
+    links_by_env: dict[tuple[str, str], dict[str, None]] = field(default_factory=dict)
+
+    def add_job(self, job: Job) -> None:
+        self.jobs[job.job_id] = job
+        self.unsettled[job.job_id] = job
+        self.jobs_by_env.setdefault((job.app_id, job.env), []).append(job)
+
+    def jobs_of(self, app: str, env: str) -> list[Job]:
+        return self.jobs_by_env.get((app, env), [])
+
+    def set_link(self, key: tuple[str, str, str], link: cognito.Link) -> None:
+        self.links[key] = link
+        self.links_by_env.setdefault((key[0], key[1]), {})[key[2]] = None
+
+    def drop_link(self, key: tuple[str, str, str]) -> cognito.Link | None:
+        self.links_by_env.get((key[0], key[1]), {}).pop(key[2], None)
+        return self.links.pop(key, None)
+
+    def links_of(self, app: str, env: str) -> list[tuple[str, cognito.Link]]:
+        """The links of (app, env), by resource name, in the order they were made."""
+        return [(name, self.links[(app, env, name)]) for name in self.links_by_env.get((app, env), {})]
 
 
 class Backend:
@@ -407,14 +433,14 @@ class Backend:
         if old is not None and old.imported:
             return
         where = cognito.Where(st.name, region, app, env, name)
-        st.links[key] = cognito.realise(st.resources[key], where, st.pools, self.id_rng, old)
+        st.set_link(key, cognito.realise(st.resources[key], where, st.pools, self.id_rng, old))
 
     @staticmethod
     def _unlink(st: AccountState, key: tuple[str, str, str]) -> None:
         """Forget ``key``'s link; delete the pools of a created resource (Amplify deletes its
         auth stack, and the pools with it), keep those of an imported one (Amplify does not
         manage an imported resource's lifecycle)."""
-        link = st.links.pop(key, None)
+        link = st.drop_link(key)
         if link is not None and not link.imported:
             st.pools.delete(link)
 
@@ -853,9 +879,7 @@ class Backend:
     def _settle(self, st: AccountState) -> None:
         """Apply the effects of jobs that have completed since the last call, in job order."""
         now = time.monotonic()
-        for job in st.jobs.values():
-            if job.settled:
-                continue
+        for job in list(st.unsettled.values()):
             status = job.status(now)
             if status not in TERMINAL:
                 continue
@@ -873,6 +897,7 @@ class Backend:
                 elif job.operation == "ImportBackendAuth":
                     self._link_import(st, key, job)
             job.settled, job.payload = True, None
+            del st.unsettled[job.job_id]
 
     def _execute(
         self, st: AccountState, op: str, params: dict[str, str], body: dict[str, Any], record: dict[str, Any]
@@ -925,7 +950,7 @@ class Backend:
         link = st.links.get(key)
         imported = link is not None and link.imported
         if op in model.MUTATING:
-            here = [j for j in st.jobs.values() if (j.app_id, j.env) == (app, env)]
+            here = st.jobs_of(app, env)
             if any(j.status(now) not in TERMINAL for j in here):
                 raise ApiError(400, "ValidationException", _pending_message(app, env))
             if op == "CreateBackendAuth" and (key in st.resources or imported):
@@ -936,7 +961,7 @@ class Backend:
                     f"and backendEnvironmentName: {env}",
                 )
             if op == "ImportBackendAuth":
-                linked = sorted(n for (a, e, n) in st.links if (a, e) == (app, env))
+                linked = sorted(name for name, _ in st.links_of(app, env))
                 if linked:
                     raise ApiError(
                         400,
@@ -997,7 +1022,7 @@ class Backend:
             # The job fails when the pools cannot be linked as given (Amplify's import checks).
             job.fail_reason = cognito.import_problem(st.pools, job.region, job.payload)
             job.fails = job.fails or job.fail_reason is not None
-        st.jobs[job.job_id] = job
+        st.add_job(job)
         record["jobId"] = job.job_id
         self._settle(st)  # a zero-second job takes effect at once
         wire = job.to_wire(now)
@@ -1008,13 +1033,16 @@ class Backend:
         """A completed ImportBackendAuth: link the pools (checked when the job started)."""
         ids = job.payload or {}
         if cognito.import_problem(st.pools, job.region, ids) is None:
-            st.links[key] = cognito.Link(
-                region=job.region,
-                user_pool_id=ids["userPoolId"],
-                web_client_id=ids["webClientId"],
-                native_client_id=ids["nativeClientId"],
-                identity_pool_id=ids.get("identityPoolId") or None,
-                imported=True,
+            st.set_link(
+                key,
+                cognito.Link(
+                    region=job.region,
+                    user_pool_id=ids["userPoolId"],
+                    web_client_id=ids["webClientId"],
+                    native_client_id=ids["nativeClientId"],
+                    identity_pool_id=ids.get("identityPoolId") or None,
+                    imported=True,
+                ),
             )
 
     def _backend(self, st: AccountState, app: str, env: str) -> dict[str, Any]:
@@ -1022,9 +1050,7 @@ class Backend:
         (``serviceType`` ``managed`` or ``imported``) whose ``output`` holds the Cognito ids as
         the Amplify CLI writes them."""
         auth: dict[str, Any] = {}
-        for (a, e, name), link in st.links.items():
-            if (a, e) != (app, env):
-                continue
+        for name, link in st.links_of(app, env):
             auth[name] = {
                 "service": "Cognito",
                 "serviceType": "imported" if link.imported else "managed",
@@ -1042,7 +1068,7 @@ class Backend:
     def _list_jobs(
         self, st: AccountState, app: str, env: str, body: dict[str, Any], now: float
     ) -> dict[str, Any]:
-        jobs = [j.to_wire(now) for j in reversed(st.jobs.values()) if (j.app_id, j.env) == (app, env)]
+        jobs = [j.to_wire(now) for j in reversed(st.jobs_of(app, env))]
         for member in ("jobId", "operation", "status"):
             if member in body:
                 jobs = [j for j in jobs if j[member] == body[member]]
