@@ -303,7 +303,9 @@ def main() -> int:
     env.update(
         KUBECONFIG=str(kubeconfig), BACKENDAUTH_AWS_ENDPOINT_URL=sim.url, AWS_REGION="eu-west-1",
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", BACKENDAUTH_METRICS_PORT="0",
-        BACKENDAUTH_JOB_POLL_SECONDS="2", BACKENDAUTH_AWS_MAX_RPS=str(args.max_rps or args.rate),
+        # The first poll of a job comes after it has ended: one GetBackendJob each, as the bound counts.
+        BACKENDAUTH_JOB_POLL_SECONDS=str(args.job_seconds + 1),
+        BACKENDAUTH_AWS_MAX_RPS=str(args.max_rps or args.rate),
         BACKENDAUTH_RESYNC_SECONDS="0",
         BACKENDAUTH_LEADER_ELECTION="false",  # one operator: its own costs, no Lease renewals
     )  # fmt: skip

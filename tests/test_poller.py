@@ -96,18 +96,25 @@ def test_ensure_schedules_within_one_interval_and_never_twice() -> None:
     poller.ensure("ns", "a")
     poller.ensure("ns", "a")
     assert len(poller) == 1
-    (due,) = poller._due.values()
+    (due,) = poller._polls.values()
     assert before + 1.0 <= due <= time.monotonic() + 10
 
 
 def test_an_events_step_is_marked_unless_a_poll_was_due_too(executor: ThreadPoolExecutor) -> None:
     steps = Recorder()
-    poller = started(Poller(3600), executor, steps)
-    poller.schedule("ns", "new", delay=0.05, from_event=True)
-    poller.schedule("ns", "both", delay=0.1)  # a waiting object...
-    poller.schedule("ns", "both", delay=0, from_event=True)  # ...whose spec changed: a full step
-    steps.wait_for(2)
-    assert dict(zip(steps.steps, steps.flags, strict=True)) == {("ns", "new"): True, ("ns", "both"): False}
+    poller = Poller(3600)
+    poller.schedule("ns", "new", delay=-1, from_event=True)
+    poller.schedule("ns", "both", delay=-1)  # a waiting object, due to be polled...
+    poller.schedule("ns", "both", delay=-1, from_event=True)  # ...whose spec changed: one full step
+    poller.schedule("ns", "later", delay=3600)  # a waiting object polled later...
+    poller.schedule("ns", "later", delay=-1, from_event=True)  # ...whose event's step comes first
+    started(poller, executor, steps)
+    steps.wait_for(3)
+    assert sorted(zip(steps.steps, steps.flags, strict=True)) == [
+        (("ns", "both"), False), (("ns", "later"), True), (("ns", "new"), True)
+    ]  # fmt: skip
+    assert poller.scheduled("ns", "later"), "the event's step left its poll scheduled"
+    assert len(poller) == 1
     poller.stop()
 
 
@@ -172,3 +179,61 @@ def test_the_registry_remembers_the_generation_a_step_showed_across_later_events
     assert not watched.has_shown("u1", 2), "a changed spec is a new generation"
     watched.forget("u1")
     assert not watched.has_shown("u1", 1)
+
+
+def test_an_object_shown_waiting_while_its_step_runs_is_polled_one_interval_on(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """The watch event of a step's own write (the job it started) comes while the step still
+    runs. The poll is the one the step schedules, an interval on, not an early one that would
+    find the job still running."""
+    poller = Poller(3600)
+    steps = Recorder()
+    early: list[bool] = []
+
+    def step(namespace: str, name: str, from_event: bool = False) -> None:
+        poller.ensure(namespace, name)  # the event of the step's write, while it runs
+        early.append(poller.scheduled(namespace, name))
+        poller.schedule(namespace, name)  # the step leaves it waiting
+        steps(namespace, name, from_event)
+
+    poller.start(executor, step)
+    before = time.monotonic()
+    poller.schedule("ns", "a", delay=0, from_event=True)
+    steps.wait_for(1)  # recorded after the step's ensure and schedule
+    assert early == [False]
+    assert poller._polls[("ns", "a")] >= before + 3600, "polled one interval on, not earlier"
+    poller.stop()
+
+
+def test_an_object_shown_waiting_while_its_step_runs_is_polled_if_the_step_did_not_schedule_it(
+    executor: ThreadPoolExecutor,
+) -> None:
+    poller = Poller(0.05)
+    steps = Recorder()
+
+    def step(namespace: str, name: str, from_event: bool = False) -> None:
+        if not steps.steps:
+            poller.ensure(namespace, name)  # shown waiting, and this step schedules nothing
+        steps(namespace, name, from_event)
+
+    poller.start(executor, step)
+    poller.schedule("ns", "a", delay=0, from_event=True)
+    assert steps.wait_for(2) == [("ns", "a"), ("ns", "a")]
+    assert steps.flags == [True, False]
+    poller.stop()
+
+
+def test_waiting_and_asked_for_objects_take_turns_when_both_are_due() -> None:
+    """A thousand new objects do not hold back the polls of the jobs already running, nor do
+    the polls hold back the new objects."""
+    steps = Recorder()
+    poller = Poller(3600)
+    for i in range(3):  # all due already when the poller starts
+        poller.schedule("ns", f"new{i}", delay=-1 + 0.001 * i, from_event=True)
+        poller.schedule("ns", f"job{i}", delay=-2 + 0.001 * i)
+    with ThreadPoolExecutor(1) as serial:  # one thread: the order of submission is observable
+        poller.start(serial, steps)
+        order = [name for _, name in steps.wait_for(6)]
+        poller.stop()
+    assert order == ["job0", "new0", "job1", "new1", "job2", "new2"]

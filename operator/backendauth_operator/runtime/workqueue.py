@@ -24,6 +24,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -391,27 +392,39 @@ class Poller:
     """Steps every waiting BackendAuth again after ``interval`` seconds, and new generations as
     soon as a slot is free.
 
-    One heap of due times and one thread for all objects; the steps themselves run on
-    ``executor`` (Kopf's handler threads), so waiting objects cost no thread, no task and no
-    timer each, and a settled object costs nothing at all. At most ``max_in_flight`` steps run
-    at once, so that a thousand new objects wait as keys in the heap rather than as queued work
-    holding their bodies, and Kopf's own handlers keep threads free. An object is scheduled by the step
-    that left it waiting, or, after a restart, when its watch event first shows it waiting (at a
+    Two heaps of due times (polls, and steps that watch events ask for, which take turns) and
+    one thread for all objects; the steps themselves run on ``executor`` (Kopf's handler
+    threads), so waiting objects cost no thread, no task and no timer each, and a settled
+    object costs nothing at all. At most ``max_in_flight`` steps run at once, so that a
+    thousand new objects wait as keys in a heap rather than as queued work holding their
+    bodies, and Kopf's own handlers keep threads free. An object is scheduled by the step that
+    left it waiting, or, after a restart, when its watch event first shows it waiting (at a
     random point of the first interval, so that a restart brings no burst of polls).
     """
 
     def __init__(self, interval: float, max_in_flight: int = 12) -> None:
         self.interval = interval
         self.step: Callable[[str, str, bool], None] | None = None  # given by start()
-        # Steps in flight at once: the others wait in the heap (a key each), not as queued work.
+        # Steps in flight at once: the others wait in the heaps (a key each), not as queued work.
         self._slots = threading.BoundedSemaphore(max_in_flight)
-        self._due: dict[Key, float] = {}
-        self._from_event: set[Key] = set()  # due only because a watch event asked
-        self._heap: list[tuple[float, Key]] = []
+        # When each object is due: to be polled (a step left it waiting: a job runs, a retry or
+        # its turn is due), and for a watch event that asked for a step (a new object, a new
+        # generation). An object can be due for both: an event's step does not cancel its poll.
+        self._polls: dict[Key, float] = {}
+        self._asks: dict[Key, float] = {}
+        # Their heaps of (due, key). Entries are not removed when rescheduled: one whose time
+        # is no longer the key's in its table is skipped.
+        self._waiting: list[tuple[float, Key]] = []
+        self._asked: list[tuple[float, Key]] = []
+        self._asked_next = False  # whose turn it is when both have objects due (see _pop)
+        # Steps running, by object, and those objects that a watch event showed waiting
+        # meanwhile (see ensure).
+        self._running: Counter[Key] = Counter()
+        self._ensure_after: set[Key] = set()
         self._wake = threading.Condition()
         self._stopped = False
         self._executor: Executor | None = None
-        # Whether this process acts (leads): while not, due objects wait in the heap, and run
+        # Whether this process acts (leads): while not, due objects wait in the heaps, and run
         # as soon as it does.
         self.acting: Callable[[], bool] = lambda: True
 
@@ -422,39 +435,49 @@ class Poller:
 
         ``from_event``: a watch event asked for the step (a new generation, a reconcile
         request, a pause flip); the step does nothing if the object no longer asks by then (the
-        event predates a step's writes). A poll that is due as well makes it a full step."""
+        event predates a step's writes), and a poll scheduled for later stays scheduled. A poll
+        that is due as well makes it a full step."""
         key = (namespace, name)
         due = time.monotonic() + (self.interval if delay is None else delay)
+        table, heap = (self._asks, self._asked) if from_event else (self._polls, self._waiting)
         with self._wake:
-            if from_event and key not in self._due:
-                self._from_event.add(key)
-            elif not from_event:
-                self._from_event.discard(key)
-            if key in self._due and self._due[key] <= due:
+            if key in table and table[key] <= due:
                 return
-            self._due[key] = due
-            heapq.heappush(self._heap, (due, key))
+            table[key] = due
+            heapq.heappush(heap, (due, key))
             self._wake.notify()
 
     def ensure(self, namespace: str, name: str) -> None:
         """Poll the object: its first step comes within one interval, or when it is due already.
 
-        A step due only because a watch event asked becomes a full step: the object waits,
-        and a step for the event alone would find nothing asked and leave it unpolled (a
-        standby sees a new object, then the job its leader started)."""
+        When a watch event has asked for a step, that step is a full one: the object waits,
+        and a step for the event alone would find nothing asked (a standby sees a new object,
+        then the job its leader started).
+
+        While a step of the object runs, the event is most likely of that step's own write (the
+        job it just started), and the step schedules the poll itself, one interval on: a poll
+        scheduled now would come early and find the job still running. So it is only made sure
+        of once the step has ended, in case that step did not schedule one."""
+        key = (namespace, name)
         with self._wake:
-            if (namespace, name) in self._due:
-                self._from_event.discard((namespace, name))
+            if self._running[key]:
+                self._ensure_after.add(key)
                 return
-        self.schedule(namespace, name, random.uniform(0.1, 1.0) * self.interval)
+            if key in self._polls:
+                return
+            asked = self._asks.get(key)
+        delay = random.uniform(0.1, 1.0) * self.interval
+        if asked is not None:
+            delay = min(delay, asked - time.monotonic())
+        self.schedule(namespace, name, delay)
 
     def scheduled(self, namespace: str, name: str) -> bool:
         with self._wake:
-            return (namespace, name) in self._due
+            return (namespace, name) in self._polls or (namespace, name) in self._asks
 
     def __len__(self) -> int:
         with self._wake:
-            return len(self._due)
+            return len(self._polls.keys() | self._asks.keys())
 
     def start(self, executor: Executor, step: Callable[[str, str, bool], None]) -> None:
         """Run ``step(namespace, name, from_event)`` on ``executor`` for each due object."""
@@ -472,24 +495,66 @@ class Poller:
             self._stopped = True
             self._wake.notify()
 
+    @staticmethod
+    def _head(heap: list[tuple[float, Key]], table: dict[Key, float]) -> float | None:
+        """When the first object of ``heap`` is due (None: none is), outdated entries dropped."""
+        while heap:
+            due, key = heap[0]
+            if table.get(key) == due:
+                return due
+            heapq.heappop(heap)
+        return None
+
+    def _pop(self, now: float) -> tuple[Key, bool] | None:
+        """The next object to step, if one is due, and whether only for an event.
+
+        Polls and asked-for steps take turns when both are due: the jobs already running are
+        finished alongside the new objects started (each poll is due only once its interval
+        has passed), rather than after every new object. AWS's pace is then spent on both (a
+        thousand new objects are a thousand create steps, during which their jobs' polls would
+        otherwise wait), and neither kind can hold the other back, however many there are."""
+        poll = self._head(self._waiting, self._polls)
+        ask = self._head(self._asked, self._asks)
+        poll_due = poll is not None and poll <= now
+        ask_due = ask is not None and ask <= now
+        if not (poll_due or ask_due):
+            return None
+        take_ask = ask_due and (not poll_due or self._asked_next)
+        if poll_due and ask_due:
+            self._asked_next = not take_ask
+        _, key = heapq.heappop(self._asked if take_ask else self._waiting)
+        del (self._asks if take_ask else self._polls)[key]
+        # A step covers whatever else is due for the object by now.
+        if take_ask and self._polls.get(key, now + 1) <= now:
+            del self._polls[key]
+            return key, False
+        if not take_ask and self._asks.get(key, now + 1) <= now:
+            del self._asks[key]
+        return key, take_ask
+
+    def _next_due(self) -> float | None:
+        heads = (self._head(self._waiting, self._polls), self._head(self._asked, self._asks))
+        return min((t for t in heads if t is not None), default=None)
+
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._stopped and (
-                    not self._heap or self._heap[0][0] > time.monotonic() or not self.acting()
-                ):
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
-                    if self._heap and not self.acting():
+                popped: tuple[Key, bool] | None = None
+                while not self._stopped:
+                    now = time.monotonic()
+                    if self.acting():
+                        popped = self._pop(now)
+                        if popped is not None:
+                            break
+                    next_due = self._next_due()
+                    timeout = None if next_due is None else max(0.0, next_due - now)
+                    if next_due is not None and not self.acting():
                         timeout = STANDBY_TICK
                     self._wake.wait(timeout)
-                if self._stopped:
+                if self._stopped or popped is None:
                     return
-                due, key = heapq.heappop(self._heap)
-                if self._due.get(key) != due:
-                    continue  # scheduled again, for another time
-                del self._due[key]
-                from_event = key in self._from_event
-                self._from_event.discard(key)
+                key, from_event = popped
+                self._running[key] += 1
             assert self._executor is not None
             self._slots.acquire()
             try:
@@ -508,4 +573,13 @@ class Poller:
                 poll_logger.exception(f"[{key[0]}/{key[1]}] Step failed; it is tried again later.")
             self.schedule(*key)
         finally:
+            with self._wake:
+                self._running[key] -= 1
+                if not self._running[key]:
+                    del self._running[key]
+                ensure = key in self._ensure_after and not self._running[key]
+                if ensure:
+                    self._ensure_after.discard(key)
+            if ensure:
+                self.ensure(*key)
             self._slots.release()
