@@ -6,9 +6,12 @@ one already known: an older one could make a step that a watch event asked for f
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
-from backendauth_operator.runtime.steps import Bodies
+from backendauth_operator.runtime.leader import SoleOperator
+from backendauth_operator.runtime.steps import Bodies, ObjectLocks, step
+from backendauth_operator.runtime.workqueue import Poller
 
 KEY = ("default", "auth")
 
@@ -89,3 +92,22 @@ def test_a_step_to_be_read_again_leaves_no_body_of_its_own_versions() -> None:
     bodies.seen(KEY, body("12"))  # anyone else's: kept
     bodies.left(KEY, None, {"4", "7"})
     assert bodies.take(KEY) == body("12")
+
+
+def test_an_events_step_that_finds_nothing_asked_keeps_a_body_only_for_a_scheduled_step() -> None:
+    """The event of a step's own write asks for a step that then finds nothing asked. Its body
+    is kept for the poll the poller has scheduled; a settled object's is not kept (its next
+    step comes from an event, which brings its body, or a resync), so a thousand settled
+    objects do not hold a thousand bodies."""
+    settled = {
+        "metadata": {"name": "auth", "namespace": "default", "resourceVersion": "9", "generation": 1},
+        "status": {"observedGeneration": 1},
+    }
+    for scheduled in (True, False):
+        poller = Poller(3600)  # not started: nothing runs
+        if scheduled:
+            poller.schedule(*KEY)  # a job runs: the poll a step scheduled
+        ctx = SimpleNamespace(gate=SoleOperator(), locks=ObjectLocks(), bodies=Bodies(), poller=poller)
+        ctx.bodies.seen(KEY, settled)
+        step(ctx, *KEY, logger=None, from_event=True)  # type: ignore[arg-type]
+        assert (ctx.bodies.take(KEY) == settled) is scheduled

@@ -38,6 +38,7 @@ every write is conditional on the version read: both are rows of the decision ta
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import random
 import threading
@@ -97,6 +98,30 @@ class ObjectLocks:
 Key = tuple[str, str]  # namespace, name
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A body kept between steps, as compact JSON: thousands of objects may wait at once (for
+    AWS's pace, for their jobs), and a parsed body takes several times the memory."""
+
+    payload: bytes
+    version: str | None
+    uid: str | None
+    versions: frozenset[str]  # the versions the step that left it read and wrote (events: none)
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any], versions: frozenset[str]) -> _Kept:
+        uid = body.get("metadata", {}).get("uid")
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        return cls(payload, version_of(body), str(uid) if uid is not None else None, versions)
+
+    def body(self) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.payload)
+        return found
+
+
+NO_VERSIONS: frozenset[str] = frozenset()  # one, shared: an empty frozenset each is 216 bytes
+
+
 class Bodies:
     """The freshest body known of each object the poller has: the watch event's that asked for
     its step, or what its last step's last write returned. Its next step starts from it instead
@@ -109,16 +134,16 @@ class Bodies:
     when that event was of a version the step read or wrote."""
 
     def __init__(self) -> None:
-        self._known: dict[Key, tuple[Mapping[str, Any], frozenset[str]]] = {}
+        self._known: dict[Key, _Kept] = {}
         self._lock = threading.Lock()
 
     def seen(self, key: Key, body: Mapping[str, Any]) -> None:
         """A watch event's body."""
         with self._lock:
             kept = self._known.get(key)
-            if kept is not None and version_of(body) in kept[1]:
+            if kept is not None and version_of(body) in kept.versions:
                 return  # of a write of the step that left the kept body: not newer than it
-            self._known[key] = (body, frozenset())
+            self._known[key] = _Kept.of(body, NO_VERSIONS)
 
     def left(self, key: Key, body: Mapping[str, Any] | None, versions: set[str], keep: bool = True) -> None:
         """What a step that read and wrote ``versions`` left (None: nothing to go by, it is to
@@ -127,24 +152,24 @@ class Bodies:
         whose step, already scheduled, then finds nothing asked without a read."""
         with self._lock:
             kept = self._known.get(key)
-            if kept is not None and version_of(kept[0]) not in versions:
+            if kept is not None and kept.version not in versions:
                 return  # anyone else's change, newer than what the step knew
             if body is None or (kept is None and not keep):
                 self._known.pop(key, None)
             else:
-                self._known[key] = (body, frozenset(versions))
+                self._known[key] = _Kept.of(body, frozenset(versions))
 
     def take(self, key: Key) -> Mapping[str, Any] | None:
         with self._lock:
             kept = self._known.pop(key, None)
-        return None if kept is None else kept[0]
+        return None if kept is None else kept.body()
 
     def drop(self, key: Key, uid: str | None = None) -> None:
         """Forget the body kept under ``key`` (with ``uid``: only if it is that object's, not a
         re-created one's of the same name)."""
         with self._lock:
             kept = self._known.get(key)
-            if kept is not None and (uid is None or kept[0].get("metadata", {}).get("uid") == uid):
+            if kept is not None and (uid is None or kept.uid == uid):
                 del self._known[key]
 
     def __len__(self) -> int:
@@ -236,7 +261,9 @@ def step(
                     return
                 raise
         if from_event and not asks_for_step(obj):
-            ctx.bodies.left(key, obj, {version_of(obj) or ""})  # still what is known
+            # Still what is known; kept only for a step the poller has scheduled (a settled
+            # object's next step comes from an event, which brings its body, or a resync).
+            ctx.bodies.left(key, obj, {version_of(obj) or ""}, keep=ctx.poller.scheduled(namespace, name))
             return
         effects = ctx.step_effects(obj, logger)
         done = run_step(
