@@ -1,4 +1,4 @@
-"""The poller: one heap and one thread step every waiting BackendAuth again (no timer per object)."""
+"""The poller: two heaps and one thread step every waiting BackendAuth again (no timer per object)."""
 
 from __future__ import annotations
 

@@ -215,7 +215,9 @@ def test_a_value_left_as_it_was_is_ratcheted_but_transition_rules_still_run() ->
                     "properties": {
                         "small": {
                             "type": "integer",
-                            "x-kubernetes-validations": [{"rule": "self < 10", "message": "must be under 10"}],
+                            "x-kubernetes-validations": [
+                                {"rule": "self < 10", "message": "must be under 10"}
+                            ],
                         },
                         "grows": {
                             "type": "integer",

@@ -13,7 +13,7 @@ slots that nothing else waits for. When the objects need more, the round stretch
 operator says so (a warning, the gauges).
 
 Objects that wait (a job runs, a retry is due, another BackendAuth has the turn) are stepped
-again by the :class:`Poller`: one heap and one thread for all of them.
+again by the :class:`Poller`: two heaps and one thread for all of them.
 """
 
 from __future__ import annotations
