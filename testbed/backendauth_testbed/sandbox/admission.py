@@ -456,8 +456,9 @@ class Admission:
         path: str,
         errors: list[FieldError],
     ) -> None:
-        unchanged = has_old and new == old
-        for rule in self._rules.get(id(schema), []):
+        rules = self._rules.get(id(schema), [])
+        unchanged = bool(rules) and has_old and new == old  # compared only where rules are
+        for rule in rules:
             if rule.transition and not has_old:
                 continue  # as in Kubernetes: transition rules only run on updates of existing values
             if unchanged and not rule.transition:

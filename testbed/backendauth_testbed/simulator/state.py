@@ -154,7 +154,6 @@ class Job:
     forced_status: str | None = None
     forced_error: str | None = None
     forced_at: float = 0.0
-    settled: bool = False
 
     def status(self, now: float) -> str:
         """The job status at monotonic time ``now``."""
@@ -896,7 +895,7 @@ class Backend:
                     self._unlink(st, key)
                 elif job.operation == "ImportBackendAuth":
                     self._link_import(st, key, job)
-            job.settled, job.payload = True, None
+            job.payload = None
             del st.unsettled[job.job_id]
 
     def _execute(
