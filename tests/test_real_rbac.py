@@ -37,7 +37,23 @@ from specs import GOOGLE_SECRET, minimal_spec
 pytestmark = [pytest.mark.real_apiserver, pytest.mark.integration]
 
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-FORBIDDEN = re.compile(r"\b403\b|forbidden|Not enough permissions", re.IGNORECASE)
+# A refusal in the operator's log: the status code, the reason or Kopf's words. A 403 right
+# after a comma is the milliseconds of a log line's timestamp ("18:04:40,403"), not a refusal.
+FORBIDDEN = re.compile(r"(?<!,)\b403\b|forbidden|Not enough permissions", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    ("line", "refused"),
+    [
+        ("[2026-12-07 18:04:40,403] backendauth_operator [INFO    ] Calling UpdateBackendAuth", False),
+        ("HTTP response headers: ... (403)", True),
+        ("kubernetes.client.exceptions.ApiException: 403 ...", True),
+        ('Reason: Forbidden, "cannot patch resource"', True),
+        ("Not enough permissions to watch for resources", True),
+    ],
+)
+def test_a_refusal_is_told_from_a_timestamp(line: str, refused: bool) -> None:
+    assert bool(FORBIDDEN.search(line)) is refused
 
 
 def render_rbac(kubectl: str, path: str = "deploy") -> list[dict[str, Any]]:
