@@ -72,7 +72,7 @@ from backendauth_operator.runtime.effects import LiveEffects, StepEffects
 from backendauth_operator.runtime.executor import execute
 from backendauth_operator.runtime.leader import Gate, SoleOperator
 from backendauth_operator.runtime.reading import read
-from backendauth_operator.runtime.workqueue import Poller, Watched
+from backendauth_operator.runtime.workqueue import EMPTY, Poller, Watched
 
 
 class ObjectLocks:
@@ -119,9 +119,6 @@ class _Kept:
         return found
 
 
-NO_VERSIONS: frozenset[str] = frozenset()  # one, shared: an empty frozenset each is 216 bytes
-
-
 class Bodies:
     """The freshest body known of each object the poller has: the watch event's that asked for
     its step, or what its last step's last write returned. Its next step starts from it instead
@@ -143,7 +140,7 @@ class Bodies:
             kept = self._known.get(key)
             if kept is not None and version_of(body) in kept.versions:
                 return  # of a write of the step that left the kept body: not newer than it
-            self._known[key] = _Kept.of(body, NO_VERSIONS)
+            self._known[key] = _Kept.of(body, EMPTY)
 
     def left(self, key: Key, body: Mapping[str, Any] | None, versions: set[str], keep: bool = True) -> None:
         """What a step that read and wrote ``versions`` left (None: nothing to go by, it is to

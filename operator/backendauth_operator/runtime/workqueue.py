@@ -39,7 +39,8 @@ logger = logging.getLogger("backendauth_operator.resync")
 poll_logger = logging.getLogger("backendauth_operator.poll")
 
 
-NONE: frozenset[str] = frozenset()  # one, shared: an empty frozenset each is 216 bytes
+# One empty set for every Entry and kept body that holds none: an empty frozenset each is 216 bytes.
+EMPTY: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -49,8 +50,8 @@ class Entry:
     uid: str
     resync: bool  # settled in a state that observing may change (decide.resynced)
     last_read: float | None = None  # epoch seconds this process last read it in AWS; None: not yet
-    secrets: frozenset[str] = NONE  # referenced Secret names
-    import_secrets: frozenset[str] = NONE  # Secrets spec.import reads ids from
+    secrets: frozenset[str] = EMPTY  # referenced Secret names
+    import_secrets: frozenset[str] = EMPTY  # Secrets spec.import reads ids from
     shown: int | None = None  # the last generation a step of this process wrote a status for
     region: str = ""  # spec.region ("" : the operator's default region)
 
@@ -67,16 +68,16 @@ def _secret_names(spec: Mapping[str, Any]) -> frozenset[str]:
                     walk(value)
 
     walk(spec)
-    return frozenset(names) if names else NONE
+    return frozenset(names) if names else EMPTY
 
 
 def _import_secret_names(spec: Mapping[str, Any]) -> frozenset[str]:
     """The Secrets that ``spec.import`` reads an id from (``...From.secretKeyRef``)."""
     ids = spec.get("import")
     if not isinstance(ids, Mapping):
-        return NONE
+        return EMPTY
     refs = [value.get("secretKeyRef") for value in ids.values() if isinstance(value, Mapping)]
-    return frozenset(str(ref.get("name")) for ref in refs if isinstance(ref, Mapping)) or NONE
+    return frozenset(str(ref.get("name")) for ref in refs if isinstance(ref, Mapping)) or EMPTY
 
 
 def _fraction(uid: str, salt: str) -> float:
@@ -578,10 +579,10 @@ class Poller:
         finally:
             with self._wake:
                 self._running[key] -= 1
-                if not self._running[key]:
+                ensure = False
+                if not self._running[key]:  # the object's last step running has ended
                     del self._running[key]
-                ensure = key in self._ensure_after and not self._running[key]
-                if ensure:
+                    ensure = key in self._ensure_after
                     self._ensure_after.discard(key)
             if ensure:
                 self.ensure(*key)
